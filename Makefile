@@ -1,0 +1,43 @@
+# jetinfer — the two commands a newcomer runs are `make run` and `make test`.
+# Everything they need is installed by `make deps` and `make models` into
+# $(JETINFER_HOME) (default .jetinfer/, git-ignored).
+
+SHELL := /bin/bash
+export JETINFER_HOME ?= $(CURDIR)/.jetinfer
+export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
+GO ?= go
+GOTEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: all deps models build run test test-short fuzz bench bench-model chaos vet fmt clean
+
+all: build
+
+## deps: install what the build, tests and `make run` need (idempotent).
+deps:
+	@scripts/deps.sh
+
+## models: build the model directories under $(JETINFER_HOME)/models (idempotent).
+models: deps
+	@scripts/models.sh
+
+## build: compile the three binaries into bin/.
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+## run: start NATS, Redis, a worker and ingest on this machine with the default model.
+run: deps models build
+	@scripts/run.sh
+
+## test: run every test against real NATS, Redis and ONNX Runtime.
+test: deps models
+	$(GO) vet ./...
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

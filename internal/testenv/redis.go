@@ -1,0 +1,138 @@
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a real redis-server process on a free loopback port.
+type Redis struct {
+	t    testing.TB
+	Port int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// RedisServerPath finds the redis-server binary: $JETINFER_REDIS_SERVER, then
+// $PATH, then Debian's location.
+func RedisServerPath() (string, error) {
+	if p := os.Getenv("JETINFER_REDIS_SERVER"); p != "" {
+		return p, nil
+	}
+	if p, err := exec.LookPath("redis-server"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/bin/redis-server"); err == nil {
+		return "/usr/bin/redis-server", nil
+	}
+	return "", fmt.Errorf("redis-server not found: run `make deps` (installs Debian's redis-server)")
+}
+
+// StartRedis starts a redis-server with persistence off on a free port. It is
+// stopped when the test ends.
+func StartRedis(t testing.TB) *Redis {
+	t.Helper()
+	r := &Redis{t: t, Port: FreePort(t), dir: t.TempDir()}
+	r.Start()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Start starts the server (again) on its port.
+func (r *Redis) Start() {
+	r.t.Helper()
+	bin, err := RedisServerPath()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.cmd = exec.Command(bin,
+		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", r.dir,
+		"--logfile", filepath.Join(r.dir, "redis.log"))
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatalf("start redis-server: %v", err)
+	}
+	r.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(r.cmd, r.done)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", r.Addr(), 100*time.Millisecond)
+		if err == nil {
+			ok := ping(c)
+			c.Close()
+			if ok {
+				return
+			}
+		}
+		select {
+		case <-r.done:
+			r.t.Fatalf("redis-server exited at start; see %s", filepath.Join(r.dir, "redis.log"))
+		default:
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server not ready on %s", r.Addr())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ping(c net.Conn) bool {
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "+PONG")
+}
+
+// Stop kills the server and waits for it to exit; safe to call more than once.
+func (r *Redis) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+	r.cmd = nil
+}
+
+// Addr is host:port of the server.
+func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
+
+// URL is a redis:// URL for the server.
+func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+
+// Client returns a client closed when the test ends.
+func (r *Redis) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("redis ping: %v", err)
+	}
+	return c
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
