@@ -1,0 +1,107 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+)
+
+// Auth configures how ingest verifies bearer tokens.
+type Auth struct {
+	// Issuer is the required iss claim. Defaults to jetinfer.
+	Issuer string
+	// Audience is the required aud claim. Defaults to jetinfer.
+	Audience string
+	// HS256SecretFile holds a shared secret for HS256 tokens; for local
+	// development only. Defaults to none.
+	HS256SecretFile string
+	// PublicKeyFiles are comma-separated PEM files of Ed25519 or RSA public
+	// keys (EdDSA, RS256). Defaults to none.
+	PublicKeyFiles string
+	// JWKSURL is a JWKS endpoint for EdDSA/RS256 keys. Defaults to none.
+	JWKSURL string
+	// Leeway is the clock skew allowed on exp and nbf. Defaults to 30s.
+	Leeway time.Duration
+}
+
+// RegisterFlags registers the auth flags.
+func (c *Auth) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Issuer, "auth-issuer", "jetinfer", "required JWT issuer (iss)")
+	fs.StringVar(&c.Audience, "auth-audience", "jetinfer", "required JWT audience (aud)")
+	fs.StringVar(&c.HS256SecretFile, "auth-hs256-secret-file", "", "file holding an HS256 secret (local development only)")
+	fs.StringVar(&c.PublicKeyFiles, "auth-public-keys", "", "comma-separated Ed25519/RSA public key PEM files")
+	fs.StringVar(&c.JWKSURL, "auth-jwks-url", "", "JWKS URL for EdDSA/RS256 keys")
+	fs.DurationVar(&c.Leeway, "auth-leeway", 30*time.Second, "clock skew allowed on exp and nbf")
+}
+
+// Validate checks the auth settings.
+func (c *Auth) Validate() error {
+	if c.HS256SecretFile == "" && c.PublicKeyFiles == "" && c.JWKSURL == "" {
+		return errors.New("auth-hs256-secret-file, auth-public-keys, auth-jwks-url: at least one key source must be set")
+	}
+	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
+		return fmt.Errorf("auth-leeway: %s is outside 0..5m", c.Leeway)
+	}
+	return nil
+}
+
+// Ingest is the configuration of cmd/ingest.
+type Ingest struct {
+	NATS  NATS
+	Redis Redis
+	Log   Log
+	Auth  Auth
+	// Addr is the HTTP listen address. Defaults to :8080.
+	Addr string
+	// MaxBodyBytes bounds a request body unless the tenant sets its own.
+	// Defaults to 1 MiB.
+	MaxBodyBytes int64
+	// MaxTextBytes bounds the text of one job or document. Defaults to 256 KiB.
+	MaxTextBytes int
+	// MaxWait caps ?wait= and Prefer: wait. Defaults to 60s.
+	MaxWait time.Duration
+	// InferWait is how long POST /v1/infer/{task} waits. Defaults to 30s.
+	InferWait time.Duration
+	// ResultTTL is how long a job record is kept when the tenant sets no TTL.
+	// Defaults to 24h.
+	ResultTTL time.Duration
+	// ShutdownTimeout bounds the drain on SIGTERM. Defaults to 20s.
+	ShutdownTimeout time.Duration
+	// EnsureStreams makes ingest create or update the streams at start.
+	// Defaults to true.
+	EnsureStreams bool
+}
+
+// RegisterFlags registers every ingest flag.
+func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
+	c.NATS.RegisterFlags(fs)
+	c.Redis.RegisterFlags(fs)
+	c.Log.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
+	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body unless the tenant sets its own")
+	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
+	fs.DurationVar(&c.MaxWait, "max-wait", 60*time.Second, "cap on ?wait= and Prefer: wait")
+	fs.DurationVar(&c.InferWait, "infer-wait", 30*time.Second, "how long POST /v1/infer/{task} waits for the result")
+	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "how long job records are kept when the tenant sets no TTL")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain on SIGTERM")
+	fs.BoolVar(&c.EnsureStreams, "ensure-streams", true, "create or update the JetStream streams at start")
+}
+
+// Validate checks the configuration; errors name the field.
+func (c *Ingest) Validate() error {
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Auth.Validate()}
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr: must be set"))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max-body-bytes: %d is below 1024", c.MaxBodyBytes))
+	}
+	if c.MaxTextBytes < 1 || int64(c.MaxTextBytes) > c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("max-text-bytes: %d must be between 1 and max-body-bytes", c.MaxTextBytes))
+	}
+	errs = append(errs, positive("max-wait", c.MaxWait), positive("infer-wait", c.InferWait),
+		positive("result-ttl", c.ResultTTL), positive("shutdown-timeout", c.ShutdownTimeout))
+	return errors.Join(errs...)
+}

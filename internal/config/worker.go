@@ -1,0 +1,111 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Worker is the configuration of cmd/worker.
+type Worker struct {
+	NATS  NATS
+	Redis Redis
+	Log   Log
+	// Models are comma-separated model directories, one task each.
+	// Defaults to .jetinfer/models/sentiment.
+	Models string
+	// ORTLib is the path of libonnxruntime.so. Defaults to .jetinfer/lib/libonnxruntime.so.1.
+	ORTLib string
+	// Device is cpu or cuda:N. Defaults to cpu.
+	Device string
+	// IntraOpThreads is ONNX Runtime's intra-op thread count. Defaults to the number of CPUs.
+	IntraOpThreads int
+	// BatchSize is the most documents in one model call. Defaults to 32.
+	BatchSize int
+	// BatchWait is how long the first job of a batch waits for company. Defaults to 5ms.
+	BatchWait time.Duration
+	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
+	BatchTokens int
+	// AckWait must cover one batch. Defaults to 30s.
+	AckWait time.Duration
+	// MaxDeliver is how often a job is tried before it is dead-lettered. Defaults to 5.
+	MaxDeliver int
+	// MaxAckPending bounds unacknowledged jobs per consumer across workers. Defaults to 1024.
+	MaxAckPending int
+	// ResultTTL is how long a record lives when its job names no TTL. Defaults to 24h.
+	ResultTTL time.Duration
+	// HTTPAddr serves /healthz, /readyz and /metrics. Defaults to :9090.
+	HTTPAddr string
+	// ShutdownTimeout is how long a worker may finish its batch on SIGTERM
+	// before it cancels it (unacknowledged jobs are redelivered). Defaults to 30s.
+	ShutdownTimeout time.Duration
+}
+
+// RegisterFlags registers every worker flag.
+func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
+	c.NATS.RegisterFlags(fs)
+	c.Redis.RegisterFlags(fs)
+	c.Log.RegisterFlags(fs)
+	fs.StringVar(&c.Models, "models", ".jetinfer/models/sentiment", "comma-separated model directories")
+	fs.StringVar(&c.ORTLib, "ort-lib", ".jetinfer/lib/libonnxruntime.so.1", "path of the ONNX Runtime shared library")
+	fs.StringVar(&c.Device, "device", "cpu", "execution device: cpu or cuda:N")
+	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", runtime.NumCPU(), "ONNX Runtime intra-op threads")
+	fs.IntVar(&c.BatchSize, "batch-size", 32, "most documents in one model call")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 5*time.Millisecond, "how long the first job of a batch waits for company")
+	fs.IntVar(&c.BatchTokens, "batch-tokens", 8192, "padded token budget of one model call")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream ack wait; must cover one batch")
+	fs.IntVar(&c.MaxDeliver, "max-deliver", 5, "deliveries before a job is dead-lettered")
+	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1024, "unacknowledged jobs per consumer across workers")
+	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "record TTL when the job names none")
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":9090", "address of /healthz, /readyz and /metrics")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "soft-stop time on SIGTERM before the batch is canceled")
+}
+
+// ModelDirs splits Models.
+func (c *Worker) ModelDirs() []string {
+	var out []string
+	for _, d := range strings.Split(c.Models, ",") {
+		if d = strings.TrimSpace(d); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// Validate checks the configuration; errors name the field.
+func (c *Worker) Validate() error {
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate()}
+	if len(c.ModelDirs()) == 0 {
+		errs = append(errs, errors.New("models: at least one model directory is needed"))
+	}
+	if c.ORTLib == "" {
+		errs = append(errs, errors.New("ort-lib: must be set"))
+	}
+	if c.Device != "cpu" && !strings.HasPrefix(c.Device, "cuda:") {
+		errs = append(errs, fmt.Errorf("device: %q is not cpu or cuda:N", c.Device))
+	}
+	if c.IntraOpThreads < 1 {
+		errs = append(errs, fmt.Errorf("intra-op-threads: %d is below 1", c.IntraOpThreads))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 1024 {
+		errs = append(errs, fmt.Errorf("batch-size: %d is outside 1..1024", c.BatchSize))
+	}
+	if c.BatchWait < 0 {
+		errs = append(errs, fmt.Errorf("batch-wait: %s is negative", c.BatchWait))
+	}
+	if c.BatchTokens < 1 {
+		errs = append(errs, fmt.Errorf("batch-tokens: %d is below 1", c.BatchTokens))
+	}
+	if c.MaxDeliver < 1 {
+		errs = append(errs, fmt.Errorf("max-deliver: %d is below 1", c.MaxDeliver))
+	}
+	if c.MaxAckPending < c.BatchSize {
+		errs = append(errs, fmt.Errorf("max-ack-pending: %d is below batch-size %d", c.MaxAckPending, c.BatchSize))
+	}
+	errs = append(errs, positive("ack-wait", c.AckWait), positive("result-ttl", c.ResultTTL),
+		positive("shutdown-timeout", c.ShutdownTimeout))
+	return errors.Join(errs...)
+}

@@ -1,0 +1,178 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrFull means the JOBS stream is at its limits and refuses new jobs:
+	// the caller should push back (429/503 with Retry-After).
+	ErrFull = errors.New("queue full")
+	// ErrUnavailable means JetStream did not answer: the server is down,
+	// restarting, or has lost its quorum.
+	ErrUnavailable = errors.New("queue unavailable")
+)
+
+// Client publishes and pulls jobs. It is safe for concurrent use.
+type Client struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+// New wraps a connection. The caller owns nc and closes it.
+func New(nc *nats.Conn) (*Client, error) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Client{nc: nc, js: js}, nil
+}
+
+// Conn is the underlying connection.
+func (c *Client) Conn() *nats.Conn { return c.nc }
+
+// JetStream is the underlying JetStream context, for the few callers (tests,
+// jetinferctl) that manage streams directly.
+func (c *Client) JetStream() jetstream.JetStream { return c.js }
+
+// EnsureStreams creates or updates the streams of t.
+func (c *Client) EnsureStreams(ctx context.Context, t Topology) error {
+	return EnsureStreams(ctx, c.js, t)
+}
+
+// CheckStreams fails when a stream of the topology is missing.
+func (c *Client) CheckStreams(ctx context.Context) error { return CheckStreams(ctx, c.js) }
+
+// Ready reports whether NATS is connected and the JOBS stream answers.
+func (c *Client) Ready(ctx context.Context) error {
+	if !c.nc.IsConnected() {
+		return fmt.Errorf("nats: %w (status %s)", ErrUnavailable, c.nc.Status())
+	}
+	if _, err := c.js.Stream(ctx, job.StreamJobs); err != nil {
+		return fmt.Errorf("stream %s: %w", job.StreamJobs, err)
+	}
+	return nil
+}
+
+// Header carries W3C trace context and other per-message metadata.
+type Header = map[string][]string
+
+// Publish enqueues j on its lane and task subject with j.MsgID() as the
+// de-duplication id, and waits for JetStream to confirm it. reply is where the
+// worker sends the result. It reports whether JetStream saw the message as a
+// duplicate of one already accepted. Concurrent calls share the connection's
+// asynchronous publish pipeline, so many requests in flight cost one round
+// trip's latency each but not one round trip each of throughput.
+func (c *Client) Publish(ctx context.Context, j *job.Job, reply string, hdr Header) (dup bool, err error) {
+	data, err := json.Marshal(j)
+	if err != nil {
+		return false, fmt.Errorf("encode job: %w", err)
+	}
+	msg := &nats.Msg{Subject: job.Subject(j.Lane, j.Task), Data: data, Header: nats.Header{}}
+	for k, v := range hdr {
+		msg.Header[k] = v
+	}
+	msg.Header.Set(job.HeaderTenant, j.Tenant)
+	if reply != "" {
+		msg.Header.Set(job.HeaderReply, reply)
+	}
+	if !j.Deadline.IsZero() {
+		msg.Header.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
+	}
+	fut, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(j.MsgID()), jetstream.WithExpectStream(job.StreamJobs))
+	if err != nil {
+		return false, classify(fmt.Errorf("publish %s: %w", msg.Subject, err))
+	}
+	select {
+	case ack := <-fut.Ok():
+		return ack.Duplicate, nil
+	case err := <-fut.Err():
+		return false, classify(fmt.Errorf("publish %s: %w", msg.Subject, err))
+	case <-ctx.Done():
+		// The message may still be stored; a retry with the same id is
+		// de-duplicated by JetStream.
+		return false, fmt.Errorf("publish %s: %w", msg.Subject, ctx.Err())
+	}
+}
+
+// WaitPublished blocks until every asynchronous publish is confirmed or ctx
+// ends; ingest calls it while draining.
+func (c *Client) WaitPublished(ctx context.Context) error {
+	select {
+	case <-c.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for %d publishes: %w", c.js.PublishAsyncPending(), ctx.Err())
+	}
+}
+
+// classify maps JetStream's answers to ErrFull and ErrUnavailable.
+func classify(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		if apiErr.ErrorCode == 10077 || strings.Contains(apiErr.Description, "maximum messages exceeded") ||
+			strings.Contains(apiErr.Description, "maximum bytes exceeded") {
+			return fmt.Errorf("%w: %w", ErrFull, err)
+		}
+	}
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrConnectionClosed) ||
+		errors.Is(err, nats.ErrDisconnected) || errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		errors.Is(err, nats.ErrConnectionReconnecting) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// Delivery is one result to send: to an inbox with a core publish, or to a
+// results.<backfill> subject through JetStream so the RESULTS stream keeps it.
+type Delivery struct {
+	Subject string
+	// MsgID de-duplicates results published to JetStream.
+	MsgID string
+	Data  []byte
+}
+
+// Deliver sends every delivery and returns once JetStream confirmed those it
+// stores. Core publishes to inboxes are fire-and-forget: a caller that has
+// stopped waiting finds the result in the result store.
+func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
+	var futs []jetstream.PubAckFuture
+	for _, d := range ds {
+		if d.Subject == "" {
+			continue
+		}
+		if strings.HasPrefix(d.Subject, "results.") {
+			f, err := c.js.PublishAsync(d.Subject, d.Data, jetstream.WithMsgID(d.MsgID))
+			if err != nil {
+				return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
+			}
+			futs = append(futs, f)
+			continue
+		}
+		if err := c.nc.Publish(d.Subject, d.Data); err != nil {
+			return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
+		}
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return classify(fmt.Errorf("publish %s: %w", f.Msg().Subject, err))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,8 @@
+// Package queue is jetinfer's only JetStream adapter. It owns the topology (the
+// JOBS work-queue stream, the RESULTS and DLQ streams, one durable pull consumer
+// per lane × task), publishing jobs with de-duplication ids, pulling them for
+// workers, and acknowledging them.
+//
+// Callers see job.Job values and a small Msg type; nothing outside this package
+// needs to import nats.go's jetstream package.
+package queue

@@ -1,0 +1,160 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// Topology sizes the streams and consumers. The zero value is not usable:
+// start from DefaultTopology.
+type Topology struct {
+	// JobsMaxBytes bounds the JOBS stream; a full stream refuses new jobs so
+	// ingest pushes back. Defaults to 1 GiB.
+	JobsMaxBytes int64
+	// JobsMaxMsgs bounds the JOBS stream by count. Defaults to 1,000,000.
+	JobsMaxMsgs int64
+	// Duplicates is the de-duplication window for Nats-Msg-Id. Defaults to 20m.
+	Duplicates time.Duration
+	// ResultsMaxAge is how long backfill results are kept. Defaults to 7 days.
+	ResultsMaxAge time.Duration
+	// ResultsMaxBytes bounds the RESULTS stream. Defaults to 4 GiB.
+	ResultsMaxBytes int64
+	// DLQMaxAge is how long dead letters are kept. Defaults to 30 days.
+	DLQMaxAge time.Duration
+	// Replicas is the stream replication factor (3 on a cluster). Defaults to 1.
+	Replicas int
+	// Storage is file or memory. Defaults to file.
+	Storage jetstream.StorageType
+}
+
+// DefaultTopology returns the defaults documented on Topology's fields.
+func DefaultTopology() Topology {
+	return Topology{
+		JobsMaxBytes:    1 << 30,
+		JobsMaxMsgs:     1_000_000,
+		Duplicates:      20 * time.Minute,
+		ResultsMaxAge:   7 * 24 * time.Hour,
+		ResultsMaxBytes: 4 << 30,
+		DLQMaxAge:       30 * 24 * time.Hour,
+		Replicas:        1,
+		Storage:         jetstream.FileStorage,
+	}
+}
+
+// Streams returns the stream configurations of the topology.
+func (t Topology) Streams() []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        job.StreamJobs,
+			Description: "jetinfer jobs, one subject per lane and task: jobs.<lane>.<task>",
+			Subjects:    []string{"jobs.>"},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			Duplicates:  t.Duplicates,
+			MaxBytes:    t.JobsMaxBytes,
+			MaxMsgs:     t.JobsMaxMsgs,
+			Discard:     jetstream.DiscardNew,
+			MaxMsgSize:  4 << 20,
+		},
+		{
+			Name:        job.StreamResults,
+			Description: "results of backfill documents: results.<backfill id>",
+			Subjects:    []string{"results.>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			Duplicates:  t.Duplicates,
+			MaxAge:      t.ResultsMaxAge,
+			MaxBytes:    t.ResultsMaxBytes,
+			Discard:     jetstream.DiscardOld,
+		},
+		{
+			Name:        job.StreamDLQ,
+			Description: "dead letters: jobs that cannot succeed, dlq.<task>",
+			Subjects:    []string{"dlq.>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
+			MaxAge:      t.DLQMaxAge,
+			Discard:     jetstream.DiscardOld,
+		},
+	}
+}
+
+// ConsumerConfig tunes the durable pull consumers that workers share.
+type ConsumerConfig struct {
+	// AckWait must cover one batch; long batches also send InProgress.
+	// Defaults to 30s.
+	AckWait time.Duration
+	// MaxDeliver is how often a job is tried before it is dead-lettered.
+	// Defaults to 5.
+	MaxDeliver int
+	// MaxAckPending bounds the jobs handed out and not yet acknowledged across
+	// all workers; keep it ≥ workers × batch size. Defaults to 1024.
+	MaxAckPending int
+}
+
+// DefaultConsumerConfig returns the defaults documented on ConsumerConfig.
+func DefaultConsumerConfig() ConsumerConfig {
+	return ConsumerConfig{AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 1024}
+}
+
+// ConsumerName is the durable name of the consumer for lane and task.
+func ConsumerName(l job.Lane, task string) string { return "jobs-" + string(l) + "-" + task }
+
+// consumer returns the consumer configuration for lane and task. Redeliveries
+// back off: the first waits AckWait, later ones longer, so a job that crashes
+// its worker does not crash the next one at once.
+func (c ConsumerConfig) consumer(l job.Lane, task string) jetstream.ConsumerConfig {
+	backoff := make([]time.Duration, 0, c.MaxDeliver)
+	d := c.AckWait
+	for i := 0; i < c.MaxDeliver-1; i++ {
+		backoff = append(backoff, d)
+		d = min(2*d, 10*time.Minute)
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       ConsumerName(l, task),
+		Description:   "jetinfer workers for " + job.Subject(l, task),
+		FilterSubject: job.Subject(l, task),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver,
+		MaxAckPending: c.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if len(backoff) > 0 {
+		cfg.BackOff = backoff
+	}
+	return cfg
+}
+
+// EnsureStreams creates the streams of t, or updates them to t.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
+	for _, cfg := range t.Streams() {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// CheckStreams reports an error naming the first stream of the topology that
+// does not exist; workers call it to fail fast at start.
+func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
+	for _, name := range []string{job.StreamJobs, job.StreamResults, job.StreamDLQ} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("stream %s not found: start ingest or run `jetinferctl setup` first", name)
+			}
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// ErrNotFound is returned for a job that does not exist for the tenant.
+var ErrNotFound = errors.New("job not found")
+
+// Store keeps job records in Redis.
+type Store struct {
+	rdb        redis.UniversalClient
+	defaultTTL time.Duration
+}
+
+// New returns a store on rdb. defaultTTL is how long a record lives when the
+// job names no TTL of its own.
+func New(rdb redis.UniversalClient, defaultTTL time.Duration) *Store {
+	if defaultTTL <= 0 {
+		defaultTTL = 24 * time.Hour
+	}
+	return &Store{rdb: rdb, defaultTTL: defaultTTL}
+}
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Key is the Redis key of a job's record. The tenant is a hash tag so that a
+// tenant's keys share a Redis Cluster slot.
+func Key(tenant, id string) string { return "ji:job:{" + tenant + "}:" + id }
+
+func (s *Store) ttl(j *job.Job) time.Duration {
+	if j.ResultTTLSeconds > 0 {
+		return time.Duration(j.ResultTTLSeconds) * time.Second
+	}
+	return s.defaultTTL
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// createScript creates a queued record unless one exists. It answers
+// {1} when it created it, or {0, req_hash, status} for the existing one.
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local v = redis.call('HMGET', KEYS[1], 'req_hash', 'status')
+  return {0, v[1] or '', v[2] or ''}
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'task', ARGV[1], 'lane', ARGV[2],
+  'created', ARGV[3], 'req_hash', ARGV[4], 'backfill', ARGV[5], 'doc_id', ARGV[6], 'attempts', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return {1}
+`)
+
+// Created is the outcome of Create.
+type Created struct {
+	// New is false when a record with the same id existed already.
+	New bool
+	// ReqHash and Status describe the existing record when New is false.
+	ReqHash string
+	Status  job.Status
+}
+
+// Create writes the queued record of j unless one exists, keeping reqHash
+// (a digest of the request that made the job) so that a repeated
+// Idempotency-Key with a different request can be told apart.
+func (s *Store) Create(ctx context.Context, j *job.Job, reqHash string) (Created, error) {
+	res, err := runScript(ctx, s.rdb, createScript, []string{Key(j.Tenant, j.ID)},
+		j.Task, string(j.Lane), ms(j.Created), reqHash, j.Backfill, j.DocID, s.ttl(j).Milliseconds()).Slice()
+	if err != nil {
+		return Created{}, fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	if n, _ := res[0].(int64); n == 1 {
+		return Created{New: true}, nil
+	}
+	c := Created{}
+	if len(res) == 3 {
+		c.ReqHash, _ = res[1].(string)
+		st, _ := res[2].(string)
+		c.Status = job.Status(st)
+	}
+	return c, nil
+}
+
+// startScript marks a job running unless it is final (canceled by its owner
+// or finished by an earlier delivery). It recreates a record that is missing,
+// as after a Redis restart without persistence. It answers the status the job
+// now has.
+var startScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'succeeded' or st == 'failed' or st == 'dead' or st == 'canceled' then
+  return st
+end
+if not st then
+  redis.call('HSET', KEYS[1], 'task', ARGV[4], 'lane', ARGV[5], 'created', ARGV[6],
+    'backfill', ARGV[7], 'doc_id', ARGV[8])
+end
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempts', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'started', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 'running'
+`)
+
+// Start marks each job running, in one round trip, and returns the status
+// each now has: running, or a final status when the job must be skipped.
+func (s *Store) Start(ctx context.Context, jobs []*job.Job, attempts []int, now time.Time) ([]job.Status, error) {
+	cmds := make([]*redis.Cmd, len(jobs))
+	run := func(p redis.Pipeliner) {
+		for i, j := range jobs {
+			cmds[i] = startScript.EvalSha(ctx, p, []string{Key(j.Tenant, j.ID)},
+				attempts[i], now.UnixMilli(), s.ttl(j).Milliseconds(), j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
+		}
+	}
+	if err := pipeline(ctx, s.rdb, run, startScript); err != nil {
+		return nil, fmt.Errorf("start %d jobs: %w", len(jobs), err)
+	}
+	out := make([]job.Status, len(jobs))
+	for i, c := range cmds {
+		out[i] = job.Status(c.Val().(string))
+	}
+	return out, nil
+}
+
+// finishScript writes a final state unless the job already has one; the
+// first final state wins. It answers the status the job ends with.
+var finishScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if st == 'succeeded' or st == 'failed' or st == 'dead' or st == 'canceled' then
+  return st
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'err_code', ARGV[3], 'err_msg', ARGV[4],
+  'attempts', ARGV[5], 'finished', ARGV[6], 'timings', ARGV[8], 'task', ARGV[9], 'lane', ARGV[10],
+  'created', ARGV[11], 'backfill', ARGV[12], 'doc_id', ARGV[13])
+redis.call('HSETNX', KEYS[1], 'started', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return ARGV[1]
+`)
+
+// Final is the final state of one job for Finish.
+type Final struct {
+	Job      *job.Job
+	Status   job.Status
+	Result   json.RawMessage
+	Error    *job.Error
+	Attempts int
+	Timings  *job.Timings
+}
+
+// Finish writes each job's final state in one round trip and returns the
+// status each job ends with, which differs from the one given when an earlier
+// delivery or a cancellation got there first.
+func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.Status, error) {
+	cmds := make([]*redis.Cmd, len(fs))
+	run := func(p redis.Pipeliner) {
+		for i, f := range fs {
+			var code, msg string
+			if f.Error != nil {
+				code, msg = f.Error.Code, f.Error.Message
+			}
+			var timings []byte
+			if f.Timings != nil {
+				timings, _ = json.Marshal(f.Timings)
+			}
+			j := f.Job
+			cmds[i] = finishScript.EvalSha(ctx, p, []string{Key(j.Tenant, j.ID)},
+				string(f.Status), []byte(f.Result), code, msg, f.Attempts, now.UnixMilli(), s.ttl(j).Milliseconds(),
+				timings, j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
+		}
+	}
+	if err := pipeline(ctx, s.rdb, run, finishScript); err != nil {
+		return nil, fmt.Errorf("finish %d jobs: %w", len(fs), err)
+	}
+	out := make([]job.Status, len(fs))
+	for i, c := range cmds {
+		out[i] = job.Status(c.Val().(string))
+	}
+	return out, nil
+}
+
+// cancelScript cancels a queued job. It answers the status the job now has,
+// or false when there is no such job.
+var cancelScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if not st then return false end
+if st ~= 'queued' then return st end
+redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished', ARGV[1], 'err_code', 'canceled', 'err_msg', 'canceled by the client')
+return 'canceled'
+`)
+
+// Cancel cancels a job that has not started. It returns the job's status
+// afterwards: canceled, or the status that prevented it; ErrNotFound when
+// the tenant has no such job.
+func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (job.Status, error) {
+	v, err := runScript(ctx, s.rdb, cancelScript, []string{Key(tenant, id)}, now.UnixMilli()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	st, _ := v.(string)
+	return job.Status(st), nil
+}
+
+// Get returns the record of a tenant's job, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, tenant, id string) (*job.Record, error) {
+	m, err := s.rdb.HGetAll(ctx, Key(tenant, id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	if len(m) == 0 || m["status"] == "" {
+		return nil, ErrNotFound
+	}
+	return decodeRecord(tenant, id, m), nil
+}
+
+func decodeRecord(tenant, id string, m map[string]string) *job.Record {
+	r := &job.Record{
+		ID:       id,
+		Tenant:   tenant,
+		Task:     m["task"],
+		Lane:     job.Lane(m["lane"]),
+		Status:   job.Status(m["status"]),
+		Backfill: m["backfill"],
+		DocID:    m["doc_id"],
+		Created:  msTime(m["created"]),
+		Started:  msTime(m["started"]),
+		Finished: msTime(m["finished"]),
+	}
+	r.Attempts, _ = strconv.Atoi(m["attempts"])
+	if v := m["result"]; v != "" {
+		r.Result = json.RawMessage(v)
+	}
+	if c := m["err_code"]; c != "" {
+		r.Error = &job.Error{Code: c, Message: m["err_msg"]}
+	}
+	if v := m["timings"]; v != "" {
+		var t job.Timings
+		if json.Unmarshal([]byte(v), &t) == nil {
+			r.Timings = &t
+		}
+	}
+	return r
+}
+
+func msTime(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
