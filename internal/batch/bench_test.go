@@ -1,0 +1,79 @@
+package batch
+
+import (
+	"fmt"
+	"testing"
+)
+
+func BenchmarkPlan(b *testing.B) {
+	news := loadNewsLengths(b, 128)
+	for _, n := range []int{32, 256} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			lengths := news[:n]
+			classes := make([]Class, n)
+			for i := n / 4; i < n; i++ {
+				classes[i] = Bulk // a quarter interactive, the rest bulk
+			}
+			pl, err := NewPlanner(Policy{Window: max(n, DefaultMaxSize)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				pl.Plan(lengths, classes)
+			}
+		})
+	}
+}
+
+func BenchmarkPaddingRatio(b *testing.B) {
+	lengths := loadNewsLengths(b, 128)[:32]
+	b.ReportAllocs()
+	for b.Loop() {
+		PaddingRatio(lengths)
+	}
+}
+
+// BenchmarkCollector measures a window's full cycle: Add every item, check
+// Ready, Flush.
+func BenchmarkCollector(b *testing.B) {
+	lengths := loadNewsLengths(b, 128)
+	c, err := NewCollector[int](Policy{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := c.Policy().Window
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range w {
+			c.Add(i, lengths[i], Class(i%2), t0)
+			_ = c.Ready(t0)
+		}
+		c.Flush()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*w), "ns/item")
+}
+
+// BenchmarkPadding reports the padding ratio of the plans a Collector would
+// make over testdata/news_lengths.txt, with and without length sorting, at
+// batch 32. The sub-benchmark with the default window and 128-token
+// truncation is the figure (goal: sorted ≤ 0.10).
+func BenchmarkPadding(b *testing.B) {
+	for _, trunc := range []int{128, 512} {
+		lengths := loadNewsLengths(b, trunc)
+		for _, window := range []int{32, 128, 256} {
+			b.Run(fmt.Sprintf("trunc=%d/window=%d", trunc, window), func(b *testing.B) {
+				p := Policy{MaxSize: 32, Window: window}.WithDefaults()
+				var sorted, unsorted float64
+				for b.Loop() {
+					p.KeepOrder = false
+					sorted = windowPadding(b, p, lengths, window)
+					p.KeepOrder = true
+					unsorted = windowPadding(b, p, lengths, window)
+				}
+				b.ReportMetric(sorted, "padding_ratio_sorted")
+				b.ReportMetric(unsorted, "padding_ratio_unsorted")
+			})
+		}
+	}
+}
