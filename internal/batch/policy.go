@@ -49,8 +49,8 @@ type Policy struct {
 	// KeepOrder turns length sorting off: items stay in arrival order within
 	// their class. By default items of one class are sorted by length so
 	// that a batch holds similar lengths and padding stays small; sorting
-	// only helps when more than one batch's worth of items is planned at
-	// once (see Window). Defaults to false (sort by length).
+	// helps most when several batches' worth of items is planned at once
+	// (see Window). Defaults to false (sort by length).
 	KeepOrder bool
 	// Window is how many items a Collector gathers before it is full and
 	// must be flushed, even before MaxWait runs out. A window of several
