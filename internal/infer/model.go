@@ -1,0 +1,418 @@
+package infer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/jetinfer/jetinfer/internal/tokenize"
+)
+
+// Kind is what a model does, and so the shape of its results.
+type Kind string
+
+// The kinds of model jetinfer runs.
+const (
+	// TextClassification scores a whole document against the model's labels.
+	TextClassification Kind = "text-classification"
+	// TokenClassification labels tokens and groups them into entities.
+	TokenClassification Kind = "token-classification"
+	// FeatureExtraction turns a document into one embedding vector.
+	FeatureExtraction Kind = "feature-extraction"
+)
+
+// Info describes a loaded model, as GET /v1/models shows it.
+type Info struct {
+	// Task is the name jobs use to reach the model (jetinfer.json "task").
+	Task string
+	// Kind is the model's pipeline.
+	Kind Kind
+	// Labels are the classifier's labels by class index (config.json
+	// id2label); nil for feature extraction.
+	Labels []string
+	// Version is the model version from jetinfer.json.
+	Version string
+	// MaxLength is the most tokens, special tokens included, in one row.
+	MaxLength int
+	// Dir is the model directory.
+	Dir string
+	// Description is jetinfer.json's free text about the model.
+	Description string
+	// RandomWeights is true for benchmark models whose weights are random:
+	// their answers have the cost of real ones and no meaning.
+	RandomWeights bool
+}
+
+// manifest is jetinfer.json.
+type manifest struct {
+	Task            string `json:"task"`
+	Kind            Kind   `json:"kind"`
+	Version         string `json:"version"`
+	MaxLength       int    `json:"max_length"`
+	Stride          *int   `json:"stride"`
+	Pooling         string `json:"pooling"`
+	Normalize       *bool  `json:"normalize"`
+	FunctionToApply string `json:"function_to_apply"`
+	Description     string `json:"description"`
+	RandomWeights   bool   `json:"random_weights"`
+}
+
+// hfConfig is the part of config.json jetinfer reads.
+type hfConfig struct {
+	ID2Label              map[string]string `json:"id2label"`
+	ProblemType           string            `json:"problem_type"`
+	MaxPositionEmbeddings int               `json:"max_position_embeddings"`
+}
+
+// scoreFunc is how classifier logits become scores.
+type scoreFunc int
+
+const (
+	fnSoftmax scoreFunc = iota
+	fnSigmoid
+	fnNone
+)
+
+// Model is one loaded model directory with its ONNX Runtime session. Prepare
+// and Run are safe for concurrent use; Close must not race with them.
+type Model struct {
+	info    Info
+	tok     *tokenize.Tokenizer
+	prefix  []int64 // special tokens before a sequence
+	suffix  []int64 // special tokens after it
+	padID   int64
+	window  int // content tokens per row: MaxLength minus the special tokens
+	stride  int // tokens shared by consecutive windows (token classification)
+	fn      scoreFunc
+	pooling string // "mean" or "cls"
+	norm    bool
+
+	sess       *ort.DynamicAdvancedSession
+	hasMask    bool
+	hasTypes   bool
+	inputOrder []string // names fed, in the order of the session's inputs
+	outName    string
+	outDim     int // labels (classifiers) or hidden size (embeddings); -1 when the graph leaves it open
+
+	mu     sync.Mutex
+	free   []*runBuf
+	all    []*runBuf
+	closed bool
+
+	encPool sync.Pool // *tokenize.Encoding scratch for Prepare
+
+	tagsOnce  sync.Once
+	labelTags []labelTag
+}
+
+// maxWindows bounds how many windows one token-classification document may
+// need; a longer document is rejected as too long.
+const maxWindows = 256
+
+// LoadModel loads the model directory dir and opens an ONNX Runtime session
+// for it. A broken directory fails with an error naming the file and what is
+// wrong with it. Init must have been called.
+func LoadModel(dir string, opts SessionOptions) (*Model, error) {
+	if _, err := libPath(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if _, _, err := parseDevice(opts.Device); err != nil {
+		return nil, err
+	}
+	m := &Model{info: Info{Dir: dir}}
+	if err := m.readManifest(dir); err != nil {
+		return nil, err
+	}
+	if err := m.readConfig(dir); err != nil {
+		return nil, err
+	}
+	if err := m.loadTokenizer(dir); err != nil {
+		return nil, err
+	}
+	onnxPath := filepath.Join(dir, "model.onnx")
+	if err := m.checkGraph(onnxPath); err != nil {
+		return nil, err
+	}
+	so, err := newSessionOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", onnxPath, err)
+	}
+	defer so.Destroy()
+	sess, err := ort.NewDynamicAdvancedSession(onnxPath, m.inputOrder, []string{m.outName}, so)
+	if err != nil {
+		return nil, fmt.Errorf("%s: open session: %w", onnxPath, err)
+	}
+	m.sess = sess
+	m.encPool.New = func() any { return new(tokenize.Encoding) }
+	return m, nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	if err := d.Decode(v); err != nil {
+		return fmt.Errorf("%s: bad JSON: %w", path, err)
+	}
+	return nil
+}
+
+func (m *Model) readManifest(dir string) error {
+	p := filepath.Join(dir, "jetinfer.json")
+	var mf manifest
+	if err := readJSON(p, &mf); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: missing (every model directory needs a jetinfer.json naming its task and kind)", p)
+		}
+		return err
+	}
+	switch mf.Kind {
+	case TextClassification, TokenClassification, FeatureExtraction:
+	case "":
+		return fmt.Errorf("%s: kind is missing (want %s, %s or %s)", p, TextClassification, TokenClassification, FeatureExtraction)
+	default:
+		return fmt.Errorf("%s: unknown kind %q (want %s, %s or %s)", p, mf.Kind, TextClassification, TokenClassification, FeatureExtraction)
+	}
+	if mf.Task == "" {
+		mf.Task = filepath.Base(dir)
+	}
+	if mf.MaxLength < 0 {
+		return fmt.Errorf("%s: max_length %d is negative", p, mf.MaxLength)
+	}
+	switch mf.Pooling {
+	case "", "mean":
+		m.pooling = "mean"
+	case "cls":
+		m.pooling = "cls"
+	default:
+		return fmt.Errorf("%s: unknown pooling %q (want mean or cls)", p, mf.Pooling)
+	}
+	m.norm = mf.Normalize == nil || *mf.Normalize
+	switch mf.FunctionToApply {
+	case "":
+		m.fn = -1 // decided by config.json
+	case "softmax":
+		m.fn = fnSoftmax
+	case "sigmoid":
+		m.fn = fnSigmoid
+	case "none":
+		m.fn = fnNone
+	default:
+		return fmt.Errorf("%s: unknown function_to_apply %q (want softmax, sigmoid or none)", p, mf.FunctionToApply)
+	}
+	if mf.Stride != nil {
+		if *mf.Stride < 0 {
+			return fmt.Errorf("%s: stride %d is negative", p, *mf.Stride)
+		}
+		m.stride = *mf.Stride
+	} else {
+		m.stride = -1 // a quarter of the window, once the window is known
+	}
+	m.info.Task = mf.Task
+	m.info.Kind = mf.Kind
+	m.info.Version = mf.Version
+	m.info.MaxLength = mf.MaxLength
+	m.info.Description = mf.Description
+	m.info.RandomWeights = mf.RandomWeights
+	return nil
+}
+
+func (m *Model) readConfig(dir string) error {
+	p := filepath.Join(dir, "config.json")
+	var c hfConfig
+	if err := readJSON(p, &c); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: missing", p)
+		}
+		return err
+	}
+	if m.info.Kind != FeatureExtraction {
+		if len(c.ID2Label) == 0 {
+			return fmt.Errorf("%s: id2label is missing; a %s model needs its labels", p, m.info.Kind)
+		}
+		labels := make([]string, len(c.ID2Label))
+		for k, v := range c.ID2Label {
+			i, err := strconv.Atoi(k)
+			if err != nil || i < 0 || i >= len(labels) {
+				return fmt.Errorf("%s: id2label key %q is not a class index in 0..%d", p, k, len(labels)-1)
+			}
+			labels[i] = v
+		}
+		m.info.Labels = labels
+	}
+	if m.fn == -1 {
+		m.fn = fnSoftmax
+		if c.ProblemType == "multi_label_classification" || len(m.info.Labels) == 1 {
+			m.fn = fnSigmoid
+		}
+	}
+	if m.info.MaxLength == 0 {
+		m.info.MaxLength = 512
+		if c.MaxPositionEmbeddings > 0 && c.MaxPositionEmbeddings < m.info.MaxLength {
+			m.info.MaxLength = c.MaxPositionEmbeddings
+		}
+	} else if c.MaxPositionEmbeddings > 0 && m.info.MaxLength > c.MaxPositionEmbeddings {
+		return fmt.Errorf("%s: jetinfer.json max_length %d exceeds max_position_embeddings %d", p, m.info.MaxLength, c.MaxPositionEmbeddings)
+	}
+	return nil
+}
+
+func (m *Model) loadTokenizer(dir string) error {
+	p := filepath.Join(dir, "tokenizer.json")
+	if _, err := os.Stat(p); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	tok, err := tokenize.Load(p)
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	tpl := tok.Template()
+	m.tok = tok
+	m.prefix = tpl.Prefix
+	m.suffix = tpl.Suffix
+	m.padID = tok.PadID()
+	m.window = m.info.MaxLength - len(m.prefix) - len(m.suffix)
+	mf := filepath.Join(dir, "jetinfer.json")
+	if m.window < 1 {
+		return fmt.Errorf("%s: max_length %d leaves no room for text besides the %d special tokens", mf, m.info.MaxLength, len(m.prefix)+len(m.suffix))
+	}
+	if m.stride < 0 {
+		m.stride = m.window / 4
+	}
+	if m.info.Kind == TokenClassification && m.stride >= m.window {
+		return fmt.Errorf("%s: stride %d must be smaller than max_length minus special tokens (%d)", mf, m.stride, m.window)
+	}
+	return nil
+}
+
+// checkGraph reads model.onnx's inputs and outputs (from a session without
+// optimisations, which opens quickly) and picks the output to read.
+func (m *Model) checkGraph(p string) error {
+	if _, err := os.Stat(p); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return fmt.Errorf("%s: session options: %w", p, err)
+	}
+	defer so.Destroy()
+	so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll)
+	so.SetIntraOpNumThreads(1)
+	ins, outs, err := ort.GetInputOutputInfoWithOptions(p, so)
+	if err != nil {
+		return fmt.Errorf("%s: not a loadable ONNX model: %w", p, err)
+	}
+	hasIDs := false
+	for _, in := range ins {
+		switch in.Name {
+		case "input_ids":
+			hasIDs = true
+		case "attention_mask":
+			m.hasMask = true
+		case "token_type_ids":
+			m.hasTypes = true
+		default:
+			return fmt.Errorf("%s: unexpected input %q (jetinfer feeds input_ids, attention_mask and token_type_ids)", p, in.Name)
+		}
+		if in.OrtValueType != ort.ONNXTypeTensor || in.DataType != ort.TensorElementDataTypeInt64 || len(in.Dimensions) != 2 {
+			return fmt.Errorf("%s: input %s is %s; want an int64 tensor [batch, sequence]", p, in.Name, in.String())
+		}
+		m.inputOrder = append(m.inputOrder, in.Name)
+	}
+	if !hasIDs {
+		return fmt.Errorf("%s: no input named input_ids (inputs: %s)", p, ioNames(ins))
+	}
+
+	var want []string
+	rank := 3
+	switch m.info.Kind {
+	case TextClassification:
+		want, rank = []string{"logits"}, 2
+	case TokenClassification:
+		want = []string{"logits"}
+	case FeatureExtraction:
+		want = []string{"last_hidden_state", "token_embeddings"}
+	}
+	var out *ort.InputOutputInfo
+	for _, name := range want {
+		for i := range outs {
+			if outs[i].Name == name {
+				out = &outs[i]
+				break
+			}
+		}
+		if out != nil {
+			break
+		}
+	}
+	if out == nil { // any float output of the right rank
+		for i := range outs {
+			if len(outs[i].Dimensions) == rank && outs[i].DataType == ort.TensorElementDataTypeFloat {
+				out = &outs[i]
+				break
+			}
+		}
+	}
+	if out == nil {
+		return fmt.Errorf("%s: no output %s of rank %d for a %s model (outputs: %s)", p, strings.Join(want, " or "), rank, m.info.Kind, ioNames(outs))
+	}
+	if out.OrtValueType != ort.ONNXTypeTensor || out.DataType != ort.TensorElementDataTypeFloat || len(out.Dimensions) != rank {
+		return fmt.Errorf("%s: output %s is %s; want a float32 tensor of rank %d", p, out.Name, out.String(), rank)
+	}
+	m.outName = out.Name
+	m.outDim = int(out.Dimensions[rank-1])
+	if m.outDim <= 0 {
+		m.outDim = -1
+	}
+	if m.info.Labels != nil && m.outDim > 0 && m.outDim != len(m.info.Labels) {
+		return fmt.Errorf("%s: output %s has %d classes but config.json id2label names %d", p, out.Name, m.outDim, len(m.info.Labels))
+	}
+	return nil
+}
+
+func ioNames(infos []ort.InputOutputInfo) string {
+	s := make([]string, len(infos))
+	for i := range infos {
+		s[i] = infos[i].String()
+	}
+	sort.Strings(s)
+	return strings.Join(s, "; ")
+}
+
+// Info describes the model.
+func (m *Model) Info() Info {
+	i := m.info
+	i.Labels = append([]string(nil), m.info.Labels...)
+	return i
+}
+
+// Close releases the session and the buffers. The model must not be used
+// afterwards, nor while Close runs.
+func (m *Model) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	for _, b := range m.all {
+		b.destroy()
+	}
+	m.all, m.free = nil, nil
+	if err := m.sess.Destroy(); err != nil {
+		return fmt.Errorf("close model %s: %w", m.info.Task, err)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package infer
+
+import (
+	"math"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/jetinfer/jetinfer/internal/tokenize"
+)
+
+// tokenPred is one token's predicted class and its softmax probability.
+type tokenPred struct {
+	label int32
+	score float32
+}
+
+// predictToken returns the argmax class of one token's logits (the first on a
+// tie, like numpy) and its softmax probability.
+func predictToken(logits []float32) (tokenPred, error) {
+	best := 0
+	mx := logits[0]
+	for i, l := range logits {
+		if !finite(l) {
+			return tokenPred{}, errNonFinite
+		}
+		if l > mx {
+			best, mx = i, l
+		}
+	}
+	sum := 0.0
+	for _, l := range logits {
+		sum += math.Exp(float64(l - mx))
+	}
+	return tokenPred{label: int32(best), score: float32(1 / sum)}, nil
+}
+
+// owners sets dst[j], for each of n tokens covered by windows of w tokens
+// starting at starts, to the window the token is taken from: the one where it
+// is farthest from the window's edges, the earlier window on a tie.
+func owners(dst []int32, n, w int, starts []int) []int32 {
+	dst = dst[:0]
+	for range n {
+		dst = append(dst, -1)
+	}
+	centrality := func(k, j int) int {
+		end := min(starts[k]+w, n)
+		return min(j-starts[k], end-1-j)
+	}
+	for k, s := range starts {
+		end := min(s+w, n)
+		for j := s; j < end; j++ {
+			if o := dst[j]; o < 0 || centrality(k, j) > centrality(int(o), j) {
+				dst[j] = int32(k)
+			}
+		}
+	}
+	return dst
+}
+
+// labelTag is how the aggregation reads a label, as transformers' pipeline
+// does: "B-ORG" begins an ORG entity, "I-ORG" continues one, a label without
+// a B-/I- prefix continues its own kind.
+type labelTag struct {
+	begin bool   // B- prefix
+	tag   string // the label without its B-/I- prefix
+	group string // entity_group: the label after its first "-", as label.split("-", 1)[-1]
+}
+
+func labelTags(labels []string) []labelTag {
+	tags := make([]labelTag, len(labels))
+	for i, l := range labels {
+		t := labelTag{tag: l, group: l}
+		switch {
+		case strings.HasPrefix(l, "B-"):
+			t.begin, t.tag = true, l[2:]
+		case strings.HasPrefix(l, "I-"):
+			t.tag = l[2:]
+		}
+		if _, after, ok := strings.Cut(l, "-"); ok {
+			t.group = after
+		}
+		tags[i] = t
+	}
+	return tags
+}
+
+// span is a group of consecutive tokens [first, last] that aggregation
+// "simple" makes into one entity.
+type span struct {
+	first, last int
+	score       float32
+	group       string
+}
+
+// groupSimple groups token predictions as transformers' aggregation_strategy
+// "simple" does: consecutive tokens of the same tag join a group unless the
+// newer one is a B-; a group's score is the mean of its tokens' scores; groups
+// whose entity_group is "O" are dropped.
+func groupSimple(dst []span, preds []tokenPred, tags []labelTag) []span {
+	flush := func(first, last int) {
+		g := tags[preds[first].label].group
+		if g == "O" {
+			return
+		}
+		sum := 0.0
+		for _, p := range preds[first : last+1] {
+			sum += float64(p.score)
+		}
+		dst = append(dst, span{first: first, last: last, group: g, score: float32(sum / float64(last-first+1))})
+	}
+	first := -1
+	for j, p := range preds {
+		if first < 0 {
+			first = j
+			continue
+		}
+		cur, prev := tags[p.label], tags[preds[j-1].label]
+		if cur.tag == prev.tag && !cur.begin {
+			continue
+		}
+		flush(first, j-1)
+		first = j
+	}
+	if first >= 0 {
+		flush(first, len(preds)-1)
+	}
+	return dst
+}
+
+// runeCounter turns byte offsets into a string into code point offsets,
+// walking forward from the last answer.
+type runeCounter struct {
+	s    string
+	b, c int
+}
+
+func (rc *runeCounter) at(b int) int {
+	b = max(0, min(b, len(rc.s)))
+	if b < rc.b {
+		rc.b, rc.c = 0, 0
+	}
+	rc.c += utf8.RuneCountInString(rc.s[rc.b:b])
+	rc.b = b
+	return rc.c
+}
+
+// decoder is the part of the tokenizer that names tokens.
+type decoder interface {
+	Token(id int64) string
+	Decode(ids []int64) string
+}
+
+var _ decoder = (*tokenize.Tokenizer)(nil)
+
+// appendEntities appends the token-classification result for one document:
+// its tokens ids with byte offsets offs into text, their predictions, and the
+// model's labels. prefix is the number of special tokens before the first
+// token, for the "index" of aggregation none.
+func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs []tokenize.Offset, preds []tokenPred,
+	labels []string, tags []labelTag, agg aggregation, dec decoder, prefix int) ([]byte, []span) {
+	rc := runeCounter{s: text}
+	dst = append(dst, `{"entities":[`...)
+	n := 0
+	if agg == aggNone {
+		for j, p := range preds {
+			label := labels[p.label]
+			if label == "O" {
+				continue
+			}
+			if n > 0 {
+				dst = append(dst, ',')
+			}
+			n++
+			dst = append(dst, `{"entity":`...)
+			dst = appendString(dst, label)
+			dst = append(dst, `,"score":`...)
+			dst = appendFloat(dst, p.score)
+			dst = append(dst, `,"index":`...)
+			dst = appendInt(dst, j+prefix)
+			dst = append(dst, `,"word":`...)
+			dst = appendString(dst, dec.Token(ids[j]))
+			dst = append(dst, `,"start":`...)
+			dst = appendInt(dst, rc.at(offs[j].Start))
+			dst = append(dst, `,"end":`...)
+			dst = appendInt(dst, rc.at(offs[j].End))
+			dst = append(dst, '}')
+		}
+		return append(dst, "]}"...), scratch
+	}
+	scratch = groupSimple(scratch[:0], preds, tags)
+	for i, s := range scratch {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"entity_group":`...)
+		dst = appendString(dst, s.group)
+		dst = append(dst, `,"score":`...)
+		dst = appendFloat(dst, s.score)
+		dst = append(dst, `,"word":`...)
+		dst = appendString(dst, dec.Decode(ids[s.first:s.last+1]))
+		dst = append(dst, `,"start":`...)
+		dst = appendInt(dst, rc.at(offs[s.first].Start))
+		dst = append(dst, `,"end":`...)
+		dst = appendInt(dst, rc.at(offs[s.last].End))
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...), scratch
+}
