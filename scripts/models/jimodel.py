@@ -43,7 +43,10 @@ class Graph:
         return f"{hint}_{self._n}"
 
     def init(self, name, array):
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        a = np.asarray(array)
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")  # (np.ascontiguousarray would turn scalars into 1-D)
+        self.inits.append(numpy_helper.from_array(a, name))
         return name
 
     def const_i64(self, values, hint="const"):
