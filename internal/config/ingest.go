@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -16,9 +17,12 @@ type Auth struct {
 	// HS256SecretFile holds a shared secret for HS256 tokens; for local
 	// development only. Defaults to none.
 	HS256SecretFile string
-	// PublicKeyFiles are comma-separated PEM files of Ed25519 or RSA public
-	// keys (EdDSA, RS256). Defaults to none.
-	PublicKeyFiles string
+	// Ed25519KeyFiles are comma-separated PEM files of Ed25519 public keys
+	// (EdDSA). Defaults to none.
+	Ed25519KeyFiles string
+	// RSAKeyFiles are comma-separated PEM files of RSA public keys (RS256).
+	// Defaults to none.
+	RSAKeyFiles string
 	// JWKSURL is a JWKS endpoint for EdDSA/RS256 keys. Defaults to none.
 	JWKSURL string
 	// Leeway is the clock skew allowed on exp and nbf. Defaults to 30s.
@@ -30,15 +34,16 @@ func (c *Auth) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Issuer, "auth-issuer", "jetinfer", "required JWT issuer (iss)")
 	fs.StringVar(&c.Audience, "auth-audience", "jetinfer", "required JWT audience (aud)")
 	fs.StringVar(&c.HS256SecretFile, "auth-hs256-secret-file", "", "file holding an HS256 secret (local development only)")
-	fs.StringVar(&c.PublicKeyFiles, "auth-public-keys", "", "comma-separated Ed25519/RSA public key PEM files")
+	fs.StringVar(&c.Ed25519KeyFiles, "auth-ed25519-keys", "", "comma-separated Ed25519 public key PEM files (EdDSA)")
+	fs.StringVar(&c.RSAKeyFiles, "auth-rsa-keys", "", "comma-separated RSA public key PEM files (RS256)")
 	fs.StringVar(&c.JWKSURL, "auth-jwks-url", "", "JWKS URL for EdDSA/RS256 keys")
 	fs.DurationVar(&c.Leeway, "auth-leeway", 30*time.Second, "clock skew allowed on exp and nbf")
 }
 
 // Validate checks the auth settings.
 func (c *Auth) Validate() error {
-	if c.HS256SecretFile == "" && c.PublicKeyFiles == "" && c.JWKSURL == "" {
-		return errors.New("auth-hs256-secret-file, auth-public-keys, auth-jwks-url: at least one key source must be set")
+	if c.HS256SecretFile == "" && c.Ed25519KeyFiles == "" && c.RSAKeyFiles == "" && c.JWKSURL == "" {
+		return errors.New("auth-hs256-secret-file, auth-ed25519-keys, auth-rsa-keys, auth-jwks-url: at least one key source must be set")
 	}
 	if c.Leeway < 0 || c.Leeway > 5*time.Minute {
 		return fmt.Errorf("auth-leeway: %s is outside 0..5m", c.Leeway)
@@ -104,4 +109,15 @@ func (c *Ingest) Validate() error {
 	errs = append(errs, positive("max-wait", c.MaxWait), positive("infer-wait", c.InferWait),
 		positive("result-ttl", c.ResultTTL), positive("shutdown-timeout", c.ShutdownTimeout))
 	return errors.Join(errs...)
+}
+
+// SplitList splits a comma-separated flag value, dropping empty items.
+func SplitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -65,15 +65,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 }
 
 // ModelDirs splits Models.
-func (c *Worker) ModelDirs() []string {
-	var out []string
-	for _, d := range strings.Split(c.Models, ",") {
-		if d = strings.TrimSpace(d); d != "" {
-			out = append(out, d)
-		}
-	}
-	return out
-}
+func (c *Worker) ModelDirs() []string { return SplitList(c.Models) }
 
 // Validate checks the configuration; errors name the field.
 func (c *Worker) Validate() error {

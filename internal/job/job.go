@@ -178,3 +178,16 @@ func ValidTaskName(name string) bool {
 	}
 	return true
 }
+
+// ModelInfo describes a task served by the fleet. Workers announce it when
+// they start; ingest validates tasks and answers GET /v1/models with it.
+type ModelInfo struct {
+	Task        string   `json:"name"`
+	Kind        string   `json:"kind"`
+	Labels      []string `json:"labels,omitempty"`
+	Version     string   `json:"version"`
+	MaxLength   int      `json:"max_length"`
+	Description string   `json:"description,omitempty"`
+	// RandomWeights marks benchmark models whose answers mean nothing.
+	RandomWeights bool `json:"random_weights,omitempty"`
+}

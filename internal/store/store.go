@@ -268,3 +268,20 @@ func msTime(s string) time.Time {
 	}
 	return time.UnixMilli(n).UTC()
 }
+
+// abandonScript deletes a record that is still queued.
+var abandonScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'status') == 'queued' then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)
+
+// Abandon deletes the record of a job that was never enqueued (its publish
+// failed), so that a retry with the same Idempotency-Key starts afresh.
+func (s *Store) Abandon(ctx context.Context, tenant, id string) error {
+	if err := runScript(ctx, s.rdb, abandonScript, []string{Key(tenant, id)}).Err(); err != nil {
+		return fmt.Errorf("abandon job %s: %w", id, err)
+	}
+	return nil
+}

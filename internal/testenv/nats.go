@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func StartNATS(t testing.TB) *NATS {
 	}
 	n.start()
 	// Pin the port so a restart comes back where clients reconnect to.
-	n.opts.Port = n.Server.Addr().(interface{ Port() int }).Port()
+	n.opts.Port = n.Server.Addr().(*net.TCPAddr).Port
 	t.Cleanup(n.Shutdown)
 	return n
 }

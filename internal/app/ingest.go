@@ -1,0 +1,150 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/ingest"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/store"
+)
+
+// RunIngest serves the HTTP API until ctx ends, then drains: readiness fails
+// and new jobs are refused, in-flight requests finish, and every publish is
+// confirmed before the connection closes.
+func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks Hooks) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	verifier, err := newVerifier(ctx, cfg.Auth)
+	if err != nil {
+		return err
+	}
+	defer verifier.Close()
+
+	nc, err := nats.Connect(cfg.NATS.URL, natsOptions(cfg.NATS, "jetinfer-ingest", log)...)
+	if err != nil {
+		return fmt.Errorf("connect nats %s: %w", cfg.NATS.URL, err)
+	}
+	defer nc.Close()
+	q, err := queue.New(nc)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if cfg.EnsureStreams {
+		if err := q.EnsureStreams(startCtx, queue.DefaultTopology()); err != nil {
+			return err
+		}
+	} else if err := q.CheckStreams(startCtx); err != nil {
+		return err
+	}
+	replies, err := queue.NewReplies(nc)
+	if err != nil {
+		return err
+	}
+	defer replies.Close()
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatch()
+	catalog, err := q.WatchModels(watchCtx)
+	if err != nil {
+		return err
+	}
+
+	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return fmt.Errorf("redis-url: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	st := store.New(rdb, cfg.ResultTTL)
+	if err := st.Ping(startCtx); err != nil {
+		return err
+	}
+
+	api := ingest.New(ingest.Config{
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxTextBytes: cfg.MaxTextBytes,
+		MaxWait:      cfg.MaxWait,
+		InferWait:    cfg.InferWait,
+	}, ingest.Deps{
+		Publisher: q,
+		Records:   st,
+		Replies:   replies,
+		Catalog:   catalog,
+		Verifier:  verifier,
+		Ready:     q.Ready,
+		Logger:    log,
+	})
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	if hooks.Listening != nil {
+		hooks.Listening(ln.Addr().String())
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()))
+	if hooks.Ready != nil {
+		hooks.Ready()
+	}
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("stopping: draining requests", slog.Duration("timeout", cfg.ShutdownTimeout))
+	api.Drain()
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(dctx)
+	if perr := q.WaitPublished(dctx); perr != nil {
+		err = errors.Join(err, perr)
+	}
+	_ = nc.Flush()
+	log.Info("ingest stopped")
+	return err
+}
+
+func newVerifier(ctx context.Context, c config.Auth) (*auth.Verifier, error) {
+	vc := auth.Config{
+		Issuer:                c.Issuer,
+		Audience:              c.Audience,
+		Leeway:                c.Leeway,
+		Ed25519PublicKeyFiles: config.SplitList(c.Ed25519KeyFiles),
+		RSAPublicKeyFiles:     config.SplitList(c.RSAKeyFiles),
+		JWKSURL:               c.JWKSURL,
+	}
+	if c.HS256SecretFile != "" {
+		b, err := os.ReadFile(c.HS256SecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth-hs256-secret-file: %w", err)
+		}
+		vc.DevHS256Secret = []byte(strings.TrimSpace(string(b)))
+	}
+	v, err := auth.NewVerifier(ctx, vc)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,45 @@
+package app
+
+import (
+	"context"
+
+	"github.com/jetinfer/jetinfer/internal/infer"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/worker"
+)
+
+// modelAdapter fits an infer.Model to the worker's Model interface.
+type modelAdapter struct{ m *infer.Model }
+
+var _ worker.Model = modelAdapter{}
+
+func (a modelAdapter) Task() string { return a.m.Info().Task }
+
+func (a modelAdapter) Prepare(text string, opts job.Options) (worker.Prepared, error) {
+	in, err := a.m.Prepare(text, opts)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+func (a modelAdapter) Run(ctx context.Context, in []worker.Prepared) ([]worker.Output, worker.RunStats, error) {
+	inputs := make([]*infer.Input, len(in))
+	for i, p := range in {
+		inputs[i] = p.(*infer.Input)
+	}
+	outs, st, err := a.m.Run(ctx, inputs)
+	if err != nil {
+		return nil, worker.RunStats{}, err
+	}
+	res := make([]worker.Output, len(outs))
+	for i, o := range outs {
+		res[i] = worker.Output{Result: o.Result, Err: o.Err}
+	}
+	return res, worker.RunStats{Rows: st.Rows, Tokens: st.Tokens, PaddedTokens: st.PaddedTokens, Infer: st.Infer, Post: st.Post}, nil
+}
+
+func modelInfo(i infer.Info) job.ModelInfo {
+	return job.ModelInfo{Task: i.Task, Kind: string(i.Kind), Labels: i.Labels, Version: i.Version,
+		MaxLength: i.MaxLength, Description: i.Description, RandomWeights: i.RandomWeights}
+}

@@ -1,0 +1,177 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/infer"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/store"
+	"github.com/jetinfer/jetinfer/internal/telemetry"
+	"github.com/jetinfer/jetinfer/internal/worker"
+)
+
+// Hooks let a caller (a test, or main) observe a process's life.
+type Hooks struct {
+	// Listening is called with the HTTP address once it is bound.
+	Listening func(addr string)
+	// Ready is called once the process serves.
+	Ready func()
+}
+
+// RunWorker runs a worker until ctx ends, then drains: it stops pulling,
+// finishes the batch in hand within cfg.ShutdownTimeout, delivers and acks.
+func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks Hooks) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := infer.Init(cfg.ORTLib); err != nil {
+		return err
+	}
+	defer infer.Shutdown()
+	var models []worker.Model
+	var infos []job.ModelInfo
+	for _, dir := range cfg.ModelDirs() {
+		m, err := infer.LoadModel(dir, infer.SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.IntraOpThreads})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		info := m.Info()
+		log.InfoContext(ctx, "model loaded", slog.String("task", info.Task), slog.String("kind", string(info.Kind)),
+			slog.String("version", info.Version), slog.String("dir", dir), slog.String("device", cfg.Device))
+		models = append(models, modelAdapter{m})
+		infos = append(infos, modelInfo(info))
+	}
+
+	nc, err := nats.Connect(cfg.NATS.URL, natsOptions(cfg.NATS, "jetinfer-worker", log)...)
+	if err != nil {
+		return fmt.Errorf("connect nats %s: %w", cfg.NATS.URL, err)
+	}
+	defer nc.Close()
+	q, err := queue.New(nc)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := q.CheckStreams(startCtx); err != nil {
+		return err
+	}
+	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return fmt.Errorf("redis-url: %w", err)
+	}
+	rdb := redis.NewClient(ropts)
+	defer rdb.Close()
+	st := store.New(rdb, cfg.ResultTTL)
+	if err := st.Ping(startCtx); err != nil {
+		return err
+	}
+	for _, info := range infos {
+		if err := q.Announce(startCtx, info); err != nil {
+			return err
+		}
+	}
+
+	metrics := worker.NewMetrics()
+	w := worker.New(worker.Config{
+		BatchSize:   cfg.BatchSize,
+		BatchWait:   cfg.BatchWait,
+		BatchTokens: cfg.BatchTokens,
+		Consumer:    queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending},
+	}, q, st, models, log, metrics)
+
+	health := &http.Server{
+		Addr: cfg.HTTPAddr,
+		Handler: telemetry.HealthHandler(map[string]telemetry.Check{
+			"nats":  func(ctx context.Context) error { return q.Ready(ctx) },
+			"redis": st.Ping,
+			"worker": func(context.Context) error {
+				if !w.Ready() {
+					return errors.New("not pulling")
+				}
+				return nil
+			},
+		}, nil),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	if hooks.Listening != nil {
+		hooks.Listening(ln.Addr().String())
+	}
+
+	// A soft stop (SIGTERM) lets the batch in hand finish; ShutdownTimeout
+	// later the hard context cancels it, and unacknowledged jobs are
+	// redelivered to another worker.
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stopHard := context.AfterFunc(ctx, func() {
+		log.Info("stopping: finishing the batch in hand", slog.Duration("timeout", cfg.ShutdownTimeout))
+		time.AfterFunc(cfg.ShutdownTimeout, cancelHard)
+	})
+	defer stopHard()
+
+	g, gctx := errgroup.WithContext(hard)
+	g.Go(func() error {
+		if err := health.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = health.Shutdown(sctx)
+		}()
+		log.InfoContext(ctx, "worker ready", slog.Int("models", len(models)), slog.String("http_addr", ln.Addr().String()))
+		if hooks.Ready != nil {
+			go func() {
+				for !w.Ready() && gctx.Err() == nil {
+					time.Sleep(5 * time.Millisecond)
+				}
+				hooks.Ready()
+			}()
+		}
+		return w.Run(ctx, gctx)
+	})
+	err = g.Wait()
+	// Make sure acks and naks reach the server before the connection closes.
+	_ = nc.Flush()
+	log.Info("worker stopped")
+	return err
+}
+
+// natsOptions are the connection options every process uses: reconnect
+// forever, buffer while reconnecting, log state changes.
+func natsOptions(c config.NATS, name string, log *slog.Logger) []nats.Option {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(64 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", slog.Any("error", err))
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", slog.String("url", nc.ConnectedUrl())) }),
+	}
+	if c.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	}
+	return opts
+}

@@ -1,0 +1,430 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/store"
+)
+
+// SubmitRequest is the body of POST /v1/jobs.
+type SubmitRequest struct {
+	Task    string      `json:"task"`
+	Input   job.Input   `json:"input"`
+	Lane    job.Lane    `json:"lane,omitempty"`
+	Options job.Options `json:"options,omitzero"`
+}
+
+// InferRequest is the body of POST /v1/infer/{task}.
+type InferRequest struct {
+	Text    string      `json:"text"`
+	Options job.Options `json:"options,omitzero"`
+}
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// newJobID returns a random job id, or one derived from the tenant's
+// Idempotency-Key so that a retried request names the same job (and
+// JetStream de-duplicates its message).
+func newJobID(tenant, idemKey string) string {
+	var b [16]byte
+	if idemKey == "" {
+		_, _ = rand.Read(b[:])
+	} else {
+		h := sha256.Sum256([]byte("idem\x00" + tenant + "\x00" + idemKey))
+		copy(b[:], h[:16])
+	}
+	return idEncoding.EncodeToString(b[:])
+}
+
+func requestHash(j *job.Job) string {
+	h := sha256.New()
+	opts, _ := json.Marshal(j.Options)
+	for _, s := range []string{j.Task, string(j.Lane), j.Input.Text, string(opts)} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return idEncoding.EncodeToString(h.Sum(nil))
+}
+
+// validate checks a job before anything is enqueued.
+func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
+	if j.Task == "" {
+		return fieldError("task", "task is required")
+	}
+	if _, ok := s.catalog.Lookup(j.Task); !ok || !job.ValidTaskName(j.Task) {
+		var tasks []string
+		for _, m := range s.catalog.Models() {
+			tasks = append(tasks, m.Task)
+		}
+		e := fieldError("task", "unknown task %q", j.Task)
+		e.Code, e.Tasks = "unknown_task", tasks
+		return e
+	}
+	if !c.AllowsTask(j.Task) {
+		return errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", j.Task)
+	}
+	if j.Lane == "" {
+		j.Lane = job.LaneInteractive
+	}
+	if !j.Lane.Valid() {
+		return fieldError("lane", "lane must be %q or %q", job.LaneInteractive, job.LaneBulk)
+	}
+	return validateText("input.text", j.Input.Text, s.cfg.MaxTextBytes)
+}
+
+func validateText(field, text string, max int) *apiError {
+	switch {
+	case text == "":
+		return fieldError(field, "%s must not be empty", field)
+	case len(text) > max:
+		e := fieldError(field, "%s is %d bytes, more than the limit of %d", field, len(text), max)
+		e.Status, e.Code = http.StatusRequestEntityTooLarge, "text_too_long"
+		return e
+	case !utf8.ValidString(text):
+		return fieldError(field, "%s is not valid UTF-8", field)
+	case strings.TrimSpace(text) == "":
+		return fieldError(field, "%s is only white space", field)
+	}
+	return nil
+}
+
+func validateOptions(o job.Options) *apiError {
+	if o.TopK < 0 {
+		return fieldError("options.top_k", "top_k must not be negative")
+	}
+	switch o.Aggregation {
+	case "", "simple", "none":
+	default:
+		return fieldError("options.aggregation", "aggregation must be \"simple\" or \"none\"")
+	}
+	return nil
+}
+
+// waitFor reads ?wait= (a Go duration or seconds) or Prefer: wait=N.
+func (s *Server) waitFor(r *http.Request) (time.Duration, *apiError) {
+	v := r.URL.Query().Get("wait")
+	if v == "" {
+		for _, p := range strings.Split(r.Header.Get("Prefer"), ",") {
+			if k, val, ok := strings.Cut(strings.TrimSpace(p), "="); ok && strings.EqualFold(k, "wait") {
+				v = val
+			}
+		}
+	}
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		secs, err2 := strconv.ParseFloat(v, 64)
+		if err2 != nil || math.IsNaN(secs) || math.IsInf(secs, 0) {
+			return 0, fieldError("wait", "wait must be a duration like 5s or a number of seconds")
+		}
+		d = time.Duration(secs * float64(time.Second))
+	}
+	if d < 0 {
+		return 0, fieldError("wait", "wait must not be negative")
+	}
+	return min(d, s.cfg.MaxWait), nil
+}
+
+func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
+	wait, aerr := s.waitFor(r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	var req SubmitRequest
+	j, adm, aerr := s.accept(w, r, &req, func() *job.Job {
+		return &job.Job{Task: req.Task, Input: req.Input, Lane: req.Lane, Options: req.Options}
+	})
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	rec, final, aerr := s.enqueue(r, j, adm, wait)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+j.ID)
+	if wait > 0 {
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait.Seconds())))
+	}
+	status := http.StatusAccepted
+	if final {
+		status = http.StatusOK
+	}
+	writeRecord(w, status, rec)
+}
+
+func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	wait, aerr := s.waitFor(r)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if wait == 0 {
+		wait = s.cfg.InferWait
+	}
+	var req InferRequest
+	j, adm, aerr := s.accept(w, r, &req, func() *job.Job {
+		return &job.Job{Task: r.PathValue("task"), Input: job.Input{Text: req.Text}, Lane: job.LaneInteractive, Options: req.Options}
+	})
+	if aerr != nil {
+		if aerr.Field == "input.text" {
+			aerr.Field = "text"
+			aerr.Message = strings.ReplaceAll(aerr.Message, "input.text", "text")
+		}
+		writeError(w, aerr)
+		return
+	}
+	rec, final, aerr := s.enqueue(r, j, adm, wait)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	w.Header().Set("Location", "/v1/jobs/"+j.ID)
+	if !final {
+		e := errorf(http.StatusGatewayTimeout, "timeout", "no result within %s; the job goes on, poll its Location", wait)
+		e.JobID = j.ID
+		writeError(w, e)
+		return
+	}
+	status := http.StatusOK
+	if rec.status() != job.StatusSucceeded {
+		status = http.StatusUnprocessableEntity
+	}
+	writeRecord(w, status, rec)
+}
+
+// accept authenticates, admits, decodes and validates a job request.
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, body any, build func() *job.Job) (*job.Job, Admission, *apiError) {
+	c, _ := auth.FromContext(r.Context())
+	if s.draining.Load() {
+		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
+		e.RetryAfterS = 1
+		return nil, Admission{}, e
+	}
+	adm, aerr := s.admitRequest(w, r, c, 1)
+	if aerr != nil {
+		return nil, adm, aerr
+	}
+	limit := s.cfg.MaxBodyBytes
+	if adm.MaxBodyBytes > 0 {
+		limit = adm.MaxBodyBytes
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if aerr := decodeStrict(r.Body, body); aerr != nil {
+		return nil, adm, aerr
+	}
+	j := build()
+	j.Tenant = c.Tenant
+	if aerr := s.validate(c, j); aerr != nil {
+		return nil, adm, aerr
+	}
+	if aerr := validateOptions(j.Options); aerr != nil {
+		return nil, adm, aerr
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 255 {
+		return nil, adm, fieldError("Idempotency-Key", "Idempotency-Key is longer than 255 bytes")
+	}
+	j.ID = newJobID(c.Tenant, key)
+	j.Created = time.Now().UTC()
+	if adm.ResultTTL > 0 {
+		j.ResultTTLSeconds = int64(adm.ResultTTL / time.Second)
+	}
+	return j, adm, nil
+}
+
+func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request, c *auth.Claims, docs int64) (Admission, *apiError) {
+	if s.admit == nil {
+		return Admission{Allowed: true}, nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	adm, err := s.admit.Admit(ctx, c.Tenant, c.ID, docs)
+	if err != nil {
+		s.log.WarnContext(r.Context(), "admission failed", "tenant", c.Tenant, "error", err)
+		e := errorf(http.StatusServiceUnavailable, "unavailable", "tenant store unavailable; retry")
+		e.RetryAfterS = 1
+		return adm, e
+	}
+	for k, v := range adm.Headers {
+		w.Header()[k] = v
+	}
+	if !adm.Allowed {
+		e := errorf(adm.Status, adm.Code, "%s", adm.Message)
+		if adm.RetryAfter > 0 {
+			e.RetryAfterS = int(math.Ceil(adm.RetryAfter.Seconds()))
+		}
+		return adm, e
+	}
+	return adm, nil
+}
+
+// wireRecord is a record on the wire: decoded from a worker's reply or the
+// store, written to the client unchanged.
+type wireRecord struct {
+	raw json.RawMessage
+	rec *job.Record
+}
+
+func (w wireRecord) status() job.Status {
+	if w.rec != nil {
+		return w.rec.Status
+	}
+	var v struct {
+		Status job.Status `json:"status"`
+	}
+	_ = json.Unmarshal(w.raw, &v)
+	return v.Status
+}
+
+func writeRecord(w http.ResponseWriter, status int, rec wireRecord) {
+	if rec.raw != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_, _ = w.Write(rec.raw)
+		_, _ = w.Write([]byte("\n"))
+		return
+	}
+	writeJSON(w, status, rec.rec)
+}
+
+// enqueue records and publishes j and, when wait > 0, waits for its result
+// on a reply subject. It reports whether the record it returns is final.
+func (s *Server) enqueue(r *http.Request, j *job.Job, adm Admission, wait time.Duration) (wireRecord, bool, *apiError) {
+	ctx := r.Context()
+	hash := requestHash(j)
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	created, err := s.recs.Create(sctx, j, hash)
+	cancel()
+	if err != nil {
+		return wireRecord{}, false, s.unavailable(r, "result store", err)
+	}
+	if !created.New {
+		if created.ReqHash != hash {
+			return wireRecord{}, false, errorf(http.StatusConflict, "idempotency_conflict",
+				"Idempotency-Key was used for a different request")
+		}
+		rec, err := s.recs.Get(ctx, j.Tenant, j.ID)
+		if err != nil {
+			return wireRecord{}, false, s.unavailable(r, "result store", err)
+		}
+		return wireRecord{rec: rec}, rec.Status.Final(), nil
+	}
+	var reply string
+	var results <-chan []byte
+	if wait > 0 {
+		var done func()
+		reply, results, done = s.replies.Register(j.ID)
+		defer done()
+	}
+	if _, err := s.pub.Publish(ctx, j, reply, traceHeaders(r)); err != nil {
+		// Nothing was enqueued: forget the record so that a retry with the
+		// same Idempotency-Key starts afresh.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
+		_ = s.recs.Abandon(actx, j.Tenant, j.ID)
+		cancel()
+		if errors.Is(err, queue.ErrFull) {
+			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; retry later")
+			e.RetryAfterS = 5
+			return wireRecord{}, false, e
+		}
+		return wireRecord{}, false, s.unavailable(r, "job queue", err)
+	}
+	queued := &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued, Created: j.Created}
+	if wait == 0 {
+		return wireRecord{rec: queued}, false, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case data := <-results:
+		return wireRecord{raw: data}, true, nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	rec, err := s.recs.Get(context.WithoutCancel(ctx), j.Tenant, j.ID)
+	if err != nil {
+		return wireRecord{rec: queued}, false, nil
+	}
+	return wireRecord{rec: rec}, rec.Status.Final(), nil
+}
+
+func (s *Server) unavailable(r *http.Request, what string, err error) *apiError {
+	s.log.WarnContext(r.Context(), what+" unavailable", "error", err)
+	e := errorf(http.StatusServiceUnavailable, "unavailable", "%s unavailable; retry", what)
+	e.RetryAfterS = 1
+	return e
+}
+
+// traceHeaders carries the W3C trace context of the request into the job.
+func traceHeaders(r *http.Request) map[string][]string {
+	tp := r.Header.Get("Traceparent")
+	if tp == "" {
+		return nil
+	}
+	h := map[string][]string{"traceparent": {tp}}
+	if ts := r.Header.Get("Tracestate"); ts != "" {
+		h["tracestate"] = []string{ts}
+	}
+	return h
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.FromContext(r.Context())
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	rec, err := s.recs.Get(ctx, c.Tenant, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no job %q", r.PathValue("id")))
+		return
+	}
+	if err != nil {
+		writeError(w, s.unavailable(r, "result store", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.FromContext(r.Context())
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	st, err := s.recs.Cancel(ctx, c.Tenant, id, time.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no job %q", id))
+		return
+	}
+	if err != nil {
+		writeError(w, s.unavailable(r, "result store", err))
+		return
+	}
+	if st != job.StatusCanceled {
+		writeError(w, errorf(http.StatusConflict, "not_cancelable", "job %s is %s and can no longer be canceled", id, st))
+		return
+	}
+	rec, err := s.recs.Get(ctx, c.Tenant, id)
+	if err != nil {
+		writeJSON(w, http.StatusOK, &job.Record{ID: id, Status: st})
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}

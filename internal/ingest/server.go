@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/auth"
+)
+
+// Config tunes the API.
+type Config struct {
+	// MaxBodyBytes bounds a request body unless the tenant sets its own.
+	// Defaults to 1 MiB.
+	MaxBodyBytes int64
+	// MaxTextBytes bounds the text of one job. Defaults to 256 KiB.
+	MaxTextBytes int
+	// MaxWait caps ?wait= and Prefer: wait. Defaults to 60s.
+	MaxWait time.Duration
+	// InferWait is how long POST /v1/infer/{task} waits. Defaults to 30s.
+	InferWait time.Duration
+	// StoreTimeout bounds one call to the result store, so that an outage
+	// answers 503 quickly instead of hanging. Defaults to 2s.
+	StoreTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxTextBytes <= 0 {
+		c.MaxTextBytes = 256 << 10
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = 60 * time.Second
+	}
+	if c.InferWait <= 0 {
+		c.InferWait = 30 * time.Second
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 2 * time.Second
+	}
+	return c
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg      Config
+	pub      Publisher
+	recs     Records
+	replies  Replies
+	catalog  Catalog
+	admit    Admitter
+	verifier *auth.Verifier
+	ready    func(context.Context) error
+	log      *slog.Logger
+	draining atomic.Bool
+	handler  http.Handler
+}
+
+// Deps are the parts a Server is built from.
+type Deps struct {
+	Publisher Publisher
+	Records   Records
+	Replies   Replies
+	Catalog   Catalog
+	// Admitter may be nil: every authenticated request is then admitted
+	// with the server's default limits.
+	Admitter Admitter
+	Verifier *auth.Verifier
+	// Ready checks the queue; Records.Ping checks the store.
+	Ready  func(context.Context) error
+	Logger *slog.Logger
+}
+
+// New builds the API.
+func New(cfg Config, d Deps) *Server {
+	s := &Server{cfg: cfg.withDefaults(), pub: d.Publisher, recs: d.Records, replies: d.Replies,
+		catalog: d.Catalog, admit: d.Admitter, verifier: d.Verifier, ready: d.Ready, log: d.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.handler = s.routes()
+	return s
+}
+
+// Handler is the API's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Drain makes readiness fail and new jobs answer 503, so that a load
+// balancer moves traffic away while in-flight requests finish.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	authn := auth.Middleware(s.verifier, func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		}
+		writeError(w, errorf(status, code, "%s", msg))
+	})
+	v1 := func(pattern, scope string, h http.HandlerFunc) {
+		mux.Handle(pattern, authn(s.requireScope(scope, h)))
+	}
+	v1("POST /v1/jobs", auth.ScopeJobsWrite, s.submitJob)
+	v1("POST /v1/infer/{task}", auth.ScopeJobsWrite, s.infer)
+	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.getJob)
+	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.cancelJob)
+	v1("GET /v1/models", "", s.listModels)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *Server) requireScope(scope string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := auth.FromContext(r.Context())
+		if !ok {
+			writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "missing credentials"))
+			return
+		}
+		if scope != "" && !c.HasScope(scope) {
+			writeError(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", scope))
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	if s.draining.Load() {
+		checks["ingest"], ok = "draining", false
+	}
+	if err := s.ready(ctx); err != nil {
+		checks["nats"], ok = err.Error(), false
+	} else {
+		checks["nats"] = "ok"
+	}
+	if err := s.recs.Ping(ctx); err != nil {
+		checks["redis"], ok = err.Error(), false
+	} else {
+		checks["redis"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, checks)
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"models": s.catalog.Models()})
+}

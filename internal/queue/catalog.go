@@ -1,0 +1,125 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// ModelsBucket is the key-value bucket where workers announce their models.
+const ModelsBucket = "jetinfer-models"
+
+func (c *Client) modelsKV(ctx context.Context) (jetstream.KeyValue, error) {
+	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ModelsBucket,
+		Description: "tasks served by jetinfer workers",
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", ModelsBucket, err)
+	}
+	return kv, nil
+}
+
+// Announce records that the fleet serves info.Task. Entries outlive the
+// worker on purpose: jobs for a task may be queued while its workers are
+// scaled to zero.
+func (c *Client) Announce(ctx context.Context, info job.ModelInfo) error {
+	kv, err := c.modelsKV(ctx)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if _, err := kv.Put(ctx, info.Task, data); err != nil {
+		return fmt.Errorf("announce %s: %w", info.Task, err)
+	}
+	return nil
+}
+
+// Catalog is a live view of the announced models.
+type Catalog struct {
+	mu     sync.RWMutex
+	models map[string]job.ModelInfo
+	synced chan struct{}
+}
+
+// WatchModels keeps a Catalog current until ctx ends. It returns once the
+// catalog holds every model announced so far.
+func (c *Client) WatchModels(ctx context.Context) (*Catalog, error) {
+	kv, err := c.modelsKV(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", ModelsBucket, err)
+	}
+	cat := &Catalog{models: map[string]job.ModelInfo{}, synced: make(chan struct{})}
+	go func() {
+		defer w.Stop()
+		synced := false
+		for e := range w.Updates() {
+			if e == nil { // the initial values have all been delivered
+				if !synced {
+					synced = true
+					close(cat.synced)
+				}
+				continue
+			}
+			cat.mu.Lock()
+			if e.Operation() != jetstream.KeyValuePut {
+				delete(cat.models, e.Key())
+			} else {
+				var info job.ModelInfo
+				if json.Unmarshal(e.Value(), &info) == nil {
+					cat.models[e.Key()] = info
+				}
+			}
+			cat.mu.Unlock()
+		}
+	}()
+	select {
+	case <-cat.synced:
+		return cat, nil
+	case <-ctx.Done():
+		return nil, errors.Join(errors.New("watch models"), ctx.Err())
+	}
+}
+
+// Lookup returns the model serving task.
+func (c *Catalog) Lookup(task string) (job.ModelInfo, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	m, ok := c.models[task]
+	return m, ok
+}
+
+// Models lists the models by task name.
+func (c *Catalog) Models() []job.ModelInfo {
+	c.mu.RLock()
+	out := make([]job.ModelInfo, 0, len(c.models))
+	for _, m := range c.models {
+		out = append(out, m)
+	}
+	c.mu.RUnlock()
+	slices.SortFunc(out, func(a, b job.ModelInfo) int {
+		if a.Task < b.Task {
+			return -1
+		}
+		if a.Task > b.Task {
+			return 1
+		}
+		return 0
+	})
+	return out
+}

@@ -1,0 +1,128 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/store"
+)
+
+// deliverBatches writes final states, sends results, and acknowledges.
+func (pl *pipeline) deliverBatches(ctx context.Context, in <-chan []*item) error {
+	for batch := range in {
+		pl.deliver(ctx, batch)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
+	// Acks and nacks must go out even while the worker is being stopped.
+	actx := context.WithoutCancel(ctx)
+	now := time.Now()
+	var finals []store.Final
+	var fidx []*item
+	for _, it := range batch {
+		if it.outcome == finish || it.outcome == dead {
+			if it.outcome == dead {
+				it.status = job.StatusDead
+			}
+			it.timings.Total = ms(now.Sub(it.received)) + it.timings.Queue
+			t := it.timings
+			finals = append(finals, store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
+				Error: it.err, Attempts: it.msg.Attempt, Timings: &t})
+			fidx = append(fidx, it)
+		}
+	}
+	if len(finals) > 0 {
+		sctx, cancel := context.WithTimeout(actx, 10*time.Second)
+		sts, err := pl.w.st.Finish(sctx, finals, now)
+		cancel()
+		if err != nil {
+			pl.w.log.WarnContext(ctx, "result store unavailable; retrying batch later", slog.String("task", pl.model.Task()), slog.Any("error", err))
+			for _, it := range fidx {
+				it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+			}
+		} else {
+			for i, it := range fidx {
+				if sts[i] != it.status {
+					// An earlier delivery or a cancellation got there first:
+					// its state stands, and is what the caller must see.
+					it.outcome, it.status = redeliver, sts[i]
+				}
+			}
+		}
+	}
+	var ds []queue.Delivery
+	for _, it := range batch {
+		switch it.outcome {
+		case redeliver:
+			if it.msg.Reply == "" {
+				continue
+			}
+			rec, err := pl.w.st.Get(actx, it.msg.Job.Tenant, it.msg.Job.ID)
+			if err != nil {
+				rec = &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Status: it.status}
+			}
+			ds = append(ds, pl.delivery(it, rec))
+		case finish, dead:
+			rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: it.status,
+				Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
+				DocID: it.msg.Job.DocID, Created: it.msg.Job.Created, Started: it.started, Finished: now, Timings: &it.timings}
+			if it.msg.Reply != "" {
+				ds = append(ds, pl.delivery(it, rec))
+			}
+		}
+	}
+	if len(ds) > 0 {
+		dctx, cancel := context.WithTimeout(actx, 10*time.Second)
+		err := pl.w.q.Deliver(dctx, ds)
+		cancel()
+		if err != nil {
+			// The final state is stored; a redelivery will send it again.
+			pl.w.log.WarnContext(ctx, "deliver results", slog.String("task", pl.model.Task()), slog.Any("error", err))
+			for _, it := range batch {
+				if it.outcome == finish || it.outcome == redeliver {
+					it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+				}
+			}
+		}
+	}
+	for _, it := range batch {
+		pl.settleMsg(actx, it)
+	}
+}
+
+func (pl *pipeline) delivery(it *item, rec *job.Record) queue.Delivery {
+	data, _ := json.Marshal(rec)
+	return queue.Delivery{Subject: it.msg.Reply, MsgID: it.msg.Job.MsgID(), Data: data}
+}
+
+// settleMsg acknowledges, naks or dead-letters one message.
+func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
+	var err error
+	switch it.outcome {
+	case finish, redeliver:
+		err = it.msg.Ack()
+		pl.w.m.finished(it.msg.Job.Task, it.status)
+	case dead:
+		code, msg := job.CodeInvalidInput, "dead"
+		if it.err != nil {
+			code, msg = it.err.Code, it.err.Message
+		}
+		err = pl.w.q.DeadLetter(ctx, it.msg, code, msg)
+		pl.w.m.finished(it.msg.Job.Task, job.StatusDead)
+	case retry, pending:
+		err = it.msg.NakWithDelay(it.delay)
+		pl.w.m.retries.Add(1)
+	}
+	if err != nil {
+		pl.w.log.WarnContext(ctx, "settle message", slog.String("job_id", it.msg.Job.ID), slog.Any("error", err))
+	}
+}

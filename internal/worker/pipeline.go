@@ -1,0 +1,196 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+)
+
+// outcome is what happens to a job once its batch is through.
+type outcome uint8
+
+const (
+	pending   outcome = iota // still to run
+	finish                   // write the final state, deliver, ack
+	dead                     // write dead, dead-letter, terminate
+	retry                    // nak with delay
+	redeliver                // already final: send the stored record again, ack
+)
+
+// item is one delivery moving through a pipeline.
+type item struct {
+	msg      *queue.Msg
+	prep     Prepared
+	received time.Time
+	started  time.Time
+
+	outcome outcome
+	status  job.Status
+	result  json.RawMessage
+	err     *job.Error
+	delay   time.Duration
+	timings job.Timings
+}
+
+// pipeline serves one model: collect → run → deliver, each a goroutine, so
+// the next batch is collected while one runs and the previous is delivered.
+type pipeline struct {
+	w     *Worker
+	model Model
+	inter *queue.Puller
+	bulk  *queue.Puller
+}
+
+func (pl *pipeline) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	inter := make(chan *queue.Msg)
+	bulk := make(chan *queue.Msg)
+	batches := make(chan []*item, 1)
+	done := make(chan []*item, 1)
+	g.Go(func() error { pl.pump(ctx, pl.inter, inter); return nil })
+	g.Go(func() error { pl.pump(ctx, pl.bulk, bulk); return nil })
+	g.Go(func() error { return pl.collect(ctx, inter, bulk, batches) })
+	g.Go(func() error { return pl.runBatches(ctx, batches, done) })
+	g.Go(func() error { return pl.deliverBatches(ctx, done) })
+	return g.Wait()
+}
+
+// pump moves messages from a puller to a channel until the puller stops.
+func (pl *pipeline) pump(ctx context.Context, p *queue.Puller, out chan<- *queue.Msg) {
+	defer close(out)
+	for {
+		m, err := p.Next()
+		if errors.Is(err, queue.ErrStopped) {
+			return
+		}
+		if err != nil {
+			pl.w.log.WarnContext(ctx, "pull failed", slog.String("task", p.Task), slog.String("lane", string(p.Lane)), slog.Any("error", err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		select {
+		case out <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// collect fills batches, interactive lane first, until the batch is full by
+// size or tokens or its first document has waited BatchWait.
+func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, out chan<- []*item) error {
+	defer close(out)
+	cfg := pl.w.cfg
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for inter != nil || bulk != nil {
+		var batch []*item
+		tokens := 0
+		add := func(m *queue.Msg, ok bool, lane *<-chan *queue.Msg) {
+			if !ok {
+				*lane = nil
+				return
+			}
+			it := pl.prepare(ctx, m)
+			if it.prep != nil {
+				tokens += it.prep.Tokens() * it.prep.Rows()
+			}
+			batch = append(batch, it)
+		}
+		select {
+		case m, ok := <-inter:
+			add(m, ok, &inter)
+		case m, ok := <-bulk:
+			add(m, ok, &bulk)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if len(batch) == 0 {
+			continue
+		}
+		timer.Reset(cfg.BatchWait)
+	fill:
+		for len(batch) < cfg.BatchSize && tokens < cfg.BatchTokens && (inter != nil || bulk != nil) {
+			select { // interactive first, whenever one is waiting
+			case m, ok := <-inter:
+				add(m, ok, &inter)
+				continue
+			default:
+			}
+			select {
+			case m, ok := <-inter:
+				add(m, ok, &inter)
+			case m, ok := <-bulk:
+				add(m, ok, &bulk)
+			case <-timer.C:
+				break fill
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// prepare decodes and tokenizes one delivery; a job that cannot succeed gets
+// its outcome at once and never reaches the model.
+func (pl *pipeline) prepare(ctx context.Context, m *queue.Msg) *item {
+	now := time.Now()
+	it := &item{msg: m, received: now}
+	switch {
+	case m.DecodeErr != nil:
+		it.fail(dead, job.CodeInvalidInput, m.DecodeErr)
+	case !m.Job.Deadline.IsZero() && now.After(m.Job.Deadline):
+		it.fail(finish, job.CodeDeadline, errors.New("deadline passed before the job ran"))
+		it.status = job.StatusFailed
+	default:
+		p, err := pl.model.Prepare(m.Job.Input.Text, m.Job.Options)
+		if err != nil {
+			if code, ok := job.IsPermanent(err); ok {
+				it.fail(dead, code, err)
+			} else {
+				it.fail(retry, job.CodeInternal, err)
+				it.delay = pl.w.retryDelay(m.Attempt)
+			}
+			break
+		}
+		it.prep = p
+		it.timings.Tokenize = ms(time.Since(now))
+	}
+	if !m.Enqueued.IsZero() {
+		it.timings.Queue = ms(now.Sub(m.Enqueued))
+	}
+	return it
+}
+
+func (it *item) fail(o outcome, code string, err error) {
+	it.outcome = o
+	it.err = errorOf(code, err)
+	if o == dead {
+		it.status = job.StatusDead
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

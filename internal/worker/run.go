@@ -1,0 +1,186 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// runBatches marks each batch's jobs running, runs the model, and hands the
+// batch on for delivery.
+func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<- []*item) error {
+	defer close(out)
+	for batch := range in {
+		if err := pl.start(ctx, batch); err != nil {
+			return err
+		}
+		var runnable []*item
+		for _, it := range batch {
+			if it.outcome == pending {
+				runnable = append(runnable, it)
+			}
+		}
+		if len(runnable) > 0 {
+			stop := pl.heartbeat(ctx, runnable)
+			pl.infer(ctx, runnable)
+			stop()
+		}
+		select {
+		case out <- batch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// start marks the runnable jobs of a batch running in one round trip. Jobs
+// that are final already (canceled by their owner, or finished by an earlier
+// delivery whose ack was lost) are skipped. When the store is down, the whole
+// batch is retried later.
+func (pl *pipeline) start(ctx context.Context, batch []*item) error {
+	var jobs []*job.Job
+	var attempts []int
+	var idx []int
+	for i, it := range batch {
+		if it.outcome == pending {
+			jobs = append(jobs, &it.msg.Job)
+			attempts = append(attempts, it.msg.Attempt)
+			idx = append(idx, i)
+		}
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	sts, err := pl.w.st.Start(ctx, jobs, attempts, now)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		pl.w.log.WarnContext(ctx, "result store unavailable; retrying batch later", slog.String("task", pl.model.Task()), slog.Any("error", err))
+		for _, i := range idx {
+			it := batch[i]
+			it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+		}
+		return nil
+	}
+	for k, i := range idx {
+		it := batch[i]
+		it.started = now
+		it.timings.Batch = ms(now.Sub(it.received))
+		if sts[k].Final() {
+			it.outcome, it.status = redeliver, sts[k]
+		}
+	}
+	return nil
+}
+
+// heartbeat tells JetStream the batch is still being worked on while the
+// model runs, so a long batch is not redelivered to another worker.
+func (pl *pipeline) heartbeat(ctx context.Context, items []*item) (stop func()) {
+	every := pl.w.cfg.Consumer.AckWait / 3
+	if every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				for _, it := range items {
+					_ = it.msg.InProgress()
+				}
+				pl.w.m.heartbeats.Add(1)
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
+// infer runs items through the model in calls that respect the token budget,
+// shortest first so that rows of similar length share a call.
+func (pl *pipeline) infer(ctx context.Context, items []*item) {
+	slices.SortStableFunc(items, func(a, b *item) int { return a.prep.Tokens() - b.prep.Tokens() })
+	budget := pl.w.cfg.BatchTokens
+	for start := 0; start < len(items); {
+		end, rows := start, 0
+		for end < len(items) {
+			r := items[end].prep.Rows()
+			if end > start && (rows+r)*items[end].prep.Tokens() > budget {
+				break
+			}
+			rows += r
+			end++
+		}
+		pl.call(ctx, items[start:end])
+		start = end
+	}
+}
+
+// call runs one model call. When the call as a whole fails, it is split in
+// halves and each half retried, so that one poison document cannot fail its
+// neighbours; a single document that fails on its own is retried later or,
+// if the error is permanent, dead-lettered.
+func (pl *pipeline) call(ctx context.Context, items []*item) {
+	in := make([]Prepared, len(items))
+	for i, it := range items {
+		in[i] = it.prep
+	}
+	t0 := time.Now()
+	outs, st, err := pl.model.Run(ctx, in)
+	if err == nil && len(outs) != len(items) {
+		err = fmtErr("model %s returned %d outputs for %d inputs", pl.model.Task(), len(outs), len(items))
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			for _, it := range items {
+				it.outcome, it.delay = retry, 0
+			}
+			return
+		}
+		if len(items) > 1 {
+			pl.w.m.splits.Add(1)
+			h := len(items) / 2
+			pl.call(ctx, items[:h])
+			pl.call(ctx, items[h:])
+			return
+		}
+		pl.settle(items[0], err)
+		return
+	}
+	pl.w.m.observeRun(st, len(items))
+	perDoc := ms(time.Since(t0))
+	for i, it := range items {
+		it.timings.Infer = perDoc
+		if outs[i].Err != nil {
+			pl.settle(it, outs[i].Err)
+			continue
+		}
+		it.outcome, it.status, it.result = finish, job.StatusSucceeded, outs[i].Result
+	}
+}
+
+// settle records a per-document failure.
+func (pl *pipeline) settle(it *item, err error) {
+	if code, ok := job.IsPermanent(err); ok {
+		it.fail(dead, code, err)
+		return
+	}
+	var ra *job.RetryError
+	if errors.As(err, &ra) {
+		it.outcome, it.delay, it.err = retry, ra.Delay, errorOf(job.CodeModelError, err)
+		return
+	}
+	it.outcome, it.delay, it.err = retry, pl.w.retryDelay(it.msg.Attempt), errorOf(errCode(err), err)
+}

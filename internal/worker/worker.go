@@ -1,0 +1,216 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/store"
+)
+
+// Prepared is a document tokenized for its model.
+type Prepared interface {
+	// Rows is the number of model rows (windows) the document needs.
+	Rows() int
+	// Tokens is the length of its longest row, special tokens included.
+	Tokens() int
+}
+
+// Output is the result of one document.
+type Output struct {
+	Result json.RawMessage
+	// Err is a per-document error; a permanent one dead-letters the job.
+	Err error
+}
+
+// RunStats describes one model call.
+type RunStats struct {
+	Rows, Tokens, PaddedTokens int
+	Infer, Post                time.Duration
+}
+
+// Model is what a worker needs of a loaded model.
+type Model interface {
+	Task() string
+	Prepare(text string, opts job.Options) (Prepared, error)
+	Run(ctx context.Context, in []Prepared) ([]Output, RunStats, error)
+}
+
+// Queue is what a worker needs of the job queue.
+type Queue interface {
+	Pull(ctx context.Context, l job.Lane, task string, cfg queue.ConsumerConfig, prefetch int) (*queue.Puller, error)
+	Deliver(ctx context.Context, ds []queue.Delivery) error
+	DeadLetter(ctx context.Context, m *queue.Msg, code, reason string) error
+}
+
+// Store is what a worker needs of the result store.
+type Store interface {
+	Start(ctx context.Context, jobs []*job.Job, attempts []int, now time.Time) ([]job.Status, error)
+	Finish(ctx context.Context, fs []store.Final, now time.Time) ([]job.Status, error)
+	Get(ctx context.Context, tenant, id string) (*job.Record, error)
+}
+
+var (
+	_ Queue = (*queue.Client)(nil)
+	_ Store = (*store.Store)(nil)
+)
+
+// Config tunes a Worker.
+type Config struct {
+	// BatchSize is the most documents in one model call. Defaults to 32.
+	BatchSize int
+	// BatchWait is how long the first document of a batch waits for company.
+	// Defaults to 5ms.
+	BatchWait time.Duration
+	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
+	BatchTokens int
+	// Consumer configures the durable consumers.
+	Consumer queue.ConsumerConfig
+	// RetryBase is the first redelivery delay after a transient failure;
+	// later ones double. Defaults to 1s.
+	RetryBase time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 32
+	}
+	if c.BatchWait < 0 {
+		c.BatchWait = 0
+	}
+	if c.BatchTokens <= 0 {
+		c.BatchTokens = 8192
+	}
+	if c.Consumer.AckWait == 0 {
+		c.Consumer = queue.DefaultConsumerConfig()
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	return c
+}
+
+// Worker serves a set of models.
+type Worker struct {
+	cfg    Config
+	q      Queue
+	st     Store
+	models []Model
+	log    *slog.Logger
+	m      *Metrics
+
+	mu      sync.Mutex
+	pullers []*queue.Puller
+	ready   bool
+}
+
+// New returns a worker for models.
+func New(cfg Config, q Queue, st Store, models []Model, log *slog.Logger, m *Metrics) *Worker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Worker{cfg: cfg.withDefaults(), q: q, st: st, models: models, log: log, m: m}
+}
+
+// Ready reports whether the worker is pulling.
+func (w *Worker) Ready() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ready
+}
+
+// Run pulls and processes jobs until ctx is canceled (a soft stop: the worker
+// stops pulling, finishes and delivers what it holds, and returns) or hard
+// is canceled (the batch in flight is abandoned and redelivered later). Pass
+// the same context twice for a worker without a soft stop.
+func (w *Worker) Run(ctx, hard context.Context) error {
+	g, gctx := errgroup.WithContext(hard)
+	type pair struct{ inter, bulk *queue.Puller }
+	var ps []pair
+	for _, m := range w.models {
+		var pr pair
+		for _, l := range job.Lanes {
+			p, err := w.q.Pull(gctx, l, m.Task(), w.cfg.Consumer, w.cfg.BatchSize)
+			if err != nil {
+				w.stopPullers()
+				return err
+			}
+			w.mu.Lock()
+			w.pullers = append(w.pullers, p)
+			w.mu.Unlock()
+			if l == job.LaneInteractive {
+				pr.inter = p
+			} else {
+				pr.bulk = p
+			}
+		}
+		ps = append(ps, pr)
+	}
+	w.mu.Lock()
+	w.ready = true
+	w.mu.Unlock()
+	// A soft stop drains the pullers: Next hands out what is buffered and
+	// then reports ErrStopped, which ends the pipelines in order.
+	stop := context.AfterFunc(ctx, func() {
+		w.mu.Lock()
+		w.ready = false
+		for _, p := range w.pullers {
+			p.Drain()
+		}
+		w.mu.Unlock()
+	})
+	defer stop()
+	for i, m := range w.models {
+		pl := &pipeline{w: w, model: m, inter: ps[i].inter, bulk: ps[i].bulk}
+		g.Go(func() error { return pl.run(gctx) })
+	}
+	err := g.Wait()
+	w.stopPullers()
+	if errors.Is(err, context.Canceled) && hard.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (w *Worker) stopPullers() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.pullers {
+		p.Stop()
+	}
+	w.ready = false
+}
+
+// retryDelay is the redelivery delay before attempt+1.
+func (w *Worker) retryDelay(attempt int) time.Duration {
+	d := w.cfg.RetryBase
+	for i := 1; i < attempt && d < time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, time.Minute)
+}
+
+func errorOf(code string, err error) *job.Error {
+	return &job.Error{Code: code, Message: err.Error()}
+}
+
+// errCode is the code a job error is recorded with.
+func errCode(err error) string {
+	if c, ok := job.IsPermanent(err); ok {
+		return c
+	}
+	return job.CodeModelError
+}
+
+func fmtErr(format string, a ...any) error { return fmt.Errorf(format, a...) }
