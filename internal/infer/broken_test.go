@@ -61,9 +61,9 @@ func editJSON(t *testing.T, path string, edit func(map[string]any)) {
 func TestLoadModelBrokenDirs(t *testing.T) {
 	initORT(t)
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, dir string)
-		want  []string // in the error
+		want   []string // in the error
 	}{
 		{"missing model.onnx", func(t *testing.T, d string) { os.Remove(filepath.Join(d, "model.onnx")) },
 			[]string{"model.onnx", "no such file"}},

@@ -90,8 +90,9 @@ type Model struct {
 	prefix  []int64 // special tokens before a sequence
 	suffix  []int64 // special tokens after it
 	padID   int64
-	window  int // content tokens per row: MaxLength minus the special tokens
-	stride  int // tokens shared by consecutive windows (token classification)
+	unkID   int64 // the unknown token, -1 when the vocabulary has none
+	window  int   // content tokens per row: MaxLength minus the special tokens
+	stride  int   // tokens shared by consecutive windows (token classification)
 	fn      scoreFunc
 	pooling string // "mean" or "cls"
 	norm    bool
@@ -280,6 +281,7 @@ func (m *Model) loadTokenizer(dir string) error {
 	}
 	tpl := tok.Template()
 	m.tok = tok
+	m.unkID = findUnk(p, tok)
 	m.prefix = tpl.Prefix
 	m.suffix = tpl.Suffix
 	m.padID = tok.PadID()
@@ -295,6 +297,26 @@ func (m *Model) loadTokenizer(dir string) error {
 		return fmt.Errorf("%s: stride %d must be smaller than max_length minus special tokens (%d)", mf, m.stride, m.window)
 	}
 	return nil
+}
+
+// findUnk returns the id of the tokenizer's unknown token (tokenizer.json
+// model.unk_token), or -1. Token classification shows the original text for
+// it, as transformers does.
+func findUnk(path string, tok *tokenize.Tokenizer) int64 {
+	var tj struct {
+		Model struct {
+			UnkToken *string `json:"unk_token"`
+		} `json:"model"`
+	}
+	if readJSON(path, &tj) != nil || tj.Model.UnkToken == nil {
+		return -1
+	}
+	for id := range int64(tok.VocabSize()) {
+		if tok.Token(id) == *tj.Model.UnkToken {
+			return id
+		}
+	}
+	return -1
 }
 
 // checkGraph reads model.onnx's inputs and outputs (from a session without

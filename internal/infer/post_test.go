@@ -293,7 +293,7 @@ func TestAppendEntitiesOffsetsAreCodePoints(t *testing.T) {
 	preds := []tokenPred{
 		{label("B-LOC"), 0.9}, {label("O"), 0.9}, {label("B-ORG"), 0.8}, {label("I-ORG"), 0.6}, {label("O"), 1},
 	}
-	b, _ := appendEntities(nil, nil, text, ids, offs, preds, conll, labelTags(conll), aggSimple, dec, 1)
+	b, _ := appendEntities(nil, nil, text, ids, offs, preds, conll, labelTags(conll), aggSimple, dec, 1, -1)
 	var res struct {
 		Entities []struct {
 			Group string  `json:"entity_group"`
@@ -322,7 +322,7 @@ func TestAppendEntitiesOffsetsAreCodePoints(t *testing.T) {
 		t.Fatal("test text changed")
 	}
 
-	b, _ = appendEntities(nil, nil, text, ids, offs, preds, conll, labelTags(conll), aggNone, dec, 1)
+	b, _ = appendEntities(nil, nil, text, ids, offs, preds, conll, labelTags(conll), aggNone, dec, 1, -1)
 	var none struct {
 		Entities []struct {
 			Entity string `json:"entity"`

@@ -326,7 +326,7 @@ func (m *Model) postTokens(b *runBuf, in *Input, out []float32, dim, T, row int,
 		}
 		b.preds[j] = p
 	}
-	b.res, b.spans = appendEntities(b.res, b.spans, in.text, in.ids, in.offs, b.preds, m.info.Labels, tags, in.agg, m.tok, p0)
+	b.res, b.spans = appendEntities(b.res, b.spans, in.text, in.ids, in.offs, b.preds, m.info.Labels, tags, in.agg, m.tok, p0, m.unkID)
 	return nil
 }
 

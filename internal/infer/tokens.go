@@ -2,6 +2,7 @@ package infer
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -152,12 +153,56 @@ type decoder interface {
 
 var _ decoder = (*tokenize.Tokenizer)(nil)
 
+// entityText names tokens and groups of tokens as transformers does: the
+// tokenizer's token strings, joined by its decoder, except that an unknown
+// token is shown as the text it stands for.
+type entityText struct {
+	dec   decoder
+	unk   int64 // -1: none
+	text  string
+	ids   []int64
+	offs  []tokenize.Offset
+	parts []string
+}
+
+func (e *entityText) token(j int) string {
+	if e.ids[j] == e.unk {
+		return e.text[e.offs[j].Start:e.offs[j].End]
+	}
+	return e.dec.Token(e.ids[j])
+}
+
+// group names the tokens first..last.
+func (e *entityText) group(first, last int) string {
+	ids := e.ids[first : last+1]
+	if e.unk < 0 || !slices.Contains(ids, e.unk) {
+		return e.dec.Decode(ids)
+	}
+	e.parts = e.parts[:0]
+	run := first
+	for j := first; j <= last; j++ {
+		if e.ids[j] != e.unk {
+			continue
+		}
+		if run < j {
+			e.parts = append(e.parts, e.dec.Decode(e.ids[run:j]))
+		}
+		e.parts = append(e.parts, e.token(j))
+		run = j + 1
+	}
+	if run <= last {
+		e.parts = append(e.parts, e.dec.Decode(e.ids[run:last+1]))
+	}
+	return strings.Join(e.parts, " ")
+}
+
 // appendEntities appends the token-classification result for one document:
 // its tokens ids with byte offsets offs into text, their predictions, and the
 // model's labels. prefix is the number of special tokens before the first
-// token, for the "index" of aggregation none.
+// token, for the "index" of aggregation none; unk is the unknown token's id.
 func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs []tokenize.Offset, preds []tokenPred,
-	labels []string, tags []labelTag, agg aggregation, dec decoder, prefix int) ([]byte, []span) {
+	labels []string, tags []labelTag, agg aggregation, dec decoder, prefix int, unk int64) ([]byte, []span) {
+	names := entityText{dec: dec, unk: unk, text: text, ids: ids, offs: offs}
 	rc := runeCounter{s: text}
 	dst = append(dst, `{"entities":[`...)
 	n := 0
@@ -178,7 +223,7 @@ func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs [
 			dst = append(dst, `,"index":`...)
 			dst = appendInt(dst, j+prefix)
 			dst = append(dst, `,"word":`...)
-			dst = appendString(dst, dec.Token(ids[j]))
+			dst = appendString(dst, names.token(j))
 			dst = append(dst, `,"start":`...)
 			dst = appendInt(dst, rc.at(offs[j].Start))
 			dst = append(dst, `,"end":`...)
@@ -197,7 +242,7 @@ func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs [
 		dst = append(dst, `,"score":`...)
 		dst = appendFloat(dst, s.score)
 		dst = append(dst, `,"word":`...)
-		dst = appendString(dst, dec.Decode(ids[s.first:s.last+1]))
+		dst = appendString(dst, names.group(s.first, s.last))
 		dst = append(dst, `,"start":`...)
 		dst = appendInt(dst, rc.at(offs[s.first].Start))
 		dst = append(dst, `,"end":`...)
