@@ -34,6 +34,14 @@ mktmp() { local d; d="$(mktemp -d "${TMPDIR:-/tmp}/jetinfer-deps.XXXXXX")"; tmpd
 
 mkdir -p "$JETINFER_HOME"/{lib,bin,tokenizers}
 
+# One run at a time (make targets run side by side share this step); a second
+# run waits, then finds everything in place.
+exec 9>"$JETINFER_HOME/.deps.lock"
+if ! flock -n 9; then
+	log "waiting for another deps.sh to finish"
+	flock 9
+fi
+
 # --- Debian packages ---------------------------------------------------------
 apt_missing() {
 	local -a missing=()

@@ -37,6 +37,14 @@ command -v node >/dev/null || die "node is required"
 [[ -d "$ROOT/reference/node_modules/@huggingface/transformers" ]] || die "reference/node_modules is missing: run make deps"
 mkdir -p "$MODELS" "$CACHE"
 
+# One build at a time: `make test` and `make run` both depend on `make models`
+# and may run side by side; a second run waits, then finds the stamps fresh.
+exec 9>"$MODELS/.lock"
+if ! flock -n 9; then
+	log "waiting for another models.sh to finish"
+	flock 9
+fi
+
 tmpdirs=()
 cleanup() {
 	if ((${#tmpdirs[@]})); then rm -rf "${tmpdirs[@]}"; fi
