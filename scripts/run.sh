@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# run.sh starts the whole jetinfer system on this machine: NATS with
+# JetStream, Redis, one worker serving the default model, and ingest. It
+# prints a development token and curl examples, and stops everything cleanly
+# on Ctrl-C. Data lives under $JETINFER_HOME (default .jetinfer/).
+#
+# Like an orchestrator, it restarts a worker process that dies.
+#
+# Settings (environment): JETINFER_ADDR (ingest, default :8080),
+# JETINFER_RUN_NATS_PORT (4222), JETINFER_RUN_REDIS_PORT (6390),
+# JETINFER_RUN_MODELS (comma-separated model dirs; default the sentiment model),
+# JETINFER_RUN_WORKERS (worker processes, default 1).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+H="${JETINFER_HOME:-$ROOT/.jetinfer}"
+ADDR="${JETINFER_ADDR:-:8080}"
+NATS_PORT="${JETINFER_RUN_NATS_PORT:-4222}"
+REDIS_PORT="${JETINFER_RUN_REDIS_PORT:-6390}"
+MODELS="${JETINFER_RUN_MODELS:-$H/models/sentiment}"
+WORKERS="${JETINFER_RUN_WORKERS:-1}"
+LOGS="$H/logs"
+mkdir -p "$LOGS" "$H/nats" "$H/redis"
+export JETINFER_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+export JETINFER_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+export JETINFER_ORT_LIB="${JETINFER_ORT_LIB:-$H/lib/libonnxruntime.so.1}"
+unset JETINFER_ADDR # ingest reads --addr below
+
+say() { printf '\033[1mjetinfer:\033[0m %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+pids=()
+stopping=0
+stop_all() {
+	stopping=1
+	trap - INT TERM EXIT
+	say "stopping..."
+	# ingest first (stops accepting), then workers (finish their batch), then the brokers.
+	if [[ -n "${ingest_pid:-}" ]]; then kill -TERM "$ingest_pid" 2>/dev/null || true; wait "$ingest_pid" 2>/dev/null || true; fi
+	local p
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	[[ -n "${nats_pid:-}" ]] && kill -TERM "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
+	[[ -n "${redis_pid:-}" ]] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null || true
+	say "stopped"
+	exit 0
+}
+trap stop_all INT TERM EXIT
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_http() { # url, what, pid
+	for _ in $(seq 1 300); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		kill -0 "$3" 2>/dev/null || die "$2 exited; see $LOGS/$2.log"
+		sleep 0.1
+	done
+	die "$2 did not become ready; see $LOGS/$2.log"
+}
+
+command -v redis-server >/dev/null || die "redis-server not found: run 'make deps'"
+[[ -x "$H/bin/nats-server" ]] || die "nats-server not found: run 'make deps'"
+for p in "$NATS_PORT" "$REDIS_PORT"; do port_busy "$p" && die "port $p is in use (is another 'make run' running?)"; done
+ingest_port="${ADDR##*:}"
+port_busy "$ingest_port" && die "port $ingest_port is in use; set JETINFER_ADDR"
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$H/redis" --appendonly yes \
+	--save "" --logfile "$LOGS/redis.log" &
+redis_pid=$!
+"$H/bin/nats-server" -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$H/nats" -l "$LOGS/nats.log" &
+nats_pid=$!
+for _ in $(seq 1 100); do port_busy "$NATS_PORT" && port_busy "$REDIS_PORT" && break; sleep 0.1; done
+port_busy "$NATS_PORT" || die "nats-server did not start; see $LOGS/nats.log"
+port_busy "$REDIS_PORT" || die "redis-server did not start; see $LOGS/redis.log"
+
+secret="$H/dev.secret"
+[[ -s "$secret" ]] || { bin/jetinferctl token dev-secret >"$secret"; chmod 600 "$secret"; }
+
+bin/ingest --addr "$ADDR" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
+ingest_pid=$!
+wait_http "http://127.0.0.1:$ingest_port/readyz" ingest "$ingest_pid"
+
+# One supervisor per worker slot: restart a worker that dies, as an
+# orchestrator would, with a short pause so a crash loop cannot spin.
+supervise() { # slot
+	local slot=$1 child
+	trap 'kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM
+	while :; do
+		bin/worker --models "$MODELS" --http-addr "127.0.0.1:$((9090 + slot))" --log-format text \
+			>>"$LOGS/worker-$slot.log" 2>&1 &
+		child=$!
+		wait "$child" && rc=0 || rc=$?
+		say "worker $slot exited (status $rc); restarting in 1s"
+		sleep 1
+	done
+}
+for ((i = 0; i < WORKERS; i++)); do supervise "$i" & pids+=($!); done
+wait_http "http://127.0.0.1:9090/readyz" worker-0 "${pids[0]}"
+
+token="$(bin/jetinferctl token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h 2>/dev/null)"
+printf '%s\n' "$token" >"$H/dev.token"
+chmod 600 "$H/dev.token"
+base="http://127.0.0.1:$ingest_port"
+cat >&2 <<MSG
+
+$(say "ready: ingest on $base, NATS on $NATS_PORT, Redis on $REDIS_PORT, logs in $LOGS")
+
+A development token (tenant "dev", 30 days) is in .jetinfer/dev.token:
+
+  TOKEN=\$(cat .jetinfer/dev.token)
+
+Fire and forget, then poll:
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/jobs \\
+       -d '{"task":"sentiment","input":{"text":"Shares surged after record profits."}}'
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/jobs/<id>
+
+Wait for the result in the same request:
+  curl -s -H "Authorization: Bearer \$TOKEN" "$base/v1/jobs?wait=5s" \\
+       -d '{"task":"sentiment","input":{"text":"The bank collapsed amid fraud charges."}}'
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/infer/sentiment -d '{"text":"Profits fell sharply."}'
+
+Models served:
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/models
+
+Press Ctrl-C to stop.
+MSG
+wait "$ingest_pid"
