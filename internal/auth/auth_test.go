@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -80,7 +81,7 @@ func writeFile(t testing.TB, name string, data []byte) string {
 
 // newTestVerifier accepts the Ed25519 and RSA test keys from PEM files, and
 // the HS256 dev secret when dev is true.
-func newTestVerifier(t testing.TB, dev bool) *Verifier {
+func newTestVerifier(t testing.TB, dev bool, mods ...func(*Config)) *Verifier {
 	t.Helper()
 	k := loadKeys(t)
 	cfg := Config{
@@ -92,6 +93,9 @@ func newTestVerifier(t testing.TB, dev bool) *Verifier {
 	}
 	if dev {
 		cfg.DevHS256Secret = k.devSecret
+	}
+	for _, m := range mods {
+		m(&cfg)
 	}
 	v, err := NewVerifier(context.Background(), cfg)
 	if err != nil {
@@ -602,9 +606,12 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
+// BenchmarkVerify measures the signature check (cache off) and a client
+// reusing its token (cache on).
 func BenchmarkVerify(b *testing.B) {
 	k := loadKeys(b)
-	v := newTestVerifier(b, true)
+	v := newTestVerifier(b, true, func(c *Config) { c.CacheSize = -1 })
+	cached := newTestVerifier(b, true)
 	edKID, _ := Thumbprint(k.edPub)
 	rsaKID, _ := Thumbprint(&k.rsaPriv.PublicKey)
 	for _, bc := range []struct {
@@ -623,5 +630,71 @@ func BenchmarkVerify(b *testing.B) {
 				}
 			}
 		})
+		b.Run(bc.name+"-cached", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := cached.Verify(bc.tok); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+func TestVerifyCache(t *testing.T) {
+	k := loadKeys(t)
+	var mu sync.Mutex
+	now := testNow
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	v := newTestVerifier(t, false, func(c *Config) { c.Now = clock; c.CacheSize = 4; c.CacheTTL = time.Minute })
+	edKID, _ := Thumbprint(k.edPub)
+	tok := sign(t, jwt.SigningMethodEdDSA, k.edPriv, edKID, goodClaims()) // exp testNow+1h
+	c1, err := v.Verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1.Tenant = "mutated by caller"
+	c2, err := v.Verify(tok)
+	if err != nil || c2.Tenant != "acme" || c2 == c1 {
+		t.Fatalf("cached Verify = %+v, %v", c2, err)
+	}
+	if _, ok := v.cache.get(sha256.Sum256([]byte(tok)), clock()); !ok {
+		t.Fatal("verified token not cached")
+	}
+	// A cached token still expires: past exp+leeway it is refused.
+	advance(time.Hour + 20*time.Second)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatalf("within leeway: %v", err)
+	}
+	advance(20 * time.Second)
+	if _, err := v.Verify(tok); !errors.Is(err, jwt.ErrTokenExpired) {
+		t.Fatalf("cached token past exp: %v", err)
+	}
+	// The cache stays bounded.
+	for i := range 50 {
+		c := goodClaims()
+		c.ID = fmt.Sprint("acme.", i)
+		c.ExpiresAt = jwt.NewNumericDate(clock().Add(time.Hour))
+		if _, err := v.Verify(sign(t, jwt.SigningMethodEdDSA, k.edPriv, edKID, c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(v.cache.entries); n > 4 {
+		t.Fatalf("cache holds %d entries, max 4", n)
+	}
+	// Entries age out after CacheTTL.
+	c := goodClaims()
+	c.ExpiresAt = jwt.NewNumericDate(clock().Add(time.Hour))
+	tok = sign(t, jwt.SigningMethodEdDSA, k.edPriv, edKID, c)
+	if _, err := v.Verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	advance(time.Minute)
+	if _, ok := v.cache.get(sha256.Sum256([]byte(tok)), clock()); ok {
+		t.Fatal("entry outlived CacheTTL")
 	}
 }

@@ -15,6 +15,11 @@
 // is refused. The alg header never chooses the key type: an HS256 token signed
 // with the bytes of a public key is refused, and "none" is never accepted.
 //
+// Clients reuse a token for many requests, and an EdDSA check costs more than
+// the rest of a request, so a Verifier remembers tokens that passed every
+// check (by SHA-256 of the token, bounded in number and age; exp is still
+// checked on a hit). See Config.CacheSize.
+//
 // A [Signer] issues tokens (EdDSA or RS256 from a private key PEM, or HS256
 // with the development secret) and gives every token a jti that names its
 // tenant, so that a token can be revoked by jti alone (see

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -71,6 +72,15 @@ type Config struct {
 	// JWKSHTTPClient fetches the JWK Set. Defaults to a client with a 10s
 	// timeout.
 	JWKSHTTPClient *http.Client
+	// CacheSize is how many verified tokens are remembered, so that a client
+	// reusing its token skips the signature check (an EdDSA verification
+	// costs far more than the request's other work). Only tokens that passed
+	// every check are kept, keyed by a SHA-256 of the whole token, and a hit
+	// still checks exp. Negative disables the cache. Defaults to 10000.
+	CacheSize int
+	// CacheTTL is the longest a verified token is remembered: after a key is
+	// withdrawn, its tokens pass for at most this long. Defaults to 5m.
+	CacheTTL time.Duration
 	// Now is the clock used for exp, nbf and iat. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -90,6 +100,9 @@ type Verifier struct {
 	jwksOK []string
 	ctx    context.Context
 	cancel context.CancelFunc
+	now    func() time.Time
+	leeway time.Duration
+	cache  *tokenCache // nil when disabled
 }
 
 // NewVerifier loads the configured keys and returns a Verifier. ctx bounds the
@@ -218,6 +231,19 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 		opts = append(opts, jwt.WithTimeFunc(cfg.Now))
 	}
 	v.parser = jwt.NewParser(opts...)
+	v.now, v.leeway = cfg.Now, cfg.Leeway
+	if v.now == nil {
+		v.now = time.Now
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 10000
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 5 * time.Minute
+	}
+	if cfg.CacheSize > 0 {
+		v.cache = newTokenCache(cfg.CacheSize, cfg.CacheTTL)
+	}
 	return v, nil
 }
 
@@ -225,8 +251,8 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 // already fetched.
 func (v *Verifier) Close() { v.cancel() }
 
-// Verify checks token and returns its claims. Every refusal wraps
-// ErrInvalidToken.
+// Verify checks token and returns its claims, which the caller may read but
+// must not modify. Every refusal wraps ErrInvalidToken.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if token == "" {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrNoToken)
@@ -234,12 +260,29 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, MaxTokenLen)
 	}
+	var sum [sha256.Size]byte
+	if v.cache != nil {
+		sum = sha256.Sum256([]byte(token))
+		now := v.now()
+		if c, ok := v.cache.get(sum, now); ok {
+			if now.After(c.ExpiresAt.Add(v.leeway)) {
+				v.cache.remove(sum)
+				return nil, fmt.Errorf("%w: %w", ErrInvalidToken, jwt.ErrTokenExpired)
+			}
+			cp := *c
+			return &cp, nil
+		}
+	}
 	c := new(Claims)
 	if _, err := v.parser.ParseWithClaims(token, c, v.keyFor); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	if c.Tenant == "" {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrMissingTenant)
+	}
+	if v.cache != nil {
+		cp := *c
+		v.cache.put(sum, &cp, v.now())
 	}
 	return c, nil
 }
