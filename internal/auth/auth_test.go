@@ -328,18 +328,27 @@ func TestNewVerifierRefusesBadConfig(t *testing.T) {
 	}
 }
 
+func jwk(kid string, pub ed25519.PublicKey) map[string]string {
+	return map[string]string{
+		"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
+		"x": base64.RawURLEncoding.EncodeToString(pub),
+	}
+}
+
 func TestVerifyJWKS(t *testing.T) {
 	k := loadKeys(t)
 	kid, _ := Thumbprint(k.edPub)
-	jwks := map[string]any{"keys": []map[string]string{{
-		"kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA", "kid": kid,
-		"x": base64.RawURLEncoding.EncodeToString(k.edPub),
-	}}}
-	var hits sync.Map
+	var (
+		mu    sync.Mutex
+		set   = []map[string]string{jwk(kid, k.edPub)}
+		fetch int
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Store(r.URL.Path, true)
+		mu.Lock()
+		defer mu.Unlock()
+		fetch++
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(jwks)
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": set})
 	}))
 	defer srv.Close()
 	v, err := NewVerifier(context.Background(), Config{
@@ -349,9 +358,11 @@ func TestVerifyJWKS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	if _, ok := hits.Load("/jwks"); !ok {
-		t.Fatal("JWKS not fetched at start")
+	mu.Lock()
+	if fetch != 1 {
+		t.Fatalf("JWKS fetched %d times at start, want 1", fetch)
 	}
+	mu.Unlock()
 	tok, _, err := edSigner(t).IssueFor(TokenRequest{Tenant: "acme", Scopes: []string{ScopeJobsRead}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -362,10 +373,34 @@ func TestVerifyJWKS(t *testing.T) {
 	if _, err := v.Verify(sign(t, jwt.SigningMethodEdDSA, k.edPriv, "", goodClaims())); err != nil {
 		t.Fatalf("Verify without kid: %v", err)
 	}
+
+	// The identity provider rotates in a new key: its first token makes the
+	// Verifier refetch the set.
+	newPub, newPriv, _ := ed25519.GenerateKey(rand.Reader)
+	mu.Lock()
+	set = append(set, jwk("2026-11", newPub))
+	mu.Unlock()
+	if _, err := v.Verify(sign(t, jwt.SigningMethodEdDSA, newPriv, "2026-11", goodClaims())); err != nil {
+		t.Fatalf("token of a rotated-in key: %v", err)
+	}
+	// Unknown kids right after are refused at once, without a refetch.
+	start := time.Now()
+	if _, err := v.Verify(sign(t, jwt.SigningMethodEdDSA, k.edPriv, "rotated-away", goodClaims())); !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("unknown kid: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("unknown kid held the request %v", d)
+	}
+	mu.Lock()
+	if fetch != 2 {
+		t.Fatalf("JWKS fetched %d times, want 2", fetch)
+	}
+	mu.Unlock()
+
 	for name, tok := range map[string]string{
 		"HS256 with JWKS x as secret": sign(t, jwt.SigningMethodHS256, []byte(k.edPub), kid, goodClaims()),
 		"RS256 under an EdDSA kid":    sign(t, jwt.SigningMethodRS256, k.rsaPriv, kid, goodClaims()),
-		"unknown kid":                 sign(t, jwt.SigningMethodEdDSA, k.edPriv, "rotated-away", goodClaims()),
+		"another unknown kid":         sign(t, jwt.SigningMethodEdDSA, k.edPriv, "nope", goodClaims()),
 	} {
 		if _, err := v.Verify(tok); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 )
 
 // MaxTokenLen is the longest token Verify parses; longer ones are refused
@@ -61,7 +62,7 @@ type Config struct {
 	Keys []VerificationKey
 	// JWKSURL is an identity provider's JWK Set, fetched at start (failing
 	// NewVerifier if unreachable) and refreshed in the background and on an
-	// unknown kid. Defaults to none.
+	// unknown kid (at most once a minute). Defaults to none.
 	JWKSURL string
 	// JWKSAlgorithms are the algorithms accepted for JWKS keys; each key is
 	// still held to its own type and alg. Only EdDSA and RS256 are allowed.
@@ -207,6 +208,11 @@ func NewVerifier(ctx context.Context, cfg Config) (*Verifier, error) {
 			HTTPTimeout:               10 * time.Second,
 			NoErrorReturnFirstHTTPReq: &noErr,
 			RefreshInterval:           cfg.JWKSRefresh,
+			// An unknown kid refetches the set at most once a minute, and a
+			// token with an unknown kid never holds its request for more than
+			// a few seconds (the default would let it wait a minute).
+			RefreshUnknownKID: rate.NewLimiter(rate.Every(time.Minute), 1),
+			RateLimitWaitMax:  3 * time.Second,
 		})
 		if err != nil {
 			v.cancel()
