@@ -332,9 +332,10 @@ func (s *Store) List(ctx context.Context) ([]Tenant, error) {
 }
 
 // Revoke refuses the token with this jti until the given time (its exp is
-// the natural choice). The jti must be one auth.NewJTI made, which names the
-// tenant; for tokens from another issuer use RevokeTenantToken. Revoking
-// with until in the past does nothing.
+// the natural choice; the zero time means auth.MaxTokenTTL from now, which
+// outlives any token auth.Signer.IssueFor makes). The jti must be one
+// auth.NewJTI made, which names the tenant; for tokens from another issuer
+// use RevokeTenantToken. Revoking with until in the past does nothing.
 func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
 	tid, ok := auth.JTITenant(jti)
 	if !ok || !ValidID(tid) {
@@ -344,8 +345,12 @@ func (s *Store) Revoke(ctx context.Context, jti string, until time.Time) error {
 }
 
 // RevokeTenantToken refuses the tenant's token with this jti until the given
-// time. Revoking with until in the past does nothing.
+// time (zero: auth.MaxTokenTTL from now). Revoking with until in the past
+// does nothing.
 func (s *Store) RevokeTenantToken(ctx context.Context, tenantID, jti string, until time.Time) error {
+	if until.IsZero() {
+		until = time.Now().Add(auth.MaxTokenTTL)
+	}
 	if !ValidID(tenantID) {
 		return fmt.Errorf("%w: tenant ID %q", ErrInvalid, tenantID)
 	}

@@ -220,6 +220,11 @@ func TestAdmitRefusesRevokedToken(t *testing.T) {
 		if d := admit(t, a, "acme", jti, 1, now.Add(2*time.Hour)); !d.Allowed {
 			t.Fatalf("after the revocation ends: %+v", d)
 		}
+		forever, _ := auth.NewJTI("acme")
+		if err := s.Revoke(ctx, forever, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, admit(t, a, "acme", forever, 1, now.Add(auth.MaxTokenTTL-time.Minute)), ReasonTokenRevoked)
 		if err := s.RevokeTenantToken(ctx, "acme", "idp-opaque-id", now.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
@@ -458,5 +463,34 @@ func TestDecisionSetHeaders(t *testing.T) {
 				t.Errorf("%s: %s = %q, want %q", tc.name, k, h.Get(k), v)
 			}
 		}
+	}
+}
+
+// TestAdmitterAcrossRedisRestart: while Redis is down admissions fail
+// promptly with an error (ingest answers 503), and afterwards they work again
+// with the script reloaded into the fresh server.
+func TestAdmitterAcrossRedisRestart(t *testing.T) {
+	r := testenv.StartRedis(t)
+	rdb := r.Client(t)
+	s := NewStore(rdb)
+	a := NewAdmitter(s, AdmitterOptions{Timeout: time.Second})
+	defer a.Close()
+	mustCreate(t, s, Tenant{ID: "acme", Enabled: true})
+	if d := admit(t, a, "acme", "", 1, day0); !d.Allowed {
+		t.Fatalf("before: %+v", d)
+	}
+	r.Stop()
+	start := time.Now()
+	if _, err := a.Admit(context.Background(), "acme", "", 1, day0); err == nil {
+		t.Fatal("Admit succeeded with Redis down")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Admit with Redis down took %v", d)
+	}
+	r.Start() // no persistence: the tenant is gone, and so is the script
+	refused(t, admit(t, a, "acme", "", 1, day0), ReasonUnknownTenant)
+	mustCreate(t, s, Tenant{ID: "acme", Enabled: true})
+	if d := admit(t, a, "acme", "", 1, day0); !d.Allowed {
+		t.Fatalf("after restart: %+v", d)
 	}
 }
