@@ -33,6 +33,16 @@ test: deps models
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...
 
+## fuzz: run each fuzz test for FUZZTIME (default 30s); `make test` runs only their seed corpus.
+FUZZTIME ?= 30s
+fuzz: deps models
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
 vet:
 	$(GO) vet ./...
 

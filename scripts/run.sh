@@ -75,6 +75,10 @@ port_busy "$REDIS_PORT" || die "redis-server did not start; see $LOGS/redis.log"
 
 secret="$H/dev.secret"
 [[ -s "$secret" ]] || { bin/jetinferctl token dev-secret >"$secret"; chmod 600 "$secret"; }
+# Ingest admits only known tenants: make the development one (kept in Redis
+# across runs; --if-not-exists leaves an existing one as it is).
+bin/jetinferctl tenant create --tenant dev --name "make run" --if-not-exists >>"$LOGS/jetinferctl.log" 2>&1 ||
+	die "could not create the dev tenant; see $LOGS/jetinferctl.log"
 
 bin/ingest --addr "$ADDR" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
 ingest_pid=$!

@@ -17,6 +17,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -44,6 +45,12 @@ func newStack(t *testing.T) *stack {
 	s.secret = filepath.Join(t.TempDir(), "dev.secret")
 	if err := os.WriteFile(s.secret, []byte(devSecret), 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Ingest admits requests against their tenant in Redis.
+	for _, id := range []string{"acme", "globex"} {
+		if _, err := tenant.NewStore(s.redis.Client(t)).Create(context.Background(), tenant.Tenant{ID: id, Enabled: true}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	s.token = s.issue(t, "acme", auth.ScopeJobsWrite, auth.ScopeJobsRead)
 	return s

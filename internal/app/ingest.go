@@ -19,6 +19,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
 // RunIngest serves the HTTP API until ctx ends, then drains: readiness fails
@@ -46,7 +47,9 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if cfg.EnsureStreams {
-		if err := q.EnsureStreams(startCtx, queue.DefaultTopology()); err != nil {
+		topo := queue.DefaultTopology()
+		topo.JobsMaxMsgs, topo.JobsMaxBytes = cfg.JobsMaxMsgs, cfg.JobsMaxBytes
+		if err := q.EnsureStreams(startCtx, topo); err != nil {
 			return err
 		}
 	} else if err := q.CheckStreams(startCtx); err != nil {
@@ -75,6 +78,15 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 
+	var admitter ingest.Admitter
+	if cfg.Tenants {
+		ta := tenant.NewAdmitter(tenant.NewStore(rdb), tenant.AdmitterOptions{})
+		defer ta.Close()
+		admitter = tenantAdmission{a: ta}
+	} else {
+		log.WarnContext(ctx, "tenant checks are off: any valid token is admitted without quota or rate limit")
+	}
+
 	api := ingest.New(ingest.Config{
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxTextBytes: cfg.MaxTextBytes,
@@ -85,6 +97,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Records:   st,
 		Replies:   replies,
 		Catalog:   catalog,
+		Admitter:  admitter,
 		Verifier:  verifier,
 		Ready:     q.Ready,
 		Logger:    log,

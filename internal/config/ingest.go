@@ -76,6 +76,18 @@ type Ingest struct {
 	// EnsureStreams makes ingest create or update the streams at start.
 	// Defaults to true.
 	EnsureStreams bool
+	// Tenants makes ingest admit every request against its tenant in Redis
+	// (enabled, daily quota, rate limit, revoked tokens, body limit, result
+	// TTL). Turned off, any holder of a valid token is admitted with the
+	// server's limits. Defaults to true.
+	Tenants bool
+	// JobsMaxMsgs bounds the JOBS stream by count when EnsureStreams creates
+	// or updates it; a full stream answers 503 with Retry-After. Defaults to
+	// 1,000,000.
+	JobsMaxMsgs int64
+	// JobsMaxBytes bounds the JOBS stream by size when EnsureStreams creates
+	// or updates it. Defaults to 1 GiB.
+	JobsMaxBytes int64
 }
 
 // RegisterFlags registers every ingest flag.
@@ -92,6 +104,9 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "how long job records are kept when the tenant sets no TTL")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain on SIGTERM")
 	fs.BoolVar(&c.EnsureStreams, "ensure-streams", true, "create or update the JetStream streams at start")
+	fs.BoolVar(&c.Tenants, "tenants", true, "admit requests against their tenant in Redis (quota, rate limit, revocation)")
+	fs.Int64Var(&c.JobsMaxMsgs, "jobs-max-msgs", 1_000_000, "most messages the JOBS stream holds (with -ensure-streams)")
+	fs.Int64Var(&c.JobsMaxBytes, "jobs-max-bytes", 1<<30, "most bytes the JOBS stream holds (with -ensure-streams)")
 }
 
 // Validate checks the configuration; errors name the field.
@@ -108,6 +123,12 @@ func (c *Ingest) Validate() error {
 	}
 	errs = append(errs, positive("max-wait", c.MaxWait), positive("infer-wait", c.InferWait),
 		positive("result-ttl", c.ResultTTL), positive("shutdown-timeout", c.ShutdownTimeout))
+	if c.JobsMaxMsgs < 1 {
+		errs = append(errs, fmt.Errorf("jobs-max-msgs: %d must be at least 1", c.JobsMaxMsgs))
+	}
+	if c.JobsMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("jobs-max-bytes: %d is below 1 MiB", c.JobsMaxBytes))
+	}
 	return errors.Join(errs...)
 }
 

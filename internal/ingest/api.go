@@ -1,14 +1,18 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
@@ -111,13 +115,26 @@ func writeError(w http.ResponseWriter, e *apiError) {
 // decodeStrict decodes one JSON value from r into v, refusing unknown
 // fields, wrong types and trailing data, and naming the field at fault.
 func decodeStrict(r io.Reader, v any) *apiError {
-	dec := json.NewDecoder(r)
+	// Read the (size-limited) body first: encoding/json would silently turn
+	// invalid UTF-8 into U+FFFD, so it is checked on the raw bytes.
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return jsonError(err)
+	}
+	if !utf8.Valid(data) {
+		return invalidUTF8(data)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errorf(http.StatusBadRequest, "invalid_json", "request body must hold exactly one JSON object")
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jsonError(err)
+		}
+		return bodyError(http.StatusBadRequest, "invalid_json", "request body must hold exactly one JSON object")
 	}
 	return nil
 }
@@ -128,18 +145,137 @@ func jsonError(err error) *apiError {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &mbe):
-		return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
+		return bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", mbe.Limit)
 	case errors.As(err, &ute):
-		e := fieldError(ute.Field, "field %q must be %s, not %s", ute.Field, ute.Type.String(), ute.Value)
-		return e
+		field := ute.Field
+		if field == "" {
+			field = "body"
+		}
+		return fieldError(field, "field %q must be %s, not %s", field, jsonType(ute.Type), ute.Value)
 	case errors.As(err, &se):
-		return errorf(http.StatusBadRequest, "invalid_json", "malformed JSON at byte %d: %v", se.Offset, err)
+		return bodyError(http.StatusBadRequest, "invalid_json", "malformed JSON at byte %d: %v", se.Offset, err)
 	case errors.Is(err, io.EOF):
-		return errorf(http.StatusBadRequest, "invalid_json", "request body is empty")
+		return bodyError(http.StatusBadRequest, "invalid_json", "request body is empty")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errorf(http.StatusBadRequest, "invalid_json", "request body ends early")
-	default:
-		// json: unknown field "x"
-		return errorf(http.StatusBadRequest, "invalid_request", "%v", err)
+		return bodyError(http.StatusBadRequest, "invalid_json", "request body ends early")
+	}
+	const unknown = "json: unknown field "
+	if msg := err.Error(); strings.HasPrefix(msg, unknown) {
+		name, uerr := strconv.Unquote(strings.TrimPrefix(msg, unknown))
+		if uerr != nil {
+			name = strings.TrimPrefix(msg, unknown)
+		}
+		e := fieldError(name, "unknown field %q", name)
+		e.Code = "unknown_field"
+		return e
+	}
+	return bodyError(http.StatusBadRequest, "invalid_request", "%v", err)
+}
+
+// bodyError is an error about the request body as a whole (field "body").
+func bodyError(status int, code, format string, a ...any) *apiError {
+	e := errorf(status, code, format, a...)
+	e.Field = "body"
+	return e
+}
+
+// jsonType names a Go type as the JSON type a client must send.
+func jsonType(t reflect.Type) string {
+	if t == nil {
+		return "a JSON value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return t.String()
+}
+
+// invalidUTF8 names the field whose value holds the first invalid UTF-8
+// byte of body (or "body" when it is outside any value).
+func invalidUTF8(body []byte) *apiError {
+	off := 0
+	for off < len(body) {
+		r, size := utf8.DecodeRune(body[off:])
+		if r == utf8.RuneError && size <= 1 {
+			break
+		}
+		off += size
+	}
+	field := fieldAt(body, off)
+	e := fieldError(field, "%s is not valid UTF-8 (byte %d of the body)", field, off)
+	e.Code = "invalid_utf8"
+	return e
+}
+
+// fieldAt returns the dotted path of the JSON value that spans byte off of
+// body, "body" when there is none.
+func fieldAt(body []byte, off int) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		key    string
+	}
+	var stack []frame
+	path := func() string {
+		var parts []string
+		for _, f := range stack {
+			if f.object && f.key != "" {
+				parts = append(parts, f.key)
+			}
+		}
+		if len(parts) == 0 {
+			return "body"
+		}
+		return strings.Join(parts, ".")
+	}
+	expectKey := false
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "body"
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{':
+				stack = append(stack, frame{object: true})
+				expectKey = true
+			case '[':
+				stack = append(stack, frame{})
+				expectKey = false
+			case '}', ']':
+				if len(stack) > 0 {
+					stack = stack[:len(stack)-1]
+				}
+				expectKey = len(stack) > 0 && stack[len(stack)-1].object
+			}
+			continue
+		}
+		top := len(stack) - 1
+		if expectKey && top >= 0 && stack[top].object {
+			if k, ok := tok.(string); ok {
+				stack[top].key = k
+				expectKey = false
+				if int(dec.InputOffset()) > off {
+					return path()
+				}
+				continue
+			}
+		}
+		if int(dec.InputOffset()) > off {
+			return path()
+		}
+		expectKey = top >= 0 && stack[top].object
 	}
 }

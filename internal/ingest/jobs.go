@@ -83,15 +83,39 @@ func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
 	if !j.Lane.Valid() {
 		return fieldError("lane", "lane must be %q or %q", job.LaneInteractive, job.LaneBulk)
 	}
-	return validateText("input.text", j.Input.Text, s.cfg.MaxTextBytes)
+	text, aerr := validateText("input.text", j.Input.Text, s.cfg.MaxTextBytes, j.Options.Truncate)
+	j.Input.Text = text
+	return aerr
 }
 
-func validateText(field, text string, max int) *apiError {
+// validateText checks a document's text. A text over max bytes is refused
+// with 413, or, when truncate is set, cut at the last UTF-8 boundary within
+// max bytes; the text to use is returned.
+func validateText(field, text string, max int, truncate bool) (string, *apiError) {
+	if len(text) > max && truncate {
+		text = truncateUTF8(text, max)
+	}
+	return text, checkText(field, text, max)
+}
+
+// truncateUTF8 cuts s to at most max bytes without splitting a character.
+func truncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+func checkText(field, text string, max int) *apiError {
 	switch {
 	case text == "":
 		return fieldError(field, "%s must not be empty", field)
 	case len(text) > max:
-		e := fieldError(field, "%s is %d bytes, more than the limit of %d", field, len(text), max)
+		e := fieldError(field, "%s is %d bytes, more than the limit of %d; set options.truncate to cut it", field, len(text), max)
 		e.Status, e.Code = http.StatusRequestEntityTooLarge, "text_too_long"
 		return e
 	case !utf8.ValidString(text):
