@@ -96,6 +96,19 @@ func (o SessionOptions) withDefaults() SessionOptions {
 	return o
 }
 
+// sessionConfig holds ONNX Runtime session config entries set on every
+// session (see onnxruntime_session_options_config_keys.h).
+//
+// Intra-op threads do not spin waiting for work: a worker shares its cores
+// with its own tokenizing goroutines (and, on these machines, with other
+// processes), and spinning threads take CPU from them. Measured on 2 shared
+// cores with the MiniLM-L6 classifier, interleaved runs of the two settings
+// in one process: without spinning 15% faster at batch 1, 27% at batch 8 and
+// 15% at batch 32.
+var sessionConfig = map[string]string{
+	"session.intra_op.allow_spinning": "0",
+}
+
 // parseDevice splits "cpu", "cuda" and "cuda:N".
 func parseDevice(d string) (cuda bool, id int, err error) {
 	switch {
@@ -140,6 +153,11 @@ func newSessionOptions(o SessionOptions) (*ort.SessionOptions, error) {
 	}
 	if err := so.SetInterOpNumThreads(o.InterOpThreads); err != nil {
 		return nil, fmt.Errorf("inter-op threads %d: %w", o.InterOpThreads, err)
+	}
+	for k, v := range sessionConfig {
+		if err := so.AddSessionConfigEntry(k, v); err != nil {
+			return nil, fmt.Errorf("session config %s=%s: %w", k, v, err)
+		}
 	}
 	if cuda {
 		if err := appendCUDA(so, dev); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
 )
@@ -302,5 +303,55 @@ func TestRunConcurrently(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+func TestRunCanceledMidRunStopsAndRecovers(t *testing.T) {
+	m := loadModel(t, nerModel)
+	in, err := m.Prepare(longArticle(t, 13000), job.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, _, err := m.Run(ctx, []*Input{in})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let ONNX Runtime start
+	cancel()
+	err = <-done
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run canceled mid-run: %v", err)
+	}
+	t.Logf("canceled run returned after %v", time.Since(start))
+	// The buffers' run options were reset: the next run completes.
+	short, err := m.Prepare("Diamond Shamrock Corp said", job.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, _, err := m.Run(context.Background(), []*Input{short})
+	if err != nil || outs[0].Err != nil {
+		t.Fatalf("run after a canceled one: %v %v", err, outs[0].Err)
+	}
+}
+
+func TestRunWithOutputAllocatedByONNXRuntime(t *testing.T) {
+	// A graph that leaves the last output dimension open makes Run let ONNX
+	// Runtime allocate the output; the results must be the same.
+	for _, name := range []string{classifierModel, embedModel} {
+		m := loadModel(t, name)
+		docs := newsDocs(t)[:3]
+		want, _ := runTexts(t, m, job.Options{}, docs...)
+		dim := m.outDim
+		m.outDim = -1
+		got, _ := runTexts(t, m, job.Options{}, docs...)
+		m.outDim = dim
+		for i := range want {
+			if string(got[i]) != string(want[i]) {
+				t.Errorf("%s doc %d: %.200s, want %.200s", name, i, got[i], want[i])
+			}
+		}
 	}
 }
