@@ -125,11 +125,15 @@ func (s *Store) Start(ctx context.Context, jobs []*job.Job, attempts []int, now 
 	cmds := make([]*redis.Cmd, len(jobs))
 	run := func(p redis.Pipeliner) {
 		for i, j := range jobs {
+			if j.Backfill != "" {
+				cmds[i] = s.bfStart(ctx, p, j)
+				continue
+			}
 			cmds[i] = startScript.EvalSha(ctx, p, []string{Key(j.Tenant, j.ID)},
 				attempts[i], now.UnixMilli(), s.ttl(j).Milliseconds(), j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
 		}
 	}
-	if err := pipeline(ctx, s.rdb, run, startScript); err != nil {
+	if err := pipelineScripts(ctx, s.rdb, run, startScript, bfStartScript); err != nil {
 		return nil, fmt.Errorf("start %d jobs: %w", len(jobs), err)
 	}
 	out := make([]job.Status, len(jobs))
@@ -162,6 +166,11 @@ type Final struct {
 	Error    *job.Error
 	Attempts int
 	Timings  *job.Timings
+	// Reused marks a backfill document answered from the reuse cache.
+	Reused bool
+	// ReuseKey, for a backfill document, is where a successful result is
+	// cached for identical texts (see ReuseKey); empty for none.
+	ReuseKey string
 }
 
 // Finish writes each job's final state in one round trip and returns the
@@ -171,6 +180,10 @@ func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.St
 	cmds := make([]*redis.Cmd, len(fs))
 	run := func(p redis.Pipeliner) {
 		for i, f := range fs {
+			if f.Job.Backfill != "" {
+				cmds[i] = s.bfFinish(ctx, p, f, now)
+				continue
+			}
 			var code, msg string
 			if f.Error != nil {
 				code, msg = f.Error.Code, f.Error.Message
@@ -185,7 +198,7 @@ func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.St
 				timings, j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
 		}
 	}
-	if err := pipeline(ctx, s.rdb, run, finishScript); err != nil {
+	if err := pipelineScripts(ctx, s.rdb, run, finishScript, bfFinishScript); err != nil {
 		return nil, fmt.Errorf("finish %d jobs: %w", len(fs), err)
 	}
 	out := make([]job.Status, len(fs))
@@ -284,4 +297,44 @@ func (s *Store) Abandon(ctx context.Context, tenant, id string) error {
 		return fmt.Errorf("abandon job %s: %w", id, err)
 	}
 	return nil
+}
+
+// MarkDead writes the dead state of j, with why and after how many
+// deliveries, unless j has a final state already. It returns the status j
+// ends with.
+func (s *Store) MarkDead(ctx context.Context, j *job.Job, e *job.Error, attempts int, now time.Time) (job.Status, error) {
+	sts, err := s.Finish(ctx, []Final{{Job: j, Status: job.StatusDead, Error: e, Attempts: attempts}}, now)
+	if err != nil {
+		return "", err
+	}
+	return sts[0], nil
+}
+
+// requeueScript resets a dead job to queued for a replay, or recreates the
+// record of a dead job whose record expired. It answers the status the job
+// had: dead or false when it requeued it, anything else when it did not.
+var requeueScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'status')
+if st and st ~= 'dead' then return st end
+redis.call('HDEL', KEYS[1], 'result', 'err_code', 'err_msg', 'started', 'finished', 'timings')
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'task', ARGV[1], 'lane', ARGV[2],
+  'created', ARGV[3], 'backfill', ARGV[4], 'doc_id', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return st
+`)
+
+// Requeue resets the record of a dead job to queued so that it can be
+// replayed. It returns ok false, with the job's status, when the job is not
+// dead (a replay already under way, say).
+func (s *Store) Requeue(ctx context.Context, j *job.Job) (prev job.Status, ok bool, err error) {
+	v, err := runScript(ctx, s.rdb, requeueScript, []string{Key(j.Tenant, j.ID)},
+		j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID, s.ttl(j).Milliseconds()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("requeue job %s: %w", j.ID, err)
+	}
+	st, _ := v.(string)
+	return job.Status(st), job.Status(st) == job.StatusDead, nil
 }

@@ -1,0 +1,257 @@
+package backfill
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/store"
+)
+
+// State is where a backfill stands.
+type State string
+
+// The states. Open accepts documents; Sealed accepts none and completes when
+// nothing is pending; Completed and Canceled are final.
+const (
+	StateOpen      State = "open"
+	StateSealed    State = "sealed"
+	StateCompleted State = "completed"
+	StateCanceled  State = "canceled"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrNotFound means the tenant has no such backfill.
+	ErrNotFound = errors.New("backfill not found")
+	// ErrNotOpen means the backfill no longer accepts documents.
+	ErrNotOpen = errors.New("backfill not open")
+)
+
+// Backfill is one bulk run of a task over many documents, with its progress.
+type Backfill struct {
+	ID       string      `json:"id"`
+	Tenant   string      `json:"-"`
+	Task     string      `json:"task"`
+	Name     string      `json:"name,omitempty"`
+	Options  job.Options `json:"options,omitzero"`
+	State    State       `json:"state"`
+	Created  time.Time   `json:"created_at"`
+	Sealed   time.Time   `json:"sealed_at,omitzero"`
+	Finished time.Time   `json:"finished_at,omitzero"`
+	Counters
+	// First and Last are when the first and the latest document finished.
+	First time.Time `json:"-"`
+	Last  time.Time `json:"-"`
+}
+
+// Counters count a backfill's documents. Every submitted document ends in
+// exactly one of succeeded, failed, dead or canceled; reused counts the
+// succeeded ones answered from the reuse cache.
+type Counters struct {
+	Submitted int64 `json:"submitted"`
+	Succeeded int64 `json:"succeeded"`
+	Failed    int64 `json:"failed"`
+	Dead      int64 `json:"dead"`
+	Canceled  int64 `json:"canceled"`
+	Reused    int64 `json:"reused"`
+}
+
+// Done is the number of documents in a final state.
+func (c Counters) Done() int64 { return c.Succeeded + c.Failed + c.Dead + c.Canceled }
+
+// Pending is the number of submitted documents not final yet.
+func (c Counters) Pending() int64 { return max(c.Submitted-c.Done(), 0) }
+
+// Store keeps backfills in Redis (key layout in package store).
+type Store struct {
+	rdb redis.UniversalClient
+}
+
+// NewStore returns a store on rdb.
+func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+
+// NewID returns a fresh backfill id: "bf_" and 20 base32 characters, usable
+// as a NATS subject token.
+func NewID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "bf_" + idEncoding.EncodeToString(b[:])
+}
+
+// Create stores a new open backfill and fills in its id and creation time.
+func (s *Store) Create(ctx context.Context, b *Backfill, now time.Time) error {
+	if b.ID == "" {
+		b.ID = NewID()
+	}
+	b.State, b.Created = StateOpen, now.UTC()
+	opts, err := json.Marshal(b.Options)
+	if err != nil {
+		return fmt.Errorf("encode options: %w", err)
+	}
+	key := store.BackfillKey(b.Tenant, b.ID)
+	ok, err := s.rdb.HSetNX(ctx, key, "state", string(StateOpen)).Result()
+	if err != nil {
+		return fmt.Errorf("create backfill: %w", err)
+	}
+	if !ok {
+		return fmt.Errorf("create backfill %s: id in use", b.ID)
+	}
+	p := s.rdb.TxPipeline()
+	p.HSet(ctx, key, "task", b.Task, "name", b.Name, "options", opts, "created_ms", now.UnixMilli(),
+		"submitted", 0, "succeeded", 0, "failed", 0, "dead", 0, "canceled", 0, "reused", 0)
+	p.PExpire(ctx, key, store.DocTTL)
+	if _, err := p.Exec(ctx); err != nil {
+		return fmt.Errorf("create backfill: %w", err)
+	}
+	return nil
+}
+
+// Get returns the tenant's backfill id, or ErrNotFound.
+func (s *Store) Get(ctx context.Context, tenant, id string) (*Backfill, error) {
+	m, err := s.rdb.HGetAll(ctx, store.BackfillKey(tenant, id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get backfill %s: %w", id, err)
+	}
+	if m["state"] == "" || m["task"] == "" {
+		return nil, ErrNotFound
+	}
+	b := &Backfill{ID: id, Tenant: tenant, Task: m["task"], Name: m["name"], State: State(m["state"]),
+		Created: msTime(m["created_ms"]), Sealed: msTime(m["sealed_ms"]), Finished: msTime(m["finished_ms"]),
+		First: msTime(m["first_ms"]), Last: msTime(m["last_ms"])}
+	_ = json.Unmarshal([]byte(m["options"]), &b.Options)
+	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	b.Counters = Counters{Submitted: n("submitted"), Succeeded: n("succeeded"), Failed: n("failed"),
+		Dead: n("dead"), Canceled: n("canceled"), Reused: n("reused")}
+	return b, nil
+}
+
+func msTime(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// sealScript seals an open backfill and completes it at once when nothing
+// is pending. It answers the state the backfill now has, or false.
+var sealScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return false end
+if st ~= 'open' then return st end
+redis.call('HSET', KEYS[1], 'state', 'sealed', 'sealed_ms', ARGV[1])
+local h = redis.call('HMGET', KEYS[1], 'submitted', 'succeeded', 'failed', 'dead', 'canceled')
+if (tonumber(h[2]) or 0) + (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0) >= (tonumber(h[1]) or 0) then
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_ms', ARGV[1])
+  return 'completed'
+end
+return 'sealed'
+`)
+
+// cancelScript cancels a backfill that is not final. Workers then skip its
+// remaining documents, counting them canceled.
+var cancelScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return false end
+if st == 'completed' or st == 'canceled' then return st end
+redis.call('HSET', KEYS[1], 'state', 'canceled', 'finished_ms', ARGV[1])
+return 'canceled'
+`)
+
+// Seal closes the backfill to new documents. It returns the state the
+// backfill has afterwards (sealed, or completed when nothing is pending; an
+// already sealed or final backfill keeps its state).
+func (s *Store) Seal(ctx context.Context, tenant, id string, now time.Time) (State, error) {
+	return s.transition(ctx, sealScript, tenant, id, now)
+}
+
+// Cancel cancels the backfill. It returns the state the backfill has
+// afterwards: canceled, or completed when it had finished already.
+func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (State, error) {
+	return s.transition(ctx, cancelScript, tenant, id, now)
+}
+
+func (s *Store) transition(ctx context.Context, sc *redis.Script, tenant, id string, now time.Time) (State, error) {
+	v, err := sc.Run(ctx, s.rdb, []string{store.BackfillKey(tenant, id)}, now.UnixMilli()).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("backfill %s: %w", id, err)
+	}
+	st, _ := v.(string)
+	return State(st), nil
+}
+
+// Known reports, for each document id, whether the backfill has it
+// already (submitted or final), in one round trip.
+func (s *Store) Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error) {
+	cmds := make([]*redis.BoolCmd, len(docIDs))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, d := range docIDs {
+			m := store.MarkOf(tenant, id, d)
+			cmds[i] = p.HExists(ctx, m.Key, m.Field)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("known documents: %w", err)
+	}
+	out := make([]bool, len(docIDs))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
+// markScript marks the documents JetStream confirmed as submitted, each
+// unless it is marked already (a re-send, or a worker that finished it
+// first and counted it), and counts the new marks. It refuses (answers -1)
+// once the backfill is canceled or gone.
+var markScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return -1 end
+local n = 0
+for i = 2, #KEYS do
+  n = n + redis.call('HSETNX', KEYS[i], ARGV[i], 'q')
+  redis.call('PEXPIRE', KEYS[i], ARGV[1])
+end
+if n > 0 then redis.call('HINCRBY', KEYS[1], 'submitted', n) end
+return n
+`)
+
+// Mark records that JetStream holds the documents docIDs, counting those
+// not counted yet as submitted. It returns how many it counted.
+func (s *Store) Mark(ctx context.Context, tenant, id string, docIDs []string) (int64, error) {
+	if len(docIDs) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, 1, len(docIDs)+1)
+	keys[0] = store.BackfillKey(tenant, id)
+	args := make([]any, 1, len(docIDs)+1)
+	args[0] = store.DocTTL.Milliseconds()
+	for _, d := range docIDs {
+		m := store.MarkOf(tenant, id, d)
+		keys = append(keys, m.Key)
+		args = append(args, m.Field)
+	}
+	n, err := markScript.Run(ctx, s.rdb, keys, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("mark documents: %w", err)
+	}
+	if n < 0 {
+		return 0, ErrNotFound
+	}
+	return n, nil
+}

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// Backfill documents have no job record. Their state lives in two compact
+// structures per backfill (see doc.go):
+//
+//   - the backfill hash BackfillKey: lifecycle and counters;
+//   - the document marks DocKey: 65,536 small hashes (buckets) keyed by the
+//     first 16 bits of a 64-bit fingerprint of the document id, each field
+//     the remaining 48 bits and each value one byte: q (submitted), s, f, d
+//     or c (final: succeeded, failed, dead, canceled).
+//
+// The marks make "first final wins" and "a document id is processed once"
+// hold without a record per document.
+
+// DocBuckets is the number of mark buckets of a backfill.
+const DocBuckets = 1 << 16
+
+// BackfillKey is the Redis hash of a backfill's lifecycle and counters.
+func BackfillKey(tenant, id string) string { return "ji:bf:{" + tenant + "}:" + id }
+
+// DocMark locates the mark of one document: its bucket key and field.
+type DocMark struct {
+	Key   string
+	Field string
+}
+
+// MarkOf returns where the mark of docID in backfill id of tenant lives.
+func MarkOf(tenant, id, docID string) DocMark {
+	h := sha256.Sum256([]byte(docID))
+	return DocMark{
+		Key:   "ji:bfd:{" + tenant + "}:" + id + ":" + hex.EncodeToString(h[:2]),
+		Field: string(h[2:8]),
+	}
+}
+
+// ReuseKey is the key of the cached result of text under a model version
+// and options: identical texts reuse it instead of running the model.
+func ReuseKey(task, version, text string, opts job.Options) string {
+	o, _ := json.Marshal(opts)
+	h := sha256.New()
+	for _, s := range []string{task, version, string(o), text} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return "ji:reuse:" + task + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// bfStartScript decides whether a backfill document runs. It answers the
+// final status of a document that has one (an earlier delivery finished it),
+// canceled for a document of a canceled backfill (counted once, so that the
+// backfill's pending count drains), or running.
+var bfStartScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if v == 's' then return 'succeeded' elseif v == 'f' then return 'failed'
+elseif v == 'd' then return 'dead' elseif v == 'c' then return 'canceled' end
+if redis.call('HGET', KEYS[1], 'state') == 'canceled' then
+  if not v then redis.call('HINCRBY', KEYS[1], 'submitted', 1) end
+  redis.call('HSET', KEYS[2], ARGV[1], 'c')
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('HINCRBY', KEYS[1], 'canceled', 1)
+  return 'canceled'
+end
+return 'running'
+`)
+
+// bfFinishScript records a backfill document's final status unless it has
+// one: the first final wins and is counted exactly once. A document whose
+// submission mark is missing (ingest published it but has not marked it
+// yet, or crashed in between) is counted as submitted here; ingest's mark
+// then finds it and does not count it again. When the backfill is sealed
+// and nothing is pending it becomes completed.
+var bfFinishScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if v == 's' then return 'succeeded' elseif v == 'f' then return 'failed'
+elseif v == 'd' then return 'dead' elseif v == 'c' then return 'canceled' end
+if redis.call('EXISTS', KEYS[1]) == 0 then return ARGV[2] end
+redis.call('HSET', KEYS[2], ARGV[1], string.sub(ARGV[2], 1, 1))
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if not v then redis.call('HINCRBY', KEYS[1], 'submitted', 1) end
+redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
+if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'reused', 1) end
+redis.call('HSETNX', KEYS[1], 'first_ms', ARGV[3])
+redis.call('HSET', KEYS[1], 'last_ms', ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'state', 'submitted', 'succeeded', 'failed', 'dead', 'canceled')
+if h[1] == 'sealed' and (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0) + (tonumber(h[6]) or 0) >= (tonumber(h[2]) or 0) then
+  redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_ms', ARGV[3])
+end
+return ARGV[2]
+`)
+
+// DocTTL is how long a backfill's marks and hash live after their last
+// write; it matches the RESULTS stream's retention.
+const DocTTL = 7 * 24 * time.Hour
+
+func (s *Store) bfStart(ctx context.Context, p redis.Pipeliner, j *job.Job) *redis.Cmd {
+	m := MarkOf(j.Tenant, j.Backfill, j.DocID)
+	return bfStartScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key}, m.Field, DocTTL.Milliseconds())
+}
+
+func (s *Store) bfFinish(ctx context.Context, p redis.Pipeliner, f Final, now time.Time) *redis.Cmd {
+	j := f.Job
+	m := MarkOf(j.Tenant, j.Backfill, j.DocID)
+	reused := "0"
+	if f.Reused {
+		reused = "1"
+	}
+	if f.ReuseKey != "" && f.Status == job.StatusSucceeded && !f.Reused {
+		p.Set(ctx, f.ReuseKey, []byte(f.Result), ReuseTTL)
+	}
+	return bfFinishScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key},
+		m.Field, string(f.Status), now.UnixMilli(), reused, DocTTL.Milliseconds())
+}
+
+// ReuseTTL is how long a cached result can be reused.
+const ReuseTTL = 7 * 24 * time.Hour
+
+// Reusable returns the cached result under each key, nil where there is
+// none, in one round trip.
+func (s *Store) Reusable(ctx context.Context, keys []string) ([]json.RawMessage, error) {
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.StringCmd, len(keys))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, k := range keys {
+			cmds[i] = p.Get(ctx, k)
+		}
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return nil, fmt.Errorf("reusable results: %w", err)
+	}
+	out := make([]json.RawMessage, len(keys))
+	for i, c := range cmds {
+		if b, err := c.Bytes(); err == nil && len(b) > 0 {
+			out[i] = json.RawMessage(b)
+		}
+	}
+	return out, nil
+}
+
+// pipelineScripts is pipeline for fills that run several scripts.
+func pipelineScripts(ctx context.Context, rdb redis.UniversalClient, fill func(redis.Pipeliner), scripts ...*redis.Script) error {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		for _, s := range scripts {
+			if err := s.Load(ctx, rdb).Err(); err != nil {
+				return err
+			}
+		}
+		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
+	}
+	return err
+}
