@@ -54,6 +54,7 @@ type UnsupportedError struct {
 	Type string
 }
 
+// Error says which component is unsupported.
 func (e *UnsupportedError) Error() string {
 	return fmt.Sprintf("unsupported %s %q", e.Component, e.Type)
 }

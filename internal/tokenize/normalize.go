@@ -47,6 +47,7 @@ type buf struct {
 	b          []byte
 	start, end []int32
 	tmp        []byte
+	marks      []mark
 }
 
 func (x *buf) reset() {
@@ -165,13 +166,13 @@ func parseNormalizer(raw json.RawMessage) ([]normalizer, error) {
 		}
 		return out, nil
 	case "NFC":
-		return []normalizer{unicodeNormalizer{norm.NFC}}, nil
+		return []normalizer{parseForm(norm.NFC)}, nil
 	case "NFD":
-		return []normalizer{unicodeNormalizer{norm.NFD}}, nil
+		return []normalizer{parseForm(norm.NFD)}, nil
 	case "NFKC":
-		return []normalizer{unicodeNormalizer{norm.NFKC}}, nil
+		return []normalizer{parseForm(norm.NFKC)}, nil
 	case "NFKD":
-		return []normalizer{unicodeNormalizer{norm.NFKD}}, nil
+		return []normalizer{parseForm(norm.NFKD)}, nil
 	case "Lowercase":
 		return []normalizer{lowercaseNormalizer{}}, nil
 	case "StripAccents":
@@ -443,10 +444,20 @@ func caseIgnorable(r rune) bool {
 	return r >= 0x80 && unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Lm, unicode.Sk)
 }
 
-// unicodeNormalizer applies a Unicode normalization form segment by
-// segment; the characters of a rewritten segment are aligned to the whole
-// original segment.
+// unicodeNormalizer applies a Unicode normalization form. The decomposing
+// forms (NFD, NFKD) work character by character, so each output character
+// is aligned to the input character it came from (combining marks keep their
+// alignment when canonical ordering moves them). The composing forms (NFC,
+// NFKC) work segment by segment; the characters of a rewritten segment are
+// aligned to the whole input segment.
 type unicodeNormalizer struct{ form norm.Form }
+
+func parseForm(f norm.Form) normalizer {
+	if f == norm.NFD || f == norm.NFKD {
+		return decomposer{form: f}
+	}
+	return unicodeNormalizer{form: f}
+}
 
 func (n unicodeNormalizer) normalize(dst *buf, src *view) {
 	s := src.s
@@ -471,6 +482,80 @@ func (n unicodeNormalizer) normalize(dst *buf, src *view) {
 		}
 		i = j
 	}
+}
+
+// decomposer is NFD or NFKD: full decomposition of each character, then
+// canonical ordering of each run of combining marks.
+type decomposer struct{ form norm.Form }
+
+// mark is a combining mark waiting for canonical ordering.
+type mark struct {
+	r      rune
+	ccc    uint8
+	os, oe int32
+}
+
+func (n decomposer) normalize(dst *buf, src *view) {
+	s := src.s
+	dst.grow(len(s))
+	marks := dst.marks[:0]
+	add := func(c rune, os, oe int32) {
+		var enc [utf8.UTFMax]byte
+		ccc := n.form.Properties(enc[:utf8.EncodeRune(enc[:], c)]).CCC()
+		if ccc == 0 {
+			marks = flushMarks(dst, marks)
+			dst.addRune(c, os, oe)
+			return
+		}
+		marks = append(marks, mark{c, ccc, os, oe})
+	}
+	for i := 0; i < len(s); {
+		if s[i] < utf8.RuneSelf {
+			marks = flushMarks(dst, marks)
+			dst.copyFrom(src, i, i+1)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		os, oe := src.origin(i, i+size)
+		i += size
+		if r >= 0xAC00 && r <= 0xD7A3 { // Hangul syllable: algorithmic decomposition
+			const sBase, lBase, vBase, tBase, tCount, nCount = 0xAC00, 0x1100, 0x1161, 0x11A7, 28, 588
+			si := r - sBase
+			add(lBase+si/nCount, os, oe)
+			add(vBase+(si%nCount)/tCount, os, oe)
+			if t := si % tCount; t != 0 {
+				add(tBase+t, os, oe)
+			}
+			continue
+		}
+		var enc [utf8.UTFMax]byte
+		d := n.form.Properties(enc[:utf8.EncodeRune(enc[:], r)]).Decomposition()
+		if d == nil {
+			add(r, os, oe)
+			continue
+		}
+		for len(d) > 0 {
+			c, k := utf8.DecodeRune(d)
+			add(c, os, oe)
+			d = d[k:]
+		}
+	}
+	dst.marks = flushMarks(dst, marks)
+}
+
+// flushMarks appends the pending marks in canonical (stable, by combining
+// class) order and empties the list.
+func flushMarks(dst *buf, marks []mark) []mark {
+	for i := 1; i < len(marks); i++ {
+		for j := i; j > 0 && marks[j-1].ccc > marks[j].ccc; j-- {
+			marks[j-1], marks[j] = marks[j], marks[j-1]
+		}
+	}
+	for _, m := range marks {
+		dst.addRune(m.r, m.os, m.oe)
+	}
+	return marks[:0]
 }
 
 // lowercaseNormalizer is the Lowercase normalizer with JavaScript's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,9 +52,13 @@ func runReference(t *testing.T, node, tokenizer string, texts []string) []refere
 	return res.Results
 }
 
-// TestParityWithReference requires identical ids, offsets and decoded text
-// to Hugging Face's JavaScript tokenizer on news text, for an uncased MiniLM,
-// bert-base-uncased and a cased BERT vocabulary.
+// TestParityWithReference requires identical ids, byte offsets and decoded
+// text to Hugging Face's JavaScript tokenizer (reference/tokenize.mjs), on
+// testdata/news.txt, ~512-token articles and reproducible random strings of
+// tricky characters, for the uncased MiniLM, bert-base-uncased, the cased BERT
+// vocabulary, the sentiment model when built, and variants exercising the
+// generic normalizers (NFKD, StripAccents, Lowercase, Sequence with NFD) and
+// BertNormalizer's other options.
 func TestParityWithReference(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -72,11 +77,19 @@ func TestParityWithReference(t *testing.T) {
 	if p := filepath.Join(testenv.DataDir(), "models", "sentiment", "tokenizer.json"); fileExists(p) {
 		cases = append(cases, struct{ name, path string }{"sentiment", p})
 	}
+	// The generic normalizers in front of the same vocabulary.
+	cases = append(cases, struct{ name, path string }{"sequence-nfkd-stripaccents-lowercase",
+		variant(t, tokenizerFile(t, "all-MiniLM-L6-v2"), `{"type":"Sequence","normalizers":[{"type":"NFKD"},{"type":"StripAccents"},{"type":"Lowercase"}]}`)})
+	cases = append(cases, struct{ name, path string }{"sequence-nfd-bertnormalizer",
+		variant(t, tokenizerFile(t, "bert-base-uncased"), `{"type":"Sequence","normalizers":[{"type":"NFD"},{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true}]}`)})
+	cases = append(cases, struct{ name, path string }{"cased-strip-accents",
+		variant(t, casedFile(t), `{"type":"BertNormalizer","clean_text":false,"handle_chinese_chars":false,"strip_accents":true,"lowercase":false}`)})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			tk := load(t, tc.path)
 			texts := append(newsLines(t), articles(t, tk, 512)[:5]...)
 			texts = append(texts, "", " ", "[CLS]", "\x00", "ΑΣ", "a\u0301")
+			texts = append(texts, randomTexts(300)...)
 			want := runReference(t, node, tc.path, texts)
 			mismatches, tokens := 0, 0
 			for i, text := range texts {
@@ -137,4 +150,55 @@ func diffTokens(tk *Tokenizer, text string, got *Encoding, want referenceResult)
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// randomPool is what randomTexts draws from: words and characters where
+// normalization, case mapping and character classes are easy to get wrong.
+var randomPool = []string{
+	"the", "Stock", "MARKET", "said", " ", " ", " ", "  ", "\t", "\n", "\r\n", ",", ".", "'", "\"", "-", "—", "–", "(", ")",
+	"$", "€", "£", "¥", "%", "+", "=", "<", ">", "^", "`", "|", "~", "#", "@", "&", "*", "/", "\\", "_",
+	"0", "1", "42", "3.14", "1,000", "½", "²", "①", "٣", "१",
+	"é", "É", "ñ", "Ñ", "ü", "Ü", "ø", "Ø", "å", "Å", "æ", "ß", "ẞ", "İ", "ı", "ǅ", "ǆ", "Ǆ", "ﬁ", "ﬀ",
+	"Σ", "σ", "ς", "ΟΔΟΣ", "Ά", "ΐ", "Ω", "Ж", "ж", "Ё", "Ա", "ա", "Ⴀ", "Ꭰ", "ꭰ", "𐐀", "𐐨",
+	"e\u0301", "\u0301", "\u0308", "a\u0323\u0302", "\u0903", "\u20dd", "ि",
+	"中", "國", "日本", "ア", "ｱ", "ｶﾞ", "한", "국", "\u1100\u1161", "\uf900", "\U00020000", "\u3007",
+	"😀", "👍🏽", "👨\u200d👩", "🇺🇸", "❤️", "\u2603",
+	"\u00a0", "\u2009", "\u3000", "\u2028", "\u0085", "\u180e", "\u200b", "\u200c", "\u200d", "\ufeff", "\u00ad",
+	"\x00", "\x01", "\x07", "\x0b", "\x0c", "\x1f", "\x7f", "\u009f", "\ue000", "\ufffd", "\U000e0001",
+	"[CLS]", "[SEP]", "[UNK]", "[MASK]", "[PAD]", "[cls]", "[", "]",
+	"Ｆｕｌｌ", "，", "。", "「", "」", "、", "¿", "¡", "«", "»", "‘", "’", "“", "”", "„", "…", "•", "·", "†", "§", "¶", "©", "®", "™", "°",
+	"Ⅻ", "ⅻ", "Ⓐ", "ⓐ", "ſ", "K", "Å", "ŉ", "ǰ", "ΐ", "ᾈ", "ᾀ", "ﬃ",
+}
+
+// randomTexts returns n reproducible random texts from randomPool.
+func randomTexts(n int) []string {
+	rng := rand.New(rand.NewPCG(1987, 10))
+	out := make([]string, n)
+	for i := range out {
+		var b strings.Builder
+		for range 1 + rng.IntN(25) {
+			b.WriteString(randomPool[rng.IntN(len(randomPool))])
+		}
+		out[i] = b.String()
+	}
+	return out
+}
+
+// variant writes a copy of the tokenizer.json at path with another normalizer.
+func variant(t *testing.T, path, normalizer string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["normalizer"] = json.RawMessage(normalizer)
+	p := filepath.Join(t.TempDir(), "tokenizer.json")
+	if err := os.WriteFile(p, mustJSON(t, doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -286,6 +286,43 @@ func TestWordLevelAndWhitespace(t *testing.T) {
 	}
 }
 
+// TestAddedTokens covers added tokens matched after normalization and the
+// whitespace that lstrip/rstrip remove around them.
+func TestAddedTokens(t *testing.T) {
+	doc := map[string]any{
+		"added_tokens": []any{
+			map[string]any{"id": 5, "content": "<Ticker>", "special": false, "normalized": true},
+			map[string]any{"id": 6, "content": "<sep>", "special": true, "normalized": false, "lstrip": true, "rstrip": true},
+		},
+		// NFD makes the normalized text longer than the original, so
+		// normalized and original offsets differ after "é".
+		"normalizer": map[string]any{"type": "Sequence", "normalizers": []any{
+			map[string]any{"type": "NFD"}, map[string]any{"type": "Lowercase"}}},
+		"pre_tokenizer":  map[string]any{"type": "WhitespaceSplit"},
+		"post_processor": nil,
+		"decoder":        nil,
+		"model": map[string]any{"type": "WordLevel", "unk_token": "<unk>",
+			"vocab": map[string]int{"<unk>": 0, "buy": 1, "now": 2, "<ticker>": 5, "<sep>": 6, "sell": 7, "éé": 8}},
+	}
+	tk, err := Load(writeTokenizer(t, doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "ÉÉ <TICKER>now  <sep>  SELL"
+	e := tk.Encode(text)
+	checkInvariants(t, tk, text, e)
+	tokens, spans := pieces(tk, text, e)
+	if want := []string{"<unk>", "<Ticker>", "now", "<sep>", "sell"}; !slices.Equal(tokens, want) {
+		t.Errorf("tokens = %q, want %q", tokens, want)
+	}
+	if want := []string{"ÉÉ", "<TICKER>", "now", "<sep>", "SELL"}; !slices.Equal(spans, want) {
+		t.Errorf("spans = %q, want %q", spans, want)
+	}
+	if want := []int{0, 1, 2, 3, 4}; !slices.Equal(e.WordIDs, want) {
+		t.Errorf("word ids = %v, want %v", e.WordIDs, want)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	doc := genericDoc()
 	doc["model"] = map[string]any{"type": "Mystery", "vocab": map[string]int{"a": 0}}

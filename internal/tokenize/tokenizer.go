@@ -294,7 +294,7 @@ func (t *Tokenizer) encodeSection(dst *Encoding, sc *scratch, text string, base 
 	secs := t.addedNorm.split(nil, v)
 	for _, s := range secs {
 		if s.id >= 0 {
-			dst.add(s.id, v.origStart(int(s.s)), v.origEnd(int(s.e)), *word)
+			dst.add(s.id, int(s.s), int(s.e), *word) // split made them original offsets
 			*word++
 			continue
 		}
