@@ -217,7 +217,8 @@ func (t *Tokenizer) Decode(ids []int64) string {
 	return t.decoder.decode(tokens)
 }
 
-// Encode tokenizes text without adding special tokens and without truncation.
+// Encode tokenizes text without adding special tokens and without
+// truncation. It panics on texts longer than MaxTextBytes.
 func (t *Tokenizer) Encode(text string) *Encoding {
 	e := new(Encoding)
 	t.EncodeTo(e, text)
@@ -239,6 +240,11 @@ type section struct {
 	id   int32
 }
 
+// MaxTextBytes is the longest text Encode and EncodeTo accept; they panic on
+// longer ones (offsets are kept in 32 bits and normalization can grow a text
+// several times over). Callers bound their inputs far below it.
+const MaxTextBytes = 128 << 20
+
 // EncodeTo is Encode writing into dst, reusing its slices (dst.IDs[:0] and
 // so on) so that a caller encoding many texts does not allocate.
 func (t *Tokenizer) EncodeTo(dst *Encoding, text string) {
@@ -247,8 +253,8 @@ func (t *Tokenizer) EncodeTo(dst *Encoding, text string) {
 		t.fallback.encode(dst, text)
 		return
 	}
-	if len(text) > 1<<30 {
-		panic("tokenize: text longer than 1 GiB")
+	if len(text) > MaxTextBytes {
+		panic(fmt.Sprintf("tokenize: text of %d bytes is longer than MaxTextBytes", len(text)))
 	}
 	sc := t.scratch.Get().(*scratch)
 	word := 0
@@ -266,7 +272,9 @@ func (t *Tokenizer) EncodeTo(dst *Encoding, text string) {
 			t.encodeSection(dst, sc, text[s.s:s.e], s.s, &word)
 		}
 	}
-	t.scratch.Put(sc)
+	if len(text) <= 1<<20 { // do not keep the buffers of an outsized text
+		t.scratch.Put(sc)
+	}
 }
 
 // encodeSection runs text (which starts at base in the original) through
