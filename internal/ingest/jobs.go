@@ -413,6 +413,10 @@ func traceHeaders(r *http.Request) map[string][]string {
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 	c, _ := auth.FromContext(r.Context())
+	if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	rec, err := s.recs.Get(ctx, c.Tenant, r.PathValue("id"))
@@ -429,6 +433,10 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	c, _ := auth.FromContext(r.Context())
+	if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	id := r.PathValue("id")
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()

@@ -113,6 +113,7 @@ func (s *Server) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
 	})
@@ -160,5 +161,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.FromContext(r.Context())
+	if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": s.catalog.Models()})
 }
