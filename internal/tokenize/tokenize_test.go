@@ -334,6 +334,9 @@ func TestParseErrors(t *testing.T) {
 	if _, err := Parse([]byte("{")); err == nil {
 		t.Error("Parse accepted truncated JSON")
 	}
+	if _, err := Parse([]byte(`{"model":null}`)); err == nil {
+		t.Error("Parse accepted a tokenizer.json without a model")
+	}
 	doc = genericDoc()
 	doc["model"].(map[string]any)["unk_token"] = "<missing>"
 	if _, err := Parse(mustJSON(t, doc)); err == nil || !strings.Contains(err.Error(), "<missing>") {

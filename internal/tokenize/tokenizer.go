@@ -70,6 +70,9 @@ func Parse(data []byte) (*Tokenizer, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("parse tokenizer.json: %w", err)
 	}
+	if isNull(c.Model) {
+		return nil, errors.New("parse tokenizer.json: no model")
+	}
 	var mc modelConfig
 	if err := json.Unmarshal(c.Model, &mc); err != nil {
 		return nil, fmt.Errorf("parse tokenizer.json model: %w", err)
@@ -79,8 +82,7 @@ func Parse(data []byte) (*Tokenizer, error) {
 	if t.template, err = parseTemplate(c.PostProcessor); err != nil {
 		return nil, err
 	}
-	native, err := t.buildNative(&c, &mc)
-	if err != nil {
+	if err := t.buildNative(&c, &mc); err != nil {
 		var unsupported *UnsupportedError
 		if !errors.As(err, &unsupported) {
 			return nil, err
@@ -92,8 +94,6 @@ func Parse(data []byte) (*Tokenizer, error) {
 		t.fallback = fb
 		t.tokens = fb.tokens
 		t.unkToken = fb.unkToken
-	} else if !native {
-		return nil, errors.New("parse tokenizer.json: no model")
 	}
 	t.padID = t.findPadID(&c)
 	t.scratch.New = func() any { return new(scratch) }
@@ -101,26 +101,26 @@ func Parse(data []byte) (*Tokenizer, error) {
 }
 
 // buildNative sets up the native pipeline, or returns an *UnsupportedError.
-func (t *Tokenizer) buildNative(c *fileConfig, mc *modelConfig) (bool, error) {
+func (t *Tokenizer) buildNative(c *fileConfig, mc *modelConfig) error {
 	typ := mc.modelType()
 	if typ != "WordPiece" && typ != "WordLevel" {
-		return false, &UnsupportedError{Component: "model", Type: typ}
+		return &UnsupportedError{Component: "model", Type: typ}
 	}
 	norms, err := parseNormalizer(c.Normalizer)
 	if err != nil {
-		return false, err
+		return err
 	}
 	pre, err := parsePreTokenizer(c.PreTokenizer)
 	if err != nil {
-		return false, err
+		return err
 	}
 	dec, err := parseDecoder(c.Decoder)
 	if err != nil {
-		return false, err
+		return err
 	}
 	vocab, tokens, err := buildVocab(mc.Vocab, c.AddedTokens)
 	if err != nil {
-		return false, err
+		return err
 	}
 	switch typ {
 	case "WordPiece":
@@ -129,7 +129,7 @@ func (t *Tokenizer) buildNative(c *fileConfig, mc *modelConfig) (bool, error) {
 		t.model, err = newWordLevel(mc, vocab)
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
 	if mc.UnkToken != nil {
 		t.unkToken = *mc.UnkToken
@@ -153,7 +153,7 @@ func (t *Tokenizer) buildNative(c *fileConfig, mc *modelConfig) (bool, error) {
 	}
 	t.added = newAddedSplitter(raw)
 	t.addedNorm = newAddedSplitter(normalized)
-	return true, nil
+	return nil
 }
 
 func (t *Tokenizer) findPadID(c *fileConfig) int64 {
