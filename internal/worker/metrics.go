@@ -1,36 +1,245 @@
 package worker
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/telemetry"
 )
 
 // Metrics counts what a worker did. It is safe for concurrent use and cheap
-// to update on the hot path; telemetry exports it.
+// to update on the hot path: counters without labels are atomics read when
+// metrics are scraped, and labelled instruments use attribute sets built
+// once per label combination.
+//
+// Exported names (Prometheus): jetinfer_worker_jobs_finished_total{tenant,
+// task,lane,status}, jetinfer_worker_job_stage_seconds{task,lane,stage} with
+// stage queue (broker wait), batch (batch wait), tokenize, infer, deliver and
+// total, jetinfer_worker_batch_size{task} (documents per model call),
+// jetinfer_worker_batch_tokens{task} (padded tokens per call),
+// jetinfer_worker_batch_padding_ratio{task}, jetinfer_worker_batches_total,
+// jetinfer_worker_rows_total, jetinfer_worker_tokens_total,
+// jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
+// jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
+// jetinfer_worker_redeliveries_total{task,lane},
+// jetinfer_worker_dead_letters_total{task,code} and
+// jetinfer_consumer_pending{task,lane} / jetinfer_consumer_ack_pending{task,lane}.
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
 
-	mu   sync.Mutex
-	jobs map[[2]string]int64
+	finishedC   metric.Int64Counter
+	stage       metric.Float64Histogram
+	batchSize   metric.Int64Histogram
+	batchTokens metric.Int64Histogram
+	padding     metric.Float64Histogram
+	redelivered metric.Int64Counter
+	deadC       metric.Int64Counter
+
+	sets    sync.Map // any key → metric.MeasurementOption or *laneSets
+	mu      sync.Mutex
+	jobs    map[[2]string]int64
+	pending map[[2]string][2]int64 // task, lane → pending, ack pending
 }
 
-// NewMetrics returns empty metrics.
-func NewMetrics() *Metrics { return &Metrics{jobs: map[[2]string]int64{}} }
+// laneSets are the pre-built attribute sets of one task and lane.
+type laneSets struct {
+	queue, batch, tokenize, infer, deliver, total metric.MeasurementOption
+	lane                                          metric.MeasurementOption
+}
 
-func (m *Metrics) observeRun(st RunStats, docs int) {
+type finishedKey struct {
+	tenant, task string
+	lane         job.Lane
+	status       job.Status
+}
+
+type laneKey struct {
+	task string
+	lane job.Lane
+}
+
+type taskKey string
+
+type deadKey struct{ task, code string }
+
+// NewMetrics returns metrics that are counted but not exported.
+func NewMetrics() *Metrics {
+	m, _ := NewExportedMetrics(noop.NewMeterProvider().Meter(""))
+	return m
+}
+
+// NewExportedMetrics returns metrics whose instruments are created on meter.
+func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
+	m := &Metrics{jobs: map[[2]string]int64{}, pending: map[[2]string][2]int64{}}
+	var err error
+	must := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	m.finishedC, err = meter.Int64Counter("jetinfer.worker.jobs.finished",
+		metric.WithDescription("jobs settled by a worker, by tenant, task, lane and final status"))
+	var e error
+	m.stage, e = meter.Float64Histogram("jetinfer.worker.job.stage", metric.WithUnit("s"),
+		metric.WithDescription("per-job time in each stage: queue (broker wait), batch (batch wait), tokenize, infer, deliver, total"),
+		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
+	must(e)
+	m.batchSize, e = meter.Int64Histogram("jetinfer.worker.batch.size",
+		metric.WithDescription("documents per model call"), metric.WithExplicitBucketBoundaries(telemetry.SizeBuckets...))
+	must(e)
+	m.batchTokens, e = meter.Int64Histogram("jetinfer.worker.batch.tokens",
+		metric.WithDescription("padded tokens per model call (rows × longest row)"),
+		metric.WithExplicitBucketBoundaries(telemetry.TokenBuckets...))
+	must(e)
+	m.padding, e = meter.Float64Histogram("jetinfer.worker.batch.padding_ratio",
+		metric.WithDescription("share of a model call's tokens that are padding"),
+		metric.WithExplicitBucketBoundaries(telemetry.RatioBuckets...))
+	must(e)
+	m.redelivered, e = meter.Int64Counter("jetinfer.worker.redeliveries",
+		metric.WithDescription("job deliveries after the first (attempt > 1), by task and lane"))
+	must(e)
+	m.deadC, e = meter.Int64Counter("jetinfer.worker.dead_letters",
+		metric.WithDescription("jobs dead-lettered by a worker, by task and error code"))
+	must(e)
+	counters := []struct {
+		name, desc string
+		v          *atomic.Int64
+	}{
+		{"jetinfer.worker.batches", "model calls", &m.batches},
+		{"jetinfer.worker.rows", "model rows (windows) run", &m.rows},
+		{"jetinfer.worker.tokens", "real tokens run, special tokens included", &m.tokens},
+		{"jetinfer.worker.padded_tokens", "tokens computed, padding included", &m.paddedTokens},
+		{"jetinfer.worker.splits", "failed model calls split in halves and retried", &m.splits},
+		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries},
+		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats},
+	}
+	for _, c := range counters {
+		v := c.v
+		_, e = meter.Int64ObservableCounter(c.name, metric.WithDescription(c.desc),
+			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+				o.Observe(v.Load())
+				return nil
+			}))
+		must(e)
+	}
+	pending, e := meter.Int64ObservableGauge("jetinfer.consumer.pending",
+		metric.WithDescription("jobs waiting in the durable consumer of a task and lane (polled)"))
+	must(e)
+	ackPending, e := meter.Int64ObservableGauge("jetinfer.consumer.ack_pending",
+		metric.WithDescription("jobs handed out and not yet acknowledged, per task and lane (polled)"))
+	must(e)
+	if err != nil {
+		return nil, err
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for k, v := range m.pending {
+			set := metric.WithAttributes(attribute.String("task", k[0]), attribute.String("lane", k[1]))
+			o.ObserveInt64(pending, v[0], set)
+			o.ObserveInt64(ackPending, v[1], set)
+		}
+		return nil
+	}, pending, ackPending)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SetPending records a consumer's backlog, as polled from its consumer info.
+func (m *Metrics) SetPending(task string, lane job.Lane, pending, ackPending int64) {
+	m.mu.Lock()
+	m.pending[[2]string{task, string(lane)}] = [2]int64{pending, ackPending}
+	m.mu.Unlock()
+}
+
+func (m *Metrics) lane(task string, lane job.Lane) *laneSets {
+	k := laneKey{task, lane}
+	if v, ok := m.sets.Load(k); ok {
+		return v.(*laneSets)
+	}
+	st := func(stage string) metric.MeasurementOption {
+		return metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task),
+			attribute.String("lane", string(lane)), attribute.String("stage", stage)))
+	}
+	ls := &laneSets{queue: st("queue"), batch: st("batch"), tokenize: st("tokenize"), infer: st("infer"),
+		deliver: st("deliver"), total: st("total"),
+		lane: metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("lane", string(lane))))}
+	v, _ := m.sets.LoadOrStore(k, ls)
+	return v.(*laneSets)
+}
+
+func (m *Metrics) taskSet(task string) metric.MeasurementOption {
+	if v, ok := m.sets.Load(taskKey(task)); ok {
+		return v.(metric.MeasurementOption)
+	}
+	v, _ := m.sets.LoadOrStore(taskKey(task), metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task))))
+	return v.(metric.MeasurementOption)
+}
+
+// received counts a delivery; attempts after the first are redeliveries.
+func (m *Metrics) received(ctx context.Context, j *job.Job, attempt int) {
+	if attempt > 1 {
+		m.redelivered.Add(ctx, 1, m.lane(j.Task, j.Lane).lane)
+	}
+}
+
+func (m *Metrics) observeRun(ctx context.Context, task string, st RunStats, docs int) {
 	m.batches.Add(1)
 	m.rows.Add(int64(st.Rows))
 	m.tokens.Add(int64(st.Tokens))
 	m.paddedTokens.Add(int64(st.PaddedTokens))
+	set := m.taskSet(task)
+	m.batchSize.Record(ctx, int64(docs), set)
+	m.batchTokens.Record(ctx, int64(st.PaddedTokens), set)
+	if st.PaddedTokens > 0 {
+		m.padding.Record(ctx, float64(st.PaddedTokens-st.Tokens)/float64(st.PaddedTokens), set)
+	}
 }
 
-func (m *Metrics) finished(task string, s job.Status) {
+// finished counts a settled job and records its latency breakdown; deliver
+// is the time from the end of its inference (or of its preparation, for a
+// job that never ran) to its acknowledgement.
+func (m *Metrics) finished(ctx context.Context, j *job.Job, s job.Status, t *job.Timings, deliver time.Duration) {
+	k := finishedKey{tenant: j.Tenant, task: j.Task, lane: j.Lane, status: s}
+	v, ok := m.sets.Load(k)
+	if !ok {
+		v, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", j.Tenant),
+			attribute.String("task", j.Task), attribute.String("lane", string(j.Lane)), attribute.String("status", string(s)))))
+	}
+	m.finishedC.Add(ctx, 1, v.(metric.MeasurementOption))
 	m.mu.Lock()
-	m.jobs[[2]string{task, string(s)}]++
+	m.jobs[[2]string{j.Task, string(s)}]++
 	m.mu.Unlock()
+	if t == nil {
+		return
+	}
+	ls := m.lane(j.Task, j.Lane)
+	m.stage.Record(ctx, t.Queue/1000, ls.queue)
+	m.stage.Record(ctx, t.Batch/1000, ls.batch)
+	m.stage.Record(ctx, t.Tokenize/1000, ls.tokenize)
+	m.stage.Record(ctx, t.Infer/1000, ls.infer)
+	m.stage.Record(ctx, deliver.Seconds(), ls.deliver)
+	m.stage.Record(ctx, t.Total/1000+deliver.Seconds()-t.Delivery/1000, ls.total)
+}
+
+// deadLettered counts a job sent to the DLQ by this worker.
+func (m *Metrics) deadLettered(ctx context.Context, task, code string) {
+	k := deadKey{task, code}
+	v, ok := m.sets.Load(k)
+	if !ok {
+		v, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("code", code))))
+	}
+	m.deadC.Add(ctx, 1, v.(metric.MeasurementOption))
 }
 
 // Snapshot is a copy of the counters.

@@ -1,0 +1,224 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/jetinfer/jetinfer/internal/app"
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// observed starts ingest and a sentiment worker that record their spans and
+// returns the ingest URL and the worker's HTTP address.
+func (s *stack) observed(ingestSpans, workerSpans *tracetest.SpanRecorder) (workerURL string) {
+	t := s.t
+	var icfg config.Ingest
+	defaults(&icfg)
+	icfg.NATS.URL, icfg.Redis.URL = s.nats.URL(), s.redis.URL()
+	icfg.Addr, icfg.Auth.HS256SecretFile, icfg.Log.Level = "127.0.0.1:0", s.secret, "warn"
+	addr := make(chan string, 1)
+	s.run("ingest", func(ctx context.Context) error {
+		return app.RunIngest(ctx, icfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }, Spans: ingestSpans})
+	})
+	s.url = "http://" + <-addr
+
+	var wcfg config.Worker
+	defaults(&wcfg)
+	wcfg.NATS.URL, wcfg.Redis.URL = s.nats.URL(), s.redis.URL()
+	wcfg.ORTLib, wcfg.Models = testenv.ORTLib(t), testenv.ModelDir(t, "sentiment")
+	wcfg.HTTPAddr, wcfg.IntraOpThreads, wcfg.Log.Level = "127.0.0.1:0", 1, "warn"
+	wcfg.MetricsPoll = 50 * time.Millisecond
+	waddr := make(chan string, 1)
+	ready := make(chan struct{})
+	s.run("worker", func(ctx context.Context) error {
+		return app.RunWorker(ctx, wcfg, testLogger(t), app.Hooks{Listening: func(a string) { waddr <- a },
+			Ready: func() { close(ready) }, Spans: workerSpans})
+	})
+	workerURL = "http://" + <-waddr
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not become ready")
+	}
+	return workerURL
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)
+	}
+	return string(b)
+}
+
+// value returns the value of the series whose line starts with prefix
+// (metric name and labels), failing when there is none.
+func value(t *testing.T, text, prefix string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, prefix+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(l, prefix)), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return v
+		}
+	}
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(strings.SplitN(prefix, "{", 2)[0]) + `.*$`)
+	t.Fatalf("no series %s; have:\n%s", prefix, strings.Join(re.FindAllString(text, -1), "\n"))
+	return 0
+}
+
+// After real jobs, ingest and worker expose the series the dashboard and
+// autoscaler read, with values that match what happened.
+func TestMetricsAfterRealJobs(t *testing.T) {
+	s := newStack(t)
+	workerURL := s.observed(nil, nil)
+	const n = 6
+	for i := range n {
+		lane := "interactive"
+		if i%2 == 1 {
+			lane = "bulk"
+		}
+		r := s.do("POST", "/v1/jobs?wait=10s", s.token, map[string]any{"task": "sentiment", "lane": lane,
+			"input": map[string]any{"text": "Shares surged after record profit, number " + strconv.Itoa(i)}})
+		if r.status != http.StatusOK {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		if m := r.json(t); m["timings_ms"].(map[string]any)["delivery"] == nil {
+			t.Fatalf("record has no delivery timing: %v", m)
+		}
+	}
+	in := scrape(t, s.url)
+	for _, lane := range []string{"interactive", "bulk"} {
+		if v := value(t, in, `jetinfer_ingest_jobs_submitted_total{lane="`+lane+`",status="queued",task="sentiment",tenant="acme"}`); v != n/2 {
+			t.Errorf("%s submitted %v, want %d", lane, v, n/2)
+		}
+	}
+	if v := value(t, in, `jetinfer_ingest_publish_seconds_count{lane="interactive"}`); v != n/2 {
+		t.Errorf("publish count %v", v)
+	}
+	if v := value(t, in, `jetinfer_http_requests_total{code="200",method="POST",route="POST /v1/jobs"}`); v != n {
+		t.Errorf("requests %v, want %d", v, n)
+	}
+
+	// The worker acks after the reply is sent: wait until it counted all.
+	var out string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out = scrape(t, workerURL)
+		if strings.Contains(out, `jetinfer_worker_jobs_finished_total{lane="bulk",status="succeeded",task="sentiment",tenant="acme"} 3`) &&
+			strings.Contains(out, `jetinfer_consumer_pending{lane="bulk",task="sentiment"} 0`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("worker never counted its jobs:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := value(t, out, `jetinfer_worker_jobs_finished_total{lane="interactive",status="succeeded",task="sentiment",tenant="acme"}`); v != n/2 {
+		t.Errorf("interactive finished %v", v)
+	}
+	for _, stage := range []string{"queue", "batch", "tokenize", "infer", "deliver", "total"} {
+		if v := value(t, out, `jetinfer_worker_job_stage_seconds_count{lane="interactive",stage="`+stage+`",task="sentiment"}`); v != n/2 {
+			t.Errorf("stage %s count %v, want %d", stage, v, n/2)
+		}
+	}
+	total := value(t, out, `jetinfer_worker_job_stage_seconds_sum{lane="interactive",stage="total",task="sentiment"}`)
+	infer := value(t, out, `jetinfer_worker_job_stage_seconds_sum{lane="interactive",stage="infer",task="sentiment"}`)
+	if !(infer > 0 && total >= infer && total < 30) {
+		t.Errorf("total %vs, infer %vs: want 0 < infer ≤ total", total, infer)
+	}
+	batches := value(t, out, `jetinfer_worker_batches_total`)
+	docs := value(t, out, `jetinfer_worker_batch_size_sum{task="sentiment"}`)
+	if batches < 1 || docs != n || value(t, out, `jetinfer_worker_batch_size_count{task="sentiment"}`) != batches {
+		t.Errorf("batches %v, documents in batches %v (want %d)", batches, docs, n)
+	}
+	tokens, padded := value(t, out, `jetinfer_worker_tokens_total`), value(t, out, `jetinfer_worker_padded_tokens_total`)
+	if tokens < n || padded < tokens {
+		t.Errorf("tokens %v padded %v", tokens, padded)
+	}
+	if v := value(t, out, `jetinfer_worker_batch_padding_ratio_count{task="sentiment"}`); v != batches {
+		t.Errorf("padding ratio observations %v, want %v", v, batches)
+	}
+	value(t, out, `jetinfer_consumer_ack_pending{lane="interactive",task="sentiment"}`)
+	if strings.Contains(out, "jetinfer_worker_redeliveries_total{") || strings.Contains(out, "jetinfer_worker_dead_letters_total{") {
+		t.Errorf("redeliveries or dead letters counted where there were none")
+	}
+}
+
+// The trace id of a request's traceparent reaches the worker: its job span
+// is a child of ingest's publish span in the same trace, and the batch span
+// links to it.
+func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
+	s := newStack(t)
+	ingestSpans, workerSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
+	s.observed(ingestSpans, workerSpans)
+	const traceID = "0af7651916cd43dd8448eb211c80319c"
+	req, _ := http.NewRequest("POST", s.url+"/v1/jobs?wait=10s",
+		strings.NewReader(`{"task":"sentiment","input":{"text":"Profits rose sharply."}}`))
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Traceparent", "00-"+traceID+"-b7ad6b7169203331-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+
+	var publishID string
+	for _, sp := range ingestSpans.Ended() {
+		if strings.HasPrefix(sp.Name(), "publish ") {
+			if sp.SpanContext().TraceID().String() != traceID {
+				t.Fatalf("publish span in trace %s", sp.SpanContext().TraceID())
+			}
+			publishID = sp.SpanContext().SpanID().String()
+		}
+	}
+	if publishID == "" {
+		t.Fatal("ingest made no publish span")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var jobOK, batchOK bool
+		for _, sp := range workerSpans.Ended() {
+			switch {
+			case sp.Name() == "job sentiment":
+				jobOK = sp.SpanContext().TraceID().String() == traceID && sp.Parent().SpanID().String() == publishID
+			case sp.Name() == "batch sentiment":
+				for _, l := range sp.Links() {
+					if l.SpanContext.TraceID().String() == traceID && l.SpanContext.SpanID().String() == publishID {
+						batchOK = true
+					}
+				}
+			}
+		}
+		if jobOK && batchOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, sp := range workerSpans.Ended() {
+				t.Logf("span %q trace %s parent %s links %v", sp.Name(), sp.SpanContext().TraceID(), sp.Parent().SpanID(), sp.Links())
+			}
+			t.Fatalf("job span in the trace under publish: %v; batch span linked to it: %v", jobOK, batchOK)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,103 @@
+package ingest
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/telemetry"
+)
+
+// instruments are ingest's metrics and tracer. Exported (Prometheus):
+// jetinfer_ingest_jobs_submitted_total{tenant,task,lane,status} with status
+// queued (accepted and enqueued), duplicate (JetStream already had it) or
+// rejected (the queue refused it), and jetinfer_ingest_publish_seconds{lane}.
+type instruments struct {
+	tracer    trace.Tracer
+	submitted metric.Int64Counter
+	publish   metric.Float64Histogram
+	sets      sync.Map // submitKey → metric.MeasurementOption; job.Lane → metric.MeasurementOption
+}
+
+type submitKey struct {
+	tenant, task string
+	lane         job.Lane
+	status       string
+}
+
+func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	in := &instruments{tracer: tp.Tracer("github.com/jetinfer/jetinfer/internal/ingest")}
+	var err error
+	in.submitted, err = meter.Int64Counter("jetinfer.ingest.jobs.submitted",
+		metric.WithDescription("jobs submitted, by tenant, task, lane and status (queued, duplicate, rejected)"))
+	if err != nil {
+		in.submitted, _ = noop.Meter{}.Int64Counter("")
+	}
+	in.publish, err = meter.Float64Histogram("jetinfer.ingest.publish", metric.WithUnit("s"),
+		metric.WithDescription("time for JetStream to confirm a job's publish, by lane"),
+		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
+	if err != nil {
+		in.publish, _ = noop.Meter{}.Float64Histogram("")
+	}
+	return in
+}
+
+func (in *instruments) set(k submitKey) metric.MeasurementOption {
+	if v, ok := in.sets.Load(k); ok {
+		return v.(metric.MeasurementOption)
+	}
+	v, _ := in.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", k.tenant),
+		attribute.String("task", k.task), attribute.String("lane", string(k.lane)), attribute.String("status", k.status))))
+	return v.(metric.MeasurementOption)
+}
+
+func (in *instruments) laneSet(l job.Lane) metric.MeasurementOption {
+	if v, ok := in.sets.Load(l); ok {
+		return v.(metric.MeasurementOption)
+	}
+	v, _ := in.sets.LoadOrStore(l, metric.WithAttributeSet(attribute.NewSet(attribute.String("lane", string(l)))))
+	return v.(metric.MeasurementOption)
+}
+
+// publish enqueues j inside a producer span whose context travels in the
+// message's headers (W3C traceparent), times the publish and counts the job.
+// Without a span in the request's context, the request's own traceparent
+// is passed through.
+func (s *Server) publish(r *http.Request, j *job.Job, reply string) (bool, error) {
+	ctx, span := s.ins.tracer.Start(r.Context(), "publish "+job.Subject(j.Lane, j.Task), trace.WithSpanKind(trace.SpanKindProducer))
+	hdr := telemetry.InjectHeaders(ctx)
+	if hdr == nil {
+		hdr = traceHeaders(r)
+	}
+	t0 := time.Now()
+	dup, err := s.pub.Publish(ctx, j, reply, hdr)
+	s.ins.publish.Record(ctx, time.Since(t0).Seconds(), s.ins.laneSet(j.Lane))
+	status := "queued"
+	switch {
+	case err != nil:
+		status = "rejected"
+		span.SetStatus(codes.Error, err.Error())
+	case dup:
+		status = "duplicate"
+	}
+	s.ins.submitted.Add(ctx, 1, s.ins.set(submitKey{tenant: j.Tenant, task: j.Task, lane: j.Lane, status: status}))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("jetinfer.job.id", j.ID), attribute.String("jetinfer.status", status))
+	}
+	span.End()
+	return dup, err
+}

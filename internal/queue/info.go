@@ -1,0 +1,40 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// Backlog is where a durable consumer stands.
+type Backlog struct {
+	// Pending is the number of jobs not yet handed to any worker.
+	Pending uint64
+	// AckPending is the number of jobs handed out and not yet acknowledged.
+	AckPending int
+	// Redelivered is the number of jobs handed out more than once and not
+	// yet acknowledged.
+	Redelivered int
+}
+
+// ConsumerBacklog asks the server for the backlog of the consumer of lane and
+// task (one round trip; poll it every few seconds, not per job).
+func (c *Client) ConsumerBacklog(ctx context.Context, l job.Lane, task string) (Backlog, error) {
+	cons, err := c.js.Consumer(ctx, job.StreamJobs, ConsumerName(l, task))
+	if err != nil {
+		return Backlog{}, fmt.Errorf("consumer %s: %w", ConsumerName(l, task), err)
+	}
+	info := cons.CachedInfo()
+	return Backlog{Pending: info.NumPending, AckPending: info.NumAckPending, Redelivered: info.NumRedelivered}, nil
+}
+
+// StreamMessages is the number of messages a stream holds (for the DLQ:
+// the dead letters kept).
+func (c *Client) StreamMessages(ctx context.Context, name string) (uint64, error) {
+	s, err := c.js.Stream(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return s.CachedInfo().State.Msgs, nil
+}

@@ -1,0 +1,104 @@
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// HTTPMiddleware starts a server span for every request, parented on the
+// request's traceparent, and records jetinfer.http.requests (by route,
+// method and status code) and jetinfer.http.request.duration. The route is
+// the ServeMux pattern that served the request, so ids in paths never become
+// label values.
+func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Meter) (http.Handler, error) {
+	tracer := tp.Tracer("github.com/jetinfer/jetinfer/internal/telemetry")
+	requests, err := meter.Int64Counter("jetinfer.http.requests",
+		metric.WithDescription("HTTP requests served, by route, method and status code"))
+	if err != nil {
+		return nil, err
+	}
+	duration, err := meter.Float64Histogram("jetinfer.http.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("HTTP request duration, by route"), metric.WithExplicitBucketBoundaries(LatencyBuckets...))
+	if err != nil {
+		return nil, err
+	}
+	var sets sync.Map // routeKey → *routeSets
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ctx := Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		r = r.WithContext(ctx)
+		next.ServeHTTP(rw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		if span.IsRecording() {
+			span.SetName(route)
+			span.SetAttributes(attribute.String("http.request.method", r.Method),
+				attribute.String("http.route", route), attribute.Int("http.response.status_code", rw.status))
+			if rw.status >= 500 {
+				span.SetStatus(codes.Error, http.StatusText(rw.status))
+			}
+		}
+		span.End()
+		key := routeKey{route: route, method: r.Method, status: rw.status}
+		v, ok := sets.Load(key)
+		if !ok {
+			v, _ = sets.LoadOrStore(key, &routeSets{
+				all: metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route),
+					attribute.String("method", r.Method), attribute.String("code", strconv.Itoa(rw.status)))),
+				route: metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route))),
+			})
+		}
+		rs := v.(*routeSets)
+		requests.Add(r.Context(), 1, rs.all)
+		duration.Record(r.Context(), time.Since(start).Seconds(), rs.route)
+	}), nil
+}
+
+type routeKey struct {
+	route, method string
+	status        int
+}
+
+type routeSets struct{ all, route metric.MeasurementOption }
+
+// statusWriter remembers the status code written. It passes Flush through
+// so that streaming responses keep streaming.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush implements http.Flusher.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,124 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+)
+
+const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+func TestHeaderCarrierRoundTrip(t *testing.T) {
+	tp, err := NewTracerProvider(TraceConfig{Service: "test", SampleRatio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := tp.Tracer("t").Start(context.Background(), "s")
+	defer span.End()
+	h := InjectHeaders(ctx)
+	if got := h["traceparent"]; len(got) != 1 || !strings.Contains(got[0], span.SpanContext().TraceID().String()) {
+		t.Fatalf("traceparent %v does not carry trace %s", got, span.SpanContext().TraceID())
+	}
+	sc := ExtractHeaders(h)
+	if sc.TraceID() != span.SpanContext().TraceID() || sc.SpanID() != span.SpanContext().SpanID() || !sc.IsRemote() {
+		t.Fatalf("extracted %+v, want the span's context, remote", sc)
+	}
+	if InjectHeaders(context.Background()) != nil {
+		t.Fatal("headers injected without a span")
+	}
+}
+
+func TestHeaderCarrierGetIgnoresCase(t *testing.T) {
+	for _, key := range []string{"traceparent", "Traceparent", "TRACEPARENT"} {
+		sc := ExtractHeaders(map[string][]string{key: {parent}})
+		if sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Errorf("%s: trace id %s", key, sc.TraceID())
+		}
+	}
+	if sc := ExtractHeaders(map[string][]string{"traceparent": {"garbage"}}); sc.IsValid() {
+		t.Fatal("garbage traceparent gave a valid context")
+	}
+}
+
+func TestSampleRatioIsChecked(t *testing.T) {
+	if _, err := NewTracerProvider(TraceConfig{SampleRatio: 1.5}); err == nil {
+		t.Fatal("ratio 1.5 accepted")
+	}
+}
+
+// The middleware parents its server span on the request's traceparent,
+// names it by route, hands the span's context to the handler, and counts
+// the request by route pattern (never by raw path).
+func TestHTTPMiddleware(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp, err := NewTracerProvider(TraceConfig{Service: "test", SampleRatio: 0}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	var inner trace.SpanContext
+	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		inner = trace.SpanContextFromContext(r.Context())
+		w.WriteHeader(http.StatusTeapot)
+	})
+	h, err := HTTPMiddleware(mux, tp, m.Meter("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/v1/jobs/abc123", nil)
+	req.Header.Set("Traceparent", parent)
+	h.ServeHTTP(httptest.NewRecorder(), req)
+
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Name() != "GET /v1/jobs/{id}" || s.Parent().SpanID().String() != "00f067aa0ba902b7" ||
+		s.SpanContext().TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("span %q parent %s trace %s", s.Name(), s.Parent().SpanID(), s.SpanContext().TraceID())
+	}
+	if inner.SpanID() != s.SpanContext().SpanID() {
+		t.Fatal("handler did not see the server span in its context")
+	}
+
+	srv := httptest.NewServer(m.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(body)
+	want := `jetinfer_http_requests_total{code="418",method="GET",route="GET /v1/jobs/{id}"} 1`
+	if !strings.Contains(text, want) {
+		t.Fatalf("scrape lacks %s:\n%s", want, grepLines(text, "jetinfer_"))
+	}
+	if strings.Contains(text, "abc123") {
+		t.Fatal("a path id became a label value")
+	}
+	if !strings.Contains(text, `jetinfer_http_request_duration_seconds_count{route="GET /v1/jobs/{id}"} 1`) {
+		t.Fatalf("no duration histogram:\n%s", grepLines(text, "jetinfer_"))
+	}
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
