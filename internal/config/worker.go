@@ -14,6 +14,7 @@ type Worker struct {
 	NATS  NATS
 	Redis Redis
 	Log   Log
+	Trace Trace
 	// Models are comma-separated model directories, one task each.
 	// Defaults to .jetinfer/models/sentiment.
 	Models string
@@ -39,6 +40,9 @@ type Worker struct {
 	ResultTTL time.Duration
 	// HTTPAddr serves /healthz, /readyz and /metrics. Defaults to :9090.
 	HTTPAddr string
+	// MetricsPoll is how often consumer backlogs are polled for
+	// jetinfer_consumer_pending. Defaults to 5s.
+	MetricsPoll time.Duration
 	// ShutdownTimeout is how long a worker may finish its batch on SIGTERM
 	// before it cancels it (unacknowledged jobs are redelivered). Defaults to 30s.
 	ShutdownTimeout time.Duration
@@ -49,6 +53,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	c.NATS.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
+	c.Trace.RegisterFlags(fs)
 	fs.StringVar(&c.Models, "models", ".jetinfer/models/sentiment", "comma-separated model directories")
 	fs.StringVar(&c.ORTLib, "ort-lib", ".jetinfer/lib/libonnxruntime.so.1", "path of the ONNX Runtime shared library")
 	fs.StringVar(&c.Device, "device", "cpu", "execution device: cpu or cuda:N")
@@ -61,6 +66,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1024, "unacknowledged jobs per consumer across workers")
 	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "record TTL when the job names none")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":9090", "address of /healthz, /readyz and /metrics")
+	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often consumer backlogs are polled for metrics")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "soft-stop time on SIGTERM before the batch is canceled")
 }
 
@@ -69,7 +75,7 @@ func (c *Worker) ModelDirs() []string { return SplitList(c.Models) }
 
 // Validate checks the configuration; errors name the field.
 func (c *Worker) Validate() error {
-	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate()}
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Trace.Validate()}
 	if len(c.ModelDirs()) == 0 {
 		errs = append(errs, errors.New("models: at least one model directory is needed"))
 	}
@@ -97,7 +103,7 @@ func (c *Worker) Validate() error {
 	if c.MaxAckPending < c.BatchSize {
 		errs = append(errs, fmt.Errorf("max-ack-pending: %d is below batch-size %d", c.MaxAckPending, c.BatchSize))
 	}
-	errs = append(errs, positive("ack-wait", c.AckWait), positive("result-ttl", c.ResultTTL),
+	errs = append(errs, positive("ack-wait", c.AckWait), positive("metrics-poll", c.MetricsPoll), positive("result-ttl", c.ResultTTL),
 		positive("shutdown-timeout", c.ShutdownTimeout))
 	return errors.Join(errs...)
 }

@@ -117,6 +117,9 @@ type Timings struct {
 	Batch    float64 `json:"batch"`
 	Tokenize float64 `json:"tokenize"`
 	Infer    float64 `json:"infer"`
+	// Delivery is the time from the end of inference to the write of the
+	// final state (the job waiting for the delivery stage).
+	Delivery float64 `json:"delivery"`
 	Total    float64 `json:"total"`
 }
 
