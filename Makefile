@@ -43,6 +43,17 @@ fuzz: deps models
 		done; \
 	done
 
+## bench-model: each model end to end (Prepare, one Run per batch) at batch 1, 8 and 32,
+## then a docs/s table. BENCH_MODEL (a regexp, default all) picks models, BENCHTIME the time per case.
+BENCH_MODEL ?= .
+BENCHTIME ?= 2s
+bench-model: deps models
+	@set -o pipefail; $(GO) test -run '^$$' -count=1 -benchtime $(BENCHTIME) \
+		-bench '^BenchmarkModel$$/$(BENCH_MODEL)/^batch=(1|8|32)$$' ./internal/infer | \
+	awk '{ print } $$1 ~ /^BenchmarkModel\// { \
+		for (i = 2; i < NF; i++) if ($$(i+1) == "docs/s") { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[3]); rows[++n] = sprintf("%-32s %-9s %10s", p[2], p[3], $$i) } } \
+		END { if (n) { printf "\n%-32s %-9s %10s\n", "model", "batch", "docs/s"; for (i = 1; i <= n; i++) print rows[i] } }'
+
 vet:
 	$(GO) vet ./...
 
