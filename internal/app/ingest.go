@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/queue"
@@ -101,6 +102,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Verifier:  verifier,
 		Ready:     q.Ready,
 		Logger:    log,
+		Backfills: ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q},
 	})
 	srv := &http.Server{
 		Handler:           api.Handler(),

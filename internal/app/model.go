@@ -11,9 +11,15 @@ import (
 // modelAdapter fits an infer.Model to the worker's Model interface.
 type modelAdapter struct{ m *infer.Model }
 
-var _ worker.Model = modelAdapter{}
+var (
+	_ worker.Model     = modelAdapter{}
+	_ worker.Versioned = modelAdapter{}
+)
 
 func (a modelAdapter) Task() string { return a.m.Info().Task }
+
+// Version lets the worker reuse results only under the same model version.
+func (a modelAdapter) Version() string { return a.m.Info().Version }
 
 func (a modelAdapter) Prepare(text string, opts job.Options) (worker.Prepared, error) {
 	in, err := a.m.Prepare(text, opts)

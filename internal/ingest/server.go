@@ -58,6 +58,7 @@ type Server struct {
 	log      *slog.Logger
 	draining atomic.Bool
 	handler  http.Handler
+	bf       BackfillDeps
 }
 
 // Deps are the parts a Server is built from.
@@ -73,6 +74,8 @@ type Deps struct {
 	// Ready checks the queue; Records.Ping checks the store.
 	Ready  func(context.Context) error
 	Logger *slog.Logger
+	// Backfills serves /v1/backfills; its zero value answers 501.
+	Backfills BackfillDeps
 }
 
 // New builds the API.
@@ -82,6 +85,7 @@ func New(cfg Config, d Deps) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.bf = d.Backfills.withDefaults()
 	s.handler = s.routes()
 	return s
 }
@@ -109,6 +113,12 @@ func (s *Server) routes() http.Handler {
 	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.getJob)
 	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.cancelJob)
 	v1("GET /v1/models", "", s.listModels)
+	v1("POST /v1/backfills", auth.ScopeBackfillsWrite, s.createBackfill)
+	v1("GET /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.getBackfill)
+	v1("POST /v1/backfills/{id}/documents", auth.ScopeBackfillsWrite, s.addDocuments)
+	v1("POST /v1/backfills/{id}/seal", auth.ScopeBackfillsWrite, s.sealBackfill)
+	v1("GET /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.backfillResults)
+	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.cancelBackfill)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -26,6 +26,7 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 	// Acks and nacks must go out even while the worker is being stopped.
 	actx := context.WithoutCancel(ctx)
 	now := time.Now()
+	pl.deliverBackfill(ctx, actx, batch, now)
 	var finals []store.Final
 	var fidx []*item
 	for _, it := range batch {
@@ -36,7 +37,7 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			it.timings.Total = ms(now.Sub(it.received)) + it.timings.Queue
 			t := it.timings
 			finals = append(finals, store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
-				Error: it.err, Attempts: it.msg.Attempt, Timings: &t})
+				Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey})
 			fidx = append(fidx, it)
 		}
 	}
@@ -63,7 +64,9 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 	for _, it := range batch {
 		switch it.outcome {
 		case redeliver:
-			if it.msg.Reply == "" {
+			if it.msg.Reply == "" || it.msg.Job.Backfill != "" {
+				// A backfill document's result went to RESULTS before its
+				// final state was stored.
 				continue
 			}
 			rec, err := pl.w.st.Get(actx, it.msg.Job.Tenant, it.msg.Job.ID)
@@ -75,7 +78,7 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: it.status,
 				Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
 				DocID: it.msg.Job.DocID, Created: it.msg.Job.Created, Started: it.started, Finished: now, Timings: &it.timings}
-			if it.msg.Reply != "" {
+			if it.msg.Reply != "" && it.msg.Job.Backfill == "" {
 				ds = append(ds, pl.delivery(it, rec))
 			}
 		}
@@ -124,5 +127,42 @@ func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
 	}
 	if err != nil {
 		pl.w.log.WarnContext(ctx, "settle message", slog.String("job_id", it.msg.Job.ID), slog.Any("error", err))
+	}
+}
+
+// deliverBackfill publishes the final results of backfill documents to
+// their RESULTS subject before their final state is stored: a backfill
+// document has no job record to hold its result, so once the store counts
+// it final, RESULTS must have it already. A redelivery after a store
+// failure publishes again and JetStream drops the copy by its message id.
+// Documents whose publish fails are retried later.
+func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, now time.Time) {
+	var ds []queue.Delivery
+	var its []*item
+	for _, it := range batch {
+		if (it.outcome != finish && it.outcome != dead) || it.msg.Job.Backfill == "" || it.msg.Reply == "" {
+			continue
+		}
+		st := it.status
+		if it.outcome == dead {
+			st = job.StatusDead
+		}
+		rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: st,
+			Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
+			DocID: it.msg.Job.DocID, Created: it.msg.Job.Created, Started: it.started, Finished: now}
+		ds = append(ds, pl.delivery(it, rec))
+		its = append(its, it)
+	}
+	if len(ds) == 0 {
+		return
+	}
+	dctx, cancel := context.WithTimeout(actx, 10*time.Second)
+	err := pl.w.q.Deliver(dctx, ds)
+	cancel()
+	if err != nil {
+		pl.w.log.WarnContext(ctx, "deliver backfill results", slog.String("task", pl.model.Task()), slog.Any("error", err))
+		for _, it := range its {
+			it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+		}
 	}
 }

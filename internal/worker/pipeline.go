@@ -37,6 +37,10 @@ type item struct {
 	err     *job.Error
 	delay   time.Duration
 	timings job.Timings
+	// reuseKey and reused: a backfill document's reuse-cache key, and
+	// whether its result came from that cache instead of the model.
+	reuseKey string
+	reused   bool
 }
 
 // pipeline serves one model: collect → run → deliver, each a goroutine, so

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/store"
 )
 
 // runBatches marks each batch's jobs running, runs the model, and hands the
@@ -77,6 +78,7 @@ func (pl *pipeline) start(ctx context.Context, batch []*item) error {
 			it.outcome, it.status = redeliver, sts[k]
 		}
 	}
+	pl.reuse(ctx, batch)
 	return nil
 }
 
@@ -183,4 +185,39 @@ func (pl *pipeline) settle(it *item, err error) {
 		return
 	}
 	it.outcome, it.delay, it.err = retry, pl.w.retryDelay(it.msg.Attempt), errorOf(errCode(err), err)
+}
+
+// reuse answers the runnable backfill documents whose text was already run
+// under the same model version and options from the reuse cache, in one
+// round trip; such documents never reach the model. A cache that does not
+// answer only costs the saving.
+func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
+	v, ok := pl.model.(Versioned)
+	if !ok {
+		return
+	}
+	var keys []string
+	var its []*item
+	for _, it := range batch {
+		if it.outcome != pending || it.msg.Job.Backfill == "" {
+			continue
+		}
+		j := &it.msg.Job
+		it.reuseKey = store.ReuseKey(j.Task, v.Version(), j.Input.Text, j.Options)
+		keys = append(keys, it.reuseKey)
+		its = append(its, it)
+	}
+	if len(keys) == 0 {
+		return
+	}
+	res, err := pl.w.st.Reusable(ctx, keys)
+	if err != nil {
+		pl.w.log.WarnContext(ctx, "reuse cache unavailable", slog.String("task", pl.model.Task()), slog.Any("error", err))
+		return
+	}
+	for i, r := range res {
+		if r != nil {
+			its[i].outcome, its[i].status, its[i].result, its[i].reused = finish, job.StatusSucceeded, r, true
+		}
+	}
 }

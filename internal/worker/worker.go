@@ -56,6 +56,15 @@ type Store interface {
 	Start(ctx context.Context, jobs []*job.Job, attempts []int, now time.Time) ([]job.Status, error)
 	Finish(ctx context.Context, fs []store.Final, now time.Time) ([]job.Status, error)
 	Get(ctx context.Context, tenant, id string) (*job.Record, error)
+	// Reusable returns the cached result under each key (nil for none) in
+	// one round trip; see store.ReuseKey.
+	Reusable(ctx context.Context, keys []string) ([]json.RawMessage, error)
+}
+
+// Versioned is implemented by models that know their version; results of
+// backfill documents are reused only under the same task and version.
+type Versioned interface {
+	Version() string
 }
 
 var (

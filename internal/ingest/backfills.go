@@ -1,0 +1,463 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/backfill"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+)
+
+// Backfills is the backfill store as ingest uses it.
+type Backfills interface {
+	Create(ctx context.Context, b *backfill.Backfill, now time.Time) error
+	Get(ctx context.Context, tenant, id string) (*backfill.Backfill, error)
+	Seal(ctx context.Context, tenant, id string, now time.Time) (backfill.State, error)
+	Cancel(ctx context.Context, tenant, id string, now time.Time) (backfill.State, error)
+	Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error)
+	Mark(ctx context.Context, tenant, id string, docIDs []string) (int64, error)
+}
+
+// BatchPublisher publishes chunks of backfill documents.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*job.Job) string) []queue.Published
+}
+
+// ResultReader reads the results of a backfill from the RESULTS stream.
+type ResultReader interface {
+	ReadResults(ctx context.Context, backfill string) (*queue.Results, error)
+}
+
+var (
+	_ Backfills      = (*backfill.Store)(nil)
+	_ BatchPublisher = (*queue.Client)(nil)
+	_ ResultReader   = (*queue.Client)(nil)
+)
+
+// BackfillDeps are what the /v1/backfills routes need; without them those
+// routes answer 501.
+type BackfillDeps struct {
+	Store     Backfills
+	Publisher BatchPublisher
+	Results   ResultReader
+	// Chunk is how many documents are published and marked together.
+	// Defaults to 1024.
+	Chunk int
+	// MaxRejected bounds the rejected lines listed in one answer (all are
+	// counted). Defaults to 1000.
+	MaxRejected int
+}
+
+// CreateBackfillRequest is the body of POST /v1/backfills.
+type CreateBackfillRequest struct {
+	Task    string      `json:"task"`
+	Name    string      `json:"name,omitempty"`
+	Options job.Options `json:"options,omitzero"`
+}
+
+// DocumentsResponse answers POST /v1/backfills/{id}/documents.
+type DocumentsResponse struct {
+	// Accepted counts documents enqueued by this request.
+	Accepted int64 `json:"accepted"`
+	// Duplicates counts documents whose id the backfill had already.
+	Duplicates int64 `json:"duplicates"`
+	// Rejected lists rejected lines (at most MaxRejected of them);
+	// RejectedTotal counts them all.
+	Rejected      []backfill.LineError `json:"rejected"`
+	RejectedTotal int64                `json:"rejected_total"`
+	// NextLine, when the request stopped early (quota, full queue), is the
+	// first line not processed: send the body again from there. Lines
+	// before it are all accepted, duplicates or rejected.
+	NextLine int64  `json:"next_line,omitempty"`
+	Error    *Error `json:"error,omitempty"`
+}
+
+// ResultLine is one line of GET /v1/backfills/{id}/results.
+type ResultLine struct {
+	ID     string          `json:"id"`
+	Status job.Status      `json:"status"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *job.Error      `json:"error,omitempty"`
+}
+
+func (d BackfillDeps) withDefaults() BackfillDeps {
+	if d.Chunk <= 0 {
+		d.Chunk = 1024
+	}
+	if d.MaxRejected <= 0 {
+		d.MaxRejected = 1000
+	}
+	return d
+}
+
+// backfillFor loads the caller's backfill {id}, writing the error itself.
+func (s *Server) backfillFor(w http.ResponseWriter, r *http.Request) (*auth.Claims, *backfill.Backfill, bool) {
+	c, _ := auth.FromContext(r.Context())
+	if s.bf.Store == nil {
+		writeError(w, errorf(http.StatusNotImplemented, "not_implemented", "backfills are not served here"))
+		return c, nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	b, err := s.bf.Store.Get(ctx, c.Tenant, r.PathValue("id"))
+	if errors.Is(err, backfill.ErrNotFound) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no backfill %q", r.PathValue("id")))
+		return c, nil, false
+	}
+	if err != nil {
+		writeError(w, s.unavailable(r, "backfill store", err))
+		return c, nil, false
+	}
+	return c, b, true
+}
+
+func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.FromContext(r.Context())
+	if s.bf.Store == nil {
+		writeError(w, errorf(http.StatusNotImplemented, "not_implemented", "backfills are not served here"))
+		return
+	}
+	if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	var req CreateBackfillRequest
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if aerr := decodeStrict(r.Body, &req); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	// Validate the task and options as those of a job with some text.
+	probe := &job.Job{Task: req.Task, Lane: job.LaneBulk, Input: job.Input{Text: "x"}, Options: req.Options}
+	if aerr := s.validate(c, probe); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if aerr := validateOptions(req.Options); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if len(req.Name) > 200 {
+		writeError(w, fieldError("name", "name is longer than 200 bytes"))
+		return
+	}
+	b := &backfill.Backfill{Tenant: c.Tenant, Task: req.Task, Name: req.Name, Options: req.Options}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	if err := s.bf.Store.Create(ctx, b, time.Now()); err != nil {
+		writeError(w, s.unavailable(r, "backfill store", err))
+		return
+	}
+	w.Header().Set("Location", "/v1/backfills/"+b.ID)
+	writeJSON(w, http.StatusCreated, backfill.ProgressOf(b, time.Now()))
+}
+
+func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request) {
+	if _, b, ok := s.backfillFor(w, r); ok {
+		writeJSON(w, http.StatusOK, backfill.ProgressOf(b, time.Now()))
+	}
+}
+
+func (s *Server) sealBackfill(w http.ResponseWriter, r *http.Request) {
+	s.transitionBackfill(w, r, Backfills.Seal)
+}
+
+func (s *Server) cancelBackfill(w http.ResponseWriter, r *http.Request) {
+	s.transitionBackfill(w, r, Backfills.Cancel)
+}
+
+func (s *Server) transitionBackfill(w http.ResponseWriter, r *http.Request,
+	f func(Backfills, context.Context, string, string, time.Time) (backfill.State, error)) {
+	c, b, ok := s.backfillFor(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	if _, err := f(s.bf.Store, ctx, c.Tenant, b.ID, time.Now()); err != nil {
+		writeError(w, s.unavailable(r, "backfill store", err))
+		return
+	}
+	b, err := s.bf.Store.Get(ctx, c.Tenant, b.ID)
+	if err != nil {
+		writeError(w, s.unavailable(r, "backfill store", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, backfill.ProgressOf(b, time.Now()))
+}
+
+// addDocuments streams an NDJSON (or CSV, or gzipped) body into a backfill
+// chunk by chunk: memory holds one chunk, never the body. Each chunk is
+// admitted against the tenant's quota, stripped of known ids, published on
+// the bulk lane with all publishes in flight at once, and marked.
+func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
+	c, b, ok := s.backfillFor(w, r)
+	if !ok {
+		return
+	}
+	if s.draining.Load() {
+		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
+		e.RetryAfterS = 1
+		writeError(w, e)
+		return
+	}
+	if b.State != backfill.StateOpen {
+		writeError(w, errorf(http.StatusConflict, "backfill_not_open", "backfill %s is %s and takes no more documents", b.ID, b.State))
+		return
+	}
+	body, err := backfill.Decompress(r.Body)
+	if err != nil {
+		writeError(w, errorf(http.StatusBadRequest, "invalid_body", "%v", err))
+		return
+	}
+	lim := backfill.Limits{MaxTextBytes: s.cfg.MaxTextBytes, MaxLineBytes: s.cfg.MaxTextBytes + 64<<10}
+	var rd backfill.Reader
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "text/csv" {
+		rd = backfill.NewCSV(body, lim)
+	} else {
+		rd = backfill.NewNDJSON(body, lim)
+	}
+	up := &upload{s: s, w: w, r: r, c: c, b: b, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
+	writeJSON(w, up.run(rd), up.resp)
+}
+
+// run reads the body to its end, or to the first error that stops it, and
+// returns the status to answer.
+func (u *upload) run(rd backfill.Reader) int {
+	for {
+		d, line, err := rd.Next()
+		var le *backfill.LineError
+		switch {
+		case err == nil:
+			u.docs, u.lines = append(u.docs, d), append(u.lines, line)
+			if len(u.docs) >= u.s.bf.Chunk {
+				if aerr := u.flush(); aerr != nil {
+					return u.fail(aerr)
+				}
+			}
+		case errors.As(err, &le):
+			u.reject(*le)
+		case errors.Is(err, io.EOF):
+			if aerr := u.flush(); aerr != nil {
+				return u.fail(aerr)
+			}
+			return http.StatusOK
+		default:
+			// A body that cannot be read on (broken gzip, a CSV record
+			// over the limit, a dropped connection): what came before
+			// stands.
+			if aerr := u.flush(); aerr != nil {
+				return u.fail(aerr)
+			}
+			u.resp.NextLine = line + 1
+			return u.fail(errorf(http.StatusBadRequest, "invalid_body", "%v", err))
+		}
+	}
+}
+
+// upload is one POST .../documents in progress.
+type upload struct {
+	s     *Server
+	w     http.ResponseWriter
+	r     *http.Request
+	c     *auth.Claims
+	b     *backfill.Backfill
+	docs  []backfill.Doc
+	lines []int64
+	resp  DocumentsResponse
+}
+
+func (u *upload) reject(le backfill.LineError) {
+	u.resp.RejectedTotal++
+	if len(u.resp.Rejected) < u.s.bf.MaxRejected {
+		u.resp.Rejected = append(u.resp.Rejected, le)
+	}
+}
+
+// fail records why the upload stopped and returns the status to answer.
+func (u *upload) fail(e *apiError) int {
+	u.resp.Error = &e.Error
+	if e.RetryAfterS > 0 {
+		u.w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterS))
+	}
+	return e.Status
+}
+
+// flush publishes the chunk in hand. On an error, NextLine names the first
+// line that was not enqueued.
+func (u *upload) flush() *apiError {
+	docs, lines := u.docs, u.lines
+	u.docs, u.lines = u.docs[:0], u.lines[:0]
+	if len(docs) == 0 {
+		return nil
+	}
+	ctx := u.r.Context()
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	sctx, cancel := context.WithTimeout(ctx, u.s.cfg.StoreTimeout)
+	known, err := u.s.bf.Store.Known(sctx, u.c.Tenant, u.b.ID, ids)
+	cancel()
+	if err != nil {
+		u.resp.NextLine = lines[0]
+		return u.s.unavailable(u.r, "backfill store", err)
+	}
+	var jobs []*job.Job
+	var jlines []int64
+	inChunk := make(map[string]bool, len(docs))
+	now := time.Now().UTC()
+	for i, d := range docs {
+		if known[i] || inChunk[d.ID] {
+			u.resp.Duplicates++
+			continue
+		}
+		inChunk[d.ID] = true
+		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBulk,
+			Input: job.Input{Text: d.Text}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Created: now})
+		jlines = append(jlines, lines[i])
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	if _, aerr := u.s.admitRequest(u.w, u.r, u.c, int64(len(jobs))); aerr != nil {
+		u.resp.NextLine = jlines[0]
+		return aerr
+	}
+	reply := job.ResultsSubject(u.b.ID)
+	pubs := u.s.bf.Publisher.PublishBatch(ctx, jobs, func(*job.Job) string { return reply })
+	var confirmed []string
+	var firstErr error
+	var fresh int64
+	for i, p := range pubs {
+		if p.Err != nil {
+			if firstErr == nil {
+				firstErr, u.resp.NextLine = p.Err, jlines[i]
+			}
+			continue
+		}
+		// Enqueued after a failed one: the client resends from NextLine,
+		// and the mark below makes this one a duplicate then.
+		confirmed = append(confirmed, jobs[i].DocID)
+		if p.Dup {
+			u.resp.Duplicates++
+		} else {
+			fresh++
+		}
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.s.cfg.StoreTimeout)
+	_, merr := u.s.bf.Store.Mark(mctx, u.c.Tenant, u.b.ID, confirmed)
+	cancel()
+	if merr != nil {
+		// JetStream holds them; a worker that finishes one counts it, and
+		// a resend within the duplicate window is dropped by JetStream.
+		u.s.log.WarnContext(ctx, "mark backfill documents", "backfill", u.b.ID, "error", merr)
+	}
+	u.resp.Accepted += fresh
+	if firstErr != nil {
+		if errors.Is(firstErr, queue.ErrFull) {
+			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; resend from line %d later", u.resp.NextLine)
+			e.RetryAfterS = 5
+			return e
+		}
+		return u.s.unavailable(u.r, "job queue", firstErr)
+	}
+	return nil
+}
+
+// backfillResults streams the backfill's results as NDJSON, one line per
+// document, read from the RESULTS stream. For a backfill that is not
+// final it follows new results until the backfill completes (or, with
+// ?follow=false, stops once it has caught up).
+func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
+	c, b, ok := s.backfillFor(w, r)
+	if !ok {
+		return
+	}
+	follow := r.URL.Query().Get("follow") != "false"
+	ctx := r.Context()
+	rr, err := s.bf.Results.ReadResults(ctx, b.ID)
+	if err != nil {
+		writeError(w, s.unavailable(r, "results stream", err))
+		return
+	}
+	defer rr.Stop()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	docs := map[uint64]struct{}{}
+	var unflushed int64
+	// done is asked whenever the reader has caught up. A worker publishes a
+	// document's result before it counts the document final, so once the
+	// backfill is completed (or canceled), every result is stored: the
+	// export ends when it has read up to the last one stored then.
+	var seen uint64
+	done := func() bool {
+		if !follow {
+			return true
+		}
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		defer cancel()
+		cur, err := s.bf.Store.Get(sctx, c.Tenant, b.ID)
+		if err != nil || (cur.State != backfill.StateCompleted && cur.State != backfill.StateCanceled) {
+			return false
+		}
+		last, err := rr.LastSeq(sctx)
+		return err == nil && seen >= last
+	}
+	for {
+		data, seq, pending, err := rr.Next(ctx, time.Second)
+		if errors.Is(err, queue.ErrNoResult) {
+			if fl != nil && unflushed > 0 {
+				fl.Flush()
+				unflushed = 0
+			}
+			if done() {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.WarnContext(ctx, "read backfill results", "backfill", b.ID, "error", err)
+			}
+			return
+		}
+		seen = seq
+		var rec job.Record
+		if json.Unmarshal(data, &rec) == nil && rec.DocID != "" {
+			h := sha256.Sum256([]byte(rec.DocID))
+			fp := binary.BigEndian.Uint64(h[:8])
+			if _, dup := docs[fp]; !dup {
+				docs[fp] = struct{}{}
+				if err := enc.Encode(ResultLine{ID: rec.DocID, Status: rec.Status, Result: rec.Result, Error: rec.Error}); err != nil {
+					return
+				}
+				unflushed++
+			}
+		}
+		if pending == 0 {
+			if fl != nil {
+				fl.Flush()
+				unflushed = 0
+			}
+			if done() {
+				return
+			}
+		} else if unflushed >= 256 && fl != nil {
+			fl.Flush()
+			unflushed = 0
+		}
+	}
+}

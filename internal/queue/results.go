@@ -1,0 +1,83 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// ErrNoResult means no result arrived within the wait given to Next.
+var ErrNoResult = errors.New("no result yet")
+
+// Results reads the results of one backfill from the RESULTS stream, oldest
+// first, with an ordered (ephemeral, flow-controlled) consumer.
+type Results struct {
+	js      jetstream.JetStream
+	subject string
+	it      jetstream.MessagesContext
+}
+
+// ReadResults starts reading results.<backfill>.
+func (c *Client) ReadResults(ctx context.Context, backfill string) (*Results, error) {
+	cons, err := c.js.OrderedConsumer(ctx, job.StreamResults, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{job.ResultsSubject(backfill)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, classify(fmt.Errorf("read results of %s: %w", backfill, err))
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(512))
+	if err != nil {
+		return nil, classify(fmt.Errorf("read results of %s: %w", backfill, err))
+	}
+	return &Results{js: c.js, subject: job.ResultsSubject(backfill), it: it}, nil
+}
+
+// Next returns the next result, its stream sequence, and how many more the
+// stream holds for the backfill at this moment. It returns ErrNoResult when
+// none arrives within wait, and ctx's error when ctx ends.
+func (r *Results) Next(ctx context.Context, wait time.Duration) (data []byte, seq, pending uint64, err error) {
+	nctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	m, err := r.it.Next(jetstream.NextContext(nctx))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 0, 0, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			return nil, 0, 0, ErrNoResult
+		}
+		return nil, 0, 0, fmt.Errorf("next result: %w", err)
+	}
+	if md, err := m.Metadata(); err == nil {
+		seq, pending = md.Sequence.Stream, md.NumPending
+	}
+	return m.Data(), seq, pending, nil
+}
+
+// LastSeq is the stream sequence of the backfill's latest result, 0 when
+// it has none: a reader that has seen it has seen every result stored
+// before the call.
+func (r *Results) LastSeq(ctx context.Context) (uint64, error) {
+	st, err := r.js.Stream(ctx, job.StreamResults)
+	if err != nil {
+		return 0, classify(fmt.Errorf("stream %s: %w", job.StreamResults, err))
+	}
+	m, err := st.GetLastMsgForSubject(ctx, r.subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, classify(fmt.Errorf("last result on %s: %w", r.subject, err))
+	}
+	return m.Sequence, nil
+}
+
+// Stop ends the reading.
+func (r *Results) Stop() { r.it.Stop() }
