@@ -26,17 +26,21 @@ var (
 
 // Client publishes and pulls jobs. It is safe for concurrent use.
 type Client struct {
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc           *nats.Conn
+	js           jetstream.JetStream
+	publishRetry time.Duration
 }
 
 // New wraps a connection. The caller owns nc and closes it.
 func New(nc *nats.Conn) (*Client, error) {
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish buffered while NATS is away resolves with an error after the
+	// timeout instead of holding its slot forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(30*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &Client{nc: nc, js: js}, nil
+	return &Client{nc: nc, js: js, publishRetry: DefaultPublishRetry}, nil
 }
 
 // Conn is the underlying connection.
@@ -74,34 +78,77 @@ type Header = map[string][]string
 // duplicate of one already accepted. Concurrent calls share the connection's
 // asynchronous publish pipeline, so many requests in flight cost one round
 // trip's latency each but not one round trip each of throughput.
+//
+// While JetStream is unavailable (NATS down or restarting) Publish retries
+// with the same message id, so a publish that was stored after all is not
+// stored twice, for up to the client's publish retry time (SetPublishRetry)
+// before it gives up with ErrUnavailable.
 func (c *Client) Publish(ctx context.Context, j *job.Job, reply string, hdr Header) (dup bool, err error) {
+	return c.publish(ctx, j, j.MsgID(), reply, hdr)
+}
+
+// DefaultPublishRetry is how long Publish retries while JetStream is
+// unavailable, unless SetPublishRetry says otherwise.
+const DefaultPublishRetry = 5 * time.Second
+
+// SetPublishRetry sets how long Publish retries while JetStream is
+// unavailable; 0 tries once. Call it before the client is shared.
+func (c *Client) SetPublishRetry(d time.Duration) { c.publishRetry = max(d, 0) }
+
+func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, hdr Header) (bool, error) {
 	data, err := json.Marshal(j)
 	if err != nil {
 		return false, fmt.Errorf("encode job: %w", err)
 	}
-	msg := &nats.Msg{Subject: job.Subject(j.Lane, j.Task), Data: data, Header: nats.Header{}}
-	for k, v := range hdr {
-		msg.Header[k] = v
+	subj := job.Subject(j.Lane, j.Task)
+	giveUp := time.Now().Add(c.publishRetry)
+	wait := 50 * time.Millisecond
+	for {
+		msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{}}
+		for k, v := range hdr {
+			msg.Header[k] = v
+		}
+		msg.Header.Set(job.HeaderTenant, j.Tenant)
+		if reply != "" {
+			msg.Header.Set(job.HeaderReply, reply)
+		}
+		if !j.Deadline.IsZero() {
+			msg.Header.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
+		}
+		// One attempt waits at most until the retry time runs out (and at
+		// least a little), so a publish buffered while NATS is away does not
+		// hold the caller past it.
+		attempt := max(time.Until(giveUp), time.Second)
+		dup, err := c.publishOnce(ctx, msg, msgID, attempt)
+		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
+			return dup, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false, fmt.Errorf("publish %s: %w", subj, ctx.Err())
+		}
+		wait = min(2*wait, time.Second)
 	}
-	msg.Header.Set(job.HeaderTenant, j.Tenant)
-	if reply != "" {
-		msg.Header.Set(job.HeaderReply, reply)
-	}
-	if !j.Deadline.IsZero() {
-		msg.Header.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
-	}
-	fut, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(j.MsgID()), jetstream.WithExpectStream(job.StreamJobs))
+}
+
+func (c *Client) publishOnce(ctx context.Context, msg *nats.Msg, msgID string, timeout time.Duration) (bool, error) {
+	fut, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(job.StreamJobs))
 	if err != nil {
 		return false, classify(fmt.Errorf("publish %s: %w", msg.Subject, err))
 	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	select {
 	case ack := <-fut.Ok():
 		return ack.Duplicate, nil
 	case err := <-fut.Err():
 		return false, classify(fmt.Errorf("publish %s: %w", msg.Subject, err))
-	case <-ctx.Done():
+	case <-t.C:
 		// The message may still be stored; a retry with the same id is
 		// de-duplicated by JetStream.
+		return false, fmt.Errorf("publish %s: %w: no acknowledgement within %s", msg.Subject, ErrUnavailable, timeout)
+	case <-ctx.Done():
 		return false, fmt.Errorf("publish %s: %w", msg.Subject, ctx.Err())
 	}
 }

@@ -82,6 +82,19 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     t.Storage,
 			Replicas:    t.Replicas,
+			// A dead letter is de-duplicated by the job's JOBS sequence, so
+			// a worker and the mover racing on one job store one copy.
+			Duplicates: t.Duplicates,
+			MaxAge:     t.DLQMaxAge,
+			Discard:    jetstream.DiscardOld,
+		},
+		{
+			Name:        StreamAdvisories,
+			Description: "MAX_DELIVERIES advisories of the JOBS consumers, kept until the DLQ mover has moved the job",
+			Subjects:    []string{MaxDeliveriesSubject},
+			Retention:   jetstream.WorkQueuePolicy,
+			Storage:     t.Storage,
+			Replicas:    t.Replicas,
 			MaxAge:      t.DLQMaxAge,
 			Discard:     jetstream.DiscardOld,
 		},
@@ -148,7 +161,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) erro
 // CheckStreams reports an error naming the first stream of the topology that
 // does not exist; workers call it to fail fast at start.
 func CheckStreams(ctx context.Context, js jetstream.JetStream) error {
-	for _, name := range []string{job.StreamJobs, job.StreamResults, job.StreamDLQ} {
+	for _, name := range []string{job.StreamJobs, job.StreamResults, job.StreamDLQ, StreamAdvisories} {
 		if _, err := js.Stream(ctx, name); err != nil {
 			if errors.Is(err, jetstream.ErrStreamNotFound) {
 				return fmt.Errorf("stream %s not found: start ingest or run `jetinferctl setup` first", name)

@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// ErrDeadNotFound is returned when a tenant has no dead letter for a job.
+var ErrDeadNotFound = errors.New("dead letter not found")
+
+// DeadEntry is one dead letter as the DLQ admin API shows it.
+type DeadEntry struct {
+	// Seq is the dead letter's sequence in the DLQ stream.
+	Seq    uint64    `json:"seq"`
+	JobID  string    `json:"job_id"`
+	Tenant string    `json:"-"`
+	Task   string    `json:"task"`
+	Lane   job.Lane  `json:"lane,omitempty"`
+	Code   string    `json:"code"`
+	Reason string    `json:"reason"`
+	DeadAt time.Time `json:"dead_at"`
+	// Attempts is how often the job was delivered before it died.
+	Attempts int `json:"attempts"`
+
+	replyTo string // a backfill's results subject, kept on replay
+}
+
+// DeadPage is one page of a tenant's dead letters, oldest first.
+type DeadPage struct {
+	Entries []DeadEntry `json:"dead_letters"`
+	// Next is the cursor of the following page, 0 when this is the last.
+	Next uint64 `json:"next,omitempty"`
+}
+
+func deadEntry(seq uint64, t time.Time, h nats.Header) DeadEntry {
+	e := DeadEntry{Seq: seq, DeadAt: t.UTC(), JobID: h.Get(HeaderJobID), Tenant: h.Get(job.HeaderTenant)}
+	e.Attempts, _ = strconv.Atoi(h.Get(job.HeaderAttempts))
+	e.Code, e.Reason, _ = strings.Cut(h.Get(job.HeaderError), ": ")
+	if l, task, err := job.ParseSubject(h.Get(HeaderSubject)); err == nil {
+		e.Lane, e.Task = l, task
+	}
+	return e
+}
+
+// scanDLQ calls fn with the headers of every dead letter after seq after,
+// oldest first, until fn returns false or the stream's end. It returns the
+// last sequence it handed to fn.
+func (c *Client) scanDLQ(ctx context.Context, after uint64, fn func(e DeadEntry) bool) (uint64, error) {
+	s, err := c.js.Stream(ctx, job.StreamDLQ)
+	if err != nil {
+		return 0, classify(fmt.Errorf("stream %s: %w", job.StreamDLQ, err))
+	}
+	last := s.CachedInfo().State.LastSeq
+	if after >= last || s.CachedInfo().State.Msgs == 0 {
+		return after, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   after + 1,
+		HeadersOnly:   true,
+	})
+	if err != nil {
+		return 0, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
+	}
+	seen := after
+	for seen < last {
+		// Ask for no more than there can be, or the fetch waits out its
+		// expiry for messages that will not come.
+		batch, err := cons.Fetch(int(min(last-seen, 256)), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return seen, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			md, err := m.Metadata()
+			if err != nil {
+				continue
+			}
+			seen = md.Sequence.Stream
+			if !fn(deadEntry(seen, md.Timestamp, m.Headers())) {
+				return seen, nil
+			}
+			if seen >= last {
+				break
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return seen, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
+		}
+		if n == 0 {
+			break // deleted messages left a gap up to last
+		}
+	}
+	return seen, nil
+}
+
+// ListDead returns up to limit of tenant's dead letters after the cursor
+// after (0 for the first page). The scan reads headers only, but it reads
+// every tenant's dead letters: the DLQ is meant to stay small.
+func (c *Client) ListDead(ctx context.Context, tenant string, after uint64, limit int) (DeadPage, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	page := DeadPage{Entries: []DeadEntry{}}
+	full := false
+	last, err := c.scanDLQ(ctx, after, func(e DeadEntry) bool {
+		if e.Tenant != tenant || e.JobID == "" {
+			return true
+		}
+		page.Entries = append(page.Entries, e)
+		full = len(page.Entries) == limit
+		return !full
+	})
+	if err != nil {
+		return DeadPage{}, err
+	}
+	if full {
+		page.Next = last
+	}
+	return page, nil
+}
+
+// FindDead returns the newest dead letter of tenant's job id, or
+// ErrDeadNotFound.
+func (c *Client) FindDead(ctx context.Context, tenant, id string) (*DeadEntry, error) {
+	var found *DeadEntry
+	if _, err := c.scanDLQ(ctx, 0, func(e DeadEntry) bool {
+		if e.Tenant == tenant && e.JobID == id {
+			found = &e
+		}
+		return true
+	}); err != nil {
+		return nil, err
+	}
+	if found == nil {
+		return nil, ErrDeadNotFound
+	}
+	return found, nil
+}
+
+// DeadJob reads the job a dead letter holds.
+func (c *Client) DeadJob(ctx context.Context, e *DeadEntry) (*job.Job, error) {
+	s, err := c.js.Stream(ctx, job.StreamDLQ)
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s: %w", job.StreamDLQ, err))
+	}
+	raw, err := s.GetMsg(ctx, e.Seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrDeadNotFound
+	}
+	if err != nil {
+		return nil, classify(fmt.Errorf("get %s #%d: %w", job.StreamDLQ, e.Seq, err))
+	}
+	var j job.Job
+	if err := json.Unmarshal(raw.Data, &j); err != nil {
+		return nil, fmt.Errorf("dead letter #%d: decode job: %w", e.Seq, err)
+	}
+	if j.Tenant != e.Tenant || j.ID != e.JobID {
+		return nil, fmt.Errorf("dead letter #%d holds job %s of another tenant or id", e.Seq, j.ID)
+	}
+	if reply := raw.Header.Get(job.HeaderReply); strings.HasPrefix(reply, "results.") {
+		e.replyTo = reply
+	}
+	return &j, nil
+}
+
+// Replay publishes the job of dead letter e to JOBS again, under a fresh
+// de-duplication id (the job's own id is still in the window), and deletes
+// the dead letter. A backfill document's result goes to its results subject
+// again; a synchronous caller's inbox is long gone, so none is kept.
+func (c *Client) Replay(ctx context.Context, e *DeadEntry, j *job.Job) error {
+	if _, err := c.publish(ctx, j, j.MsgID()+":replay:"+strconv.FormatUint(e.Seq, 10), e.replyTo, nil); err != nil {
+		return err
+	}
+	s, err := c.js.Stream(ctx, job.StreamDLQ)
+	if err != nil {
+		return classify(fmt.Errorf("stream %s: %w", job.StreamDLQ, err))
+	}
+	if err := s.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return classify(fmt.Errorf("delete %s #%d: %w", job.StreamDLQ, e.Seq, err))
+	}
+	return nil
+}
