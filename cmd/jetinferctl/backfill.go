@@ -1,0 +1,450 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/backfill"
+)
+
+// bfAPI talks to ingest's /v1/backfills routes.
+type bfAPI struct {
+	url, token string
+	hc         *http.Client
+}
+
+func (a *bfAPI) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.url, "url", "http://127.0.0.1:8080", "ingest base URL")
+	fs.StringVar(&a.token, "token", "", "bearer token with the backfills:write scope")
+	a.hc = &http.Client{}
+}
+
+// apiError is a non-2xx answer.
+type apiError struct {
+	status     int
+	body       string
+	retryAfter time.Duration
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("HTTP %d: %s", e.status, strings.TrimSpace(e.body))
+}
+
+func (a *bfAPI) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.url, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apiError{status: resp.StatusCode, body: string(data)}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.retryAfter = time.Duration(s) * time.Second
+		}
+		// A documents answer carries counts even when it stopped early.
+		if out != nil {
+			_ = json.Unmarshal(data, out)
+		}
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func (a *bfAPI) progress(ctx context.Context, id string) (backfill.Progress, error) {
+	var p backfill.Progress
+	err := a.do(ctx, "GET", "/v1/backfills/"+id, "", nil, &p)
+	return p, err
+}
+
+// docsAnswer is the answer to POST .../documents.
+type docsAnswer struct {
+	Accepted      int64                `json:"accepted"`
+	Duplicates    int64                `json:"duplicates"`
+	Rejected      []backfill.LineError `json:"rejected"`
+	RejectedTotal int64                `json:"rejected_total"`
+	NextLine      int64                `json:"next_line"`
+}
+
+// runState is what `backfill run` keeps next to its input so that an
+// interrupted run resumes where the server's confirmations ended.
+type runState struct {
+	URL      string `json:"url"`
+	Task     string `json:"task"`
+	In       string `json:"in"`
+	Backfill string `json:"backfill"`
+	// DoneLine is the input line up to which every document was answered
+	// (accepted, duplicate or rejected) by the server.
+	DoneLine int64 `json:"done_line"`
+	Sealed   bool  `json:"sealed"`
+}
+
+func loadState(path string) (*runState, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s runState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+func (s *runState) save(path string) error {
+	data, _ := json.MarshalIndent(s, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// runOpts are the flags of `backfill run`.
+type runOpts struct {
+	api         bfAPI
+	task, name  string
+	in, out     string
+	state       string
+	chunk       int
+	poll        time.Duration
+	interactive string // auto, yes, no
+}
+
+func init() {
+	register(command{group: "backfill", name: "run",
+		summary: "backfill a file of documents (NDJSON or CSV, gzip allowed), resumably, and write the results",
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			var o runOpts
+			o.api.register(fs)
+			fs.StringVar(&o.task, "task", "", "task to run (sentiment, ner...)")
+			fs.StringVar(&o.name, "name", "", "backfill name; defaults to the input file's name")
+			fs.StringVar(&o.in, "in", "", "input file: NDJSON {\"id\",\"text\",\"meta\"} a line, or CSV with id and text columns (.csv); .gz allowed")
+			fs.StringVar(&o.out, "out", "", "results file (NDJSON); defaults to <in>.results.ndjson")
+			fs.StringVar(&o.state, "state", "", "resume state file; defaults to <in>.backfill.json")
+			fs.IntVar(&o.chunk, "chunk", 5000, "documents sent per request")
+			fs.DurationVar(&o.poll, "poll", time.Second, "progress poll interval (plain progress lines every 10 polls when not on a terminal)")
+			fs.StringVar(&o.interactive, "progress-bar", "auto", "draw a progress bar: auto (on a terminal), yes or no")
+			return func(ctx context.Context, e *env) error { return runBackfill(ctx, o, e) }
+		}})
+	register(command{group: "backfill", name: "status", summary: "show a backfill's progress",
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			var a bfAPI
+			a.register(fs)
+			id := fs.String("id", "", "backfill id")
+			return func(ctx context.Context, e *env) error {
+				p, err := a.progress(ctx, *id)
+				if err != nil {
+					return err
+				}
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(p)
+			}
+		}})
+	register(command{group: "backfill", name: "cancel", summary: "cancel a backfill",
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			var a bfAPI
+			a.register(fs)
+			id := fs.String("id", "", "backfill id")
+			return func(ctx context.Context, e *env) error {
+				var p backfill.Progress
+				if err := a.do(ctx, "DELETE", "/v1/backfills/"+*id, "", nil, &p); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "%s %s: %d succeeded, %d failed, %d dead, %d canceled\n", p.ID, p.State, p.Succeeded, p.Failed, p.Dead, p.Canceled)
+				return nil
+			}
+		}})
+	register(command{group: "backfill", name: "results", summary: "write a backfill's results (NDJSON) to stdout or a file",
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			var a bfAPI
+			a.register(fs)
+			id := fs.String("id", "", "backfill id")
+			out := fs.String("out", "", "results file; stdout when empty")
+			return func(ctx context.Context, e *env) error {
+				if *out == "" {
+					_, err := exportResults(ctx, &a, *id, e.stdout)
+					return err
+				}
+				n, err := writeResults(ctx, &a, *id, *out)
+				if err == nil {
+					fmt.Fprintf(e.stderr, "%d results written to %s\n", n, *out)
+				}
+				return err
+			}
+		}})
+}
+
+func runBackfill(ctx context.Context, o runOpts, e *env) error {
+	if o.api.token == "" || o.task == "" || o.in == "" {
+		return errors.New("--token, --task and --in are required")
+	}
+	if o.out == "" {
+		o.out = o.in + ".results.ndjson"
+	}
+	if o.state == "" {
+		o.state = o.in + ".backfill.json"
+	}
+	if o.name == "" {
+		o.name = filepath.Base(o.in)
+	}
+	o.chunk = max(o.chunk, 1)
+	st, err := loadState(o.state)
+	if err != nil {
+		return err
+	}
+	if st != nil && (st.URL != o.api.url || st.Task != o.task) {
+		return fmt.Errorf("state file %s belongs to a backfill of task %s on %s: remove it to start afresh", o.state, st.Task, st.URL)
+	}
+	if st != nil {
+		if _, err := o.api.progress(ctx, st.Backfill); err != nil {
+			return fmt.Errorf("resume backfill %s: %w", st.Backfill, err)
+		}
+		fmt.Fprintf(e.stderr, "resuming backfill %s after line %d\n", st.Backfill, st.DoneLine)
+	} else {
+		var p backfill.Progress
+		body, _ := json.Marshal(map[string]any{"task": o.task, "name": o.name})
+		if err := o.api.do(ctx, "POST", "/v1/backfills", "application/json", bytes.NewReader(body), &p); err != nil {
+			return fmt.Errorf("create backfill: %w", err)
+		}
+		st = &runState{URL: o.api.url, Task: o.task, In: o.in, Backfill: p.ID}
+		if err := st.save(o.state); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stderr, "backfill %s created\n", p.ID)
+	}
+	bar := newProgressBar(e.stderr, o.interactive, o.poll)
+	pctx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		bar.follow(pctx, &o.api, st.Backfill)
+	}()
+	stop := func() { stopPoll(); <-pollDone }
+	if !st.Sealed {
+		if err := upload(ctx, o, st, bar, e); err != nil {
+			stop()
+			return err
+		}
+		var p backfill.Progress
+		if err := o.api.do(ctx, "POST", "/v1/backfills/"+st.Backfill+"/seal", "", nil, &p); err != nil {
+			stop()
+			return fmt.Errorf("seal: %w", err)
+		}
+		st.Sealed = true
+		if err := st.save(o.state); err != nil {
+			stop()
+			return err
+		}
+	}
+	// Wait for completion, then export.
+	p, err := bar.awaitFinal(ctx, &o.api, st.Backfill)
+	stop()
+	if err != nil {
+		return err
+	}
+	bar.finish(p)
+	n, err := writeResults(ctx, &o.api, st.Backfill, o.out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "backfill %s %s: %d submitted, %d succeeded (%d reused), %d failed, %d dead, %d canceled; %d results in %s\n",
+		p.ID, p.State, p.Submitted, p.Succeeded, p.Reused, p.Failed, p.Dead, p.Canceled, n, o.out)
+	if want := p.Succeeded + p.Failed + p.Dead; n != want {
+		return fmt.Errorf("results file has %d lines, want %d", n, want)
+	}
+	return nil
+}
+
+// upload sends the input in chunks, resuming after st.DoneLine, and keeps
+// st current after every answered chunk.
+func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *env) error {
+	f, err := os.Open(o.in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := backfill.Decompress(f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", o.in, err)
+	}
+	var rd backfill.Reader
+	if strings.HasSuffix(strings.TrimSuffix(strings.ToLower(o.in), ".gz"), ".csv") {
+		rd = backfill.NewCSV(r, backfill.Limits{})
+	} else {
+		rd = backfill.NewNDJSON(r, backfill.Limits{})
+	}
+	var docs []backfill.Doc
+	var lines []int64
+	var lastLine int64
+	reject := func(line int64, reason string) {
+		if bar.rejected.add(1) <= 20 {
+			bar.printf("line %d rejected: %s", line, reason)
+		}
+	}
+	for {
+		d, line, err := rd.Next()
+		var le *backfill.LineError
+		switch {
+		case err == nil:
+			lastLine = line
+			if line <= st.DoneLine {
+				continue
+			}
+			docs, lines = append(docs, d), append(lines, line)
+			if len(docs) < o.chunk {
+				continue
+			}
+		case errors.As(err, &le):
+			lastLine = le.Line
+			if le.Line > st.DoneLine {
+				reject(le.Line, le.Reason)
+			}
+			continue
+		case errors.Is(err, io.EOF):
+		default:
+			return fmt.Errorf("%s: %w", o.in, err)
+		}
+		if len(docs) > 0 {
+			if err := sendChunk(ctx, &o.api, st.Backfill, docs, lines, bar, reject); err != nil {
+				return err
+			}
+			docs, lines = docs[:0], lines[:0]
+		}
+		st.DoneLine = lastLine
+		if err := st.save(o.state); err != nil {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+	}
+}
+
+// sendChunk posts docs (gzipped NDJSON) until the server has answered for
+// every one, waiting out 429 and 503 answers and resending from the line
+// the server names.
+func sendChunk(ctx context.Context, api *bfAPI, id string, docs []backfill.Doc, lines []int64, bar *progressBar, reject func(int64, string)) error {
+	for attempt := 0; len(docs) > 0; attempt++ {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		enc := json.NewEncoder(zw)
+		for i := range docs {
+			if err := enc.Encode(&docs[i]); err != nil {
+				return err
+			}
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		var a docsAnswer
+		err := api.do(ctx, "POST", "/v1/backfills/"+id+"/documents", "application/x-ndjson", &buf, &a)
+		bar.sent.add(a.Accepted + a.Duplicates)
+		bar.duplicates.add(a.Duplicates)
+		for _, r := range a.Rejected {
+			if r.Line >= 1 && int(r.Line) <= len(lines) {
+				reject(lines[r.Line-1], r.Reason)
+			}
+		}
+		var ae *apiError
+		if err == nil {
+			return nil
+		}
+		if !errors.As(err, &ae) || (ae.status != http.StatusTooManyRequests && ae.status/100 != 5) || attempt > 1000 {
+			return fmt.Errorf("send documents: %w", err)
+		}
+		if a.NextLine >= 1 && int(a.NextLine) <= len(docs) {
+			docs, lines = docs[a.NextLine-1:], lines[a.NextLine-1:]
+		}
+		wait := max(ae.retryAfter, time.Second)
+		bar.printf("server busy (%d), resending %d documents in %s", ae.status, len(docs), wait)
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// writeResults exports the results to path through a temporary file.
+func writeResults(ctx context.Context, api *bfAPI, id, path string) (int64, error) {
+	tmp := path + ".part"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return 0, err
+	}
+	n, err := exportResults(ctx, api, id, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, err
+	}
+	return n, os.Rename(tmp, path)
+}
+
+// exportResults copies the results stream to w and counts its lines.
+func exportResults(ctx context.Context, api *bfAPI, id string, w io.Writer) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(api.url, "/")+"/v1/backfills/"+id+"/results", nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+api.token)
+	resp, err := api.hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("results: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("results: %w", &apiError{status: resp.StatusCode, body: string(b)})
+	}
+	cw := &lineCounter{w: w}
+	if _, err := io.Copy(cw, resp.Body); err != nil {
+		return cw.n, fmt.Errorf("results: %w", err)
+	}
+	return cw.n, nil
+}
+
+type lineCounter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n += int64(bytes.Count(p, []byte{'\n'}))
+	return c.w.Write(p)
+}
