@@ -25,6 +25,22 @@
 // share the session's intra-op thread pool; on a CPU one call at a time with
 // IntraOpThreads set to the number of cores is usually fastest.
 //
+// # Performance
+//
+// Sessions use every graph optimisation and intra-op threads that do not spin
+// (see sessionConfig). Inputs are fed from Go slices that the tensors wrap
+// without copying, and outputs are written by ONNX Runtime straight into
+// reused Go slices when the graph fixes their last dimension. Results are
+// written as JSON by hand, into one allocation per batch. BenchmarkModel
+// reports docs/s and prepost_share, the share of the time spent in Go
+// (tokenizing and post-processing) out of the whole: under 1% for the
+// MiniLM and BERT models, so the model is the cost.
+//
+// On a 2-core CPU, batching does not make a transformer cheaper per
+// document: in interleaved runs 32 news paragraphs took about as long or
+// longer as one batch of 32 than one at a time. Batching pays on GPUs and
+// for tiny models whose per-call overhead dominates.
+//
 // # Windows of token classification
 //
 // A document with more tokens than fit in one row is split into windows of
