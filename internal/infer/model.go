@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -319,26 +320,19 @@ func findUnk(path string, tok *tokenize.Tokenizer) int64 {
 	return -1
 }
 
-// checkGraph reads model.onnx's inputs and outputs (from a session without
-// optimisations, which opens quickly) and picks the output to read.
+// checkGraph reads model.onnx's inputs and outputs and picks the output to
+// read.
 func (m *Model) checkGraph(p string) error {
 	if _, err := os.Stat(p); err != nil {
 		return fmt.Errorf("%s: %w", p, err)
 	}
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		return fmt.Errorf("%s: session options: %w", p, err)
-	}
-	defer so.Destroy()
-	so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll)
-	so.SetIntraOpNumThreads(1)
-	ins, outs, err := ort.GetInputOutputInfoWithOptions(p, so)
+	ins, outs, err := graphIO(p)
 	if err != nil {
 		return fmt.Errorf("%s: not a loadable ONNX model: %w", p, err)
 	}
 	hasIDs := false
 	for _, in := range ins {
-		switch in.Name {
+		switch in.name {
 		case "input_ids":
 			hasIDs = true
 		case "attention_mask":
@@ -346,12 +340,12 @@ func (m *Model) checkGraph(p string) error {
 		case "token_type_ids":
 			m.hasTypes = true
 		default:
-			return fmt.Errorf("%s: unexpected input %q (jetinfer feeds input_ids, attention_mask and token_type_ids)", p, in.Name)
+			return fmt.Errorf("%s: unexpected input %q (jetinfer feeds input_ids, attention_mask and token_type_ids)", p, in.name)
 		}
-		if in.OrtValueType != ort.ONNXTypeTensor || in.DataType != ort.TensorElementDataTypeInt64 || len(in.Dimensions) != 2 {
-			return fmt.Errorf("%s: input %s is %s; want an int64 tensor [batch, sequence]", p, in.Name, in.String())
+		if !in.tensor || in.elem != onnxInt64 || len(in.dims) != 2 {
+			return fmt.Errorf("%s: input %s; want an int64 tensor [batch, sequence]", p, in)
 		}
-		m.inputOrder = append(m.inputOrder, in.Name)
+		m.inputOrder = append(m.inputOrder, in.name)
 	}
 	if !hasIDs {
 		return fmt.Errorf("%s: no input named input_ids (inputs: %s)", p, ioNames(ins))
@@ -367,44 +361,90 @@ func (m *Model) checkGraph(p string) error {
 	case FeatureExtraction:
 		want = []string{"last_hidden_state", "token_embeddings"}
 	}
-	var out *ort.InputOutputInfo
+	out := -1
 	for _, name := range want {
-		for i := range outs {
-			if outs[i].Name == name {
-				out = &outs[i]
-				break
-			}
-		}
-		if out != nil {
+		if out = slices.IndexFunc(outs, func(o ioInfo) bool { return o.name == name }); out >= 0 {
 			break
 		}
 	}
-	if out == nil { // any float output of the right rank
-		for i := range outs {
-			if len(outs[i].Dimensions) == rank && outs[i].DataType == ort.TensorElementDataTypeFloat {
-				out = &outs[i]
-				break
-			}
-		}
+	if out < 0 { // any float output of the right rank
+		out = slices.IndexFunc(outs, func(o ioInfo) bool { return o.tensor && o.elem == onnxFloat && len(o.dims) == rank })
 	}
-	if out == nil {
+	if out < 0 {
 		return fmt.Errorf("%s: no output %s of rank %d for a %s model (outputs: %s)", p, strings.Join(want, " or "), rank, m.info.Kind, ioNames(outs))
 	}
-	if out.OrtValueType != ort.ONNXTypeTensor || out.DataType != ort.TensorElementDataTypeFloat || len(out.Dimensions) != rank {
-		return fmt.Errorf("%s: output %s is %s; want a float32 tensor of rank %d", p, out.Name, out.String(), rank)
+	o := outs[out]
+	if !o.tensor || o.elem != onnxFloat || len(o.dims) != rank {
+		return fmt.Errorf("%s: output %s; want a float32 tensor of rank %d", p, o, rank)
 	}
-	m.outName = out.Name
-	m.outDim = int(out.Dimensions[rank-1])
+	m.outName = o.name
+	m.outDim = int(o.dims[rank-1])
 	if m.outDim <= 0 {
 		m.outDim = -1
 	}
 	if m.info.Labels != nil && m.outDim > 0 && m.outDim != len(m.info.Labels) {
-		return fmt.Errorf("%s: output %s has %d classes but config.json id2label names %d", p, out.Name, m.outDim, len(m.info.Labels))
+		return fmt.Errorf("%s: output %s has %d classes but config.json id2label names %d", p, o.name, m.outDim, len(m.info.Labels))
 	}
 	return nil
 }
 
-func ioNames(infos []ort.InputOutputInfo) string {
+// graphIO returns the inputs and outputs of the model at p. It reads them
+// from the file (milliseconds, where an ONNX Runtime session to ask would
+// take seconds for a BERT-base); for a file it does not understand, or an
+// unusual graph (weights listed as inputs, shapes left out), it asks ONNX
+// Runtime through a session without optimisations.
+func graphIO(p string) (ins, outs []ioInfo, err error) {
+	if f, err := os.Open(p); err == nil {
+		ins, outs, err := readGraphIO(f)
+		f.Close()
+		if err == nil && conventional(ins, outs) {
+			return ins, outs, nil
+		}
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, nil, fmt.Errorf("session options: %w", err)
+	}
+	defer so.Destroy()
+	so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll)
+	so.SetIntraOpNumThreads(1)
+	oins, oouts, err := ort.GetInputOutputInfoWithOptions(p, so)
+	if err != nil {
+		return nil, nil, err
+	}
+	conv := func(infos []ort.InputOutputInfo) []ioInfo {
+		r := make([]ioInfo, len(infos))
+		for i, in := range infos {
+			// ORT's element types are ONNX's TensorProto.DataType values.
+			r[i] = ioInfo{name: in.Name, tensor: in.OrtValueType == ort.ONNXTypeTensor, elem: int32(in.DataType), dims: []int64(in.Dimensions)}
+		}
+		return r
+	}
+	return conv(oins), conv(oouts), nil
+}
+
+// conventional reports whether a graph's declared inputs and outputs are
+// what an optimum export has, so that reading them from the file is enough.
+func conventional(ins, outs []ioInfo) bool {
+	if len(ins) == 0 || len(outs) == 0 {
+		return false
+	}
+	for _, in := range ins {
+		switch in.name {
+		case "input_ids", "attention_mask", "token_type_ids":
+		default:
+			return false // perhaps weights listed as inputs (IR < 4)
+		}
+	}
+	for _, io := range append(ins[:len(ins):len(ins)], outs...) {
+		if !io.tensor || len(io.dims) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func ioNames(infos []ioInfo) string {
 	s := make([]string, len(infos))
 	for i := range infos {
 		s[i] = infos[i].String()
