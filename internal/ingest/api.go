@@ -165,7 +165,11 @@ func jsonError(err error) *apiError {
 		if uerr != nil {
 			name = strings.TrimPrefix(msg, unknown)
 		}
-		e := fieldError(name, "unknown field %q", name)
+		field := name
+		if field == "" {
+			field = "body"
+		}
+		e := fieldError(field, "unknown field %q", name)
 		e.Code = "unknown_field"
 		return e
 	}
