@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/tokenize"
 )
 
@@ -338,5 +339,33 @@ func TestAppendEntitiesOffsetsAreCodePoints(t *testing.T) {
 	if len(none.Entities) != 3 || none.Entities[0].Index != 1 || none.Entities[2].Entity != "I-ORG" ||
 		none.Entities[2].Word != "S.A." || none.Entities[2].Start != 16 || none.Entities[2].End != 20 {
 		t.Errorf("aggregation none: %s", b)
+	}
+}
+
+func TestPostNaNFailsOnlyItsInput(t *testing.T) {
+	m := &Model{info: Info{Task: "hand", Kind: TextClassification, Labels: []string{"neg", "pos"}}, window: 8}
+	ins := []*Input{
+		{m: m, ids: []int64{1}, starts: zeroStart},
+		{m: m, ids: []int64{1}, starts: zeroStart, topK: 1},
+		{m: m, ids: []int64{1}, starts: zeroStart},
+	}
+	out := []float32{0, 1, float32(math.NaN()), 1, 2, 0}
+	outs := m.post(&runBuf{}, ins, out, 2, 3)
+	if code, ok := job.IsPermanent(outs[1].Err); !ok || code != job.CodeModelError || outs[1].Result != nil {
+		t.Fatalf("NaN input: %v %s", outs[1].Err, outs[1].Result)
+	}
+	for _, i := range []int{0, 2} {
+		if outs[i].Err != nil || !json.Valid(outs[i].Result) {
+			t.Fatalf("input %d: %v %s", i, outs[i].Err, outs[i].Result)
+		}
+	}
+	if got := string(outs[2].Result); !strings.HasPrefix(got, `{"labels":[{"label":"neg"`) {
+		t.Errorf("input 2: %s", got)
+	}
+	// Results do not share memory a caller could append over.
+	before := string(outs[2].Result)
+	_ = append(outs[0].Result, "garbage"...)
+	if string(outs[2].Result) != before {
+		t.Error("appending to one result changed another")
 	}
 }
