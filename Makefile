@@ -54,6 +54,16 @@ bench-model: deps models
 		for (i = 2; i < NF; i++) if ($$(i+1) == "docs/s") { split($$1, p, "/"); sub(/-[0-9]+$$/, "", p[3]); rows[++n] = sprintf("%-32s %-9s %10s", p[2], p[3], $$i) } } \
 		END { if (n) { printf "\n%-32s %-9s %10s\n", "model", "batch", "docs/s"; for (i = 1; i <= n; i++) print rows[i] } }'
 
+## bench: the whole system on this machine, in one process tree (internal/bench): raw model
+## throughput and end-to-end bulk throughput on the same model and threads, their ratio, sync
+## latency overhead, and ingest's acceptance rate. Prints a table, writes BENCHMARKS.md, and ends
+## with three machine-readable lines. BENCH_FLAGS passes -jetinfer.* flags (see internal/bench).
+BENCH_FLAGS ?=
+bench: deps models
+	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench
+	@bin/jetinfer-bench.test -test.run '^TestBench$$' -test.timeout 30m -jetinfer.bench \
+		-jetinfer.write BENCHMARKS.md $(BENCH_FLAGS)
+
 vet:
 	$(GO) vet ./...
 

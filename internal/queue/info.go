@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jetinfer/jetinfer/internal/job"
 )
 
@@ -37,4 +39,11 @@ func (c *Client) StreamMessages(ctx context.Context, name string) (uint64, error
 		return 0, fmt.Errorf("stream %s: %w", name, err)
 	}
 	return s.CachedInfo().State.Msgs, nil
+}
+
+// Consumer returns the configuration Pull creates for the durable consumer
+// of lane and task; nats/consumers/ holds it as JSON for operators who
+// create consumers ahead of the workers.
+func (c ConsumerConfig) Consumer(l job.Lane, task string) jetstream.ConsumerConfig {
+	return c.consumer(l, task)
 }

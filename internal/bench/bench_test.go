@@ -1,0 +1,581 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/app"
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/infer"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/tenant"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+var (
+	enabled       = flag.Bool("jetinfer.bench", false, "run the whole-system benchmark (make bench)")
+	threads       = flag.Int("jetinfer.threads", runtime.NumCPU(), "ONNX Runtime intra-op threads, raw and end to end")
+	e2eDocs       = flag.Int("jetinfer.e2e-docs", 960, "documents run end to end (and raw), over all rounds")
+	rounds        = flag.Int("jetinfer.rounds", 3, "alternating raw and end-to-end rounds")
+	syncCalls     = flag.Int("jetinfer.sync-calls", 300, "synchronous calls measured")
+	ingestFor     = flag.Duration("jetinfer.ingest-for", 5*time.Second, "how long ingest is loaded")
+	ingestClients = flag.Int("jetinfer.ingest-clients", 64, "concurrent HTTP clients loading ingest")
+	only          = flag.String("jetinfer.only", "", "run only this phase (ingest), for profiling with -test.cpuprofile")
+	goroutines    = flag.String("jetinfer.goroutines", "", "write a goroutine profile half-way through the ingest load to this file")
+	writeDoc      = flag.String("jetinfer.write", "", "file to write the results table to (BENCHMARKS.md)")
+)
+
+const (
+	bulkModel = "minilm-l6-random-classifier"
+	syncModel = "sentiment"
+	secret    = "0123456789abcdef0123456789abcdef-bench-secret"
+)
+
+// summary is printed after the test run, so that its last lines are the
+// last lines the binary prints.
+var summary []string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	for _, l := range summary {
+		fmt.Println(l)
+	}
+	os.Exit(code)
+}
+
+type row struct{ measure, value, goal, note string }
+
+func TestBench(t *testing.T) {
+	if !*enabled {
+		t.Skip("the whole-system benchmark runs with -jetinfer.bench (make bench)")
+	}
+	startLoad := loadAvg()
+	docs := newsDocs(t)
+	ortLib := testenv.ORTLib(t)
+	bulkDir, syncDir := testenv.ModelDir(t, bulkModel), testenv.ModelDir(t, syncModel)
+	bulkTask, syncTask := taskOf(t, bulkDir), taskOf(t, syncDir)
+	var rows []row
+	add := func(r row) {
+		rows = append(rows, r)
+		fmt.Printf("  %-44s %14s  %s\n", r.measure, r.value, r.note)
+	}
+	if *only == "ingest" {
+		env := startEnv(t)
+		env.startWorker(t, bulkDir, 1, 0).stop() // announces the task
+		rate, refused := env.ingestRate(t, bulkTask, *ingestClients, *ingestFor)
+		add(row{"ingest acceptance", fmt.Sprintf("%.0f jobs/s", rate), "", fmt.Sprintf("%d not accepted", refused)})
+		return
+	}
+
+	// 1. The model's own batch-1 time, before any worker runs.
+	b1p50, b1p99 := batchOneLatency(t, ortLib, syncDir, docs, *syncCalls)
+
+	// 2. Raw in-process throughput and end-to-end bulk throughput (HTTP →
+	// JetStream → worker → results) in alternating rounds, so that noise
+	// from other work on the machine falls on both alike. The raw model is
+	// idle while the worker runs, and the worker idle while the raw model
+	// runs.
+	env := startEnv(t)
+	w := env.startWorker(t, bulkDir, *threads, 5*time.Millisecond)
+	rawModel := loadModel(t, ortLib, bulkDir)
+	var rawDocs, e2eDocsDone int
+	var rawTime, e2eTime time.Duration
+	per := max(*e2eDocs / *rounds / 32 * 32, 32)
+	for range *rounds {
+		rawDocs += per
+		rawTime += rawRun(t, rawModel, docs, 32, per)
+		e2eDocsDone += per
+		e2eTime += env.bulkRun(t, w, bulkTask, docs, per)
+	}
+	closeModel(t, rawModel) // before the worker's exit shuts ONNX Runtime down
+	w.stop()
+	raw := float64(rawDocs) / rawTime.Seconds()
+	e2e := float64(e2eDocsDone) / e2eTime.Seconds()
+	ratio := e2e / raw
+	add(row{"raw model throughput (" + bulkTask + ", batch 32)", fmt.Sprintf("%.1f docs/s", raw), "",
+		fmt.Sprintf("in-process Prepare+Run as BenchmarkModel (make bench-model), %d intra-op threads, %d docs", *threads, rawDocs)})
+	add(row{"model batch-1 time (" + syncTask + ")", fmt.Sprintf("p50 %.3f ms", b1p50), "",
+		fmt.Sprintf("p99 %.3f ms; in-process Prepare+Run", b1p99)})
+	add(row{"end-to-end bulk throughput (" + bulkTask + ")", fmt.Sprintf("%.1f docs/s", e2e), "",
+		"HTTP → JetStream → worker (batch 32) → Redis, same threads"})
+	add(row{"e2e/raw throughput ratio", fmt.Sprintf("%.3f", ratio), "≥ 0.95", ""})
+
+	// 3. Synchronous calls, one at a time, minus the model's own time.
+	w = env.startWorker(t, syncDir, *threads, 0)
+	p50, p99 := env.syncLatency(t, syncTask, docs, *syncCalls)
+	w.stop()
+	add(row{"sync POST /v1/infer latency (" + syncTask + ")", fmt.Sprintf("p50 %.3f ms", p50), "",
+		fmt.Sprintf("p99 %.3f ms; worker --batch-wait 0", p99)})
+	add(row{"sync p50 overhead over model batch-1", fmt.Sprintf("%.3f ms", p50-b1p50), "≤ 1 ms",
+		fmt.Sprintf("p99 overhead %.3f ms", p99-b1p99)})
+
+	// 4. Ingest alone: no worker consumes, so only acceptance is measured.
+	cpu0, load0 := cpuTime(), loadAvg()
+	t0 := time.Now()
+	rate, refused := env.ingestRate(t, bulkTask, *ingestClients, *ingestFor)
+	cores := (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+	add(row{"ingest acceptance (auth + quota, no consumer)", fmt.Sprintf("%.0f jobs/s", rate), "≥ 20,000",
+		fmt.Sprintf("%d in-process HTTP clients for %s, %d not accepted; this process used %.2f cores (load generator, ingest, NATS; Redis is another process); load average %s before",
+			*ingestClients, *ingestFor, refused, cores, load0)})
+
+	machine := machineLine() + ", load average " + startLoad + " at start (the machine is shared)"
+	table := renderTable(rows, machine)
+	fmt.Print("\n" + table)
+	if *writeDoc != "" {
+		if err := writeBenchmarks(*writeDoc, table); err != nil {
+			t.Fatal(err)
+		}
+	}
+	summary = []string{
+		fmt.Sprintf("e2e/raw throughput ratio: %.2f", ratio),
+		fmt.Sprintf("sync p50 overhead ms: %.2f", p50-b1p50),
+		fmt.Sprintf("ingest jobs/s: %.0f", rate),
+	}
+}
+
+func newsDocs(t *testing.T) []string {
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "infer", "testdata", "news.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func taskOf(t *testing.T, dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "jetinfer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Task string `json:"task"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.Task == "" {
+		t.Fatalf("%s/jetinfer.json: no task (%v)", dir, err)
+	}
+	return v.Task
+}
+
+// rawRun runs n documents through the model in-process, batch by batch,
+// the way BenchmarkModel in internal/infer does: Prepare every document,
+// one Run per batch. It returns the time taken.
+func rawRun(t *testing.T, m *infer.Model, docs []string, batch, n int) time.Duration {
+	opts := job.Options{Truncate: true}
+	t0 := time.Now()
+	ins := make([]*infer.Input, batch)
+	for done := 0; done < n; done += batch {
+		for i := range ins {
+			in, err := m.Prepare(docs[(done+i)%len(docs)], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ins[i] = in
+		}
+		if _, _, err := m.Run(context.Background(), ins); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return time.Since(t0)
+}
+
+// batchOneLatency is the model's own time for one document (Prepare + Run).
+func batchOneLatency(t *testing.T, lib, dir string, docs []string, n int) (p50, p99 float64) {
+	m := loadModel(t, lib, dir)
+	defer closeModel(t, m)
+	lat := make([]float64, 0, n)
+	for i := range n + 20 {
+		t0 := time.Now()
+		in, err := m.Prepare(docs[i%len(docs)], job.Options{Truncate: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.Run(context.Background(), []*infer.Input{in}); err != nil {
+			t.Fatal(err)
+		}
+		if i >= 20 {
+			lat = append(lat, ms(time.Since(t0)))
+		}
+	}
+	return percentile(lat, 50), percentile(lat, 99)
+}
+
+func loadModel(t *testing.T, lib, dir string) *infer.Model {
+	if err := infer.Init(lib); err != nil {
+		t.Fatal(err)
+	}
+	m, err := infer.LoadModel(dir, infer.SessionOptions{IntraOpThreads: *threads})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func closeModel(t *testing.T, m *infer.Model) {
+	if err := m.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+// env is NATS, Redis and ingest, running for the whole benchmark.
+type env struct {
+	nats   *testenv.NATS
+	redis  *testenv.Redis
+	secret string
+	url    string
+	token  string
+	client *http.Client
+}
+
+func startEnv(t *testing.T) *env {
+	e := &env{nats: testenv.StartNATS(t), redis: testenv.StartRedis(t)}
+	e.secret = filepath.Join(t.TempDir(), "dev.secret")
+	if err := os.WriteFile(e.secret, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A tenant with a quota and a rate limit far above what is offered, so
+	// that both are checked on every request and neither refuses.
+	if _, err := tenant.NewStore(e.redis.Client(t)).Create(context.Background(), tenant.Tenant{
+		ID: "bench", Name: "bench", Enabled: true, DailyQuota: 1 << 40, RatePerSec: 1e6, Burst: 1e6,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := auth.NewDevHS256Signer(auth.SignerConfig{Issuer: "jetinfer", Audience: "jetinfer"}, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.token, _, err = signer.IssueFor(auth.TokenRequest{Tenant: "bench", Scopes: []string{auth.ScopeJobsWrite, auth.ScopeJobsRead}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}}
+
+	var cfg config.Ingest
+	defaults(&cfg)
+	cfg.NATS.URL, cfg.Redis.URL = e.nats.URL(), e.redis.URL()
+	cfg.Addr, cfg.Auth.HS256SecretFile, cfg.Log.Level = "127.0.0.1:0", e.secret, "error"
+	cfg.Tenants = true
+	addr := make(chan string, 1)
+	run(t, "ingest", func(ctx context.Context) error {
+		return app.RunIngest(ctx, cfg, quietLogger(), app.Hooks{Listening: func(a string) { addr <- a }})
+	})
+	select {
+	case a := <-addr:
+		e.url = "http://" + a
+	case <-time.After(20 * time.Second):
+		t.Fatal("ingest did not start")
+	}
+	return e
+}
+
+type runningWorker struct {
+	url  string
+	stop func()
+}
+
+func (e *env) startWorker(t *testing.T, dir string, threads int, batchWait time.Duration) runningWorker {
+	var cfg config.Worker
+	defaults(&cfg)
+	cfg.NATS.URL, cfg.Redis.URL = e.nats.URL(), e.redis.URL()
+	cfg.ORTLib, cfg.Models = testenv.ORTLib(t), dir
+	cfg.HTTPAddr, cfg.IntraOpThreads, cfg.Log.Level = "127.0.0.1:0", threads, "error"
+	cfg.BatchWait = batchWait
+	addr := make(chan string, 1)
+	ready := make(chan struct{})
+	stop := run(t, "worker", func(ctx context.Context) error {
+		return app.RunWorker(ctx, cfg, quietLogger(), app.Hooks{Listening: func(a string) { addr <- a }, Ready: func() { close(ready) }})
+	})
+	w := runningWorker{url: "http://" + <-addr, stop: stop}
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("worker did not become ready")
+	}
+	// Ingest learns the worker's task from the model catalog it watches.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := e.client.Do(e.request(t, "GET", "/v1/models", nil))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if bytes.Contains(b, []byte(`"`+taskOfDir(t, dir)+`"`)) {
+				return w
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ingest never saw the worker's model")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func taskOfDir(t *testing.T, dir string) string { return taskOf(t, dir) }
+
+func (e *env) request(t *testing.T, method, path string, body []byte) *http.Request {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+// bulkRun submits n bulk jobs as fast as ingest takes them and returns the
+// time from the first submission to the last job finished, as the worker
+// counts them.
+func (e *env) bulkRun(t *testing.T, w runningWorker, task string, docs []string, n int) time.Duration {
+	before := finished(t, e.client, w.url, task)
+	bodies := make([][]byte, len(docs))
+	for i, d := range docs {
+		bodies[i], _ = json.Marshal(map[string]any{"task": task, "lane": "bulk", "input": map[string]any{"text": d},
+			"options": map[string]any{"truncate": true}})
+	}
+	t0 := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				resp, err := e.client.Do(e.request(t, "POST", "/v1/jobs", bodies[i%int64(len(bodies))]))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("submit: status %d", resp.StatusCode)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for {
+		done := finished(t, e.client, w.url, task) - before
+		if done >= float64(n) {
+			return time.Since(t0)
+		}
+		if time.Since(t0) > 10*time.Minute {
+			t.Fatalf("only %v of %d jobs finished", done, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// finished is the worker's count of jobs of task that finished.
+func finished(t *testing.T, c *http.Client, url, task string) float64 {
+	resp, err := c.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		l := sc.Text()
+		if strings.HasPrefix(l, "jetinfer_worker_jobs_finished_total{") && strings.Contains(l, `task="`+task+`"`) {
+			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// syncLatency makes n synchronous calls one after another.
+func (e *env) syncLatency(t *testing.T, task string, docs []string, n int) (p50, p99 float64) {
+	lat := make([]float64, 0, n)
+	for i := range n + 20 {
+		body, _ := json.Marshal(map[string]any{"text": docs[i%len(docs)], "options": map[string]any{"truncate": true}})
+		req := e.request(t, "POST", "/v1/infer/"+task, body)
+		t0 := time.Now()
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(t0)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("sync call: status %d", resp.StatusCode)
+		}
+		if i >= 20 {
+			lat = append(lat, ms(d))
+		}
+	}
+	return percentile(lat, 50), percentile(lat, 99)
+}
+
+// ingestRate loads ingest with clients concurrent connections for d while
+// no worker consumes, and returns accepted jobs per second.
+func (e *env) ingestRate(t *testing.T, task string, clients int, d time.Duration) (rate float64, refused int64) {
+	body, _ := json.Marshal(map[string]any{"task": task, "lane": "bulk",
+		"input": map[string]any{"text": "Oil prices rose on Tuesday after the cartel agreed to extend its output cuts into next year."}})
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var accepted, other atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				resp, err := e.client.Do(e.request(t, "POST", "/v1/jobs", body).WithContext(ctx))
+				if err != nil {
+					if ctx.Err() == nil {
+						other.Add(1)
+					}
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusAccepted {
+					accepted.Add(1)
+				} else {
+					other.Add(1)
+				}
+			}
+		}()
+	}
+	if *goroutines != "" {
+		time.Sleep(d / 2)
+		if f, err := os.Create(*goroutines); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
+			f.Close()
+		}
+	}
+	wg.Wait()
+	return float64(accepted.Load()) / time.Since(t0).Seconds(), other.Load()
+}
+
+func run(t *testing.T, name string, f func(ctx context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			case <-time.After(60 * time.Second):
+				t.Errorf("%s did not stop", name)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func defaults[T interface{ RegisterFlags(*flag.FlagSet) }](cfg T) {
+	fs := flag.NewFlagSet("bench", flag.PanicOnError)
+	cfg.RegisterFlags(fs)
+	_ = fs.Parse(nil)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+func percentile(xs []float64, p float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+// machineLine names the machine: cores, CPU model, Go and the date.
+func machineLine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(l[strings.IndexByte(l, ':')+1:])
+				break
+			}
+		}
+	}
+	nproc := strconv.Itoa(runtime.NumCPU())
+	if out, err := exec.Command("nproc").Output(); err == nil {
+		nproc = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("%s cores (nproc), %s, %s %s/%s, %s", nproc, cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		time.Now().UTC().Format("2006-01-02 15:04 MST"))
+}
+
+func renderTable(rows []row, machine string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Machine: %s\n\n", machine)
+	b.WriteString("| measure | value | goal | notes |\n|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.measure, r.value, r.goal, r.note)
+	}
+	return b.String()
+}
+
+// writeBenchmarks replaces the results section of path (everything after
+// the "## Latest run" heading), keeping what comes before it.
+func writeBenchmarks(path, table string) error {
+	const marker = "## Latest run"
+	head := "# Benchmarks\n\nProduced by `make bench` (internal/bench); see docs/operations.md for what each line measures.\n\n"
+	if b, err := os.ReadFile(path); err == nil {
+		if i := bytes.Index(b, []byte(marker)); i >= 0 {
+			head = string(b[:i])
+		}
+	}
+	return os.WriteFile(path, []byte(head+marker+"\n\n"+table), 0o644)
+}
+
+// cpuTime is the CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAvg is the machine's 1-minute load average.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.Fields(string(b))[0]
+}
