@@ -20,6 +20,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
+	"github.com/jetinfer/jetinfer/internal/telemetry"
 	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
@@ -35,6 +36,11 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 	defer verifier.Close()
+	prom, tp, err := newTelemetry("jetinfer-ingest", cfg.Trace, hooks)
+	if err != nil {
+		return err
+	}
+	defer shutdownTelemetry(prom, tp)
 
 	nc, err := nats.Connect(cfg.NATS.URL, natsOptions(cfg.NATS, "jetinfer-ingest", log)...)
 	if err != nil {
@@ -103,9 +109,18 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Ready:     q.Ready,
 		Logger:    log,
 		Backfills: ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q},
+		Meter:     prom.Meter("github.com/jetinfer/jetinfer/internal/ingest"),
+		Tracer:    tp,
 	})
+	handler, err := telemetry.HTTPMiddleware(api.Handler(), tp, prom.Meter("github.com/jetinfer/jetinfer/internal/telemetry"))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	root := http.NewServeMux()
+	root.Handle("GET /metrics", prom.Handler())
+	root.Handle("/", handler)
 	srv := &http.Server{
-		Handler:           api.Handler(),
+		Handler:           root,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

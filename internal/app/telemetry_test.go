@@ -2,8 +2,11 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -157,9 +160,15 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 		t.Errorf("padding ratio observations %v, want %v", v, batches)
 	}
 	value(t, out, `jetinfer_consumer_ack_pending{lane="interactive",task="sentiment"}`)
-	if strings.Contains(out, "jetinfer_worker_redeliveries_total{") || strings.Contains(out, "jetinfer_worker_dead_letters_total{") {
-		t.Errorf("redeliveries or dead letters counted where there were none")
+	for _, lane := range []string{"interactive", "bulk"} {
+		if v := value(t, out, `jetinfer_worker_redeliveries_total{lane="`+lane+`",task="sentiment"}`); v != 0 {
+			t.Errorf("%s redeliveries %v where there were none", lane, v)
+		}
+		if v := value(t, out, `jetinfer_worker_dead_letters_total{lane="`+lane+`",task="sentiment"}`); v != 0 {
+			t.Errorf("%s dead letters %v where there were none", lane, v)
+		}
 	}
+	checkDashboard(t, in+out)
 }
 
 // The trace id of a request's traceparent reaches the worker: its job span
@@ -220,5 +229,49 @@ func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
 			t.Fatalf("job span in the trace under publish: %v; batch span linked to it: %v", jobOK, batchOK)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// checkDashboard fails when the Grafana dashboard queries a jetinfer metric
+// that ingest and worker do not export.
+func checkDashboard(t *testing.T, scraped string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "grafana", "jetinfer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(data, &dash); err != nil {
+		t.Fatalf("dashboard: %v", err)
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Split(scraped, "\n") {
+		if name, _, ok := strings.Cut(l, "{"); ok && !strings.HasPrefix(l, "#") {
+			have[name] = true
+		} else if f := strings.Fields(l); len(f) == 2 && !strings.HasPrefix(l, "#") {
+			have[f[0]] = true
+		}
+	}
+	metricRE := regexp.MustCompile(`jetinfer_[a-z_]+`)
+	queries := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, m := range metricRE.FindAllString(tg.Expr, -1) {
+				queries++
+				if !have[m] {
+					t.Errorf("panel %q queries %s, which is not exported", p.Title, m)
+				}
+			}
+		}
+	}
+	if queries < 10 {
+		t.Fatalf("dashboard queries only %d jetinfer series", queries)
 	}
 }

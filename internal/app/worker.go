@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jetinfer/jetinfer/internal/config"
@@ -28,6 +29,9 @@ type Hooks struct {
 	Listening func(addr string)
 	// Ready is called once the process serves.
 	Ready func()
+	// Spans, when set, receives every span the process makes (a test's
+	// tracetest.SpanRecorder, or an exporter's batch processor).
+	Spans sdktrace.SpanProcessor
 }
 
 // RunWorker runs a worker until ctx ends, then drains: it stops pulling,
@@ -85,12 +89,24 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		}
 	}
 
-	metrics := worker.NewMetrics()
+	prom, tp, err := newTelemetry("jetinfer-worker", cfg.Trace, hooks)
+	if err != nil {
+		return err
+	}
+	defer shutdownTelemetry(prom, tp)
+	metrics, err := worker.NewExportedMetrics(prom.Meter("github.com/jetinfer/jetinfer/internal/worker"))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	for _, m := range models {
+		metrics.Init(m.Task())
+	}
 	w := worker.New(worker.Config{
 		BatchSize:   cfg.BatchSize,
 		BatchWait:   cfg.BatchWait,
 		BatchTokens: cfg.BatchTokens,
 		Consumer:    queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending},
+		Tracer:      tp,
 	}, q, st, models, log, metrics)
 
 	health := &http.Server{
@@ -104,7 +120,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 				}
 				return nil
 			},
-		}, nil),
+		}, map[string]http.Handler{"GET /metrics": prom.Handler()}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
@@ -149,6 +165,17 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 			}()
 		}
 		return w.Run(ctx, gctx)
+	})
+	g.Go(func() error {
+		pctx, cancel := context.WithCancel(gctx)
+		defer cancel()
+		defer context.AfterFunc(ctx, cancel)()
+		tasks := make([]string, len(models))
+		for i, m := range models {
+			tasks[i] = m.Task()
+		}
+		pollBacklog(pctx, q, tasks, metrics, cfg.MetricsPoll, log)
+		return nil
 	})
 	err = g.Wait()
 	// Make sure acks and naks reach the server before the connection closes.

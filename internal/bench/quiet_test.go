@@ -1,8 +1,8 @@
 package bench
 
 import (
-	"os"
 	"log/slog"
+	"os"
 )
 
 func quietLogger() *slog.Logger {

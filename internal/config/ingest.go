@@ -57,6 +57,7 @@ type Ingest struct {
 	Redis Redis
 	Log   Log
 	Auth  Auth
+	Trace Trace
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
 	// MaxBodyBytes bounds a request body unless the tenant sets its own.
@@ -96,6 +97,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Redis.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
+	c.Trace.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body unless the tenant sets its own")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
@@ -111,7 +113,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate checks the configuration; errors name the field.
 func (c *Ingest) Validate() error {
-	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Auth.Validate()}
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Auth.Validate(), c.Trace.Validate()}
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr: must be set"))
 	}

@@ -359,7 +359,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, adm Admission, wait time.D
 		reply, results, done = s.replies.Register(j.ID)
 		defer done()
 	}
-	if _, err := s.pub.Publish(ctx, j, reply, traceHeaders(r)); err != nil {
+	if _, err := s.publish(r, j, reply); err != nil {
 		// Nothing was enqueued: forget the record so that a retry with the
 		// same Idempotency-Key starts afresh.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)

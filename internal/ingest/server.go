@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/jetinfer/jetinfer/internal/auth"
 )
 
@@ -56,6 +59,7 @@ type Server struct {
 	verifier *auth.Verifier
 	ready    func(context.Context) error
 	log      *slog.Logger
+	ins      *instruments
 	draining atomic.Bool
 	handler  http.Handler
 	bf       BackfillDeps
@@ -74,6 +78,10 @@ type Deps struct {
 	// Ready checks the queue; Records.Ping checks the store.
 	Ready  func(context.Context) error
 	Logger *slog.Logger
+	// Meter and Tracer instrument the API (jobs submitted, publish time,
+	// producer spans whose context travels with each job); nil means none.
+	Meter  metric.Meter
+	Tracer trace.TracerProvider
 	// Backfills serves /v1/backfills; its zero value answers 501.
 	Backfills BackfillDeps
 }
@@ -85,6 +93,7 @@ func New(cfg Config, d Deps) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.ins = newInstruments(d.Meter, d.Tracer)
 	s.bf = d.Backfills.withDefaults()
 	s.handler = s.routes()
 	return s

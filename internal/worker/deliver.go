@@ -34,6 +34,7 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			if it.outcome == dead {
 				it.status = job.StatusDead
 			}
+			it.timings.Delivery = ms(now.Sub(it.doneAt()))
 			it.timings.Total = ms(now.Sub(it.received)) + it.timings.Queue
 			t := it.timings
 			finals = append(finals, store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
@@ -113,17 +114,25 @@ func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
 	switch it.outcome {
 	case finish, redeliver:
 		err = it.msg.Ack()
-		pl.w.m.finished(it.msg.Job.Task, it.status)
+		var t *job.Timings
+		if it.outcome == finish {
+			t = &it.timings
+		}
+		pl.w.m.finished(ctx, &it.msg.Job, it.status, t, time.Since(it.doneAt()))
+		endJobSpan(it, it.status)
 	case dead:
 		code, msg := job.CodeInvalidInput, "dead"
 		if it.err != nil {
 			code, msg = it.err.Code, it.err.Message
 		}
 		err = pl.w.q.DeadLetter(ctx, it.msg, code, msg)
-		pl.w.m.finished(it.msg.Job.Task, job.StatusDead)
+		pl.w.m.finished(ctx, &it.msg.Job, job.StatusDead, &it.timings, time.Since(it.doneAt()))
+		pl.w.m.deadLettered(ctx, &it.msg.Job)
+		endJobSpan(it, job.StatusDead)
 	case retry, pending:
 		err = it.msg.NakWithDelay(it.delay)
 		pl.w.m.retries.Add(1)
+		endJobSpan(it, "retry")
 	}
 	if err != nil {
 		pl.w.log.WarnContext(ctx, "settle message", slog.String("job_id", it.msg.Job.ID), slog.Any("error", err))

@@ -29,7 +29,7 @@ import (
 // jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
 // jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
 // jetinfer_worker_redeliveries_total{task,lane},
-// jetinfer_worker_dead_letters_total{task,code} and
+// jetinfer_worker_dead_letters_total{task,lane} and
 // jetinfer_consumer_pending{task,lane} / jetinfer_consumer_ack_pending{task,lane}.
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
@@ -55,6 +55,18 @@ type laneSets struct {
 	lane                                          metric.MeasurementOption
 }
 
+// Init creates the task's event counters (redeliveries, dead letters) at
+// zero for both lanes, so that they are scraped, and rate() works, before
+// the first event.
+func (m *Metrics) Init(task string) {
+	ctx := context.Background()
+	for _, l := range job.Lanes {
+		ls := m.lane(task, l)
+		m.redelivered.Add(ctx, 0, ls.lane)
+		m.deadC.Add(ctx, 0, ls.lane)
+	}
+}
+
 type finishedKey struct {
 	tenant, task string
 	lane         job.Lane
@@ -67,8 +79,6 @@ type laneKey struct {
 }
 
 type taskKey string
-
-type deadKey struct{ task, code string }
 
 // NewMetrics returns metrics that are counted but not exported.
 func NewMetrics() *Metrics {
@@ -107,7 +117,7 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		metric.WithDescription("job deliveries after the first (attempt > 1), by task and lane"))
 	must(e)
 	m.deadC, e = meter.Int64Counter("jetinfer.worker.dead_letters",
-		metric.WithDescription("jobs dead-lettered by a worker, by task and error code"))
+		metric.WithDescription("jobs dead-lettered by a worker, by task and lane (the error code is in the DLQ message and the log)"))
 	must(e)
 	counters := []struct {
 		name, desc string
@@ -233,13 +243,8 @@ func (m *Metrics) finished(ctx context.Context, j *job.Job, s job.Status, t *job
 }
 
 // deadLettered counts a job sent to the DLQ by this worker.
-func (m *Metrics) deadLettered(ctx context.Context, task, code string) {
-	k := deadKey{task, code}
-	v, ok := m.sets.Load(k)
-	if !ok {
-		v, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("code", code))))
-	}
-	m.deadC.Add(ctx, 1, v.(metric.MeasurementOption))
+func (m *Metrics) deadLettered(ctx context.Context, j *job.Job) {
+	m.deadC.Add(ctx, 1, m.lane(j.Task, j.Lane).lane)
 }
 
 // Snapshot is a copy of the counters.

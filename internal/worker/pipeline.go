@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -41,6 +42,11 @@ type item struct {
 	// whether its result came from that cache instead of the model.
 	reuseKey string
 	reused   bool
+	// inferred is when the model call that ran the job returned; span is
+	// the job's trace span in this worker, parent its remote parent.
+	inferred time.Time
+	span     trace.Span
+	parent   trace.SpanContext
 }
 
 // pipeline serves one model: collect → run → deliver, each a goroutine, so
@@ -186,6 +192,8 @@ func (pl *pipeline) prepare(ctx context.Context, m *queue.Msg) *item {
 	if !m.Enqueued.IsZero() {
 		it.timings.Queue = ms(now.Sub(m.Enqueued))
 	}
+	pl.w.m.received(ctx, &m.Job, m.Attempt)
+	pl.startJobSpan(ctx, it)
 	return it
 }
 

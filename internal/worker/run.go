@@ -16,7 +16,9 @@ import (
 func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<- []*item) error {
 	defer close(out)
 	for batch := range in {
-		if err := pl.start(ctx, batch); err != nil {
+		bctx, span := pl.startBatchSpan(ctx, batch)
+		if err := pl.start(bctx, batch); err != nil {
+			endSpan(span)
 			return err
 		}
 		var runnable []*item
@@ -27,9 +29,10 @@ func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<
 		}
 		if len(runnable) > 0 {
 			stop := pl.heartbeat(ctx, runnable)
-			pl.infer(ctx, runnable)
+			pl.infer(bctx, runnable)
 			stop()
 		}
+		endSpan(span)
 		select {
 		case out <- batch:
 		case <-ctx.Done():
@@ -161,10 +164,12 @@ func (pl *pipeline) call(ctx context.Context, items []*item) {
 		pl.settle(items[0], err)
 		return
 	}
-	pl.w.m.observeRun(st, len(items))
-	perDoc := ms(time.Since(t0))
+	pl.w.m.observeRun(ctx, pl.model.Task(), st, len(items))
+	done := time.Now()
+	perDoc := ms(done.Sub(t0))
 	for i, it := range items {
 		it.timings.Infer = perDoc
+		it.inferred = done
 		if outs[i].Err != nil {
 			pl.settle(it, outs[i].Err)
 			continue

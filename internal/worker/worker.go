@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -86,6 +87,10 @@ type Config struct {
 	// RetryBase is the first redelivery delay after a transient failure;
 	// later ones double. Defaults to 1s.
 	RetryBase time.Duration
+	// Tracer makes a span per job (a child of the trace context its message
+	// carries) and per batch (linked to its jobs). Defaults to none: no
+	// spans are made.
+	Tracer trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -115,6 +120,8 @@ type Worker struct {
 	models []Model
 	log    *slog.Logger
 	m      *Metrics
+	tracer trace.Tracer
+	traced bool
 
 	mu      sync.Mutex
 	pullers []*queue.Puller
@@ -129,7 +136,11 @@ func New(cfg Config, q Queue, st Store, models []Model, log *slog.Logger, m *Met
 	if m == nil {
 		m = NewMetrics()
 	}
-	return &Worker{cfg: cfg.withDefaults(), q: q, st: st, models: models, log: log, m: m}
+	w := &Worker{cfg: cfg.withDefaults(), q: q, st: st, models: models, log: log, m: m}
+	if cfg.Tracer != nil {
+		w.tracer, w.traced = cfg.Tracer.Tracer(tracerName), true
+	}
+	return w
 }
 
 // Ready reports whether the worker is pulling.
