@@ -108,10 +108,9 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	// The middleware sets WWW-Authenticate itself: a bare challenge without
+	// a token, error="invalid_token" for a refused one (RFC 6750 §3.1).
 	authn := auth.Middleware(s.verifier, func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-		if status == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		}
 		writeError(w, errorf(status, code, "%s", msg))
 	})
 	v1 := func(pattern, scope string, h http.HandlerFunc) {
