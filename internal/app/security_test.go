@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,8 +304,12 @@ func TestAttacksAreRefused(t *testing.T) {
 			if e["code"] != a.code || e["message"] == "" {
 				t.Fatalf("error %v, want code %q", e, a.code)
 			}
-			if a.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
-				t.Fatalf("401 without WWW-Authenticate")
+			if a.status == http.StatusUnauthorized {
+				// RFC 6750 §3.1: no error code when no token was sent.
+				ch := r.header.Get("WWW-Authenticate")
+				if !strings.HasPrefix(ch, "Bearer ") || strings.Contains(ch, `error="invalid_token"`) != (a.code != "unauthorized") {
+					t.Fatalf("WWW-Authenticate %q for %s", ch, a.code)
+				}
 			}
 		})
 	}
