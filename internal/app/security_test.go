@@ -204,16 +204,16 @@ func TestAttacksAreRefused(t *testing.T) {
 
 	good, _ := k.issue(t, k.ed, "acme", nil, auth.ScopeJobsWrite, auth.ScopeJobsRead)
 	goodRSA, _ := k.issue(t, k.rsa, "acme", nil, auth.ScopeJobsWrite, auth.ScopeJobsRead)
-	revoked, rc := k.issue(t, k.ed, "acme", nil, auth.ScopeJobsWrite, auth.ScopeJobsRead)
+	revoked, rc := k.issue(t, k.ed, "acme", nil, auth.Scopes...)
 	if err := tenant.NewStore(s.redis.Client(t)).Revoke(context.Background(), rc.ID, rc.ExpiresAt.Time); err != nil {
 		t.Fatal(err)
 	}
 	readOnly, _ := k.issue(t, k.ed, "acme", nil, auth.ScopeJobsRead)
 	writeOnly, _ := k.issue(t, k.ed, "acme", nil, auth.ScopeJobsWrite)
 	nerOnly, _ := k.issue(t, k.ed, "acme", []string{"ner"}, auth.ScopeJobsWrite, auth.ScopeJobsRead)
-	disabled, _ := k.issue(t, k.ed, "initech", nil, auth.ScopeJobsWrite, auth.ScopeJobsRead)
+	disabled, _ := k.issue(t, k.ed, "initech", nil, auth.Scopes...)
 	unknown, _ := k.issue(t, k.ed, "hooli", nil, auth.ScopeJobsWrite, auth.ScopeJobsRead)
-	globex, _ := k.issue(t, k.ed, "globex", nil, auth.ScopeJobsWrite, auth.ScopeJobsRead)
+	globex, _ := k.issue(t, k.ed, "globex", nil, auth.Scopes...)
 	otherEd := func() ed25519.PrivateKey { _, p, _ := ed25519.GenerateKey(rand.Reader); return p }()
 
 	submit := map[string]any{"task": "sentiment", "input": map[string]any{"text": "Shares rose."}}
@@ -223,6 +223,12 @@ func TestAttacksAreRefused(t *testing.T) {
 		t.Fatalf("valid EdDSA token: %d %s", r.status, r.body)
 	}
 	acmeJob := r.json(t)["id"].(string)
+	all, _ := k.issue(t, k.ed, "acme", nil, auth.Scopes...)
+	r = s.do("POST", "/v1/backfills", all, map[string]any{"task": "sentiment", "name": "acme-archive"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create backfill: %d %s", r.status, r.body)
+	}
+	acmeBackfill := r.json(t)["id"].(string)
 	if r := s.do("POST", "/v1/jobs", goodRSA, submit); r.status != http.StatusAccepted {
 		t.Fatalf("valid RS256 token: %d %s", r.status, r.body)
 	}
@@ -283,6 +289,17 @@ func TestAttacksAreRefused(t *testing.T) {
 		{"tampered payload", "POST", "/v1/jobs", tamper(t, good), submit, 401, "invalid_token"},
 		{"revoked jti", "POST", "/v1/jobs", revoked, submit, 401, "token_revoked"},
 		{"revoked jti reading", "GET", "/v1/jobs/" + acmeJob, revoked, nil, 401, "token_revoked"},
+		{"revoked jti canceling", "DELETE", "/v1/jobs/" + acmeJob, revoked, nil, 401, "token_revoked"},
+		{"revoked jti listing models", "GET", "/v1/models", revoked, nil, 401, "token_revoked"},
+		{"revoked jti reading a backfill", "GET", "/v1/backfills/" + acmeBackfill, revoked, nil, 401, "token_revoked"},
+		{"revoked jti sealing a backfill", "POST", "/v1/backfills/" + acmeBackfill + "/seal", revoked, nil, 401, "token_revoked"},
+		{"revoked jti reading results", "GET", "/v1/backfills/" + acmeBackfill + "/results", revoked, nil, 401, "token_revoked"},
+		{"revoked jti canceling a backfill", "DELETE", "/v1/backfills/" + acmeBackfill, revoked, nil, 401, "token_revoked"},
+		{"revoked jti creating a backfill", "POST", "/v1/backfills", revoked, map[string]any{"task": "sentiment"}, 401, "token_revoked"},
+		{"revoked jti listing dead letters", "GET", "/v1/dlq", revoked, nil, 401, "token_revoked"},
+		{"revoked jti replaying", "POST", "/v1/dlq/" + acmeJob + "/replay", revoked, nil, 401, "token_revoked"},
+		{"disabled tenant listing dead letters", "GET", "/v1/dlq", disabled, nil, 403, "tenant_disabled"},
+		{"disabled tenant reading a job", "GET", "/v1/jobs/" + acmeJob, disabled, nil, 403, "tenant_disabled"},
 		{"disabled tenant", "POST", "/v1/jobs", disabled, submit, 403, "tenant_disabled"},
 		{"unknown tenant", "POST", "/v1/jobs", unknown, submit, 403, "unknown_tenant"},
 		{"missing scope jobs:write", "POST", "/v1/jobs", readOnly, submit, 403, "insufficient_scope"},
@@ -293,6 +310,11 @@ func TestAttacksAreRefused(t *testing.T) {
 		{"disallowed task on infer", "POST", "/v1/infer/sentiment", nerOnly, map[string]any{"text": "x"}, 403, "task_not_allowed"},
 		{"another tenant's job", "GET", "/v1/jobs/" + acmeJob, globex, nil, 404, "not_found"},
 		{"cancel another tenant's job", "DELETE", "/v1/jobs/" + acmeJob, globex, nil, 404, "not_found"},
+		{"another tenant's backfill", "GET", "/v1/backfills/" + acmeBackfill, globex, nil, 404, "not_found"},
+		{"documents into another tenant's backfill", "POST", "/v1/backfills/" + acmeBackfill + "/documents", globex, `{"id":"x","text":"y"}`, 404, "not_found"},
+		{"another tenant's backfill results", "GET", "/v1/backfills/" + acmeBackfill + "/results", globex, nil, 404, "not_found"},
+		{"cancel another tenant's backfill", "DELETE", "/v1/backfills/" + acmeBackfill, globex, nil, 404, "not_found"},
+		{"replay another tenant's job", "POST", "/v1/dlq/" + acmeJob + "/replay", globex, nil, 404, "not_found"},
 	}
 	for _, a := range attacks {
 		t.Run(a.name, func(t *testing.T) {
@@ -316,9 +338,12 @@ func TestAttacksAreRefused(t *testing.T) {
 	if n := queued(); n != before {
 		t.Fatalf("the attacks enqueued %d jobs", n-before)
 	}
-	// acme's job is untouched by globex's cancel.
+	// acme's job and backfill are untouched by globex's cancels.
 	if r := s.do("GET", "/v1/jobs/"+acmeJob, good, nil); r.status != 200 || r.json(t)["status"] != "queued" {
 		t.Fatalf("acme's job after the attacks: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/v1/backfills/"+acmeBackfill, all, nil); r.status != 200 || r.json(t)["state"] != "open" {
+		t.Fatalf("acme's backfill after the attacks: %d %s", r.status, r.body)
 	}
 }
 

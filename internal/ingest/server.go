@@ -118,15 +118,15 @@ func (s *Server) routes() http.Handler {
 	}
 	v1("POST /v1/jobs", auth.ScopeJobsWrite, s.submitJob)
 	v1("POST /v1/infer/{task}", auth.ScopeJobsWrite, s.infer)
-	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.getJob)
-	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.cancelJob)
-	v1("GET /v1/models", "", s.listModels)
+	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.admitted(0, s.getJob))
+	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.admitted(0, s.cancelJob))
+	v1("GET /v1/models", "", s.admitted(0, s.listModels))
 	v1("POST /v1/backfills", auth.ScopeBackfillsWrite, s.createBackfill)
-	v1("GET /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.getBackfill)
+	v1("GET /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.getBackfill))
 	v1("POST /v1/backfills/{id}/documents", auth.ScopeBackfillsWrite, s.addDocuments)
-	v1("POST /v1/backfills/{id}/seal", auth.ScopeBackfillsWrite, s.sealBackfill)
-	v1("GET /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.backfillResults)
-	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.cancelBackfill)
+	v1("POST /v1/backfills/{id}/seal", auth.ScopeBackfillsWrite, s.admitted(0, s.sealBackfill))
+	v1("GET /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.admitted(0, s.backfillResults))
+	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.cancelBackfill))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -179,10 +179,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	c, _ := auth.FromContext(r.Context())
-	if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
-		writeError(w, aerr)
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"models": s.catalog.Models()})
 }
