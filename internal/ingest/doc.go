@@ -3,7 +3,43 @@
 // publishes it, and, for synchronous calls, waits for the result on a reply
 // subject of this process.
 //
+// # The gate
+//
+// Every /v1 route passes, in order:
+//
+//   - JWT verification (internal/auth): a missing or refused token is 401;
+//   - the route's scope: a valid token without it is 403 insufficient_scope;
+//   - tenant admission (Admitter, one Redis round trip): an unknown or
+//     disabled tenant is 403, a revoked jti 401, an exhausted daily quota or
+//     rate limit 429 with Retry-After and RateLimit-* headers. Submissions
+//     admit after authentication and before reading the body, because the
+//     tenant's body limit decides how much of it to read; so a submission
+//     later refused as invalid has still counted against the quota and the
+//     rate limit;
+//   - strict decoding: the body is size-limited (413 body_too_large), must be
+//     valid UTF-8 (encoding/json would silently replace invalid bytes) and
+//     one JSON object with no unknown fields and no wrong types (400);
+//   - validation before anything is recorded or enqueued: a known task
+//     (400 unknown_task listing the served tasks), one the token allows (403
+//     task_not_allowed), a valid lane and options, and a non-empty text
+//     within the byte limit (413 text_too_long, or cut on a UTF-8 boundary
+//     when options.truncate is set).
+//
+// Every error is {"error":{"code","message",...}}; a 400 or 413 names the
+// field at fault ("body" for the body as a whole). Another tenant's job or
+// backfill is a 404, like one that does not exist.
+//
+// Submissions are idempotent under Idempotency-Key: the key names the job,
+// so the same key and body answer the same job, and another body under the
+// same key is 409. A full JOBS stream is 503 queue_full with Retry-After; the
+// job's record is removed again, so nothing is left behind and a retry with
+// the same key starts afresh. DELETE /v1/jobs/{id} cancels a queued job (a
+// worker then skips it); a running or finished one is 409.
+//
+// The OpenAPI 3.1 document of the API, OpenAPI, is served at /openapi.json;
+// the tests of internal/app validate real requests and responses against it.
+//
 // It depends only on the small interfaces it defines (Publisher, Records,
-// Replies, Catalog, Admitter); cmd/ingest wires the real NATS and Redis
-// adapters into them.
+// Replies, Catalog, Admitter, and those of the backfill and dead-letter
+// routes); internal/app wires the real NATS and Redis adapters into them.
 package ingest
