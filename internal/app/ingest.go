@@ -84,6 +84,8 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err := st.Ping(startCtx); err != nil {
 		return err
 	}
+	creator := store.NewCreator(st, store.CreatorOptions{})
+	defer creator.Close()
 
 	var admitter ingest.Admitter
 	if cfg.Tenants {
@@ -101,7 +103,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		InferWait:    cfg.InferWait,
 	}, ingest.Deps{
 		Publisher: q,
-		Records:   st,
+		Records:   coalescedRecords{Store: st, creator: creator},
 		Replies:   replies,
 		Catalog:   catalog,
 		Admitter:  admitter,
