@@ -31,25 +31,46 @@
 // (see sessionConfig). Inputs are fed from Go slices that the tensors wrap
 // without copying, and outputs are written by ONNX Runtime straight into
 // reused Go slices when the graph fixes their last dimension. Results are
-// written as JSON by hand, into one allocation per batch. BenchmarkModel
-// reports docs/s and prepost_share, the share of the time spent in Go
-// (tokenizing and post-processing) out of the whole: under 1% for the
-// MiniLM and BERT models, so the model is the cost.
+// written as JSON by hand, into one allocation per batch. LoadModel reads the
+// graph's inputs and outputs from model.onnx itself rather than building a
+// second session to ask ONNX Runtime, which halves the load time.
 //
-// On a 2-core CPU, batching does not make a transformer cheaper per
-// document: in interleaved runs 32 news paragraphs took about as long or
-// longer as one batch of 32 than one at a time. Batching pays on GPUs and
-// for tiny models whose per-call overhead dominates.
+// BenchmarkModel reports docs/s and prepost_share, the share of the time
+// spent in Go (tokenizing and post-processing) out of the whole: on 2 shared
+// cores at batch 32, about 0.1% for the MiniLM models and 0.03% for BERT-base
+// NER, so the model is the cost. Only for the tiny AFINN sentiment graph
+// (about 16 µs of ONNX Runtime per document) is Go's share large, about 60%.
+//
+// On a 2-core CPU, batching did not make a transformer cheaper per document:
+// in interleaved runs, 32 news paragraphs took as long or longer as one batch
+// of 32 as one at a time (MiniLM-L6), with or without padding. Batching pays
+// for tiny models whose per-call overhead dominates (sentiment: about 20k
+// docs/s at batch 1, 25-28k at 8-32) and is expected to on GPUs (not
+// measured here).
 //
 // # Windows of token classification
 //
 // A document with more tokens than fit in one row is split into windows of
 // max_length tokens (special tokens included); consecutive windows share
-// stride tokens. After inference every token is taken from the window in which
-// it is most central (farthest from that window's edges; on a tie the earlier
-// window wins), so each token is labelled once, with as much context on both
-// sides as the windows give it. Entities are then aggregated over the whole
-// document, and their offsets point into the original text.
+// stride tokens (jetinfer.json "stride"; default a quarter of the window).
+// After inference every token is taken from the window in which it is most
+// central (farthest from that window's edges; on a tie the earlier window
+// wins), so each token is labelled once, with as much context on both sides
+// as the windows give it. Entities are then aggregated over the whole
+// document, and their offsets point into the original text. A document
+// needing more than 256 windows is rejected as too long.
+//
+// # Aggregation
+//
+// Aggregation "simple" is that of Python's transformers
+// TokenClassificationPipeline: each token takes the argmax of its softmax;
+// consecutive tokens of one entity type form a group unless a token is B-; a
+// group's score is the mean of its tokens' scores and its word the
+// tokenizer's decoding of its tokens. So "B-ORG O I-ORG" gives two ORG
+// entities (transformers.js would merge them). An unknown token is shown as
+// the text it covers. Aggregation "none" lists every token not labelled O
+// with its entity, score, index (its position counting the leading special
+// tokens, as if the document were one window), word, start and end.
 //
 // # Offsets
 //

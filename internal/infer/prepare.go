@@ -77,7 +77,11 @@ func (m *Model) Prepare(text string, opts job.Options) (*Input, error) {
 	}
 
 	enc := m.encPool.Get().(*tokenize.Encoding)
-	defer m.encPool.Put(enc)
+	defer func() {
+		if cap(enc.IDs) <= maxPooledTokens { // do not keep a huge document's arrays
+			m.encPool.Put(enc)
+		}
+	}()
 	m.tok.EncodeTo(enc, text)
 	n := len(enc.IDs)
 
@@ -103,6 +107,9 @@ func (m *Model) Prepare(text string, opts job.Options) (*Input, error) {
 }
 
 var zeroStart = []int{0}
+
+// maxPooledTokens bounds the token arrays Prepare keeps for reuse.
+const maxPooledTokens = 1 << 14
 
 // numWindows is how many windows of size w, consecutive ones sharing stride
 // tokens, cover n tokens. An empty document still takes one (empty) row.
