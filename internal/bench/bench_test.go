@@ -109,6 +109,9 @@ func TestBench(t *testing.T) {
 		e2eTime += env.bulkRun(t, w, bulkTask, docs, per)
 	}
 	closeModel(t, rawModel) // before the worker's exit shuts ONNX Runtime down
+	calls := metricSum(t, env.client, w.url, "jetinfer_worker_batch_size_count", bulkTask)
+	callDocs := metricSum(t, env.client, w.url, "jetinfer_worker_batch_size_sum", bulkTask)
+	padding := metricSum(t, env.client, w.url, "jetinfer_worker_batch_padding_ratio_sum", bulkTask) / calls
 	w.stop()
 	raw := float64(rawDocs) / rawTime.Seconds()
 	e2e := float64(e2eDocsDone) / e2eTime.Seconds()
@@ -118,7 +121,8 @@ func TestBench(t *testing.T) {
 	add(row{"model batch-1 time (" + syncTask + ")", fmt.Sprintf("p50 %.3f ms", b1p50), "",
 		fmt.Sprintf("p99 %.3f ms; in-process Prepare+Run", b1p99)})
 	add(row{"end-to-end bulk throughput (" + bulkTask + ")", fmt.Sprintf("%.1f docs/s", e2e), "",
-		"HTTP → JetStream → worker (batch 32) → Redis, same threads"})
+		fmt.Sprintf("HTTP → JetStream → worker (batch 32) → Redis, same threads; %.1f docs per model call, padding %.0f%%",
+			callDocs/calls, 100*padding)})
 	add(row{"e2e/raw throughput ratio", fmt.Sprintf("%.3f", ratio), "≥ 0.95", ""})
 
 	// 3. Synchronous calls, one at a time, minus the model's own time.
@@ -395,6 +399,11 @@ func (e *env) bulkRun(t *testing.T, w runningWorker, task string, docs []string,
 
 // finished is the worker's count of jobs of task that finished.
 func finished(t *testing.T, c *http.Client, url, task string) float64 {
+	return metricSum(t, c, url, "jetinfer_worker_jobs_finished_total", task)
+}
+
+// metricSum adds up the worker's series of name for task.
+func metricSum(t *testing.T, c *http.Client, url, name, task string) float64 {
 	resp, err := c.Get(url + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -405,7 +414,7 @@ func finished(t *testing.T, c *http.Client, url, task string) float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
-		if strings.HasPrefix(l, "jetinfer_worker_jobs_finished_total{") && strings.Contains(l, `task="`+task+`"`) {
+		if strings.HasPrefix(l, name+"{") && strings.Contains(l, `task="`+task+`"`) {
 			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			sum += v
 		}

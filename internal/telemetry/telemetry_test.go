@@ -122,3 +122,29 @@ func grepLines(text, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// A root span linked to a sampled span is sampled even at ratio 0: a
+// traced job's batch span is always recorded; an unlinked root is not.
+func TestLinkedRootIsSampled(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp, err := NewTracerProvider(TraceConfig{SampleRatio: 0}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sampled := ExtractHeaders(map[string][]string{"traceparent": {parent}})
+	tr := tp.Tracer("t")
+	_, linked := tr.Start(context.Background(), "batch", trace.WithLinks(trace.Link{SpanContext: sampled}))
+	linked.End()
+	_, alone := tr.Start(context.Background(), "alone")
+	alone.End()
+	unsampled := ExtractHeaders(map[string][]string{"traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}})
+	_, linkedOff := tr.Start(context.Background(), "batch-off", trace.WithLinks(trace.Link{SpanContext: unsampled}))
+	linkedOff.End()
+	var names []string
+	for _, s := range rec.Ended() {
+		names = append(names, s.Name())
+	}
+	if len(names) != 1 || names[0] != "batch" {
+		t.Fatalf("recorded %v, want only the span linked to a sampled one", names)
+	}
+}
