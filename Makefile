@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps models build run test test-short fuzz bench bench-model chaos vet fmt clean
+.PHONY: all deps models build run test test-short fuzz bench bench-model chaos vet fmt clean backfill-bench
 
 all: build
 
@@ -59,6 +59,14 @@ bench-model: deps models
 ## latency overhead, and ingest's acceptance rate. Prints a table, writes BENCHMARKS.md, and ends
 ## with three machine-readable lines. BENCH_FLAGS passes -jetinfer.* flags (see internal/bench).
 BENCH_FLAGS ?=
+## backfill-bench: a 100,000-document backfill through the real stack (sentiment model),
+## then the p99 of synchronous calls with the worker idle and during a full-speed backfill.
+## BACKFILL_DOCS sets the size; JETINFER_BULK_PAUSE overrides the worker's --bulk-pause.
+BACKFILL_DOCS ?= 100000
+backfill-bench: deps models
+	JETINFER_BACKFILL_DOCS=$(BACKFILL_DOCS) $(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m \
+		-bench '^Benchmark(Backfill|LanesP99)$$' ./internal/app
+
 bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench
 	@bin/jetinfer-bench.test -test.run '^TestBench$$' -test.timeout 30m -jetinfer.bench \

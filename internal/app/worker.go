@@ -104,6 +104,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 	w := worker.New(worker.Config{
 		BatchSize:   cfg.BatchSize,
 		BatchWait:   cfg.BatchWait,
+		BulkPause:   cfg.BulkPause,
 		BatchTokens: cfg.BatchTokens,
 		Consumer:    queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending},
 		Tracer:      tp,

@@ -28,6 +28,10 @@ type Worker struct {
 	BatchSize int
 	// BatchWait is how long the first job of a batch waits for company. Defaults to 5ms.
 	BatchWait time.Duration
+	// BulkPause is how long a batch of bulk-lane (backfill) jobs waits
+	// before it runs while interactive jobs are arriving, leaving the CPU to
+	// them. Defaults to 5ms.
+	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
 	// AckWait must cover one batch. Defaults to 30s.
@@ -60,6 +64,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", runtime.NumCPU(), "ONNX Runtime intra-op threads")
 	fs.IntVar(&c.BatchSize, "batch-size", 32, "most documents in one model call")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 5*time.Millisecond, "how long the first job of a batch waits for company")
+	fs.DurationVar(&c.BulkPause, "bulk-pause", 5*time.Millisecond, "pause before each bulk-lane batch while interactive jobs are arriving (0: none)")
 	fs.IntVar(&c.BatchTokens, "batch-tokens", 8192, "padded token budget of one model call")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream ack wait; must cover one batch")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 5, "deliveries before a job is dead-lettered")
@@ -90,6 +95,9 @@ func (c *Worker) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 1024 {
 		errs = append(errs, fmt.Errorf("batch-size: %d is outside 1..1024", c.BatchSize))
+	}
+	if c.BulkPause < 0 || c.BulkPause > time.Second {
+		errs = append(errs, fmt.Errorf("bulk-pause: %s is outside 0..1s", c.BulkPause))
 	}
 	if c.BatchWait < 0 {
 		errs = append(errs, fmt.Errorf("batch-wait: %s is negative", c.BatchWait))

@@ -7,6 +7,18 @@
 // batch then goes through three stages that overlap: the next batch is being
 // collected while this one runs and the previous one is delivered.
 //
+// Interactive work also overtakes bulk work already batched: while a batch
+// waits for the model, an interactive job that arrives joins it at the front
+// and the last bulk job moves to the next batch. And while interactive jobs
+// are arriving, each bulk-only batch first pauses (Config.BulkPause), since
+// on a small machine ingest, NATS and Redis share the CPU with the worker and
+// a backfill at full speed would otherwise delay synchronous calls severalfold.
+//
+// Backfill documents have no job record: their results go to the RESULTS
+// stream before their final state is counted in the backfill's counters (see
+// package store), and identical texts under the same model version reuse a
+// cached result instead of running the model.
+//
 // Delivery is at least once and results are idempotent: a job's final state is
 // written to the result store first (where the first final write wins), then
 // sent to its reply subject, and only then acknowledged. A worker killed

@@ -104,9 +104,17 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 	cfg := pl.w.cfg
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for inter != nil || bulk != nil {
-		var batch []*item
+	var carry []*item // bulk jobs that made room for interactive ones
+	var lastInter time.Time
+	for inter != nil || bulk != nil || len(carry) > 0 {
+		batch := carry
+		carry = nil
 		tokens := 0
+		for _, it := range batch {
+			if it.prep != nil {
+				tokens += it.prep.Tokens() * it.prep.Rows()
+			}
+		}
 		add := func(m *queue.Msg, ok bool, lane *<-chan *queue.Msg) {
 			if !ok {
 				*lane = nil
@@ -116,15 +124,20 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 			if it.prep != nil {
 				tokens += it.prep.Tokens() * it.prep.Rows()
 			}
+			if m.Job.Lane == job.LaneInteractive {
+				lastInter = time.Now()
+			}
 			batch = append(batch, it)
 		}
-		select {
-		case m, ok := <-inter:
-			add(m, ok, &inter)
-		case m, ok := <-bulk:
-			add(m, ok, &bulk)
-		case <-ctx.Done():
-			return ctx.Err()
+		if len(batch) == 0 {
+			select {
+			case m, ok := <-inter:
+				add(m, ok, &inter)
+			case m, ok := <-bulk:
+				add(m, ok, &bulk)
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if len(batch) == 0 {
 			continue
@@ -155,10 +168,37 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 			default:
 			}
 		}
-		select {
-		case out <- batch:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := pl.pauseBulk(ctx, &batch, &inter, &lastInter); err != nil {
+			return err
+		}
+		// While the batch waits for the model, an interactive job that
+		// arrives joins it at the front, and the last bulk job makes room
+		// by moving to the next batch: a sync call waits for at most the
+		// batch running now, not for bulk batches formed before it came.
+	send:
+		for {
+			select {
+			case out <- batch:
+				break send
+			case m, ok := <-inter:
+				if !ok {
+					inter = nil
+					continue
+				}
+				it := pl.prepare(ctx, m)
+				lastInter = time.Now()
+				batch = append([]*item{it}, batch...)
+				if len(batch) > cfg.BatchSize {
+					i := len(batch) - 1
+					for i > 0 && batch[i].msg.Job.Lane != job.LaneBulk {
+						i--
+					}
+					carry = append(carry, batch[i])
+					batch = append(batch[:i], batch[i+1:]...)
+				}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
 	return nil
@@ -206,3 +246,38 @@ func (it *item) fail(o outcome, code string, err error) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// pauseBulk holds a bulk-only batch for Config.BulkPause while interactive
+// jobs have arrived within the last second: ingest, NATS and Redis share
+// the CPU with the worker, and a backfill running flat out would delay
+// synchronous calls severalfold. An interactive job that arrives meanwhile
+// joins the batch at the front and ends the pause.
+func (pl *pipeline) pauseBulk(ctx context.Context, batch *[]*item, inter *<-chan *queue.Msg, lastInter *time.Time) error {
+	pause := pl.w.cfg.BulkPause
+	if pause <= 0 || time.Since(*lastInter) >= time.Second {
+		return nil
+	}
+	for _, it := range *batch {
+		if it.msg.Job.Lane == job.LaneInteractive {
+			return nil
+		}
+	}
+	t := time.NewTimer(pause)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			return nil
+		case m, ok := <-*inter:
+			if !ok {
+				*inter = nil
+				continue
+			}
+			*lastInter = time.Now()
+			*batch = append([]*item{pl.prepare(ctx, m)}, *batch...)
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -80,6 +80,12 @@ type Config struct {
 	// BatchWait is how long the first document of a batch waits for company.
 	// Defaults to 5ms.
 	BatchWait time.Duration
+	// BulkPause is how long a batch of bulk-lane jobs waits before it runs
+	// while interactive jobs have arrived within the last second, leaving
+	// the CPU to them; an interactive job that arrives meanwhile joins the
+	// batch at once. 0 runs bulk batches back to back. Defaults to 0 here
+	// (the worker binary's flag defaults to 5ms).
+	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
 	// Consumer configures the durable consumers.

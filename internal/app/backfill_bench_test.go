@@ -1,0 +1,292 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/app"
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// benchStack is ingest and one sentiment worker (default settings) on real
+// NATS and Redis, for benchmarks.
+type benchStack struct {
+	url, bfToken, jobToken string
+}
+
+func startBenchStack(b *testing.B) *benchStack {
+	b.Helper()
+	n, r := testenv.StartNATS(b), testenv.StartRedis(b)
+	secret := filepath.Join(b.TempDir(), "dev.secret")
+	if err := os.WriteFile(secret, []byte(devSecret), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	def := func(cfg interface{ RegisterFlags(*flag.FlagSet) }) {
+		fs := flag.NewFlagSet("bench", flag.PanicOnError)
+		cfg.RegisterFlags(fs)
+		_ = fs.Parse(nil)
+	}
+	var ing config.Ingest
+	def(&ing)
+	ing.NATS.URL, ing.Redis.URL, ing.Addr, ing.Auth.HS256SecretFile, ing.Tenants = n.URL(), r.URL(), "127.0.0.1:0", secret, false
+	var wk config.Worker
+	def(&wk)
+	wk.NATS.URL, wk.Redis.URL, wk.HTTPAddr = n.URL(), r.URL(), "127.0.0.1:0"
+	wk.ORTLib, wk.Models = testenv.ORTLib(b), testenv.ModelDir(b, "sentiment")
+	if d, err := time.ParseDuration(os.Getenv("JETINFER_BULK_PAUSE")); err == nil {
+		wk.BulkPause = d
+	}
+	quiet := slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	addr := make(chan string, 1)
+	go func() { done <- app.RunIngest(ctx, ing, quiet, app.Hooks{Listening: func(a string) { addr <- a }}) }()
+	s := &benchStack{}
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case err := <-done:
+		b.Fatalf("ingest: %v", err)
+	}
+	ready := make(chan struct{})
+	go func() { done <- app.RunWorker(ctx, wk, quiet, app.Hooks{Ready: func() { close(ready) }}) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		b.Fatalf("worker: %v", err)
+	}
+	b.Cleanup(func() {
+		cancel()
+		for range 2 {
+			<-done
+		}
+	})
+	signer, err := auth.NewDevHS256Signer(auth.SignerConfig{Issuer: "jetinfer", Audience: "jetinfer"}, []byte(devSecret))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for tok, scope := range map[*string]string{&s.bfToken: auth.ScopeBackfillsWrite, &s.jobToken: auth.ScopeJobsWrite} {
+		*tok, _, err = signer.IssueFor(auth.TokenRequest{Tenant: "acme", Scopes: []string{scope}, TTL: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *benchStack) call(b *testing.B, method, path, token, contentType string, body []byte, out any) {
+	b.Helper()
+	req, _ := http.NewRequest(method, s.url+path, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchArchive returns n documents of real news sentences, each text
+// distinct except that one in ten repeats an earlier story (as wire
+// stories repeat across archives).
+func benchArchive(b *testing.B, n int) [][]byte {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "infer", "testdata", "news.txt"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	news := strings.Split(strings.TrimSpace(string(data)), "\n")
+	lines := make([][]byte, n)
+	texts := make([]string, n)
+	for i := range n {
+		texts[i] = news[i%len(news)] + " " + news[(i/len(news))%len(news)] + " Ref " + strconv.Itoa(i) + "."
+		if i%10 == 9 && i >= 1000 {
+			texts[i] = texts[i-1000]
+		}
+		lines[i], _ = json.Marshal(map[string]string{"id": "doc-" + strconv.Itoa(i), "text": texts[i]})
+	}
+	return lines
+}
+
+type benchProgress struct {
+	ID, State                                           string
+	Submitted, Succeeded, Failed, Dead, Reused, Pending int64
+}
+
+// upload sends the documents in chunks of 5,000 and returns the time it took.
+func (s *benchStack) upload(b *testing.B, id string, docs [][]byte) time.Duration {
+	t0 := time.Now()
+	for start := 0; start < len(docs); start += 5000 {
+		chunk := bytes.Join(docs[start:min(start+5000, len(docs))], []byte("\n"))
+		var a struct{ Accepted int64 }
+		s.call(b, "POST", "/v1/backfills/"+id+"/documents", s.bfToken, "application/x-ndjson", chunk, &a)
+		if a.Accepted != int64(min(5000, len(docs)-start)) {
+			b.Fatalf("chunk at %d: %d accepted", start, a.Accepted)
+		}
+	}
+	return time.Since(t0)
+}
+
+func (s *benchStack) create(b *testing.B) string {
+	var p benchProgress
+	s.call(b, "POST", "/v1/backfills", s.bfToken, "application/json", []byte(`{"task":"sentiment","name":"bench"}`), &p)
+	return p.ID
+}
+
+func (s *benchStack) progress(b *testing.B, id string) benchProgress {
+	var p benchProgress
+	s.call(b, "GET", "/v1/backfills/"+id, s.bfToken, "", nil, &p)
+	return p
+}
+
+// BenchmarkBackfill runs a backfill of JETINFER_BACKFILL_DOCS documents
+// (default 100,000) through the real stack: upload, seal, completion,
+// export. It fails unless every document is accounted for
+// (succeeded + failed + dead = submitted) and the export holds exactly one
+// line per document. Run it with `make backfill-bench`.
+func BenchmarkBackfill(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("JETINFER_BACKFILL_DOCS")); err == nil && v > 0 {
+		n = v
+	}
+	s := startBenchStack(b)
+	docs := benchArchive(b, n)
+	for b.Loop() {
+		t0 := time.Now()
+		id := s.create(b)
+		up := s.upload(b, id, docs)
+		s.call(b, "POST", "/v1/backfills/"+id+"/seal", s.bfToken, "", nil, nil)
+		var p benchProgress
+		for {
+			if p = s.progress(b, id); p.State == "completed" {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		total := time.Since(t0)
+		if p.Submitted != int64(n) || p.Succeeded+p.Failed+p.Dead != p.Submitted || p.Pending != 0 {
+			b.Fatalf("not accounted for: %+v", p)
+		}
+		t1 := time.Now()
+		req, _ := http.NewRequest("GET", s.url+"/v1/backfills/"+id+"/results", nil)
+		req.Header.Set("Authorization", "Bearer "+s.bfToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids := make(map[string]struct{}, n)
+		lines := 0
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var l struct{ ID string }
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				b.Fatal(err)
+			}
+			ids[l.ID] = struct{}{}
+			lines++
+		}
+		resp.Body.Close()
+		export := time.Since(t1)
+		if lines != n || len(ids) != n {
+			b.Fatalf("export: %d lines, %d distinct ids, want %d", lines, len(ids), n)
+		}
+		b.ReportMetric(float64(n)/up.Seconds(), "upload_docs/s")
+		b.ReportMetric(float64(n)/total.Seconds(), "end_to_end_docs/s")
+		b.ReportMetric(float64(n)/export.Seconds(), "export_lines/s")
+		b.ReportMetric(float64(p.Reused), "reused")
+		b.ReportMetric(float64(p.Failed+p.Dead), "failed+dead")
+		b.Logf("%d docs: upload %s, completed after %s, export %s; %+v", n, up.Round(time.Millisecond),
+			total.Round(time.Millisecond), export.Round(time.Millisecond), p)
+	}
+}
+
+// BenchmarkLanesP99 measures the p99 latency of synchronous calls
+// (POST /v1/infer/sentiment, one at a time) with the worker idle and while
+// it runs a backfill at full speed on the bulk lane, and the backfill's rate
+// meanwhile. The goal is a ratio of at most 2. The idle and busy phases
+// alternate over several rounds (each busy phase a fresh backfill, canceled
+// and drained after it), so that a noisy machine weighs on both alike.
+// JETINFER_BULK_PAUSE overrides the worker's --bulk-pause (0 turns the
+// pause off).
+func BenchmarkLanesP99(b *testing.B) {
+	const rounds, calls = 5, 200
+	s := startBenchStack(b)
+	docs := benchArchive(b, 40_000)
+	body := []byte(`{"text":"Shares of the refiner jumped after it raised its dividend and reported record profit."}`)
+	measure := func(lat []time.Duration, while func() bool) []time.Duration {
+		for n := 0; n < calls && while(); n++ {
+			t0 := time.Now()
+			var rec struct {
+				Timings map[string]float64 `json:"timings_ms"`
+			}
+			s.call(b, "POST", "/v1/infer/sentiment", s.jobToken, "application/json", body, &rec)
+			d := time.Since(t0)
+			lat = append(lat, d)
+			if os.Getenv("JETINFER_LANES_TRACE") != "" && d > 50*time.Millisecond {
+				b.Logf("slow call %s: %v", d.Round(time.Millisecond), rec.Timings)
+			}
+		}
+		return lat
+	}
+	p := func(lat []time.Duration, q float64) float64 {
+		lat = slices.Clone(lat)
+		slices.Sort(lat)
+		return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	for b.Loop() {
+		var idle, busy []time.Duration
+		var bulkDocs int64
+		var busyFor time.Duration
+		for range rounds {
+			idle = measure(idle, func() bool { return true })
+			id := s.create(b)
+			s.upload(b, id, docs)
+			start := s.progress(b, id)
+			t0 := time.Now()
+			i, before := 0, len(busy)
+			busy = measure(busy, func() bool {
+				i++
+				return i%20 != 0 || s.progress(b, id).Pending > 0
+			})
+			end := s.progress(b, id)
+			busyFor += time.Since(t0)
+			bulkDocs += end.Succeeded - start.Succeeded
+			if end.Pending == 0 || len(busy)-before < calls {
+				b.Fatalf("the backfill ran out during the measurement (%d calls): start %+v end %+v", len(busy)-before, start, end)
+			}
+			s.call(b, "DELETE", "/v1/backfills/"+id, s.bfToken, "", nil, nil)
+			for s.progress(b, id).Pending > 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		b.ReportMetric(p(idle, 0.5), "p50_idle_ms")
+		b.ReportMetric(p(idle, 0.99), "p99_idle_ms")
+		b.ReportMetric(p(busy, 0.5), "p50_backfill_ms")
+		b.ReportMetric(p(busy, 0.99), "p99_backfill_ms")
+		b.ReportMetric(p(busy, 0.99)/p(idle, 0.99), "p99_ratio")
+		b.ReportMetric(float64(bulkDocs)/busyFor.Seconds(), "backfill_docs/s_meanwhile")
+	}
+}
