@@ -167,6 +167,15 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		}
 		return w.Run(ctx, gctx)
 	})
+	// Every worker runs a DLQ mover; they share one durable consumer, so
+	// each MAX_DELIVERIES advisory is handled once. It stops with the soft
+	// stop: an advisory in hand is finished, or redelivered.
+	g.Go(func() error {
+		mctx, cancel := context.WithCancel(gctx)
+		defer cancel()
+		defer context.AfterFunc(ctx, cancel)()
+		return q.RunMover(mctx, st, queue.MoverConfig{}, log)
+	})
 	g.Go(func() error {
 		pctx, cancel := context.WithCancel(gctx)
 		defer cancel()

@@ -63,6 +63,8 @@ type Server struct {
 	draining atomic.Bool
 	handler  http.Handler
 	bf       BackfillDeps
+	dlq      DeadLetters
+	deadRecs DeadRecords
 }
 
 // Deps are the parts a Server is built from.
@@ -78,23 +80,28 @@ type Deps struct {
 	// Ready checks the queue; Records.Ping checks the store.
 	Ready  func(context.Context) error
 	Logger *slog.Logger
+	// Backfills serves /v1/backfills; its zero value answers 501.
+	Backfills BackfillDeps
+	// DLQ and DeadRecords serve GET /v1/dlq and POST /v1/dlq/{id}/replay;
+	// nil answers 501.
+	DLQ         DeadLetters
+	DeadRecords DeadRecords
 	// Meter and Tracer instrument the API (jobs submitted, publish time,
 	// producer spans whose context travels with each job); nil means none.
 	Meter  metric.Meter
 	Tracer trace.TracerProvider
-	// Backfills serves /v1/backfills; its zero value answers 501.
-	Backfills BackfillDeps
 }
 
 // New builds the API.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg.withDefaults(), pub: d.Publisher, recs: d.Records, replies: d.Replies,
-		catalog: d.Catalog, admit: d.Admitter, verifier: d.Verifier, ready: d.Ready, log: d.Logger}
+		catalog: d.Catalog, admit: d.Admitter, verifier: d.Verifier, ready: d.Ready, log: d.Logger,
+		dlq: d.DLQ, deadRecs: d.DeadRecords}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.ins = newInstruments(d.Meter, d.Tracer)
 	s.bf = d.Backfills.withDefaults()
+	s.ins = newInstruments(d.Meter, d.Tracer)
 	s.handler = s.routes()
 	return s
 }
@@ -127,6 +134,8 @@ func (s *Server) routes() http.Handler {
 	v1("POST /v1/backfills/{id}/seal", auth.ScopeBackfillsWrite, s.admitted(0, s.sealBackfill))
 	v1("GET /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.admitted(0, s.backfillResults))
 	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.cancelBackfill))
+	v1("GET /v1/dlq", auth.ScopeDLQAdmin, s.admitted(0, s.listDLQ))
+	v1("POST /v1/dlq/{id}/replay", auth.ScopeDLQAdmin, s.admitted(1, s.replayDLQ))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -1,0 +1,135 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+)
+
+// DeadLetters is the DLQ as the admin API uses it.
+type DeadLetters interface {
+	ListDead(ctx context.Context, tenant string, after uint64, limit int) (queue.DeadPage, error)
+	FindDead(ctx context.Context, tenant, id string) (*queue.DeadEntry, error)
+	DeadJob(ctx context.Context, e *queue.DeadEntry) (*job.Job, error)
+	Replay(ctx context.Context, e *queue.DeadEntry, j *job.Job) error
+}
+
+// DeadRecords is what a replay needs of the result store.
+type DeadRecords interface {
+	// Requeue resets a dead job's record to queued; ok is false, with the
+	// job's status, when it is not dead.
+	Requeue(ctx context.Context, j *job.Job) (prev job.Status, ok bool, err error)
+	// MarkDead puts the record back when the replay could not be published.
+	MarkDead(ctx context.Context, j *job.Job, e *job.Error, attempts int, now time.Time) (job.Status, error)
+}
+
+var (
+	_ DeadLetters = (*queue.Client)(nil)
+)
+
+// maxDLQPage caps ?limit= on GET /v1/dlq.
+const maxDLQPage = 500
+
+// listDLQ answers GET /v1/dlq?after=<cursor>&limit=<n> with the tenant's
+// dead letters, oldest first: {"dead_letters":[...],"next":<cursor>}.
+func (s *Server) listDLQ(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.FromContext(r.Context())
+	if s.dlq == nil {
+		writeError(w, errorf(http.StatusNotImplemented, "not_implemented", "this ingest has no DLQ access"))
+		return
+	}
+	q := r.URL.Query()
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, fieldError("after", "after must be the next cursor of a previous page"))
+			return
+		}
+		after = n
+	}
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxDLQPage {
+			writeError(w, fieldError("limit", "limit must be 1..%d", maxDLQPage))
+			return
+		}
+		limit = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	page, err := s.dlq.ListDead(ctx, c.Tenant, after, limit)
+	if err != nil {
+		writeError(w, s.unavailable(r, "dead-letter queue", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// replayDLQ answers POST /v1/dlq/{id}/replay: the job goes back to JOBS
+// under a fresh message id, its record says queued again, and its dead
+// letter is removed. 202 with the record; 404 when the tenant has no such
+// dead letter; 409 when the job is not dead (a replay under way).
+func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.FromContext(r.Context())
+	if s.dlq == nil || s.deadRecs == nil {
+		writeError(w, errorf(http.StatusNotImplemented, "not_implemented", "this ingest has no DLQ access"))
+		return
+	}
+	if s.draining.Load() {
+		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
+		e.RetryAfterS = 1
+		writeError(w, e)
+		return
+	}
+	id := r.PathValue("id")
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	e, err := s.dlq.FindDead(ctx, c.Tenant, id)
+	if errors.Is(err, queue.ErrDeadNotFound) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
+		return
+	}
+	if err != nil {
+		writeError(w, s.unavailable(r, "dead-letter queue", err))
+		return
+	}
+	j, err := s.dlq.DeadJob(ctx, e)
+	if errors.Is(err, queue.ErrDeadNotFound) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
+		return
+	}
+	if err != nil {
+		writeError(w, s.unavailable(r, "dead-letter queue", err))
+		return
+	}
+	// The record goes back to queued before the job is published, so that
+	// a worker fast enough to finish it first finds a state it may change.
+	prev, ok, err := s.deadRecs.Requeue(ctx, j)
+	if err != nil {
+		writeError(w, s.unavailable(r, "result store", err))
+		return
+	}
+	if !ok {
+		writeError(w, errorf(http.StatusConflict, "not_dead", "job %s is %s, not dead; it may be replaying already", id, prev))
+		return
+	}
+	if err := s.dlq.Replay(ctx, e, j); err != nil {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
+		_, _ = s.deadRecs.MarkDead(actx, j, &job.Error{Code: e.Code, Message: e.Reason}, e.Attempts, time.Now())
+		cancel()
+		writeError(w, s.unavailable(r, "job queue", err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "dead letter replayed", "tenant", c.Tenant, "job_id", id, "dlq_seq", e.Seq)
+	w.Header().Set("Location", "/v1/jobs/"+j.ID)
+	writeJSON(w, http.StatusAccepted, &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued,
+		Backfill: j.Backfill, DocID: j.DocID, Created: j.Created})
+}
