@@ -194,7 +194,7 @@ func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
 
 	var publishID string
 	for _, sp := range ingestSpans.Ended() {
-		if strings.HasPrefix(sp.Name(), "publish ") {
+		if sp.Name() == "publish" {
 			if sp.SpanContext().TraceID().String() != traceID {
 				t.Fatalf("publish span in trace %s", sp.SpanContext().TraceID())
 			}

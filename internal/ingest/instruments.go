@@ -24,7 +24,7 @@ type instruments struct {
 	tracer    trace.Tracer
 	submitted metric.Int64Counter
 	publish   metric.Float64Histogram
-	sets      sync.Map // submitKey → metric.MeasurementOption; job.Lane → metric.MeasurementOption
+	sets      sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
 }
 
 type submitKey struct {
@@ -56,21 +56,21 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 	return in
 }
 
-func (in *instruments) set(k submitKey) metric.MeasurementOption {
+func (in *instruments) set(k submitKey) []metric.AddOption {
 	if v, ok := in.sets.Load(k); ok {
-		return v.(metric.MeasurementOption)
+		return v.([]metric.AddOption)
 	}
-	v, _ := in.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", k.tenant),
-		attribute.String("task", k.task), attribute.String("lane", string(k.lane)), attribute.String("status", k.status))))
-	return v.(metric.MeasurementOption)
+	v, _ := in.sets.LoadOrStore(k, []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", k.tenant),
+		attribute.String("task", k.task), attribute.String("lane", string(k.lane)), attribute.String("status", k.status)))})
+	return v.([]metric.AddOption)
 }
 
-func (in *instruments) laneSet(l job.Lane) metric.MeasurementOption {
+func (in *instruments) laneSet(l job.Lane) []metric.RecordOption {
 	if v, ok := in.sets.Load(l); ok {
-		return v.(metric.MeasurementOption)
+		return v.([]metric.RecordOption)
 	}
-	v, _ := in.sets.LoadOrStore(l, metric.WithAttributeSet(attribute.NewSet(attribute.String("lane", string(l)))))
-	return v.(metric.MeasurementOption)
+	v, _ := in.sets.LoadOrStore(l, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("lane", string(l))))})
+	return v.([]metric.RecordOption)
 }
 
 // publish enqueues j inside a producer span whose context travels in the
@@ -78,14 +78,14 @@ func (in *instruments) laneSet(l job.Lane) metric.MeasurementOption {
 // Without a span in the request's context, the request's own traceparent
 // is passed through.
 func (s *Server) publish(r *http.Request, j *job.Job, reply string) (bool, error) {
-	ctx, span := s.ins.tracer.Start(r.Context(), "publish "+job.Subject(j.Lane, j.Task), trace.WithSpanKind(trace.SpanKindProducer))
+	ctx, span := s.ins.tracer.Start(r.Context(), "publish", trace.WithSpanKind(trace.SpanKindProducer))
 	hdr := telemetry.InjectHeaders(ctx)
 	if hdr == nil {
 		hdr = traceHeaders(r)
 	}
 	t0 := time.Now()
 	dup, err := s.pub.Publish(ctx, j, reply, hdr)
-	s.ins.publish.Record(ctx, time.Since(t0).Seconds(), s.ins.laneSet(j.Lane))
+	s.ins.publish.Record(ctx, time.Since(t0).Seconds(), s.ins.laneSet(j.Lane)...)
 	status := "queued"
 	switch {
 	case err != nil:
@@ -94,9 +94,10 @@ func (s *Server) publish(r *http.Request, j *job.Job, reply string) (bool, error
 	case dup:
 		status = "duplicate"
 	}
-	s.ins.submitted.Add(ctx, 1, s.ins.set(submitKey{tenant: j.Tenant, task: j.Task, lane: j.Lane, status: status}))
+	s.ins.submitted.Add(ctx, 1, s.ins.set(submitKey{tenant: j.Tenant, task: j.Task, lane: j.Lane, status: status})...)
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String("jetinfer.job.id", j.ID), attribute.String("jetinfer.status", status))
+		span.SetAttributes(attribute.String("messaging.destination.name", job.Subject(j.Lane, j.Task)),
+			attribute.String("jetinfer.job.id", j.ID), attribute.String("jetinfer.status", status))
 	}
 	span.End()
 	return dup, err

@@ -55,14 +55,14 @@ func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Met
 		v, ok := sets.Load(key)
 		if !ok {
 			v, _ = sets.LoadOrStore(key, &routeSets{
-				all: metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route),
-					attribute.String("method", r.Method), attribute.String("code", strconv.Itoa(rw.status)))),
-				route: metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route))),
+				all: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route),
+					attribute.String("method", r.Method), attribute.String("code", strconv.Itoa(rw.status))))},
+				route: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route)))},
 			})
 		}
 		rs := v.(*routeSets)
-		requests.Add(r.Context(), 1, rs.all)
-		duration.Record(r.Context(), time.Since(start).Seconds(), rs.route)
+		requests.Add(r.Context(), 1, rs.all...)
+		duration.Record(r.Context(), time.Since(start).Seconds(), rs.route...)
 	}), nil
 }
 
@@ -71,7 +71,11 @@ type routeKey struct {
 	status        int
 }
 
-type routeSets struct{ all, route metric.MeasurementOption }
+// routeSets are prebuilt option slices: passed with ..., they are not copied.
+type routeSets struct {
+	all   []metric.AddOption
+	route []metric.RecordOption
+}
 
 // statusWriter remembers the status code written. It passes Flush through
 // so that streaming responses keep streaming.

@@ -43,16 +43,24 @@ type Metrics struct {
 	redelivered metric.Int64Counter
 	deadC       metric.Int64Counter
 
-	sets    sync.Map // any key → metric.MeasurementOption or *laneSets
+	// Attribute sets, built once per label combination; typed maps, not a
+	// sync.Map, so that a lookup does not box its key.
+	setsMu   sync.RWMutex
+	finSets  map[finishedKey][]metric.AddOption
+	laneSets map[laneKey]*laneSets
+	taskSets map[string][]metric.RecordOption
+
 	mu      sync.Mutex
 	jobs    map[[2]string]int64
 	pending map[[2]string][2]int64 // task, lane → pending, ack pending
 }
 
-// laneSets are the pre-built attribute sets of one task and lane.
+// laneSets are the pre-built attribute sets of one task and lane, as the
+// option slices the instruments take (a prebuilt slice passed with ... is
+// not copied, so recording allocates nothing).
 type laneSets struct {
-	queue, batch, tokenize, infer, deliver, total metric.MeasurementOption
-	lane                                          metric.MeasurementOption
+	queue, batch, tokenize, infer, deliver, total []metric.RecordOption
+	lane                                          []metric.AddOption
 }
 
 // Init creates the task's event counters (redeliveries, dead letters) at
@@ -62,8 +70,8 @@ func (m *Metrics) Init(task string) {
 	ctx := context.Background()
 	for _, l := range job.Lanes {
 		ls := m.lane(task, l)
-		m.redelivered.Add(ctx, 0, ls.lane)
-		m.deadC.Add(ctx, 0, ls.lane)
+		m.redelivered.Add(ctx, 0, ls.lane...)
+		m.deadC.Add(ctx, 0, ls.lane...)
 	}
 }
 
@@ -78,8 +86,6 @@ type laneKey struct {
 	lane job.Lane
 }
 
-type taskKey string
-
 // NewMetrics returns metrics that are counted but not exported.
 func NewMetrics() *Metrics {
 	m, _ := NewExportedMetrics(noop.NewMeterProvider().Meter(""))
@@ -88,7 +94,9 @@ func NewMetrics() *Metrics {
 
 // NewExportedMetrics returns metrics whose instruments are created on meter.
 func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
-	m := &Metrics{jobs: map[[2]string]int64{}, pending: map[[2]string][2]int64{}}
+	m := &Metrics{jobs: map[[2]string]int64{}, pending: map[[2]string][2]int64{},
+		finSets: map[finishedKey][]metric.AddOption{}, laneSets: map[laneKey]*laneSets{},
+		taskSets: map[string][]metric.RecordOption{}}
 	var err error
 	must := func(e error) {
 		if err == nil {
@@ -174,32 +182,49 @@ func (m *Metrics) SetPending(task string, lane job.Lane, pending, ackPending int
 
 func (m *Metrics) lane(task string, lane job.Lane) *laneSets {
 	k := laneKey{task, lane}
-	if v, ok := m.sets.Load(k); ok {
-		return v.(*laneSets)
+	m.setsMu.RLock()
+	ls, ok := m.laneSets[k]
+	m.setsMu.RUnlock()
+	if ok {
+		return ls
 	}
-	st := func(stage string) metric.MeasurementOption {
-		return metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task),
-			attribute.String("lane", string(lane)), attribute.String("stage", stage)))
+	st := func(stage string) []metric.RecordOption {
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task),
+			attribute.String("lane", string(lane)), attribute.String("stage", stage)))}
 	}
-	ls := &laneSets{queue: st("queue"), batch: st("batch"), tokenize: st("tokenize"), infer: st("infer"),
+	ls = &laneSets{queue: st("queue"), batch: st("batch"), tokenize: st("tokenize"), infer: st("infer"),
 		deliver: st("deliver"), total: st("total"),
-		lane: metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("lane", string(lane))))}
-	v, _ := m.sets.LoadOrStore(k, ls)
-	return v.(*laneSets)
+		lane: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("lane", string(lane))))}}
+	m.setsMu.Lock()
+	defer m.setsMu.Unlock()
+	if prev, ok := m.laneSets[k]; ok {
+		return prev
+	}
+	m.laneSets[k] = ls
+	return ls
 }
 
-func (m *Metrics) taskSet(task string) metric.MeasurementOption {
-	if v, ok := m.sets.Load(taskKey(task)); ok {
-		return v.(metric.MeasurementOption)
+func (m *Metrics) taskSet(task string) []metric.RecordOption {
+	m.setsMu.RLock()
+	set, ok := m.taskSets[task]
+	m.setsMu.RUnlock()
+	if ok {
+		return set
 	}
-	v, _ := m.sets.LoadOrStore(taskKey(task), metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task))))
-	return v.(metric.MeasurementOption)
+	m.setsMu.Lock()
+	defer m.setsMu.Unlock()
+	if set, ok := m.taskSets[task]; ok {
+		return set
+	}
+	set = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task)))}
+	m.taskSets[task] = set
+	return set
 }
 
 // received counts a delivery; attempts after the first are redeliveries.
 func (m *Metrics) received(ctx context.Context, j *job.Job, attempt int) {
 	if attempt > 1 {
-		m.redelivered.Add(ctx, 1, m.lane(j.Task, j.Lane).lane)
+		m.redelivered.Add(ctx, 1, m.lane(j.Task, j.Lane).lane...)
 	}
 }
 
@@ -209,10 +234,10 @@ func (m *Metrics) observeRun(ctx context.Context, task string, st RunStats, docs
 	m.tokens.Add(int64(st.Tokens))
 	m.paddedTokens.Add(int64(st.PaddedTokens))
 	set := m.taskSet(task)
-	m.batchSize.Record(ctx, int64(docs), set)
-	m.batchTokens.Record(ctx, int64(st.PaddedTokens), set)
+	m.batchSize.Record(ctx, int64(docs), set...)
+	m.batchTokens.Record(ctx, int64(st.PaddedTokens), set...)
 	if st.PaddedTokens > 0 {
-		m.padding.Record(ctx, float64(st.PaddedTokens-st.Tokens)/float64(st.PaddedTokens), set)
+		m.padding.Record(ctx, float64(st.PaddedTokens-st.Tokens)/float64(st.PaddedTokens), set...)
 	}
 }
 
@@ -221,12 +246,17 @@ func (m *Metrics) observeRun(ctx context.Context, task string, st RunStats, docs
 // job that never ran) to its acknowledgement.
 func (m *Metrics) finished(ctx context.Context, j *job.Job, s job.Status, t *job.Timings, deliver time.Duration) {
 	k := finishedKey{tenant: j.Tenant, task: j.Task, lane: j.Lane, status: s}
-	v, ok := m.sets.Load(k)
+	m.setsMu.RLock()
+	set, ok := m.finSets[k]
+	m.setsMu.RUnlock()
 	if !ok {
-		v, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", j.Tenant),
-			attribute.String("task", j.Task), attribute.String("lane", string(j.Lane)), attribute.String("status", string(s)))))
+		set = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", j.Tenant),
+			attribute.String("task", j.Task), attribute.String("lane", string(j.Lane)), attribute.String("status", string(s))))}
+		m.setsMu.Lock()
+		m.finSets[k] = set
+		m.setsMu.Unlock()
 	}
-	m.finishedC.Add(ctx, 1, v.(metric.MeasurementOption))
+	m.finishedC.Add(ctx, 1, set...)
 	m.mu.Lock()
 	m.jobs[[2]string{j.Task, string(s)}]++
 	m.mu.Unlock()
@@ -234,17 +264,17 @@ func (m *Metrics) finished(ctx context.Context, j *job.Job, s job.Status, t *job
 		return
 	}
 	ls := m.lane(j.Task, j.Lane)
-	m.stage.Record(ctx, t.Queue/1000, ls.queue)
-	m.stage.Record(ctx, t.Batch/1000, ls.batch)
-	m.stage.Record(ctx, t.Tokenize/1000, ls.tokenize)
-	m.stage.Record(ctx, t.Infer/1000, ls.infer)
-	m.stage.Record(ctx, deliver.Seconds(), ls.deliver)
-	m.stage.Record(ctx, t.Total/1000+deliver.Seconds()-t.Delivery/1000, ls.total)
+	m.stage.Record(ctx, t.Queue/1000, ls.queue...)
+	m.stage.Record(ctx, t.Batch/1000, ls.batch...)
+	m.stage.Record(ctx, t.Tokenize/1000, ls.tokenize...)
+	m.stage.Record(ctx, t.Infer/1000, ls.infer...)
+	m.stage.Record(ctx, deliver.Seconds(), ls.deliver...)
+	m.stage.Record(ctx, t.Total/1000+deliver.Seconds()-t.Delivery/1000, ls.total...)
 }
 
 // deadLettered counts a job sent to the DLQ by this worker.
 func (m *Metrics) deadLettered(ctx context.Context, j *job.Job) {
-	m.deadC.Add(ctx, 1, m.lane(j.Task, j.Lane).lane)
+	m.deadC.Add(ctx, 1, m.lane(j.Task, j.Lane).lane...)
 }
 
 // Snapshot is a copy of the counters.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -56,6 +57,9 @@ type pipeline struct {
 	model Model
 	inter *queue.Puller
 	bulk  *queue.Puller
+	// names are the span names, built once (namesOnce).
+	namesOnce sync.Once
+	names     spanNames
 }
 
 func (pl *pipeline) run(ctx context.Context) error {

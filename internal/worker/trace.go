@@ -24,13 +24,28 @@ func (pl *pipeline) startJobSpan(ctx context.Context, it *item) {
 	}
 	parent := telemetry.ExtractHeaders(it.msg.Header)
 	it.parent = parent
-	ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
-	_, it.span = pl.w.tracer.Start(ctx, "job "+it.msg.Job.Task, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithTimestamp(it.received), trace.WithAttributes(
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	_, it.span = pl.w.tracer.Start(ctx, pl.spanNames().job, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithTimestamp(it.received))
+	if it.span.IsRecording() { // attributes cost allocations: only for sampled jobs
+		it.span.SetAttributes(
 			attribute.String("jetinfer.job.id", it.msg.Job.ID),
 			attribute.String("jetinfer.task", it.msg.Job.Task),
 			attribute.String("jetinfer.lane", string(it.msg.Job.Lane)),
-			attribute.Int("jetinfer.attempt", it.msg.Attempt)))
+			attribute.Int("jetinfer.attempt", it.msg.Attempt))
+	}
+}
+
+// spanNames are a pipeline's span names, built once.
+type spanNames struct{ job, batch string }
+
+func (pl *pipeline) spanNames() spanNames {
+	pl.namesOnce.Do(func() {
+		pl.names = spanNames{job: "job " + pl.model.Task(), batch: "batch " + pl.model.Task()}
+	})
+	return pl.names
 }
 
 // endJobSpan ends a job's span with its outcome.
@@ -55,15 +70,17 @@ func (pl *pipeline) startBatchSpan(ctx context.Context, batch []*item) (context.
 	if !pl.w.traced {
 		return ctx, nil
 	}
-	links := make([]trace.Link, 0, len(batch))
+	var links []trace.Link
 	for _, it := range batch {
-		if it.parent.IsValid() {
-			links = append(links, trace.Link{SpanContext: it.parent,
-				Attributes: []attribute.KeyValue{attribute.String("jetinfer.job.id", it.msg.Job.ID)}})
+		if it.parent.IsSampled() { // a link to an unsampled trace leads nowhere
+			links = append(links, trace.Link{SpanContext: it.parent})
 		}
 	}
-	return pl.w.tracer.Start(ctx, "batch "+pl.model.Task(), trace.WithLinks(links...),
-		trace.WithAttributes(attribute.String("jetinfer.task", pl.model.Task()), attribute.Int("jetinfer.batch.size", len(batch))))
+	ctx, span := pl.w.tracer.Start(ctx, pl.spanNames().batch, trace.WithLinks(links...))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("jetinfer.task", pl.model.Task()), attribute.Int("jetinfer.batch.size", len(batch)))
+	}
+	return ctx, span
 }
 
 func endSpan(s trace.Span) {
