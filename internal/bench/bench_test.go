@@ -127,12 +127,15 @@ func TestBench(t *testing.T) {
 
 	// 3. Synchronous calls, one at a time, minus the model's own time.
 	w = env.startWorker(t, syncDir, *threads, 0)
-	p50, p99 := env.syncLatency(t, syncTask, docs, *syncCalls)
+	p50, p99, stages := env.syncLatency(t, syncTask, docs, *syncCalls)
 	w.stop()
 	add(row{"sync POST /v1/infer latency (" + syncTask + ")", fmt.Sprintf("p50 %.3f ms", p50), "",
 		fmt.Sprintf("p99 %.3f ms; worker --batch-wait 0", p99)})
 	add(row{"sync p50 overhead over model batch-1", fmt.Sprintf("%.3f ms", p50-b1p50), "≤ 1 ms",
 		fmt.Sprintf("p99 overhead %.3f ms", p99-b1p99)})
+	add(row{"sync call breakdown (p50 of each, from timings_ms)", fmt.Sprintf("%.3f ms", stages["total"]), "",
+		fmt.Sprintf("in the worker: broker wait %.3f, batch wait %.3f, tokenize %.3f, infer %.3f, to final write %.3f ms; the rest of the call (HTTP, auth, admission, record, publish, store writes, reply) %.3f ms",
+			stages["queue"], stages["batch"], stages["tokenize"], stages["infer"], stages["delivery"], p50-stages["total"])})
 
 	// 4. Ingest alone: no worker consumes, so only acceptance is measured.
 	cpu0, load0 := cpuTime(), loadAvg()
@@ -423,8 +426,9 @@ func metricSum(t *testing.T, c *http.Client, url, name, task string) float64 {
 }
 
 // syncLatency makes n synchronous calls one after another.
-func (e *env) syncLatency(t *testing.T, task string, docs []string, n int) (p50, p99 float64) {
+func (e *env) syncLatency(t *testing.T, task string, docs []string, n int) (p50, p99 float64, stages map[string]float64) {
 	lat := make([]float64, 0, n)
+	byStage := map[string][]float64{}
 	for i := range n + 20 {
 		body, _ := json.Marshal(map[string]any{"text": docs[i%len(docs)], "options": map[string]any{"truncate": true}})
 		req := e.request(t, "POST", "/v1/infer/"+task, body)
@@ -433,17 +437,28 @@ func (e *env) syncLatency(t *testing.T, task string, docs []string, n int) (p50,
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		d := time.Since(t0)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("sync call: status %d", resp.StatusCode)
 		}
+		var rec struct {
+			Timings map[string]float64 `json:"timings_ms"`
+		}
+		_ = json.Unmarshal(data, &rec)
 		if i >= 20 {
 			lat = append(lat, ms(d))
+			for k, v := range rec.Timings {
+				byStage[k] = append(byStage[k], v)
+			}
 		}
 	}
-	return percentile(lat, 50), percentile(lat, 99)
+	stages = map[string]float64{}
+	for k, v := range byStage {
+		stages[k] = percentile(v, 50)
+	}
+	return percentile(lat, 50), percentile(lat, 99), stages
 }
 
 // ingestRate loads ingest with clients concurrent connections for d while
