@@ -30,7 +30,7 @@ type Worker struct {
 	BatchWait time.Duration
 	// BulkPause is how long a batch of bulk-lane (backfill) jobs waits
 	// before it runs while interactive jobs are arriving, leaving the CPU to
-	// them. Defaults to 5ms.
+	// them. Defaults to 10ms.
 	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
@@ -64,7 +64,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", runtime.NumCPU(), "ONNX Runtime intra-op threads")
 	fs.IntVar(&c.BatchSize, "batch-size", 32, "most documents in one model call")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 5*time.Millisecond, "how long the first job of a batch waits for company")
-	fs.DurationVar(&c.BulkPause, "bulk-pause", 5*time.Millisecond, "pause before each bulk-lane batch while interactive jobs are arriving (0: none)")
+	fs.DurationVar(&c.BulkPause, "bulk-pause", 10*time.Millisecond, "pause before each bulk-lane batch while interactive jobs are arriving (0: none)")
 	fs.IntVar(&c.BatchTokens, "batch-tokens", 8192, "padded token budget of one model call")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream ack wait; must cover one batch")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 5, "deliveries before a job is dead-lettered")

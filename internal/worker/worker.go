@@ -84,7 +84,7 @@ type Config struct {
 	// while interactive jobs have arrived within the last second, leaving
 	// the CPU to them; an interactive job that arrives meanwhile joins the
 	// batch at once. 0 runs bulk batches back to back. Defaults to 0 here
-	// (the worker binary's flag defaults to 5ms).
+	// (the worker binary's --bulk-pause defaults to 10ms).
 	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
