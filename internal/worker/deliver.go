@@ -34,6 +34,9 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			if it.outcome == dead {
 				it.status = job.StatusDead
 			}
+			if it.msg.Job.ID == "" || it.msg.Job.Tenant == "" {
+				continue // undecodable: no record to write, only a dead letter
+			}
 			it.timings.Delivery = ms(now.Sub(it.doneAt()))
 			it.timings.Total = ms(now.Sub(it.received)) + it.timings.Queue
 			t := it.timings
@@ -110,7 +113,21 @@ func (pl *pipeline) delivery(it *item, rec *job.Record) queue.Delivery {
 
 // settleMsg acknowledges, naks or dead-letters one message.
 func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
+	defer pl.hand.remove(it.msg)
 	var err error
+	if it.outcome == redeliver && it.status == job.StatusDead {
+		// An earlier delivery stored the dead state but did not live to
+		// dead-letter the job: do it now (the DLQ copy is de-duplicated).
+		code, msg := job.CodeInternal, "dead"
+		if rec, gerr := pl.w.st.Get(ctx, it.msg.Job.Tenant, it.msg.Job.ID); gerr == nil && rec.Error != nil {
+			code, msg = rec.Error.Code, rec.Error.Message
+		}
+		if err := pl.w.q.DeadLetter(ctx, it.msg, code, msg); err != nil {
+			pl.w.log.WarnContext(ctx, "settle message", slog.String("job_id", it.msg.Job.ID), slog.Any("error", err))
+			_ = it.msg.NakWithDelay(pl.w.retryDelay(it.msg.Attempt))
+		}
+		return
+	}
 	switch it.outcome {
 	case finish, redeliver:
 		err = it.msg.Ack()

@@ -60,9 +60,15 @@ type pipeline struct {
 	// names are the span names, built once (namesOnce).
 	namesOnce sync.Once
 	names     spanNames
+
+	hand *inHand // messages held, kept alive with InProgress
 }
 
 func (pl *pipeline) run(ctx context.Context) error {
+	pl.hand = newInHand()
+	bctx, stopBeat := context.WithCancel(ctx)
+	defer stopBeat()
+	go pl.hand.beat(bctx, pl.w.cfg.Consumer.AckWait/3, func() { pl.w.m.heartbeats.Add(1) })
 	g, ctx := errgroup.WithContext(ctx)
 	inter := make(chan *queue.Msg)
 	bulk := make(chan *queue.Msg)
@@ -93,6 +99,7 @@ func (pl *pipeline) pump(ctx context.Context, p *queue.Puller, out chan<- *queue
 				continue
 			}
 		}
+		pl.hand.add(m)
 		select {
 		case out <- m:
 		case <-ctx.Done():

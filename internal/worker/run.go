@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
@@ -28,9 +29,9 @@ func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<
 			}
 		}
 		if len(runnable) > 0 {
-			stop := pl.heartbeat(ctx, runnable)
+			// The pipeline's in-hand heartbeat keeps the batch alive while
+			// the model runs (inhand.go).
 			pl.infer(bctx, runnable)
-			stop()
 		}
 		endSpan(span)
 		select {
@@ -85,34 +86,6 @@ func (pl *pipeline) start(ctx context.Context, batch []*item) error {
 	return nil
 }
 
-// heartbeat tells JetStream the batch is still being worked on while the
-// model runs, so a long batch is not redelivered to another worker.
-func (pl *pipeline) heartbeat(ctx context.Context, items []*item) (stop func()) {
-	every := pl.w.cfg.Consumer.AckWait / 3
-	if every <= 0 {
-		return func() {}
-	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				for _, it := range items {
-					_ = it.msg.InProgress()
-				}
-				pl.w.m.heartbeats.Add(1)
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return func() { close(done) }
-}
-
 // infer runs items through the model in calls that respect the token budget,
 // shortest first so that rows of similar length share a call.
 func (pl *pipeline) infer(ctx context.Context, items []*item) {
@@ -137,7 +110,11 @@ func (pl *pipeline) infer(ctx context.Context, items []*item) {
 // halves and each half retried, so that one poison document cannot fail its
 // neighbours; a single document that fails on its own is retried later or,
 // if the error is permanent, dead-lettered.
-func (pl *pipeline) call(ctx context.Context, items []*item) {
+//
+// It returns the documents that failed alone in a call that failed as a
+// whole, for the caller to judge: when their neighbours succeeded, they are
+// dead-lettered at once.
+func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	in := make([]Prepared, len(items))
 	for i, it := range items {
 		in[i] = it.prep
@@ -152,17 +129,27 @@ func (pl *pipeline) call(ctx context.Context, items []*item) {
 			for _, it := range items {
 				it.outcome, it.delay = retry, 0
 			}
-			return
+			return nil
 		}
 		if len(items) > 1 {
 			pl.w.m.splits.Add(1)
 			h := len(items) / 2
-			pl.call(ctx, items[:h])
-			pl.call(ctx, items[h:])
-			return
+			solo := append(pl.call(ctx, items[:h]), pl.call(ctx, items[h:])...)
+			if len(solo) == 0 || !slices.ContainsFunc(items, func(it *item) bool { return it.outcome == finish }) {
+				return solo
+			}
+			// The documents that fail alone while their neighbours run are
+			// poison: no retry will help them.
+			for _, it := range solo {
+				it.fail(dead, job.CodeModelError, fmt.Errorf("the model fails on this document alone: %s", it.err.Message))
+			}
+			return nil
 		}
 		pl.settle(items[0], err)
-		return
+		if items[0].outcome == retry && !errors.As(err, new(*job.RetryError)) {
+			return items[:1]
+		}
+		return nil
 	}
 	pl.w.m.observeRun(ctx, pl.model.Task(), st, len(items))
 	done := time.Now()
@@ -176,6 +163,7 @@ func (pl *pipeline) call(ctx context.Context, items []*item) {
 		}
 		it.outcome, it.status, it.result = finish, job.StatusSucceeded, outs[i].Result
 	}
+	return nil
 }
 
 // settle records a per-document failure.

@@ -1,0 +1,489 @@
+package chaos_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// news are headlines whose sentiment the AFINN model gets right.
+var news = []struct{ text, label string }{
+	{"Shares surged after the company reported record profit and strong growth.", "positive"},
+	{"The bank collapsed amid fraud charges and heavy losses.", "negative"},
+	{"Profits jumped and the board approved a generous dividend increase.", "positive"},
+	{"The airline warned of bankruptcy after losses widened and lawsuits mounted.", "negative"},
+}
+
+// sentimentDoc is document i of a plain stream: a headline made unique by
+// its number, so no two jobs share a text.
+func sentimentDoc(i int) doc {
+	n := news[i%len(news)]
+	return doc{task: "sentiment", text: fmt.Sprintf("%s Story %d.", n.text, i), label: n.label}
+}
+
+// sentimentWorker is a worker spec for the cheap real model with an AckWait
+// short enough that a killed worker's jobs come back within the test.
+func sentimentWorker(t *testing.T) workerSpec {
+	return workerSpec{models: []string{testenv.ModelDir(t, "sentiment")}, ackWait: 2 * time.Second,
+		maxDeliver: 5, batchSize: 16, shutdown: 10 * time.Second}
+}
+
+// TestChaosKillWorker SIGKILLs worker processes while jobs stream in. The
+// jobs a killed worker held unacknowledged come back after AckWait to the
+// other worker or to its restarted self; none is lost, none ends twice.
+func TestChaosKillWorker(t *testing.T) {
+	c := newCluster(t)
+	ws := c.startWorkers(2, sentimentWorker(t))
+	n := scale(300, 3000)
+	l := c.send("kill", n, 4*time.Millisecond, sentimentDoc)
+	kills := scale(2, 8)
+	for k := range kills {
+		l.awaitAccepted((k + 1) * n / (kills + 1))
+		w := ws[k%len(ws)]
+		w.awaitReady()
+		w.signal(syscall.SIGKILL)
+		if got := <-w.exited; !strings.Contains(got, "killed") {
+			t.Fatalf("worker %d exited with %q, want killed", w.slot, got)
+		}
+	}
+	o := l.verify(2 * time.Minute)
+	c.awaitDrained(30 * time.Second)
+	o.report(t, "kill-worker", fmt.Sprintf("%d SIGKILLs", kills))
+	if o.accepted != n {
+		t.Errorf("%d of %d documents accepted", o.accepted, n)
+	}
+}
+
+// TestChaosTermWorker SIGTERMs workers mid-stream: each stops fetching,
+// finishes the batch it holds, delivers, acks and exits 0, so no job it held
+// has to wait for AckWait and be run again.
+func TestChaosTermWorker(t *testing.T) {
+	c := newCluster(t)
+	spec := sentimentWorker(t)
+	spec.ackWait = 30 * time.Second // a job left unacknowledged would miss the deadline below
+	ws := c.startWorkers(2, spec)
+	n := scale(300, 2000)
+	l := c.send("term", n, 4*time.Millisecond, sentimentDoc)
+	terms := scale(2, 6)
+	for k := range terms {
+		l.awaitAccepted((k + 1) * n / (terms + 1))
+		w := ws[k%len(ws)]
+		w.awaitReady()
+		start := time.Now()
+		w.signal(syscall.SIGTERM)
+		got := <-w.exited
+		if got != "exit 0" && got != "exit status 0" {
+			t.Fatalf("worker %d exited with %q after SIGTERM, want a clean exit", w.slot, got)
+		}
+		if d := time.Since(start); d > spec.shutdown {
+			t.Errorf("worker %d took %s to drain", w.slot, d)
+		}
+	}
+	o := l.verify(20 * time.Second)
+	c.awaitDrained(10 * time.Second)
+	o.report(t, "term-worker", fmt.Sprintf("%d SIGTERMs", terms))
+	if o.redelivered != 0 {
+		t.Errorf("%d jobs ran more than once: a drained worker left work unacknowledged", o.redelivered)
+	}
+}
+
+// TestChaosRestartNATS stops nats-server mid-stream and starts it again on
+// the same store. Readiness fails at once. A short outage is ridden out by
+// ingest retrying the publish with the same message id; a longer one than
+// that retry (queue.DefaultPublishRetry) answers 503, and the clients' own
+// retries with the same Idempotency-Key finish the job. Workers reconnect.
+func TestChaosRestartNATS(t *testing.T) {
+	c := newCluster(t)
+	c.startWorkers(2, sentimentWorker(t))
+	n := scale(300, 3000)
+	l := c.send("nats", n, 4*time.Millisecond, sentimentDoc)
+	outages := []time.Duration{time.Second, queue.DefaultPublishRetry + 1500*time.Millisecond}
+	if full {
+		outages = append(outages, time.Second, 3*time.Second, queue.DefaultPublishRetry+3*time.Second)
+	}
+	var desc []string
+	for k, d := range outages {
+		l.awaitAccepted((k + 1) * n / (len(outages) + 1))
+		before := l.retries("503")
+		c.nats.Shutdown()
+		if code := c.readyz(); code != http.StatusServiceUnavailable {
+			t.Errorf("readyz with NATS down: %d, want 503", code)
+		}
+		time.Sleep(d)
+		c.nats.Restart()
+		got := l.retries("503") - before
+		desc = append(desc, fmt.Sprintf("%s down: %d answers 503", d, got))
+		if d > queue.DefaultPublishRetry+time.Second && got == 0 {
+			t.Errorf("NATS down for %s, longer than the publish retry, and no submission answered 503", d)
+		}
+	}
+	o := l.verify(2 * time.Minute)
+	c.awaitDrained(30 * time.Second)
+	o.report(t, "restart-nats", strings.Join(desc, ", "))
+}
+
+// TestChaosRestartRedis SIGKILLs redis-server mid-stream and starts it
+// again on its append-only file. While it is away polling answers 503
+// quickly, readiness fails, submissions answer 503, and workers nak their
+// batches with a delay; afterwards every job finishes.
+func TestChaosRestartRedis(t *testing.T) {
+	c := newCluster(t)
+	c.startWorkers(2, sentimentWorker(t))
+	n := scale(300, 3000)
+	l := c.send("redis", n, 4*time.Millisecond, sentimentDoc)
+	rounds := scale(1, 3)
+	var slowest time.Duration
+	for k := range rounds {
+		l.awaitAccepted((k + 1) * n / (rounds + 1))
+		id := l.order[0]
+		c.redis.kill()
+		if code := c.readyz(); code != http.StatusServiceUnavailable {
+			t.Errorf("readyz with Redis down: %d, want 503", code)
+		}
+		start := time.Now()
+		code, body, err := c.get("/v1/jobs/"+id, c.token)
+		d := time.Since(start)
+		slowest = max(slowest, d)
+		if err != nil || code != http.StatusServiceUnavailable {
+			t.Errorf("GET job with Redis down: %d %v %v, want 503", code, body, err)
+		}
+		if d > 3*time.Second {
+			t.Errorf("GET job with Redis down took %s", d)
+		}
+		time.Sleep(time.Second)
+		c.redis.start(t)
+	}
+	o := l.verify(2 * time.Minute)
+	c.awaitDrained(30 * time.Second)
+	o.report(t, "restart-redis", fmt.Sprintf("%d restarts; polling answered 503 within %s", rounds, slowest.Round(time.Millisecond)))
+}
+
+func (c *cluster) readyz() int {
+	resp, err := httpClient.Get(c.url + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestChaosDuplicates sends every job twice at once with the same
+// Idempotency-Key (ingest and JetStream make them one job), and publishes a
+// late copy of some jobs straight to JOBS under another message id, as a
+// publisher past the dedupe window would: the copy runs, but the job's final
+// state stays the one it had.
+func TestChaosDuplicates(t *testing.T) {
+	c := newCluster(t)
+	c.startWorkers(2, sentimentWorker(t))
+	n := scale(200, 2000)
+	l := &load{c: c, name: "dup", accepted: map[string]doc{}, errs: map[string]int{}, done: make(chan struct{})}
+	js, err := jetstreamOf(c.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateCopies := 0
+	sem := make(chan struct{}, 8)
+	results := make(chan error, n)
+	for i := range n {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem }()
+			d := sentimentDoc(i)
+			key := fmt.Sprintf("dup-%d", i)
+			body, _ := json.Marshal(map[string]any{"task": d.task, "input": map[string]any{"text": d.text}})
+			ids := make(chan string, 2)
+			for range 2 {
+				go func() {
+					code, m, err := c.post("/v1/jobs?wait=1ms", c.token, key, body)
+					if err != nil || (code != http.StatusAccepted && code != http.StatusOK) {
+						ids <- fmt.Sprintf("error %d %v %v", code, m, err)
+						return
+					}
+					ids <- m["id"].(string)
+				}()
+			}
+			a, b := <-ids, <-ids
+			if a != b || strings.HasPrefix(a, "error") {
+				results <- fmt.Errorf("job %s: the two submissions answered %q and %q", key, a, b)
+				return
+			}
+			l.mu.Lock()
+			l.sent += 2
+			l.dupIDs++
+			l.accepted[a] = d
+			l.order = append(l.order, a)
+			l.mu.Unlock()
+			results <- nil
+		}()
+	}
+	for range n {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	close(l.done)
+	// Late copies of every tenth job, once it is final or while it runs.
+	for i, id := range l.order {
+		if i%10 != 0 {
+			continue
+		}
+		d := l.accepted[id]
+		j := job.Job{ID: id, Tenant: "acme", Task: d.task, Lane: job.LaneInteractive, Input: job.Input{Text: d.text}, Created: time.Now().UTC()}
+		data, _ := json.Marshal(j)
+		msg := &nats.Msg{Subject: job.Subject(j.Lane, j.Task), Data: data, Header: nats.Header{}}
+		msg.Header.Set(job.HeaderTenant, "acme")
+		msg.Header.Set(job.HeaderReply, "_INBOX.chaos.late."+id)
+		msg.Header.Set(job.HeaderMsgID, "late:"+id)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		lateCopies++
+	}
+	o := l.verify(time.Minute)
+	c.awaitDrained(30 * time.Second)
+	o.report(t, "duplicates", fmt.Sprintf("%d submissions for %d jobs (each sent twice), %d late copies published to JOBS", o.sent, n, lateCopies))
+	if o.dupReplyJob < lateCopies {
+		t.Errorf("%d jobs got more than one reply, want at least the %d with late copies (each copy re-sends the stored record)", o.dupReplyJob, lateCopies)
+	}
+}
+
+// poisonWord is a word the poison model's tokenizer maps to an id past the
+// end of the model's embedding table.
+const poisonWord = "nightshade"
+
+// poisonModel makes a copy of the sentiment model, task "poison", whose
+// tokenizer maps poisonWord to an id the graph's embedding table does not
+// have: ONNX Runtime then fails every call that holds a document with the
+// word, as a poison document does, while the rest of the model works.
+func poisonModel(t *testing.T) string {
+	t.Helper()
+	src := testenv.ModelDir(t, "sentiment")
+	dst := filepath.Join(t.TempDir(), "poison")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"model.onnx", "config.json", "tokenizer_config.json", "special_tokens_map.json"} {
+		if err := os.Symlink(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewrite := func(name string, edit func(m map[string]any)) {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		data, _ = json.Marshal(m)
+		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rewrite("tokenizer.json", func(m map[string]any) {
+		vocab := m["model"].(map[string]any)["vocab"].(map[string]any)
+		vocab[poisonWord] = 1_000_000
+	})
+	rewrite("jetinfer.json", func(m map[string]any) {
+		m["task"] = "poison"
+		m["description"] = "chaos test: the sentiment model, failing on documents with the word " + poisonWord
+	})
+	return dst
+}
+
+// TestChaosPoison mixes poison documents into a stream: documents that make
+// the model fail (isolated by splitting their batch, then dead-lettered
+// while their neighbours succeed), documents over the model's length with
+// truncation off (dead at once), and payloads that are not jobs at all. Then
+// it works the DLQ through the API and jetinferctl: list, tenant isolation,
+// scope, replay.
+func TestChaosPoison(t *testing.T) {
+	c := newCluster(t)
+	spec := sentimentWorker(t)
+	spec.models = append(spec.models, poisonModel(t))
+	spec.maxDeliver, spec.batchSize = 3, 8
+	ws := c.startWorkers(2, spec)
+	long := strings.Repeat("Shares fell as the merger collapsed. ", 90) // about 630 tokens
+	n := scale(120, 600)
+	l := c.send("poison", n, 3*time.Millisecond, func(i int) doc {
+		switch {
+		case i%10 == 3:
+			return doc{task: "poison", text: fmt.Sprintf("Story %d: the %s report hit shares.", i, poisonWord), dead: true,
+				codes: []string{job.CodeModelError, job.CodeMaxDeliver}}
+		case i%20 == 7:
+			return doc{task: "sentiment", text: fmt.Sprintf("%d %s", i, long), dead: true,
+				codes: []string{job.CodeInputTooLong}}
+		case i%2 == 0:
+			n := news[i%len(news)]
+			return doc{task: "poison", text: fmt.Sprintf("Story %d: %s", i, n.text), label: n.label}
+		default:
+			return sentimentDoc(i)
+		}
+	})
+	// Payloads no worker can decode, straight onto the subjects.
+	garbage := scale(3, 10)
+	for i := range garbage {
+		if err := c.nc.Publish(job.Subject(job.LaneInteractive, "poison"), []byte(fmt.Sprintf("not a job %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := l.verify(2 * time.Minute)
+	c.awaitDrained(60 * time.Second)
+	splits := sumMetric(ws, "jetinfer_worker_splits")
+	o.report(t, "poison", fmt.Sprintf("%d undecodable payloads; %.0f failed model calls split", garbage, splits))
+	if splits == 0 {
+		t.Error("no failed model call was split: the poison documents never shared a batch, the scenario proved nothing about isolation")
+	}
+
+	var wantDead []string
+	for _, id := range l.order {
+		if l.accepted[id].dead {
+			wantDead = append(wantDead, id)
+		}
+	}
+	// Every dead job has one dead letter, and the undecodable payloads too.
+	if got, want := c.streamMsgs(job.StreamDLQ), uint64(len(wantDead)+garbage); got != want {
+		t.Errorf("DLQ holds %d dead letters, want %d", got, want)
+	}
+	// GET /v1/dlq lists the tenant's dead jobs, page by page.
+	listed := map[string]map[string]any{}
+	after := ""
+	for {
+		code, m, err := c.get("/v1/dlq?limit=7"+after, c.token)
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /v1/dlq: %d %v %v", code, m, err)
+		}
+		for _, e := range m["dead_letters"].([]any) {
+			e := e.(map[string]any)
+			listed[e["job_id"].(string)] = e
+		}
+		next, ok := m["next"].(float64)
+		if !ok {
+			break
+		}
+		after = fmt.Sprintf("&after=%d", int64(next))
+	}
+	for _, id := range wantDead {
+		e, ok := listed[id]
+		if !ok {
+			t.Errorf("dead job %s not listed", id)
+			continue
+		}
+		if e["reason"] == "" || e["attempts"].(float64) < 1 || e["task"] == "" {
+			t.Errorf("dead letter %v lacks reason, attempts or task", e)
+		}
+	}
+	if len(listed) != len(wantDead) {
+		t.Errorf("listed %d dead letters, want %d", len(listed), len(wantDead))
+	}
+	other := c.issue("globex", auth.Scopes...)
+	if code, m, _ := c.get("/v1/dlq", other); code != http.StatusOK || len(m["dead_letters"].([]any)) != 0 {
+		t.Errorf("another tenant's GET /v1/dlq: %d %v", code, m)
+	}
+	noScope := c.issue("acme", auth.ScopeJobsRead, auth.ScopeJobsWrite)
+	if code, _, _ := c.get("/v1/dlq", noScope); code != http.StatusForbidden {
+		t.Errorf("GET /v1/dlq without dlq:admin: %d, want 403", code)
+	}
+	victim := wantDead[0]
+	if code, _, _ := c.post("/v1/dlq/"+victim+"/replay", other, "", nil); code != http.StatusNotFound {
+		t.Errorf("another tenant's replay: %d, want 404", code)
+	}
+	if code, _, _ := c.post("/v1/dlq/no-such-job/replay", c.token, "", nil); code != http.StatusNotFound {
+		t.Errorf("replay of an unknown job: %d, want 404", code)
+	}
+
+	// jetinferctl dlq list sees them too, through the API.
+	out, err := runCtl(c, "dlq", "list", "--all")
+	if err != nil {
+		t.Fatalf("jetinferctl dlq list: %v\n%s", err, out)
+	}
+	for _, id := range wantDead {
+		if !strings.Contains(out, id) {
+			t.Errorf("jetinferctl dlq list does not show %s:\n%s", id, out)
+		}
+	}
+
+	// Replay: the record says queued again, the job runs again (and, being
+	// poison, dies again with a fresh dead letter and one attempt).
+	before, _ := c.st.Get(context.Background(), "acme", victim)
+	out, err = runCtl(c, "dlq", "replay", victim)
+	if err != nil || !strings.Contains(out, victim+" queued") {
+		t.Fatalf("jetinferctl dlq replay: %v\n%s", err, out)
+	}
+	if code, _, _ := c.post("/v1/dlq/"+victim+"/replay", c.token, "", nil); code != http.StatusNotFound && code != http.StatusConflict {
+		t.Errorf("second replay while the first runs: %d, want 404 or 409", code)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r, err := c.st.Get(context.Background(), "acme", victim)
+		if err == nil && r.Status == job.StatusDead && r.Finished.After(before.Finished) {
+			if r.Attempts > spec.maxDeliver {
+				t.Errorf("replayed job has %d attempts: its count was not reset", r.Attempts)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replayed job %s did not die again: %+v %v", victim, r, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got, want := c.streamMsgs(job.StreamDLQ), uint64(len(wantDead)+garbage); got != want {
+		t.Errorf("after the replay the DLQ holds %d dead letters, want %d (old one removed, new one added)", got, want)
+	}
+}
+
+func runCtl(c *cluster, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args = append(args[:2:2], append([]string{"--api-url", c.url, "--token", c.token}, args[2:]...)...)
+	out, err := execOutput(ctx, bins.ctl, args...)
+	return out, err
+}
+
+// TestChaosSlowInference runs BERT-base NER batches that take longer than
+// AckWait. The worker's InProgress heartbeats keep JetStream from handing
+// the jobs to another worker while they run, so each runs once.
+func TestChaosSlowInference(t *testing.T) {
+	c := newCluster(t)
+	spec := workerSpec{models: []string{testenv.ModelDir(t, "bert-base-cased-random-ner")}, ackWait: 400 * time.Millisecond,
+		maxDeliver: 5, batchSize: 8, threads: 1, shutdown: 10 * time.Second}
+	ws := c.startWorkers(2, spec)
+	sentence := "Diamond Shamrock Corp said its chairman met bankers in New York and London on Tuesday to discuss the merger with Texaco Inc and Pennzoil Co."
+	n := scale(32, 128)
+	start := time.Now()
+	l := c.send("slow", n, 5*time.Millisecond, func(i int) doc {
+		return doc{task: "bench-ner", text: fmt.Sprintf("%s Report %d.", strings.Repeat(sentence+" ", 1+i%3), i)}
+	})
+	o := l.verify(3 * time.Minute)
+	c.awaitDrained(30 * time.Second)
+	elapsed := time.Since(start)
+	batches, beats := sumMetric(ws, "jetinfer_worker_batches"), sumMetric(ws, "jetinfer_worker_heartbeats")
+	o.report(t, "slow-inference", fmt.Sprintf("AckWait %s; longest model call %s; %d jobs in %s, %.0f model calls, %.0f InProgress rounds",
+		spec.ackWait, o.maxInfer.Round(time.Millisecond), n, elapsed.Round(100*time.Millisecond), batches, beats))
+	if o.redelivered != 0 || o.dupReplies != 0 {
+		t.Errorf("%d jobs were delivered again while their batch ran (%d extra replies)", o.redelivered, o.dupReplies)
+	}
+	// At least one model call outlived AckWait, or the scenario proved
+	// nothing.
+	if o.maxInfer <= spec.ackWait || beats < 3 {
+		t.Errorf("the longest model call took %s (%.0f heartbeat rounds): none ran longer than AckWait %s", o.maxInfer, beats, spec.ackWait)
+	}
+}
