@@ -33,6 +33,16 @@ test: deps models
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...
 
+## chaos: the fault-injection suite in full (internal/chaos): SIGKILL and SIGTERM workers,
+## restart nats-server and redis-server, duplicates, poison documents, inference slower than
+## AckWait, with more jobs and rounds than the short form `make test` runs. One CHAOS line per
+## scenario (jobs sent, accounted for, duplicates) is printed at the end.
+chaos: deps models
+	@rm -f $(JETINFER_HOME)/chaos-report.txt
+	@set -o pipefail; JETINFER_CHAOS=full JETINFER_CHAOS_REPORT=$(JETINFER_HOME)/chaos-report.txt \
+		$(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v ./internal/chaos | grep -Ev '^\s+time='; \
+	status=$$?; echo; cat $(JETINFER_HOME)/chaos-report.txt 2>/dev/null; exit $$status
+
 ## fuzz: run each fuzz test for FUZZTIME (default 30s); `make test` runs only their seed corpus.
 FUZZTIME ?= 30s
 fuzz: deps models
