@@ -9,7 +9,9 @@
 # Settings (environment): JETINFER_ADDR (ingest, default :8080),
 # JETINFER_RUN_NATS_PORT (4222), JETINFER_RUN_REDIS_PORT (6390),
 # JETINFER_RUN_MODELS (comma-separated model dirs; default the sentiment model),
-# JETINFER_RUN_WORKERS (worker processes, default 1).
+# JETINFER_RUN_WORKERS (worker processes, default 1),
+# JETINFER_RUN_WORKER_PORT (first worker's health port, default 9090; worker N
+# uses this plus N), JETINFER_RUN_BIN (where the binaries are, default bin).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +22,8 @@ NATS_PORT="${JETINFER_RUN_NATS_PORT:-4222}"
 REDIS_PORT="${JETINFER_RUN_REDIS_PORT:-6390}"
 MODELS="${JETINFER_RUN_MODELS:-$H/models/sentiment}"
 WORKERS="${JETINFER_RUN_WORKERS:-1}"
+WORKER_PORT="${JETINFER_RUN_WORKER_PORT:-9090}"
+BIN="${JETINFER_RUN_BIN:-bin}"
 LOGS="$H/logs"
 mkdir -p "$LOGS" "$H/nats" "$H/redis"
 export JETINFER_NATS_URL="nats://127.0.0.1:$NATS_PORT"
@@ -74,13 +78,13 @@ port_busy "$NATS_PORT" || die "nats-server did not start; see $LOGS/nats.log"
 port_busy "$REDIS_PORT" || die "redis-server did not start; see $LOGS/redis.log"
 
 secret="$H/dev.secret"
-[[ -s "$secret" ]] || { bin/jetinferctl token dev-secret >"$secret"; chmod 600 "$secret"; }
+[[ -s "$secret" ]] || { "$BIN/jetinferctl" token dev-secret >"$secret"; chmod 600 "$secret"; }
 # Ingest admits only known tenants: make the development one (kept in Redis
 # across runs; --if-not-exists leaves an existing one as it is).
-bin/jetinferctl tenant create --tenant dev --name "make run" --if-not-exists >>"$LOGS/jetinferctl.log" 2>&1 ||
+"$BIN/jetinferctl" tenant create --tenant dev --name "make run" --if-not-exists >>"$LOGS/jetinferctl.log" 2>&1 ||
 	die "could not create the dev tenant; see $LOGS/jetinferctl.log"
 
-bin/ingest --addr "$ADDR" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
+"$BIN/ingest" --addr "$ADDR" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
 ingest_pid=$!
 wait_http "http://127.0.0.1:$ingest_port/readyz" ingest "$ingest_pid"
 
@@ -90,7 +94,7 @@ supervise() { # slot
 	local slot=$1 child
 	trap 'kill -TERM "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM
 	while :; do
-		bin/worker --models "$MODELS" --http-addr "127.0.0.1:$((9090 + slot))" --log-format text \
+		"$BIN/worker" --models "$MODELS" --http-addr "127.0.0.1:$((WORKER_PORT + slot))" --log-format text \
 			>>"$LOGS/worker-$slot.log" 2>&1 &
 		child=$!
 		wait "$child" && rc=0 || rc=$?
@@ -99,9 +103,9 @@ supervise() { # slot
 	done
 }
 for ((i = 0; i < WORKERS; i++)); do supervise "$i" & pids+=($!); done
-wait_http "http://127.0.0.1:9090/readyz" worker-0 "${pids[0]}"
+wait_http "http://127.0.0.1:$WORKER_PORT/readyz" worker-0 "${pids[0]}"
 
-token="$(bin/jetinferctl token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h 2>/dev/null)"
+token="$("$BIN/jetinferctl" token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h 2>/dev/null)"
 printf '%s\n' "$token" >"$H/dev.token"
 chmod 600 "$H/dev.token"
 base="http://127.0.0.1:$ingest_port"

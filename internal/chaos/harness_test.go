@@ -47,7 +47,7 @@ func scale(short, long int) int {
 }
 
 // bins are the binaries under test, built once by TestMain.
-var bins struct{ worker, ctl string }
+var bins struct{ dir, worker, ctl, ingest string }
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -56,7 +56,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/jetinferctl")
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/jetinferctl", "./cmd/ingest")
 	cmd.Dir = testenv.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
@@ -64,6 +64,8 @@ func TestMain(m *testing.M) {
 	}
 	bins.worker = filepath.Join(dir, "worker")
 	bins.ctl = filepath.Join(dir, "jetinferctl")
+	bins.ingest = filepath.Join(dir, "ingest")
+	bins.dir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
