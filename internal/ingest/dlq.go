@@ -110,6 +110,13 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "dead-letter queue", err))
 		return
 	}
+	if j.Backfill != "" {
+		// A backfill document is counted by its backfill, not kept as a job
+		// record: replaying it here would count it twice.
+		writeError(w, errorf(http.StatusConflict, "backfill_document",
+			"job %s is document %q of backfill %s; backfill documents are not replayed one by one", id, j.DocID, j.Backfill))
+		return
+	}
 	// The record goes back to queued before the job is published, so that
 	// a worker fast enough to finish it first finds a state it may change.
 	prev, ok, err := s.deadRecs.Requeue(ctx, j)

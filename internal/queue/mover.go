@@ -154,9 +154,21 @@ func (c *Client) moveOne(ctx context.Context, st DeadStore, data []byte) error {
 	attempts := int(adv.Deliveries)
 	m := decodeStored(raw, attempts)
 	reason := fmt.Sprintf("gave up after %d deliveries", attempts)
+	jerr := &job.Error{Code: job.CodeMaxDeliver, Message: reason}
+	backfill := m.DecodeErr == nil && m.Job.Backfill != ""
+	if backfill && m.Reply != "" {
+		// A backfill document has no record to hold its outcome: RESULTS
+		// must have it before the store counts it (as the worker does). If
+		// the document had a result already, its message id drops this one.
+		rec := &job.Record{ID: m.Job.ID, Task: m.Job.Task, Lane: m.Job.Lane, Status: job.StatusDead, Error: jerr,
+			Attempts: attempts, Backfill: m.Job.Backfill, DocID: m.Job.DocID, Created: m.Job.Created, Finished: time.Now().UTC()}
+		data, _ := json.Marshal(rec)
+		if err := c.Deliver(ctx, []Delivery{{Subject: m.Reply, MsgID: m.Job.MsgID(), Data: data}}); err != nil {
+			return err
+		}
+	}
 	status := job.StatusDead
 	if m.DecodeErr == nil {
-		jerr := &job.Error{Code: job.CodeMaxDeliver, Message: reason}
 		status, err = st.MarkDead(ctx, &m.Job, jerr, attempts, time.Now())
 		if err != nil {
 			return fmt.Errorf("mark job %s dead: %w", m.Job.ID, err)
@@ -169,7 +181,7 @@ func (c *Client) moveOne(ctx context.Context, st DeadStore, data []byte) error {
 	}
 	// A job that has a final state of its own (it succeeded, but every ack
 	// was lost) only leaves JOBS; either way its caller hears the outcome.
-	if m.Reply != "" && m.DecodeErr == nil {
+	if m.Reply != "" && m.DecodeErr == nil && !backfill {
 		rec, err := st.Get(ctx, m.Job.Tenant, m.Job.ID)
 		if err != nil {
 			return fmt.Errorf("get job %s: %w", m.Job.ID, err)

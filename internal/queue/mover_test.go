@@ -229,3 +229,64 @@ func TestMoverIsIdempotent(t *testing.T) {
 		t.Fatalf("record %+v, %v", rec, err)
 	}
 }
+
+// TestMoverBackfillDocument moves a backfill document, which has no job
+// record: its dead outcome goes to its RESULTS subject, and the mover does
+// not wait for a record that will never exist.
+func TestMoverBackfillDocument(t *testing.T) {
+	n := testenv.StartNATS(t)
+	rdb := testenv.StartRedis(t).Client(t)
+	nc := n.Connect(t)
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(rdb, time.Hour)
+	j := &job.Job{ID: "doc-9", Tenant: "acme", Task: "sentiment", Lane: job.LaneBulk, Backfill: "bf1", DocID: "doc-9",
+		Input: job.Input{Text: "x"}, Created: time.Now()}
+	if _, err := q.Publish(ctx, j, job.ResultsSubject("bf1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	adv, _ := json.Marshal(map[string]any{"stream": job.StreamJobs, "stream_seq": 1, "deliveries": 5})
+	js := q.JetStream()
+	if _, err := js.Publish(ctx, "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.JOBS.jobs-bulk-sentiment", adv); err != nil {
+		t.Fatal(err)
+	}
+	mctx, stopMover := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- q.RunMover(mctx, st, queue.MoverConfig{}, nil) }()
+	for streamMsgs(t, js, queue.StreamAdvisories) != 0 || streamMsgs(t, js, job.StreamJobs) != 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the backfill document was not moved")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stopMover()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	res, err := js.Stream(ctx, job.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := res.GetLastMsgForSubject(ctx, job.ResultsSubject("bf1"))
+	if err != nil {
+		t.Fatalf("no result for the dead document: %v", err)
+	}
+	var rec job.Record
+	if err := json.Unmarshal(m.Data, &rec); err != nil || rec.Status != job.StatusDead || rec.DocID != "doc-9" || rec.Error.Code != job.CodeMaxDeliver {
+		t.Fatalf("result %s: %v", m.Data, err)
+	}
+	if _, err := st.Get(ctx, "acme", "doc-9"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the mover wrote a job record for a backfill document: %v", err)
+	}
+	if n := streamMsgs(t, js, job.StreamDLQ); n != 1 {
+		t.Fatalf("DLQ holds %d", n)
+	}
+}
