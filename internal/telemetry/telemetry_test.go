@@ -148,3 +148,23 @@ func TestLinkedRootIsSampled(t *testing.T) {
 		t.Fatalf("recorded %v, want only the span linked to a sampled one", names)
 	}
 }
+
+// Log lines written inside a span name its trace; others do not.
+func TestLoggerAddsTraceContext(t *testing.T) {
+	var buf strings.Builder
+	log := NewLogger(&buf, "info", "json")
+	sc := ExtractHeaders(map[string][]string{"traceparent": {parent}})
+	log.InfoContext(trace.ContextWithSpanContext(context.Background(), sc), "in span", "k", 1)
+	log.With("service", "x").InfoContext(context.Background(), "outside")
+	log.Debug("below level")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[0], `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) || !strings.Contains(lines[0], `"span_id":"00f067aa0ba902b7"`) {
+		t.Errorf("line in a span: %s", lines[0])
+	}
+	if strings.Contains(lines[1], "trace_id") || !strings.Contains(lines[1], `"service":"x"`) {
+		t.Errorf("line outside a span: %s", lines[1])
+	}
+}
