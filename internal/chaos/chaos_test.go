@@ -101,6 +101,31 @@ func TestChaosTermWorker(t *testing.T) {
 	}
 }
 
+// TestChaosIngestDrain stops ingest (as SIGTERM does) while jobs stream
+// in and starts it again on the same port: requests in flight finish,
+// requests that arrive while it drains answer 503 or find no listener, and
+// every job it answered 202 for is in JOBS and finishes.
+func TestChaosIngestDrain(t *testing.T) {
+	c := newCluster(t)
+	c.startWorkers(1, sentimentWorker(t))
+	n := scale(300, 2000)
+	l := c.send("drain", n, 4*time.Millisecond, sentimentDoc)
+	rounds := scale(2, 6)
+	var slowest time.Duration
+	for k := range rounds {
+		l.awaitAccepted((k + 1) * n / (rounds + 1))
+		start := time.Now()
+		if err := c.stopIngest(); err != nil {
+			t.Fatalf("ingest did not drain cleanly: %v", err)
+		}
+		slowest = max(slowest, time.Since(start))
+		c.startIngest()
+	}
+	o := l.verify(time.Minute)
+	c.awaitDrained(30 * time.Second)
+	o.report(t, "ingest-drain", fmt.Sprintf("%d stops and restarts, the slowest drain took %s", rounds, slowest.Round(time.Millisecond)))
+}
+
 // TestChaosRestartNATS stops nats-server mid-stream and starts it again on
 // the same store. Readiness fails at once. A short outage is ridden out by
 // ingest retrying the publish with the same message id; a longer one than

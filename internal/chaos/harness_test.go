@@ -137,17 +137,22 @@ func (r *aofRedis) kill() {
 
 // cluster is one jetinfer system under test.
 type cluster struct {
-	t       *testing.T
-	nats    *testenv.NATS
-	redis   *aofRedis
-	nc      *nats.Conn // the test's own: counts replies, publishes directly
-	rdb     *redis.Client
-	st      *store.Store
-	url     string
-	secret  string
-	token   string // tenant acme: jobs and dlq:admin
-	replies *replyCounter
-	logDir  string
+	t     *testing.T
+	nats  *testenv.NATS
+	redis *aofRedis
+	nc    *nats.Conn // the test's own: counts replies, publishes directly
+	rdb   *redis.Client
+	st    *store.Store
+	url   string
+	// ingestAddr is where ingest listens, kept across restarts;
+	// stopIngest drains the running one (as SIGTERM does) and returns
+	// RunIngest's error.
+	ingestAddr string
+	stopIngest func() error
+	secret     string
+	token      string // tenant acme: jobs and dlq:admin
+	replies    *replyCounter
+	logDir     string
 
 	mu      sync.Mutex
 	workers []*workerProc
@@ -196,43 +201,58 @@ func (c *cluster) issue(tenant string, scopes ...string) string {
 	return tok
 }
 
-// startIngest runs ingest in this process until the test ends: it reconnects
-// to NATS and Redis by itself, as the binary does.
+// startIngest runs ingest in this process, on the cluster's own port, until
+// the test ends or stopIngest: it reconnects to NATS and Redis by itself, as
+// the binary does.
 func (c *cluster) startIngest() {
 	t := c.t
+	if c.ingestAddr == "" {
+		c.ingestAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+		c.url = "http://" + c.ingestAddr
+	}
 	var cfg config.Ingest
 	fs := flag.NewFlagSet("ingest", flag.PanicOnError)
 	cfg.RegisterFlags(fs)
 	_ = fs.Parse(nil)
 	cfg.NATS.URL = c.nats.URL()
 	cfg.Redis.URL = c.redis.url()
-	cfg.Addr = "127.0.0.1:0"
+	cfg.Addr = c.ingestAddr
 	cfg.Auth.HS256SecretFile = c.secret
 	cfg.Tenants = false
-	cfg.Log.Level = "error"
-	logf, err := os.Create(filepath.Join(c.logDir, "ingest.log"))
+	cfg.Log.Level = "warn"
+	logf, err := os.OpenFile(filepath.Join(c.logDir, "ingest.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slogText(logf)
 	ctx, cancel := context.WithCancel(context.Background())
-	addr := make(chan string, 1)
+	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- app.RunIngest(ctx, cfg, log, app.Hooks{Listening: func(a string) { addr <- a }})
+		done <- app.RunIngest(ctx, cfg, log, app.Hooks{Ready: func() { close(ready) }})
 	}()
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(30 * time.Second):
+				stopErr = errors.New("ingest did not stop within 30s")
+			}
+			logf.Close()
+		})
+		return stopErr
+	}
+	c.stopIngest = stop
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("ingest did not stop")
+		if err := stop(); err != nil {
+			t.Errorf("ingest: %v", err)
 		}
-		logf.Close()
 	})
 	select {
-	case a := <-addr:
-		c.url = "http://" + a
+	case <-ready:
 	case err := <-done:
 		t.Fatalf("ingest: %v", err)
 	case <-time.After(20 * time.Second):
