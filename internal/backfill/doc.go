@@ -35,7 +35,7 @@
 // turns the mark final and bumps one counter, in one script: the first
 // final state wins, a redelivery finds the mark final and counts nothing.
 // Counting from the RESULTS stream instead would need a reader per backfill
-// and a second source of truth; the mark costs about 20 bytes a document
+// and a second source of truth; the mark costs about 24 bytes a document
 // and expires with the backfill.
 //
 // # Reuse
@@ -49,7 +49,12 @@
 // # Results
 //
 // The export reads results.<backfill id> with an ordered consumer and
-// writes one line per document: {"id","status","result"} (and "error"). It
-// drops copies by document fingerprint, and ends once every final document
-// is out when the backfill is completed.
+// writes one line per document: {"id","status","result"} (and "error").
+// Copies (a result published again after the 20-minute duplicate window)
+// are dropped by a 64-bit fingerprint of the document id, which costs the
+// exporting ingest about 40 bytes a document while the export runs. A
+// worker publishes a result before it counts the document final, so once
+// the backfill is completed every result is stored: the export ends when it
+// has read up to the stream's last result for the backfill. Canceled
+// documents have no result line.
 package backfill
