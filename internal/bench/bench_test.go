@@ -36,7 +36,7 @@ var (
 	enabled       = flag.Bool("jetinfer.bench", false, "run the whole-system benchmark (make bench)")
 	threads       = flag.Int("jetinfer.threads", runtime.NumCPU(), "ONNX Runtime intra-op threads, raw and end to end")
 	e2eDocs       = flag.Int("jetinfer.e2e-docs", 960, "documents run end to end (and raw), over all rounds")
-	rounds        = flag.Int("jetinfer.rounds", 3, "alternating raw and end-to-end rounds")
+	rounds        = flag.Int("jetinfer.rounds", 5, "alternating raw and end-to-end rounds")
 	syncCalls     = flag.Int("jetinfer.sync-calls", 300, "synchronous calls measured")
 	ingestFor     = flag.Duration("jetinfer.ingest-for", 5*time.Second, "how long ingest is loaded")
 	ingestClients = flag.Int("jetinfer.ingest-clients", 64, "concurrent HTTP clients loading ingest")
@@ -102,11 +102,13 @@ func TestBench(t *testing.T) {
 	var rawDocs, e2eDocsDone int
 	var rawTime, e2eTime time.Duration
 	per := max(*e2eDocs / *rounds / 32 * 32, 32)
+	var ratios []float64
 	for range *rounds {
-		rawDocs += per
-		rawTime += rawRun(t, rawModel, docs, 32, per)
-		e2eDocsDone += per
-		e2eTime += env.bulkRun(t, w, bulkTask, docs, per)
+		rt := rawRun(t, rawModel, docs, 32, per)
+		et := env.bulkRun(t, w, bulkTask, docs, per)
+		rawDocs, rawTime = rawDocs+per, rawTime+rt
+		e2eDocsDone, e2eTime = e2eDocsDone+per, e2eTime+et
+		ratios = append(ratios, rt.Seconds()/et.Seconds())
 	}
 	closeModel(t, rawModel) // before the worker's exit shuts ONNX Runtime down
 	calls := metricSum(t, env.client, w.url, "jetinfer_worker_batch_size_count", bulkTask)
@@ -115,7 +117,10 @@ func TestBench(t *testing.T) {
 	w.stop()
 	raw := float64(rawDocs) / rawTime.Seconds()
 	e2e := float64(e2eDocsDone) / e2eTime.Seconds()
-	ratio := e2e / raw
+	// Each round pairs a raw and an end-to-end run close in time; the
+	// median of the rounds' ratios shrugs off a round that other work on
+	// the machine slowed on one side only.
+	ratio := percentile(ratios, 50)
 	add(row{"raw model throughput (" + bulkTask + ", batch 32)", fmt.Sprintf("%.1f docs/s", raw), "",
 		fmt.Sprintf("in-process Prepare+Run as BenchmarkModel (make bench-model), %d intra-op threads, %d docs", *threads, rawDocs)})
 	add(row{"model batch-1 time (" + syncTask + ")", fmt.Sprintf("p50 %.3f ms", b1p50), "",
@@ -123,7 +128,8 @@ func TestBench(t *testing.T) {
 	add(row{"end-to-end bulk throughput (" + bulkTask + ")", fmt.Sprintf("%.1f docs/s", e2e), "",
 		fmt.Sprintf("HTTP → JetStream → worker (batch 32) → Redis, same threads; %.1f docs per model call, padding %.0f%%",
 			callDocs/calls, 100*padding)})
-	add(row{"e2e/raw throughput ratio", fmt.Sprintf("%.3f", ratio), "≥ 0.95", ""})
+	add(row{"e2e/raw throughput ratio", fmt.Sprintf("%.3f", ratio), "≥ 0.95",
+		fmt.Sprintf("median of %d alternating rounds of %d docs (%s); overall %.3f", *rounds, per, fmtRatios(ratios), e2e/raw)})
 
 	// 3. Synchronous calls, one at a time, minus the model's own time.
 	w = env.startWorker(t, syncDir, *threads, 0)
@@ -396,7 +402,9 @@ func (e *env) bulkRun(t *testing.T, w runningWorker, task string, docs []string,
 		if time.Since(t0) > 10*time.Minute {
 			t.Fatalf("only %v of %d jobs finished", done, n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		// A scrape costs CPU the model would use: look rarely (the end is
+		// seen at most 50 ms late, under 1% of a round).
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -603,4 +611,12 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Fields(string(b))[0]
+}
+
+func fmtRatios(rs []float64) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(parts, ", ")
 }
