@@ -300,6 +300,9 @@ func TestNATSClusterManifest(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nats.conf: %v", err)
 	}
+	if !strings.Contains(string(mustRead(t, "k8s/nats.yaml")), "ldm="+o.PidFile) || o.PidFile == "" {
+		t.Errorf("the preStop lame-duck signal must use the config's pid_file %q", o.PidFile)
+	}
 	if o.ServerName != "nats-1" || !o.JetStream || o.Cluster.Name == "" || len(o.Routes) != 3 {
 		t.Fatalf("server_name %q jetstream %v cluster %q routes %d", o.ServerName, o.JetStream, o.Cluster.Name, len(o.Routes))
 	}
@@ -485,4 +488,13 @@ func TestDockerfiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
