@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
 )
@@ -60,6 +61,10 @@ type pipeline struct {
 	// names are the span names, built once (namesOnce).
 	namesOnce sync.Once
 	names     spanNames
+
+	planner *batch.Planner
+	lengths []int
+	classes []batch.Class
 
 	hand *inHand // messages held, kept alive with InProgress
 }
@@ -179,13 +184,13 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 			default:
 			}
 		}
-		if err := pl.pauseBulk(ctx, &batch, &inter, &lastInter); err != nil {
-			return err
-		}
 		// While the batch waits for the model, an interactive job that
 		// arrives joins it at the front, and the last bulk job makes room
 		// by moving to the next batch: a sync call waits for at most the
 		// batch running now, not for bulk batches formed before it came.
+		if err := pl.pauseBulk(ctx, &batch, &inter, &lastInter); err != nil {
+			return err
+		}
 	send:
 		for {
 			select {

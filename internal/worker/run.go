@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
@@ -86,23 +87,31 @@ func (pl *pipeline) start(ctx context.Context, batch []*item) error {
 	return nil
 }
 
-// infer runs items through the model in calls that respect the token budget,
-// shortest first so that rows of similar length share a call.
+// infer runs items through the model in the calls the batch planner cuts:
+// within MaxSize and the token budget, interactive jobs first, and rows of
+// similar length together so that padding stays small.
 func (pl *pipeline) infer(ctx context.Context, items []*item) {
-	slices.SortStableFunc(items, func(a, b *item) int { return a.prep.Tokens() - b.prep.Tokens() })
-	budget := pl.w.cfg.BatchTokens
-	for start := 0; start < len(items); {
-		end, rows := start, 0
-		for end < len(items) {
-			r := items[end].prep.Rows()
-			if end > start && (rows+r)*items[end].prep.Tokens() > budget {
-				break
-			}
-			rows += r
-			end++
+	lengths := pl.lengths[:0]
+	classes := pl.classes[:0]
+	for _, it := range items {
+		lengths = append(lengths, it.prep.Tokens())
+		c := batch.Interactive
+		if it.msg.Job.Lane == job.LaneBulk {
+			c = batch.Bulk
 		}
-		pl.call(ctx, items[start:end])
-		start = end
+		classes = append(classes, c)
+	}
+	pl.lengths, pl.classes = lengths, classes
+	groups := pl.planner.Plan(lengths, classes)
+	calls := make([][]*item, len(groups))
+	for g, idx := range groups {
+		calls[g] = make([]*item, len(idx))
+		for k, i := range idx {
+			calls[g][k] = items[i]
+		}
+	}
+	for _, c := range calls {
+		pl.call(ctx, c)
 	}
 }
 
@@ -122,7 +131,7 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	t0 := time.Now()
 	outs, st, err := pl.model.Run(ctx, in)
 	if err == nil && len(outs) != len(items) {
-		err = fmtErr("model %s returned %d outputs for %d inputs", pl.model.Task(), len(outs), len(items))
+		err = fmt.Errorf("model %s returned %d outputs for %d inputs", pl.model.Task(), len(outs), len(items))
 	}
 	if err != nil {
 		if ctx.Err() != nil {

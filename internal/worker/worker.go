@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
@@ -198,7 +199,12 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 	})
 	defer stop()
 	for i, m := range w.models {
-		pl := &pipeline{w: w, model: m, inter: ps[i].inter, bulk: ps[i].bulk}
+		planner, err := batch.NewPlanner(batch.Policy{MaxSize: w.cfg.BatchSize, MaxWait: w.cfg.BatchWait, MaxTokens: w.cfg.BatchTokens})
+		if err != nil {
+			w.stopPullers()
+			return fmt.Errorf("batch policy: %w", err)
+		}
+		pl := &pipeline{w: w, model: m, inter: ps[i].inter, bulk: ps[i].bulk, planner: planner}
 		g.Go(func() error { return pl.run(gctx) })
 	}
 	err := g.Wait()
@@ -238,5 +244,3 @@ func errCode(err error) string {
 	}
 	return job.CodeModelError
 }
-
-func fmtErr(format string, a ...any) error { return fmt.Errorf(format, a...) }
