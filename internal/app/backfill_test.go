@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,9 +151,10 @@ func (s *stack) results(id, token string) (map[string]int, map[string]string) {
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		var l struct {
-			ID     string          `json:"id"`
-			Status string          `json:"status"`
-			Result json.RawMessage `json:"result"`
+			ID     string           `json:"id"`
+			Status string           `json:"status"`
+			Result json.RawMessage  `json:"result"`
+			Meta   struct{ N *int } `json:"meta"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			s.t.Fatalf("result line %q: %v", sc.Bytes(), err)
@@ -161,6 +163,10 @@ func (s *stack) results(id, token string) (map[string]int, map[string]string) {
 		status[l.ID] = l.Status
 		if l.Status == "succeeded" && !strings.Contains(string(l.Result), `"labels"`) {
 			s.t.Fatalf("result line without labels: %s", sc.Bytes())
+		}
+		// NDJSON documents carry meta {"n": i} through to their result.
+		if n, err := strconv.Atoi(strings.TrimPrefix(l.ID, "doc-")); err == nil && n < 2900 && (l.Meta.N == nil || *l.Meta.N != n) {
+			s.t.Fatalf("result line lost its meta: %s", sc.Bytes())
 		}
 	}
 	if err := sc.Err(); err != nil {

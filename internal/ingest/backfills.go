@@ -88,6 +88,8 @@ type ResultLine struct {
 	Status job.Status      `json:"status"`
 	Result json.RawMessage `json:"result,omitempty"`
 	Error  *job.Error      `json:"error,omitempty"`
+	// Meta is the document's meta, as submitted.
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
 func (d BackfillDeps) withDefaults() BackfillDeps {
@@ -324,7 +326,7 @@ func (u *upload) flush() *apiError {
 		}
 		inChunk[d.ID] = true
 		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBulk,
-			Input: job.Input{Text: d.Text}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Created: now})
+			Input: job.Input{Text: d.Text}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
 		jlines = append(jlines, lines[i])
 	}
 	if len(jobs) == 0 {
@@ -441,7 +443,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 			fp := binary.BigEndian.Uint64(h[:8])
 			if _, dup := docs[fp]; !dup {
 				docs[fp] = struct{}{}
-				if err := enc.Encode(ResultLine{ID: rec.DocID, Status: rec.Status, Result: rec.Result, Error: rec.Error}); err != nil {
+				if err := enc.Encode(ResultLine{ID: rec.DocID, Status: rec.Status, Result: rec.Result, Error: rec.Error, Meta: rec.Meta}); err != nil {
 					return
 				}
 				unflushed++

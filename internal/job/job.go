@@ -65,15 +65,18 @@ type Options struct {
 
 // Job is the message body on a jobs.<lane>.<task> subject.
 type Job struct {
-	ID       string    `json:"id"`
-	Tenant   string    `json:"tenant"`
-	Task     string    `json:"task"`
-	Lane     Lane      `json:"lane"`
-	Input    Input     `json:"input"`
-	Options  Options   `json:"options,omitzero"`
-	Backfill string    `json:"backfill,omitempty"`
-	DocID    string    `json:"doc_id,omitempty"`
-	Created  time.Time `json:"created_at"`
+	ID       string  `json:"id"`
+	Tenant   string  `json:"tenant"`
+	Task     string  `json:"task"`
+	Lane     Lane    `json:"lane"`
+	Input    Input   `json:"input"`
+	Options  Options `json:"options,omitzero"`
+	Backfill string  `json:"backfill,omitempty"`
+	DocID    string  `json:"doc_id,omitempty"`
+	// Meta is a backfill document's metadata (a JSON object), carried to
+	// its result untouched.
+	Meta    json.RawMessage `json:"meta,omitempty"`
+	Created time.Time       `json:"created_at"`
 	// Deadline, when set, is the time after which the job's result is of no
 	// use to anyone; a worker fails such a job instead of running it.
 	Deadline time.Time `json:"deadline,omitzero"`
@@ -103,6 +106,8 @@ type Record struct {
 	Attempts int             `json:"attempts"`
 	Backfill string          `json:"backfill,omitempty"`
 	DocID    string          `json:"doc_id,omitempty"`
+	// Meta is a backfill document's metadata, as it was submitted.
+	Meta     json.RawMessage `json:"meta,omitempty"`
 	Created  time.Time       `json:"created_at"`
 	Started  time.Time       `json:"started_at,omitzero"`
 	Finished time.Time       `json:"finished_at,omitzero"`

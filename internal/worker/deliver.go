@@ -175,7 +175,7 @@ func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, no
 		}
 		rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: st,
 			Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
-			DocID: it.msg.Job.DocID, Created: it.msg.Job.Created, Started: it.started, Finished: now}
+			DocID: it.msg.Job.DocID, Meta: it.msg.Job.Meta, Created: it.msg.Job.Created, Started: it.started, Finished: now}
 		ds = append(ds, pl.delivery(it, rec))
 		its = append(its, it)
 	}
