@@ -2,6 +2,8 @@ package chaos_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -510,5 +512,49 @@ func TestChaosSlowInference(t *testing.T) {
 	// nothing.
 	if o.maxInfer <= spec.ackWait || beats < 3 {
 		t.Errorf("the longest model call took %s (%.0f heartbeat rounds): none ran longer than AckWait %s", o.maxInfer, beats, spec.ackWait)
+	}
+}
+
+// TestChaosLostCreateAnswer recreates what a Redis crash can leave behind:
+// an attempt's queued record was written, but the attempt failed before it
+// published (its answer from Redis was lost, or Redis was gone when it tried
+// to forget the record). The client's retry with the same Idempotency-Key
+// must enqueue the job, not answer 202 for a job in no queue. The full
+// Redis-restart scenario found this: 2 of 3,000 jobs stayed queued.
+func TestChaosLostCreateAnswer(t *testing.T) {
+	c := newCluster(t)
+	c.startWorkers(1, sentimentWorker(t))
+	d := sentimentDoc(7)
+	key := "lost-create-answer"
+	// What ingest derives from the request: the job id from the tenant and
+	// the Idempotency-Key, the request digest from task, lane, text and
+	// options (internal/ingest newJobID and requestHash).
+	enc := base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+	sum := sha256.Sum256([]byte("idem\x00acme\x00" + key))
+	id := enc.EncodeToString(sum[:16])
+	h := sha256.New()
+	for _, s := range []string{d.task, string(job.LaneInteractive), d.text, "{}"} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	j := &job.Job{ID: id, Tenant: "acme", Task: d.task, Lane: job.LaneInteractive, Input: job.Input{Text: d.text}, Created: time.Now().UTC()}
+	if cr, err := c.st.Create(context.Background(), j, enc.EncodeToString(h.Sum(nil))); err != nil || !cr.New {
+		t.Fatalf("create: %+v %v", cr, err)
+	}
+	body, _ := json.Marshal(map[string]any{"task": d.task, "input": map[string]any{"text": d.text}})
+	code, m, err := c.post("/v1/jobs", c.token, key, body)
+	if err != nil || code != http.StatusAccepted || m["id"] != id {
+		t.Fatalf("retry: %d %v %v (want 202 for job %s)", code, m, err, id)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r, err := c.st.Get(context.Background(), "acme", id)
+		if err == nil && r.Status == job.StatusSucceeded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s answered 202 but never ran: %+v %v", id, r, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -49,8 +49,15 @@ func scale(short, long int) int {
 // bins are the binaries under test, built once by TestMain.
 var bins struct{ dir, worker, ctl, ingest string }
 
+// quietRedis drops go-redis's own log lines: the Redis outages here are
+// on purpose, and each failed dial would print one.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	redis.SetLogger(quietRedis{})
 	dir, err := os.MkdirTemp("", "jetinfer-chaos-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

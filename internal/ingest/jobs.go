@@ -341,11 +341,17 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, adm Admission, wait time.D
 	if err != nil {
 		return wireRecord{}, false, s.unavailable(r, "result store", err)
 	}
-	if !created.New {
-		if created.ReqHash != hash {
-			return wireRecord{}, false, errorf(http.StatusConflict, "idempotency_conflict",
-				"Idempotency-Key was used for a different request")
-		}
+	if !created.New && created.ReqHash != hash {
+		return wireRecord{}, false, errorf(http.StatusConflict, "idempotency_conflict",
+			"Idempotency-Key was used for a different request")
+	}
+	// A queued record may be all that is left of an earlier attempt that
+	// failed before its publish went through (the store's answer was lost
+	// in a Redis crash, or Redis was gone when the attempt tried to forget
+	// the record): publish again rather than answer 202 for a job that is
+	// in no queue. JetStream drops the copy by its message id if the first
+	// publish was stored.
+	if !created.New && created.Status != job.StatusQueued {
 		rec, err := s.recs.Get(ctx, j.Tenant, j.ID)
 		if err != nil {
 			return wireRecord{}, false, s.unavailable(r, "result store", err)
@@ -359,7 +365,8 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, adm Admission, wait time.D
 		reply, results, done = s.replies.Register(j.ID)
 		defer done()
 	}
-	if _, err := s.publish(r, j, reply); err != nil {
+	dup, err := s.publish(r, j, reply)
+	if err != nil {
 		// Nothing was enqueued: forget the record so that a retry with the
 		// same Idempotency-Key starts afresh.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
@@ -373,6 +380,14 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, adm Admission, wait time.D
 		return wireRecord{}, false, s.unavailable(r, "job queue", err)
 	}
 	queued := &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued, Created: j.Created}
+	if dup && !created.New {
+		// The job was enqueued by the earlier request, whose reply subject
+		// its result goes to: answer with what the store knows now.
+		if rec, err := s.recs.Get(ctx, j.Tenant, j.ID); err == nil {
+			return wireRecord{rec: rec}, rec.Status.Final(), nil
+		}
+		return wireRecord{rec: queued}, false, nil
+	}
 	if wait == 0 {
 		return wireRecord{rec: queued}, false, nil
 	}
