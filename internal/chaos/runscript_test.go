@@ -40,8 +40,14 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 		"JETINFER_RUN_BIN="+bins.dir,
 		"JETINFER_ORT_LIB="+testenv.ORTLib(t),
 	)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	outPath := filepath.Join(t.TempDir(), "run.out")
+	outFile, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer outFile.Close()
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	output := func() string { b, _ := os.ReadFile(outPath); return string(b) }
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -55,7 +61,7 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("run.sh output:\n%s", out.String())
+			t.Logf("run.sh output:\n%s", output())
 			for _, f := range []string{"worker-0.log", "ingest.log"} {
 				t.Logf("--- %s\n%s", f, tail(filepath.Join(home, "logs", f), 20))
 			}
@@ -119,8 +125,8 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	infer("The bank collapsed amid fraud charges.")
-	if !strings.Contains(out.String(), "worker 0 exited") {
-		t.Errorf("run.sh did not report the worker's exit:\n%s", out.String())
+	if !strings.Contains(output(), "worker 0 exited") {
+		t.Errorf("run.sh did not report the worker's exit:\n%s", output())
 	}
 
 	// SIGTERM stops the stack: ingest, workers, brokers.
