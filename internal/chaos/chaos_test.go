@@ -346,7 +346,7 @@ func TestChaosPoison(t *testing.T) {
 	c := newCluster(t)
 	spec := sentimentWorker(t)
 	spec.models = append(spec.models, poisonModel(t))
-	spec.maxDeliver, spec.batchSize = 3, 8
+	spec.maxDeliver, spec.batchSize = 2, 8
 	ws := c.startWorkers(2, spec)
 	long := strings.Repeat("Shares fell as the merger collapsed. ", 90) // about 630 tokens
 	n := scale(120, 600)
