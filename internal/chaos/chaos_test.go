@@ -176,7 +176,9 @@ func TestChaosRestartRedis(t *testing.T) {
 	var slowest time.Duration
 	for k := range rounds {
 		l.awaitAccepted((k + 1) * n / (rounds + 1))
+		l.mu.Lock()
 		id := l.order[0]
+		l.mu.Unlock()
 		c.redis.kill()
 		if code := c.readyz(); code != http.StatusServiceUnavailable {
 			t.Errorf("readyz with Redis down: %d, want 503", code)
