@@ -376,6 +376,16 @@ func TestQuotaAndRateLimit(t *testing.T) {
 	submit := map[string]any{"task": "sentiment", "input": map[string]any{"text": "Shares rose."}}
 
 	tok := s.issue(t, "quota", auth.ScopeJobsWrite)
+	// Invalid submissions are refused before admission: they cost no quota.
+	for _, bad := range []any{
+		map[string]any{"task": "sentiment", "input": map[string]any{"text": ""}},
+		map[string]any{"task": "sentiment", "input": map[string]any{"text": "x"}, "extra": 1},
+		map[string]any{"task": "nope", "input": map[string]any{"text": "x"}},
+	} {
+		if r := s.do("POST", "/v1/jobs", tok, bad); r.status != http.StatusBadRequest {
+			t.Fatalf("invalid submission: %d %s", r.status, r.body)
+		}
+	}
 	for i := range 2 {
 		r := s.do("POST", "/v1/jobs", tok, submit)
 		if r.status != http.StatusAccepted {

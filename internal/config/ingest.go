@@ -60,7 +60,8 @@ type Ingest struct {
 	Trace Trace
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
-	// MaxBodyBytes bounds a request body unless the tenant sets its own.
+	// MaxBodyBytes bounds every request body; a tenant's own limit can only
+	// lower it.
 	// Defaults to 1 MiB.
 	MaxBodyBytes int64
 	// MaxTextBytes bounds the text of one job or document. Defaults to 256 KiB.
@@ -99,7 +100,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Auth.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body unless the tenant sets its own")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
 	fs.DurationVar(&c.MaxWait, "max-wait", 60*time.Second, "cap on ?wait= and Prefer: wait")
 	fs.DurationVar(&c.InferWait, "infer-wait", 30*time.Second, "how long POST /v1/infer/{task} waits for the result")

@@ -12,10 +12,10 @@
 //   - tenant admission (Admitter, one Redis round trip): an unknown or
 //     disabled tenant is 403, a revoked jti 401, an exhausted daily quota or
 //     rate limit 429 with Retry-After and RateLimit-* headers. Submissions
-//     admit after authentication and before reading the body, because the
-//     tenant's body limit decides how much of it to read; so a submission
-//     later refused as invalid has still counted against the quota and the
-//     rate limit;
+//     are decoded and validated first (within the server's body limit) and
+//     admitted after, so that only a valid job counts against the quota; a
+//     tenant's own body limit can only lower the server's, and is applied
+//     once admission names it;
 //   - strict decoding: the body is size-limited (413 body_too_large), must be
 //     valid UTF-8 (encoding/json would silently replace invalid bytes) and
 //     one JSON object with no unknown fields and no wrong types (400);

@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -236,32 +237,34 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 // accept authenticates, admits, decodes and validates a job request.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, body any, build func() *job.Job) (*job.Job, Admission, *apiError) {
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build func() *job.Job) (*job.Job, Admission, *apiError) {
 	c, _ := auth.FromContext(r.Context())
 	if s.draining.Load() {
 		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
 		e.RetryAfterS = 1
 		return nil, Admission{}, e
 	}
-	adm, aerr := s.admitRequest(w, r, c, 1)
-	if aerr != nil {
-		return nil, adm, aerr
-	}
-	limit := s.cfg.MaxBodyBytes
-	if adm.MaxBodyBytes > 0 {
-		limit = adm.MaxBodyBytes
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit)
-	if aerr := decodeStrict(r.Body, body); aerr != nil {
-		return nil, adm, aerr
+	// Decode and validate before admission, so that only a valid job
+	// counts against the tenant's quota. The server's limit bounds what is
+	// read; a tenant's own, lower limit is applied once admission names it.
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)}
+	if aerr := decodeStrict(body, dst); aerr != nil {
+		return nil, Admission{}, aerr
 	}
 	j := build()
 	j.Tenant = c.Tenant
 	if aerr := s.validate(c, j); aerr != nil {
-		return nil, adm, aerr
+		return nil, Admission{}, aerr
 	}
 	if aerr := validateOptions(j.Options); aerr != nil {
+		return nil, Admission{}, aerr
+	}
+	adm, aerr := s.admitRequest(w, r, c, 1)
+	if aerr != nil {
 		return nil, adm, aerr
+	}
+	if adm.MaxBodyBytes > 0 && body.n > adm.MaxBodyBytes {
+		return nil, adm, bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", adm.MaxBodyBytes)
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
@@ -466,4 +469,16 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, rec)
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

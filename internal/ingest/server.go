@@ -15,7 +15,8 @@ import (
 
 // Config tunes the API.
 type Config struct {
-	// MaxBodyBytes bounds a request body unless the tenant sets its own.
+	// MaxBodyBytes bounds every request body; a tenant's own limit can only
+	// lower it.
 	// Defaults to 1 MiB.
 	MaxBodyBytes int64
 	// MaxTextBytes bounds the text of one job. Defaults to 256 KiB.
