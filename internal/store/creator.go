@@ -4,16 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 	"github.com/jetinfer/jetinfer/internal/job"
 )
 
 // ErrCreatorClosed is returned by Creator.Create after Close.
-var ErrCreatorClosed = errors.New("record creator closed")
+var ErrCreatorClosed = coalesce.ErrClosed
 
 // CreatorOptions tune a Creator.
 type CreatorOptions struct {
@@ -28,7 +28,6 @@ type CreatorOptions struct {
 type createCall struct {
 	j       *job.Job
 	reqHash string
-	res     chan createResult // buffered: the loop never blocks on a caller
 }
 
 type createResult struct {
@@ -42,92 +41,33 @@ type createResult struct {
 // per batch of requests instead of one per request. A lone call is sent at
 // once. It is safe for concurrent use.
 type Creator struct {
-	s     *Store
-	opts  CreatorOptions
-	calls chan *createCall
-	done  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
+	s *Store
+	c *coalesce.Coalescer[createCall, createResult]
 }
 
 // NewCreator starts a Creator on s; Close stops it.
 func NewCreator(s *Store, opts CreatorOptions) *Creator {
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
-	}
-	if opts.Pipelines <= 0 {
-		opts.Pipelines = 2
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 2 * time.Second
-	}
-	c := &Creator{s: s, opts: opts, calls: make(chan *createCall, opts.MaxBatch*opts.Pipelines), done: make(chan struct{})}
-	c.wg.Add(opts.Pipelines)
-	for range opts.Pipelines {
-		go c.loop()
-	}
+	c := &Creator{s: s}
+	c.c = coalesce.New(coalesce.Options{MaxBatch: opts.MaxBatch, Loops: opts.Pipelines, Timeout: opts.Timeout}, c.run)
 	return c
 }
 
 // Close stops the Creator; calls waiting or arriving later fail with
 // ErrCreatorClosed, a round trip in flight finishes first.
-func (c *Creator) Close() {
-	c.once.Do(func() { close(c.done) })
-	c.wg.Wait()
-}
+func (c *Creator) Close() { c.c.Close() }
 
 // Create is Store.Create, coalesced with concurrent calls. If ctx ends while
 // the call waits, Create returns ctx's error, but the record may still have
 // been created.
 func (c *Creator) Create(ctx context.Context, j *job.Job, reqHash string) (Created, error) {
-	call := &createCall{j: j, reqHash: reqHash, res: make(chan createResult, 1)}
-	select {
-	case c.calls <- call:
-	case <-c.done:
-		return Created{}, ErrCreatorClosed
-	case <-ctx.Done():
-		return Created{}, ctx.Err()
+	r, err := c.c.Do(ctx, createCall{j: j, reqHash: reqHash})
+	if err != nil {
+		return Created{}, err
 	}
-	select {
-	case r := <-call.res:
-		return r.c, r.err
-	case <-ctx.Done():
-		return Created{}, ctx.Err()
-	case <-c.done:
-		select {
-		case r := <-call.res:
-			return r.c, r.err
-		default:
-			return Created{}, ErrCreatorClosed
-		}
-	}
+	return r.c, r.err
 }
 
-func (c *Creator) loop() {
-	defer c.wg.Done()
-	batch := make([]*createCall, 0, c.opts.MaxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case call := <-c.calls:
-			batch = append(batch, call)
-		case <-c.done:
-			return
-		}
-	fill:
-		for len(batch) < c.opts.MaxBatch {
-			select {
-			case call := <-c.calls:
-				batch = append(batch, call)
-			default:
-				break fill
-			}
-		}
-		c.run(batch)
-	}
-}
-
-func (c *Creator) args(call *createCall) ([]string, []any) {
+func (c *Creator) args(call createCall) ([]string, []any) {
 	j := call.j
 	return []string{Key(j.Tenant, j.ID)},
 		[]any{j.Task, string(j.Lane), ms(j.Created), call.reqHash, j.Backfill, j.DocID, c.s.ttl(j).Milliseconds()}
@@ -136,9 +76,7 @@ func (c *Creator) args(call *createCall) ([]string, []any) {
 // run sends batch as one pipeline and answers every call. Commands that met
 // an empty script cache (NOSCRIPT: they did not run) are sent again with
 // EVAL, which loads the script.
-func (c *Creator) run(batch []*createCall) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
-	defer cancel()
+func (c *Creator) run(ctx context.Context, batch []createCall, out []createResult) {
 	cmds := make([]*redis.Cmd, len(batch))
 	pipe := c.s.rdb.Pipeline()
 	for i, call := range batch {
@@ -161,14 +99,12 @@ func (c *Creator) run(batch []*createCall) {
 		_, _ = pipe.Exec(ctx)
 	}
 	for i, call := range batch {
-		var r createResult
 		res, err := cmds[i].Slice()
 		if err != nil {
-			r.err = fmt.Errorf("create job %s: %w", call.j.ID, err)
+			out[i] = createResult{err: fmt.Errorf("create job %s: %w", call.j.ID, err)}
 		} else {
-			r.c = createdOf(res)
+			out[i] = createResult{c: createdOf(res)}
 		}
-		call.res <- r
 	}
 }
 

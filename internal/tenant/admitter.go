@@ -2,16 +2,16 @@ package tenant
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 )
 
 // ErrClosed is returned by Admitter.Admit after Close.
-var ErrClosed = errors.New("admitter closed")
+var ErrClosed = coalesce.ErrClosed
 
 // AdmitterOptions tune an Admitter.
 type AdmitterOptions struct {
@@ -28,7 +28,6 @@ type AdmitterOptions struct {
 type admitCall struct {
 	tenantID string
 	a        admitArgs
-	res      chan admitResult // buffered: the loop never blocks on a caller
 }
 
 type admitResult struct {
@@ -43,46 +42,20 @@ type admitResult struct {
 // Admitter adds no delay, since a lone call is sent at once. It is safe for
 // concurrent use.
 type Admitter struct {
-	s     *Store
-	opts  AdmitterOptions
-	calls chan *admitCall
-	done  chan struct{}
-	once  sync.Once
-	wg    sync.WaitGroup
-	pool  sync.Pool
+	s *Store
+	c *coalesce.Coalescer[admitCall, admitResult]
 }
 
 // NewAdmitter starts an Admitter on s; Close stops it.
 func NewAdmitter(s *Store, opts AdmitterOptions) *Admitter {
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
-	}
-	if opts.Pipelines <= 0 {
-		opts.Pipelines = 2
-	}
-	if opts.Timeout <= 0 {
-		opts.Timeout = 2 * time.Second
-	}
-	a := &Admitter{
-		s:     s,
-		opts:  opts,
-		calls: make(chan *admitCall, opts.MaxBatch*opts.Pipelines),
-		done:  make(chan struct{}),
-	}
-	a.pool.New = func() any { return &admitCall{res: make(chan admitResult, 1)} }
-	a.wg.Add(opts.Pipelines)
-	for range opts.Pipelines {
-		go a.loop()
-	}
+	a := &Admitter{s: s}
+	a.c = coalesce.New(coalesce.Options{MaxBatch: opts.MaxBatch, Loops: opts.Pipelines, Timeout: opts.Timeout}, a.run)
 	return a
 }
 
 // Close stops the Admitter: calls waiting or arriving later fail with
 // ErrClosed; a round trip in flight finishes first.
-func (a *Admitter) Close() {
-	a.once.Do(func() { close(a.done) })
-	a.wg.Wait()
-}
+func (a *Admitter) Close() { a.c.Close() }
 
 // Admit is Store.Admit, coalesced with concurrent calls. If ctx ends while
 // the call waits, Admit returns ctx's error, but the admission may still have
@@ -91,64 +64,17 @@ func (a *Admitter) Admit(ctx context.Context, tenantID, jti string, docs int64, 
 	if d, done, err := precheck(tenantID, jti, docs); done {
 		return d, err
 	}
-	c := a.pool.Get().(*admitCall)
-	c.tenantID = tenantID
-	c.a = newAdmitArgs(tenantID, jti, docs, now)
-	select {
-	case a.calls <- c:
-	case <-a.done:
-		return Decision{}, ErrClosed
-	case <-ctx.Done():
-		return Decision{}, ctx.Err()
+	r, err := a.c.Do(ctx, admitCall{tenantID: tenantID, a: newAdmitArgs(tenantID, jti, docs, now)})
+	if err != nil {
+		return Decision{}, err
 	}
-	select {
-	case r := <-c.res:
-		c.a = admitArgs{}
-		a.pool.Put(c) // only reused once its result has been taken
-		return r.d, r.err
-	case <-ctx.Done():
-		return Decision{}, ctx.Err()
-	case <-a.done:
-		// The loop may still answer; c is dropped, not reused.
-		select {
-		case r := <-c.res:
-			return r.d, r.err
-		default:
-			return Decision{}, ErrClosed
-		}
-	}
-}
-
-func (a *Admitter) loop() {
-	defer a.wg.Done()
-	batch := make([]*admitCall, 0, a.opts.MaxBatch)
-	cmds := make([]*redis.Cmd, 0, a.opts.MaxBatch)
-	for {
-		batch = batch[:0]
-		select {
-		case c := <-a.calls:
-			batch = append(batch, c)
-		case <-a.done:
-			return
-		}
-	fill:
-		for len(batch) < a.opts.MaxBatch {
-			select {
-			case c := <-a.calls:
-				batch = append(batch, c)
-			default:
-				break fill
-			}
-		}
-		cmds = a.run(batch, cmds[:0])
-	}
+	return r.d, r.err
 }
 
 // run sends batch as one pipeline and answers every call. Calls whose EVALSHA
 // met an empty script cache are sent again with EVAL, which reloads it.
-func (a *Admitter) run(batch []*admitCall, cmds []*redis.Cmd) []*redis.Cmd {
-	ctx, cancel := context.WithTimeout(context.Background(), a.opts.Timeout)
-	defer cancel()
+func (a *Admitter) run(ctx context.Context, batch []admitCall, out []admitResult) {
+	cmds := make([]*redis.Cmd, 0, len(batch))
 	pipe := a.s.rdb.Pipeline()
 	for _, c := range batch {
 		cmds = append(cmds, admitScript.EvalSha(ctx, pipe, c.a.keys, c.a.args...))
@@ -169,15 +95,12 @@ func (a *Admitter) run(batch []*admitCall, cmds []*redis.Cmd) []*redis.Cmd {
 		_, _ = pipe.Exec(ctx)
 	}
 	for i, c := range batch {
-		var r admitResult
 		res, err := cmds[i].Int64Slice()
 		if err != nil {
-			r.err = fmt.Errorf("admit %s: %w", c.tenantID, err)
-		} else {
-			r.d, r.err = decide(res, c.a.now)
+			out[i] = admitResult{err: fmt.Errorf("admit %s: %w", c.tenantID, err)}
+			continue
 		}
-		c.res <- r
-		cmds[i] = nil
+		d, err := decide(res, c.a.now)
+		out[i] = admitResult{d: d, err: err}
 	}
-	return cmds
 }

@@ -1,0 +1,96 @@
+package coalesce
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestConcurrentCallsShareBatchesAndGetTheirOwnAnswers(t *testing.T) {
+	var batches, maxBatch atomic.Int64
+	release, started := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	c := New(Options{MaxBatch: 64, Loops: 1}, func(ctx context.Context, reqs []int, res []int) {
+		held := false
+		once.Do(func() { held = true })
+		if held { // hold the first batch so that the others pile up
+			close(started)
+			<-release
+		}
+		batches.Add(1)
+		if n := int64(len(reqs)); n > maxBatch.Load() {
+			maxBatch.Store(n)
+		}
+		for i, r := range reqs {
+			res[i] = r * 2
+		}
+	})
+	defer c.Close()
+	const n = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := c.Do(context.Background(), i)
+			if err != nil || got != 2*i {
+				errs <- errors.New("wrong answer")
+			}
+		}()
+		if i == 0 {
+			<-started // the first call holds the loop
+		}
+	}
+	// Wait until the held batch has company queued behind it.
+	for len(c.calls) < 32 {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if b := batches.Load(); b >= n/2 {
+		t.Fatalf("%d calls took %d batches: not coalesced", n, b)
+	}
+	if m := maxBatch.Load(); m > 64 {
+		t.Fatalf("batch of %d over MaxBatch 64", m)
+	}
+}
+
+func TestClosedAndCanceled(t *testing.T) {
+	block := make(chan struct{})
+	c := New(Options{Loops: 1}, func(ctx context.Context, reqs []int, res []int) { <-block })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := c.Do(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("canceled call: %v", err)
+	}
+	close(block)
+	c.Close()
+	if _, err := c.Do(context.Background(), 1); !errors.Is(err, ErrClosed) {
+		t.Fatalf("call after Close: %v", err)
+	}
+}
+
+func BenchmarkDoParallel(b *testing.B) {
+	c := New(Options{}, func(ctx context.Context, reqs []int, res []int) {
+		for i := range reqs {
+			res[i] = reqs[i]
+		}
+	})
+	defer c.Close()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Do(context.Background(), 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
