@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/jetinfer/jetinfer/internal/app"
@@ -24,13 +25,22 @@ import (
 // returns the ingest URL and the worker's HTTP address.
 func (s *stack) observed(ingestSpans, workerSpans *tracetest.SpanRecorder) (workerURL string) {
 	t := s.t
+	// A nil *SpanRecorder in the Spans interface would be a non-nil
+	// processor that panics on the first span.
+	var ingestProc, workerProc sdktrace.SpanProcessor
+	if ingestSpans != nil {
+		ingestProc = ingestSpans
+	}
+	if workerSpans != nil {
+		workerProc = workerSpans
+	}
 	var icfg config.Ingest
 	defaults(&icfg)
 	icfg.NATS.URL, icfg.Redis.URL = s.nats.URL(), s.redis.URL()
 	icfg.Addr, icfg.Auth.HS256SecretFile, icfg.Log.Level = "127.0.0.1:0", s.secret, "warn"
 	addr := make(chan string, 1)
 	s.run("ingest", func(ctx context.Context) error {
-		return app.RunIngest(ctx, icfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }, Spans: ingestSpans})
+		return app.RunIngest(ctx, icfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }, Spans: ingestProc})
 	})
 	s.url = "http://" + <-addr
 
@@ -44,7 +54,7 @@ func (s *stack) observed(ingestSpans, workerSpans *tracetest.SpanRecorder) (work
 	ready := make(chan struct{})
 	s.run("worker", func(ctx context.Context) error {
 		return app.RunWorker(ctx, wcfg, testLogger(t), app.Hooks{Listening: func(a string) { waddr <- a },
-			Ready: func() { close(ready) }, Spans: workerSpans})
+			Ready: func() { close(ready) }, Spans: workerProc})
 	})
 	workerURL = "http://" + <-waddr
 	select {
