@@ -46,11 +46,13 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 		}
 	}
 	if len(finals) > 0 {
-		sctx, cancel := context.WithTimeout(actx, 10*time.Second)
-		sts, err := pl.w.st.Finish(sctx, finals, now)
-		cancel()
+		var sts []job.Status
+		err := pl.untilStored(ctx, "finish", func(sctx context.Context) (err error) {
+			sts, err = pl.w.st.Finish(sctx, finals, now)
+			return err
+		})
 		if err != nil {
-			pl.w.log.WarnContext(ctx, "result store unavailable; retrying batch later", slog.String("task", pl.model.Task()), slog.Any("error", err))
+			// A hard stop during a store outage: leave the jobs to redelivery.
 			for _, it := range fidx {
 				it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
 			}

@@ -34,6 +34,7 @@ import (
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
+	storeRetries                        atomic.Int64
 
 	finishedC   metric.Int64Counter
 	stage       metric.Float64Histogram
@@ -138,6 +139,7 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		{"jetinfer.worker.splits", "failed model calls split in halves and retried", &m.splits},
 		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries},
 		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats},
+		{"jetinfer.worker.store_retries", "result-store operations retried while the store was away (the batch is held, not nak'ed)", &m.storeRetries},
 	}
 	for _, c := range counters {
 		v := c.v
@@ -281,6 +283,7 @@ func (m *Metrics) deadLettered(ctx context.Context, j *job.Job) {
 type Snapshot struct {
 	Batches, Rows, Tokens, PaddedTokens int64
 	Splits, Retries, Heartbeats         int64
+	StoreRetries                        int64
 	// Jobs counts finished jobs by task and status.
 	Jobs map[[2]string]int64
 }
@@ -289,7 +292,7 @@ type Snapshot struct {
 func (m *Metrics) Snapshot() Snapshot {
 	s := Snapshot{Batches: m.batches.Load(), Rows: m.rows.Load(), Tokens: m.tokens.Load(),
 		PaddedTokens: m.paddedTokens.Load(), Splits: m.splits.Load(), Retries: m.retries.Load(),
-		Heartbeats: m.heartbeats.Load(), Jobs: map[[2]string]int64{}}
+		Heartbeats: m.heartbeats.Load(), StoreRetries: m.storeRetries.Load(), Jobs: map[[2]string]int64{}}
 	m.mu.Lock()
 	for k, v := range m.jobs {
 		s.Jobs[k] = v

@@ -63,17 +63,13 @@ func (pl *pipeline) start(ctx context.Context, batch []*item) error {
 		return nil
 	}
 	now := time.Now()
-	sts, err := pl.w.st.Start(ctx, jobs, attempts, now)
+	var sts []job.Status
+	err := pl.untilStored(ctx, "start", func(ctx context.Context) (err error) {
+		sts, err = pl.w.st.Start(ctx, jobs, attempts, now)
+		return err
+	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		pl.w.log.WarnContext(ctx, "result store unavailable; retrying batch later", slog.String("task", pl.model.Task()), slog.Any("error", err))
-		for _, i := range idx {
-			it := batch[i]
-			it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
-		}
-		return nil
+		return err
 	}
 	for k, i := range idx {
 		it := batch[i]
@@ -221,5 +217,39 @@ func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
 		if r != nil {
 			its[i].outcome, its[i].status, its[i].result, its[i].reused = finish, job.StatusSucceeded, r, true
 		}
+	}
+}
+
+// untilStored runs a result-store operation until it succeeds, backing off
+// while the store is away. The batch waits in hand meanwhile (its messages
+// are kept alive with InProgress) and the pipeline stops pulling behind it,
+// so an outage of any length spends none of a job's deliveries. It gives up
+// only when ctx ends (a hard stop), leaving the messages to redelivery.
+func (pl *pipeline) untilStored(ctx context.Context, op string, f func(context.Context) error) error {
+	wait := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(sctx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				pl.w.log.InfoContext(ctx, "result store back", slog.String("task", pl.model.Task()), slog.String("op", op), slog.Int("attempts", attempt))
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if attempt == 1 || attempt%20 == 0 {
+			pl.w.log.WarnContext(ctx, "result store unavailable; holding the batch", slog.String("task", pl.model.Task()),
+				slog.String("op", op), slog.Int("attempts", attempt), slog.Any("error", err))
+		}
+		pl.w.m.storeRetries.Add(1)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
