@@ -100,6 +100,9 @@ func (c *Client) RunMover(ctx context.Context, st DeadStore, cfg MoverConfig, lo
 		MaxAckPending: 64,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting
+		}
 		return fmt.Errorf("consumer %s: %w", MoverConsumer, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(16), jetstream.PullExpiry(5*time.Second))
