@@ -349,6 +349,7 @@ func TestChaosPoison(t *testing.T) {
 	spec := sentimentWorker(t)
 	spec.models = append(spec.models, poisonModel(t))
 	spec.maxDeliver, spec.batchSize = 2, 8
+	spec.batchWait = 20 * time.Millisecond // poison must share batches with good jobs
 	ws := c.startWorkers(2, spec)
 	long := strings.Repeat("Shares fell as the merger collapsed. ", 90) // about 630 tokens
 	n := scale(120, 600)

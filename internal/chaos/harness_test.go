@@ -273,8 +273,11 @@ type workerSpec struct {
 	ackWait    time.Duration
 	maxDeliver int
 	batchSize  int
-	threads    int
-	shutdown   time.Duration
+	// batchWait lets a batch wait for company (the default, 0, runs a lone
+	// job at once): scenarios about what happens inside a batch need some.
+	batchWait time.Duration
+	threads   int
+	shutdown  time.Duration
 }
 
 // workerProc is one worker slot: a supervisor that starts the worker binary
@@ -328,7 +331,7 @@ func (w *workerProc) args() []string {
 		"--http-addr", w.httpAddr, "--log-format", "text", "--log-level", "info",
 		"--intra-op-threads", strconv.Itoa(max(s.threads, 1)),
 		"--ack-wait", s.ackWait.String(), "--max-deliver", strconv.Itoa(s.maxDeliver),
-		"--batch-size", strconv.Itoa(s.batchSize), "--metrics-poll", "1h",
+		"--batch-size", strconv.Itoa(s.batchSize), "--batch-wait", s.batchWait.String(), "--metrics-poll", "1h",
 		"--shutdown-timeout", s.shutdown.String(),
 	}
 	return a

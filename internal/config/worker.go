@@ -26,7 +26,9 @@ type Worker struct {
 	IntraOpThreads int
 	// BatchSize is the most documents in one model call. Defaults to 32.
 	BatchSize int
-	// BatchWait is how long the first job of a batch waits for company. Defaults to 5ms.
+	// BatchWait is how long the first job of a batch waits for company before
+	// the batch is offered to the model; a batch also grows while the model
+	// is busy, so 0 batches under load without delaying a lone job. Defaults to 0.
 	BatchWait time.Duration
 	// BulkPause is how long a batch of bulk-lane (backfill) jobs waits
 	// before it runs while interactive jobs are arriving, leaving the CPU to
@@ -63,7 +65,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Device, "device", "cpu", "execution device: cpu or cuda:N")
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", runtime.NumCPU(), "ONNX Runtime intra-op threads")
 	fs.IntVar(&c.BatchSize, "batch-size", 32, "most documents in one model call")
-	fs.DurationVar(&c.BatchWait, "batch-wait", 5*time.Millisecond, "how long the first job of a batch waits for company")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 0, "how long the first job of a batch waits for company (batches also grow while the model is busy)")
 	fs.DurationVar(&c.BulkPause, "bulk-pause", 10*time.Millisecond, "pause before each bulk-lane batch while interactive jobs are arriving (0: none)")
 	fs.IntVar(&c.BatchTokens, "batch-tokens", 8192, "padded token budget of one model call")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream ack wait; must cover one batch")

@@ -7,13 +7,23 @@
 // batch then goes through three stages that overlap: the next batch is being
 // collected while this one runs and the previous one is delivered.
 //
-// Interactive work also overtakes bulk work already batched: while a batch
-// waits for the model, an interactive job that arrives joins it at the front
-// and the last bulk job moves to the next batch. And while interactive jobs
-// are arriving, each bulk-only batch first pauses (Config.BulkPause), since
-// on a small machine ingest, NATS and Redis share the CPU with the worker and
-// a backfill at full speed would otherwise delay synchronous calls severalfold.
+// A batch is offered to the model as soon as its first job has waited
+// Config.BatchWait (0 by default), and goes on growing until the runner is
+// free to take it: an idle model runs a lone job at once, a busy one gets a
+// batch that filled while it worked.
 //
+// Interactive work also overtakes bulk work already batched. While
+// interactive jobs are about (one arrived within the last second), bulk
+// batches shrink to a quarter of the batch size, and each bulk-only batch
+// first pauses (Config.BulkPause); an interactive job that arrives during the
+// pause goes to the model on its own, and the deferred bulk batch runs next
+// without pausing again, so an interactive job waits behind at most one small
+// bulk batch and the backfill is slowed, never starved. An interactive job
+// that arrives while a batch waits for a busy model joins it at the front.
+// On a small machine, where ingest, NATS and Redis share the CPU with the
+// worker, a backfill at full speed would otherwise delay synchronous calls
+// severalfold.
+
 // Backfill documents have no job record: their results go to the RESULTS
 // stream before their final state is counted in the backfill's counters (see
 // package store), and identical texts under the same model version reuse a

@@ -77,7 +77,8 @@ func (pl *pipeline) run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	inter := make(chan *queue.Msg)
 	bulk := make(chan *queue.Msg)
-	batches := make(chan []*item, 1)
+	// Unbuffered, so that a batch keeps growing until the runner takes it.
+	batches := make(chan []*item)
 	done := make(chan []*item, 1)
 	g.Go(func() error { pl.pump(ctx, pl.inter, inter); return nil })
 	g.Go(func() error { pl.pump(ctx, pl.bulk, bulk); return nil })
@@ -114,7 +115,10 @@ func (pl *pipeline) pump(ctx context.Context, p *queue.Puller, out chan<- *queue
 }
 
 // collect fills batches, interactive lane first, until the batch is full by
-// size or tokens or its first document has waited BatchWait.
+// size or tokens or its first document has waited BatchWait; then, until
+// the runner is free to take it, the batch goes on growing while it has
+// room. So BatchWait can be zero: an idle model runs a job as soon as it
+// comes, and a busy one gets batches that filled while it worked.
 func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, out chan<- []*item) error {
 	defer close(out)
 	cfg := pl.w.cfg
@@ -124,6 +128,7 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 	var lastInter time.Time
 	for inter != nil || bulk != nil || len(carry) > 0 {
 		batch := carry
+		deferred := len(carry) > 0 // made way for interactive jobs once already
 		carry = nil
 		tokens := 0
 		for _, it := range batch {
@@ -188,14 +193,43 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 		// arrives joins it at the front, and the last bulk job makes room
 		// by moving to the next batch: a sync call waits for at most the
 		// batch running now, not for bulk batches formed before it came.
-		if err := pl.pauseBulk(ctx, &batch, &inter, &lastInter); err != nil {
-			return err
+		// While interactive jobs are about, bulk batches shrink to a
+		// quarter, so that an interactive job waits behind at most a
+		// small one.
+		limit := cfg.BatchSize
+		if time.Since(lastInter) < time.Second && !hasInteractive(batch) {
+			limit = max(1, cfg.BatchSize/4)
+			if len(batch) > limit {
+				carry = append(batch[limit:len(batch):len(batch)], carry...)
+				batch = batch[:limit:limit]
+				tokens = 0
+				for _, it := range batch {
+					if it.prep != nil {
+						tokens += it.prep.Tokens() * it.prep.Rows()
+					}
+				}
+			}
+		}
+		room := func() bool { return len(batch) < limit && tokens < cfg.BatchTokens }
+		if !deferred {
+			if err := pl.pauseBulk(ctx, &batch, &carry, &inter, &bulk, &lastInter, room, add); err != nil {
+				return err
+			}
 		}
 	send:
 		for {
+			// Until the runner takes the batch, it keeps growing while it
+			// has room: an idle model gets a job at once, a busy one a
+			// full batch when it frees up.
+			var more <-chan *queue.Msg
+			if room() && time.Since(lastInter) >= time.Second {
+				more = bulk // only while no interactive job is about
+			}
 			select {
 			case out <- batch:
 				break send
+			case m, ok := <-more:
+				add(m, ok, &bulk)
 			case m, ok := <-inter:
 				if !ok {
 					inter = nil
@@ -268,7 +302,7 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // the CPU with the worker, and a backfill running flat out would delay
 // synchronous calls severalfold. An interactive job that arrives meanwhile
 // joins the batch at the front and ends the pause.
-func (pl *pipeline) pauseBulk(ctx context.Context, batch *[]*item, inter *<-chan *queue.Msg, lastInter *time.Time) error {
+func (pl *pipeline) pauseBulk(ctx context.Context, batch, carry *[]*item, inter, bulk *<-chan *queue.Msg, lastInter *time.Time, room func() bool, add func(*queue.Msg, bool, *<-chan *queue.Msg)) error {
 	pause := pl.w.cfg.BulkPause
 	if pause <= 0 || time.Since(*lastInter) >= time.Second {
 		return nil
@@ -281,19 +315,41 @@ func (pl *pipeline) pauseBulk(ctx context.Context, batch *[]*item, inter *<-chan
 	t := time.NewTimer(pause)
 	defer t.Stop()
 	for {
+		// The paused batch goes on filling with bulk jobs, so that the
+		// pause costs the backfill latency but not batch size; a full
+		// batch still waits the pause out, which is the gap interactive
+		// jobs use.
+		var more <-chan *queue.Msg
+		if room() {
+			more = *bulk
+		}
 		select {
 		case <-t.C:
 			return nil
+		case m, ok := <-more:
+			add(m, ok, bulk)
 		case m, ok := <-*inter:
 			if !ok {
 				*inter = nil
 				continue
 			}
+			// The interactive job goes to the model alone; the paused
+			// bulk batch waits for the next round.
 			*lastInter = time.Now()
-			*batch = append([]*item{pl.prepare(ctx, m)}, *batch...)
+			*carry = append(*carry, *batch...)
+			*batch = []*item{pl.prepare(ctx, m)}
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+}
+
+func hasInteractive(batch []*item) bool {
+	for _, it := range batch {
+		if it.msg.Job.Lane == job.LaneInteractive {
+			return true
+		}
+	}
+	return false
 }

@@ -78,8 +78,9 @@ var (
 type Config struct {
 	// BatchSize is the most documents in one model call. Defaults to 32.
 	BatchSize int
-	// BatchWait is how long the first document of a batch waits for company.
-	// Defaults to 5ms.
+	// BatchWait is how long the first document of a batch waits for company
+	// before the batch is offered to the model; a batch also grows while it
+	// waits for a busy model. Defaults to 0.
 	BatchWait time.Duration
 	// BulkPause is how long a batch of bulk-lane jobs waits before it runs
 	// while interactive jobs have arrived within the last second, leaving
