@@ -125,7 +125,7 @@ Fire and forget, then poll:
 Wait for the result in the same request:
   curl -s -H "Authorization: Bearer \$TOKEN" "$base/v1/jobs?wait=5s" \\
        -d '{"task":"sentiment","input":{"text":"The bank collapsed amid fraud charges."}}'
-  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/infer/sentiment -d '{"text":"Profits fell sharply."}'
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/infer/sentiment -d '{"text":"Shares plunged as the company reported heavy losses."}'
 
 Models served:
   curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/models
