@@ -206,50 +206,8 @@ func init() {
 				return printTenant(e, *asJSON, t)
 			}
 		}})
-	register(command{group: "tenant", name: "disable", summary: "refuse a tenant's requests (403 tenant_disabled)",
-		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
-			id := fs.String("tenant", "", "tenant id")
-			return func(ctx context.Context, e *env) error {
-				tid, err := tenantID(*id, e)
-				if err != nil {
-					return err
-				}
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				if err := st.Disable(ctx, tid); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "tenant %s disabled\n", tid)
-				return nil
-			}
-		}})
-	register(command{group: "tenant", name: "enable", summary: "admit a disabled tenant's requests again",
-		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
-			id := fs.String("tenant", "", "tenant id")
-			return func(ctx context.Context, e *env) error {
-				tid, err := tenantID(*id, e)
-				if err != nil {
-					return err
-				}
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				if err := st.Enable(ctx, tid); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "tenant %s enabled\n", tid)
-				return nil
-			}
-		}})
+	register(tenantSwitch("disable", "refuse a tenant's requests (403 tenant_disabled)", "disabled", (*tenant.Store).Disable))
+	register(tenantSwitch("enable", "admit a disabled tenant's requests again", "enabled", (*tenant.Store).Enable))
 	register(command{group: "tenant", name: "list", summary: "list the tenants",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			var rc config.Redis
@@ -314,4 +272,30 @@ func init() {
 				return nil
 			}
 		}})
+}
+
+// tenantSwitch is a command that turns one tenant on or off with set.
+func tenantSwitch(name, summary, done string, set func(*tenant.Store, context.Context, string) error) command {
+	return command{group: "tenant", name: name, summary: summary,
+		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
+			var rc config.Redis
+			rc.RegisterFlags(fs)
+			id := fs.String("tenant", "", "tenant id")
+			return func(ctx context.Context, e *env) error {
+				tid, err := tenantID(*id, e)
+				if err != nil {
+					return err
+				}
+				st, closeFn, err := tenantStore(rc)
+				if err != nil {
+					return err
+				}
+				defer closeFn()
+				if err := set(st, ctx, tid); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stdout, "tenant %s %s\n", tid, done)
+				return nil
+			}
+		}}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
@@ -74,16 +73,11 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 
-	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	rdb, st, err := openStore(startCtx, cfg.Redis, cfg.ResultTTL)
 	if err != nil {
-		return fmt.Errorf("redis-url: %w", err)
-	}
-	rdb := redis.NewClient(ropts)
-	defer rdb.Close()
-	st := store.New(rdb, cfg.ResultTTL)
-	if err := st.Ping(startCtx); err != nil {
 		return err
 	}
+	defer rdb.Close()
 	creator := store.NewCreator(st, store.CreatorOptions{})
 	defer creator.Close()
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/redis/go-redis/v9"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"golang.org/x/sync/errgroup"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/jetinfer/jetinfer/internal/infer"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
-	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
 	"github.com/jetinfer/jetinfer/internal/worker"
 )
@@ -73,16 +71,11 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 	if err := q.CheckStreams(startCtx); err != nil {
 		return err
 	}
-	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	rdb, st, err := openStore(startCtx, cfg.Redis, cfg.ResultTTL)
 	if err != nil {
-		return fmt.Errorf("redis-url: %w", err)
-	}
-	rdb := redis.NewClient(ropts)
-	defer rdb.Close()
-	st := store.New(rdb, cfg.ResultTTL)
-	if err := st.Ping(startCtx); err != nil {
 		return err
 	}
+	defer rdb.Close()
 	for _, info := range infos {
 		if err := q.Announce(startCtx, info); err != nil {
 			return err
