@@ -10,13 +10,15 @@
 // A batch is offered to the model as soon as its first job has waited
 // Config.BatchWait (0 by default), and goes on growing until the runner is
 // free to take it: an idle model runs a lone job at once, a busy one gets a
-// batch that filled while it worked.
+// batch that filled while it worked. With only bulk work about, a batch may
+// grow to a window of several model calls, which the batch planner cuts so
+// that documents of similar length share a call and padding stays small.
 //
 // Interactive work also overtakes bulk work already batched. While
 // interactive jobs are about (one arrived within the last second), bulk
 // batches shrink to a quarter of the batch size, and each bulk-only batch
 // first pauses (Config.BulkPause); an interactive job that arrives during the
-// pause goes to the model on its own, and the deferred bulk batch runs next
+// pause, or while a bulk batch waits for the model, goes to it on its own, and the deferred bulk batch runs next
 // without pausing again, so an interactive job waits behind at most one small
 // bulk batch and the backfill is slowed, never starved. An interactive job
 // that arrives while a batch waits for a busy model joins it at the front.

@@ -130,12 +130,7 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 		batch := carry
 		deferred := len(carry) > 0 // made way for interactive jobs once already
 		carry = nil
-		tokens := 0
-		for _, it := range batch {
-			if it.prep != nil {
-				tokens += it.prep.Tokens() * it.prep.Rows()
-			}
-		}
+		tokens := tokensOf(batch)
 		add := func(m *queue.Msg, ok bool, lane *<-chan *queue.Msg) {
 			if !ok {
 				*lane = nil
@@ -163,9 +158,25 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 		if len(batch) == 0 {
 			continue
 		}
+		// How far a batch may grow depends on who is waiting. With only
+		// bulk work about, it grows to a window of several model calls, so
+		// that the planner can group similar lengths and padding stays
+		// small; with an interactive job in it, to one model call; and a
+		// bulk batch formed while interactive jobs are about, to a quarter
+		// of a call, so that an interactive job waits behind at most a
+		// small one.
+		room := func() bool {
+			n, budget := windowCalls*cfg.BatchSize, windowCalls*cfg.BatchTokens
+			if hasInteractive(batch) {
+				n, budget = cfg.BatchSize, cfg.BatchTokens
+			} else if time.Since(lastInter) < time.Second {
+				n, budget = max(1, cfg.BatchSize/4), cfg.BatchTokens
+			}
+			return len(batch) < n && tokens < budget
+		}
 		timer.Reset(cfg.BatchWait)
 	fill:
-		for len(batch) < cfg.BatchSize && tokens < cfg.BatchTokens && (inter != nil || bulk != nil) {
+		for room() && (inter != nil || bulk != nil) {
 			select { // interactive first, whenever one is waiting
 			case m, ok := <-inter:
 				add(m, ok, &inter)
@@ -189,28 +200,11 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 			default:
 			}
 		}
-		// While the batch waits for the model, an interactive job that
-		// arrives joins it at the front, and the last bulk job makes room
-		// by moving to the next batch: a sync call waits for at most the
-		// batch running now, not for bulk batches formed before it came.
-		// While interactive jobs are about, bulk batches shrink to a
-		// quarter, so that an interactive job waits behind at most a
-		// small one.
-		limit := cfg.BatchSize
-		if time.Since(lastInter) < time.Second && !hasInteractive(batch) {
-			limit = max(1, cfg.BatchSize/4)
-			if len(batch) > limit {
-				carry = append(batch[limit:len(batch):len(batch)], carry...)
-				batch = batch[:limit:limit]
-				tokens = 0
-				for _, it := range batch {
-					if it.prep != nil {
-						tokens += it.prep.Tokens() * it.prep.Rows()
-					}
-				}
-			}
+		if quarter := max(1, cfg.BatchSize/4); time.Since(lastInter) < time.Second && !hasInteractive(batch) && len(batch) > quarter {
+			carry = append(batch[quarter:len(batch):len(batch)], carry...)
+			batch = batch[:quarter:quarter]
+			tokens = tokensOf(batch)
 		}
-		room := func() bool { return len(batch) < limit && tokens < cfg.BatchTokens }
 		if !deferred {
 			if err := pl.pauseBulk(ctx, &batch, &carry, &inter, &bulk, &lastInter, room, add); err != nil {
 				return err
@@ -220,7 +214,7 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 		for {
 			// Until the runner takes the batch, it keeps growing while it
 			// has room: an idle model gets a job at once, a busy one a
-			// full batch when it frees up.
+			// batch that filled while it worked.
 			var more <-chan *queue.Msg
 			if room() && time.Since(lastInter) >= time.Second {
 				more = bulk // only while no interactive job is about
@@ -237,6 +231,14 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 				}
 				it := pl.prepare(ctx, m)
 				lastInter = time.Now()
+				if !hasInteractive(batch) {
+					// A bulk batch waiting for the model makes way: the
+					// interactive job goes alone, the bulk batch next.
+					carry = append(carry, batch...)
+					batch = []*item{it}
+					tokens = tokensOf(batch)
+					continue
+				}
 				batch = append([]*item{it}, batch...)
 				if len(batch) > cfg.BatchSize {
 					i := len(batch) - 1
@@ -343,6 +345,20 @@ func (pl *pipeline) pauseBulk(ctx context.Context, batch, carry *[]*item, inter,
 			return ctx.Err()
 		}
 	}
+}
+
+// windowCalls is how many model calls' worth of bulk jobs a batch may
+// gather while the model is busy, for the planner to sort by length.
+const windowCalls = batch.DefaultWindowBatches
+
+func tokensOf(batch []*item) int {
+	n := 0
+	for _, it := range batch {
+		if it.prep != nil {
+			n += it.prep.Tokens() * it.prep.Rows()
+		}
+	}
+	return n
 }
 
 func hasInteractive(batch []*item) bool {
