@@ -397,6 +397,10 @@ func TestQuotaAndRateLimit(t *testing.T) {
 	}
 	r := s.do("POST", "/v1/jobs", tok, submit)
 	checkTooMany(t, r, "quota_exceeded", 24*time.Hour)
+	// The refused job's record, made while it was being admitted, is gone.
+	if keys := s.jobKeys("quota"); len(keys) != 2 {
+		t.Fatalf("after a refusal the tenant has records %v, want the 2 admitted jobs'", keys)
+	}
 
 	tok = s.issue(t, "slow", auth.ScopeJobsWrite)
 	if r := s.do("POST", "/v1/jobs", tok, submit); r.status != http.StatusAccepted {

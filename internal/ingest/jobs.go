@@ -173,14 +173,14 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req SubmitRequest
-	j, adm, aerr := s.accept(w, r, &req, func() *job.Job {
+	j, created, aerr := s.accept(w, r, &req, func() *job.Job {
 		return &job.Job{Task: req.Task, Input: req.Input, Lane: req.Lane, Options: req.Options}
 	})
 	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
-	rec, final, aerr := s.enqueue(r, j, adm, wait)
+	rec, final, aerr := s.enqueue(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -206,7 +206,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		wait = s.cfg.InferWait
 	}
 	var req InferRequest
-	j, adm, aerr := s.accept(w, r, &req, func() *job.Job {
+	j, created, aerr := s.accept(w, r, &req, func() *job.Job {
 		return &job.Job{Task: r.PathValue("task"), Input: job.Input{Text: req.Text}, Lane: job.LaneInteractive, Options: req.Options}
 	})
 	if aerr != nil {
@@ -217,7 +217,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	rec, final, aerr := s.enqueue(r, j, adm, wait)
+	rec, final, aerr := s.enqueue(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -237,45 +237,101 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 // accept authenticates, admits, decodes and validates a job request.
-func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build func() *job.Job) (*job.Job, Admission, *apiError) {
+func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build func() *job.Job) (*job.Job, *recorded, *apiError) {
 	c, _ := auth.FromContext(r.Context())
 	if s.draining.Load() {
 		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
 		e.RetryAfterS = 1
-		return nil, Admission{}, e
+		return nil, nil, e
 	}
 	// Decode and validate before admission, so that only a valid job
 	// counts against the tenant's quota. The server's limit bounds what is
 	// read; a tenant's own, lower limit is applied once admission names it.
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)}
 	if aerr := decodeStrict(body, dst); aerr != nil {
-		return nil, Admission{}, aerr
+		return nil, nil, aerr
 	}
 	j := build()
 	j.Tenant = c.Tenant
 	if aerr := s.validate(c, j); aerr != nil {
-		return nil, Admission{}, aerr
+		return nil, nil, aerr
 	}
 	if aerr := validateOptions(j.Options); aerr != nil {
-		return nil, Admission{}, aerr
-	}
-	adm, aerr := s.admitRequest(w, r, c, 1)
-	if aerr != nil {
-		return nil, adm, aerr
-	}
-	if adm.MaxBodyBytes > 0 && body.n > adm.MaxBodyBytes {
-		return nil, adm, bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", adm.MaxBodyBytes)
+		return nil, nil, aerr
 	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > 255 {
-		return nil, adm, fieldError("Idempotency-Key", "Idempotency-Key is longer than 255 bytes")
+		return nil, nil, fieldError("Idempotency-Key", "Idempotency-Key is longer than 255 bytes")
 	}
 	j.ID = newJobID(c.Tenant, key)
 	j.Created = time.Now().UTC()
-	if adm.ResultTTL > 0 {
-		j.ResultTTLSeconds = int64(adm.ResultTTL / time.Second)
+	rec, aerr := s.admitAndRecord(w, r, c, j, body.n)
+	if aerr != nil {
+		return nil, nil, aerr
 	}
-	return j, adm, nil
+	return j, rec, nil
+}
+
+// recorded is the result store's answer to recording a job, and the digest
+// of the request it was compared with.
+type recorded struct {
+	store.Created
+	hash string
+}
+
+// admitAndRecord admits the request and records its job as queued, in one
+// round trip's time where it can: once the tenant's result TTL is known from
+// an earlier admission, both go out side by side, since a synchronous call
+// waits for each. A refused request's new record is removed again, so a
+// refusal leaves nothing behind.
+func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.Claims, j *job.Job, bodyBytes int64) (*recorded, *apiError) {
+	rec := &recorded{}
+	var cerr error
+	create := func() {
+		rec.hash = requestHash(j)
+		sctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+		defer cancel()
+		rec.Created, cerr = s.recs.Create(sctx, j, rec.hash)
+	}
+	var done chan struct{}
+	if ttl, ok := s.tenantTTL.Load(c.Tenant); ok {
+		j.ResultTTLSeconds = ttl.(int64)
+		done = make(chan struct{})
+		go func() { defer close(done); create() }()
+	}
+	adm, aerr := s.admitRequest(w, r, c, 1)
+	if aerr == nil && adm.MaxBodyBytes > 0 && bodyBytes > adm.MaxBodyBytes {
+		aerr = bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", adm.MaxBodyBytes)
+	}
+	if aerr == nil || adm.Allowed {
+		// The admission named the tenant's TTL: remember it for the
+		// next request, and use it now if the record is yet to be made.
+		ttl := int64(adm.ResultTTL / time.Second)
+		s.tenantTTL.Store(c.Tenant, ttl)
+		if done == nil {
+			j.ResultTTLSeconds = ttl
+		}
+	}
+	if done != nil {
+		<-done
+		if aerr != nil {
+			if cerr == nil && rec.New {
+				actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.StoreTimeout)
+				_ = s.recs.Abandon(actx, j.Tenant, j.ID)
+				cancel()
+			}
+			return nil, aerr
+		}
+	} else {
+		if aerr != nil {
+			return nil, aerr
+		}
+		create()
+	}
+	if cerr != nil {
+		return nil, s.unavailable(r, "result store", cerr)
+	}
+	return rec, nil
 }
 
 func (s *Server) admitRequest(w http.ResponseWriter, r *http.Request, c *auth.Claims, docs int64) (Admission, *apiError) {
@@ -335,16 +391,9 @@ func writeRecord(w http.ResponseWriter, status int, rec wireRecord) {
 
 // enqueue records and publishes j and, when wait > 0, waits for its result
 // on a reply subject. It reports whether the record it returns is final.
-func (s *Server) enqueue(r *http.Request, j *job.Job, adm Admission, wait time.Duration) (wireRecord, bool, *apiError) {
+func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (wireRecord, bool, *apiError) {
 	ctx := r.Context()
-	hash := requestHash(j)
-	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-	created, err := s.recs.Create(sctx, j, hash)
-	cancel()
-	if err != nil {
-		return wireRecord{}, false, s.unavailable(r, "result store", err)
-	}
-	if !created.New && created.ReqHash != hash {
+	if !created.New && created.ReqHash != created.hash {
 		return wireRecord{}, false, errorf(http.StatusConflict, "idempotency_conflict",
 			"Idempotency-Key was used for a different request")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,10 @@ type Server struct {
 	bf       BackfillDeps
 	dlq      DeadLetters
 	deadRecs DeadRecords
+	// tenantTTL remembers each tenant's result TTL in seconds (int64) from
+	// its last admission, so that the next job's record can be made while
+	// that job is being admitted.
+	tenantTTL sync.Map
 }
 
 // Deps are the parts a Server is built from.
