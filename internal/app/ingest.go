@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/config"
@@ -41,15 +39,11 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	}
 	defer shutdownTelemetry(prom, tp)
 
-	nc, err := nats.Connect(cfg.NATS.URL, natsOptions(cfg.NATS, "jetinfer-ingest", log)...)
-	if err != nil {
-		return fmt.Errorf("connect nats %s: %w", cfg.NATS.URL, err)
-	}
-	defer nc.Close()
-	q, err := queue.New(nc)
+	nc, q, err := openQueue(cfg.NATS, "jetinfer-ingest", log)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if cfg.EnsureStreams {

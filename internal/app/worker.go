@@ -57,15 +57,11 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		infos = append(infos, modelInfo(info))
 	}
 
-	nc, err := nats.Connect(cfg.NATS.URL, natsOptions(cfg.NATS, "jetinfer-worker", log)...)
-	if err != nil {
-		return fmt.Errorf("connect nats %s: %w", cfg.NATS.URL, err)
-	}
-	defer nc.Close()
-	q, err := queue.New(nc)
+	nc, q, err := openQueue(cfg.NATS, "jetinfer-worker", log)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := q.CheckStreams(startCtx); err != nil {

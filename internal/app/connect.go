@@ -3,13 +3,30 @@ package app
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
+
+// openQueue connects to NATS as name; the caller closes the connection.
+func openQueue(c config.NATS, name string, log *slog.Logger) (*nats.Conn, *queue.Client, error) {
+	nc, err := nats.Connect(c.URL, natsOptions(c, name, log)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect nats %s: %w", c.URL, err)
+	}
+	q, err := queue.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, q, nil
+}
 
 // openStore connects to Redis and checks it answers: both processes fail
 // fast at start when the result store is unreachable.
