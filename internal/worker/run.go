@@ -19,22 +19,11 @@ func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<
 	defer close(out)
 	for batch := range in {
 		bctx, span := pl.startBatchSpan(ctx, batch)
-		if err := pl.start(bctx, batch); err != nil {
-			endSpan(span)
+		err := pl.runBatch(bctx, batch)
+		endSpan(span)
+		if err != nil {
 			return err
 		}
-		var runnable []*item
-		for _, it := range batch {
-			if it.outcome == pending {
-				runnable = append(runnable, it)
-			}
-		}
-		if len(runnable) > 0 {
-			// The pipeline's in-hand heartbeat keeps the batch alive while
-			// the model runs (inhand.go).
-			pl.infer(bctx, runnable)
-		}
-		endSpan(span)
 		select {
 		case out <- batch:
 		case <-ctx.Done():
@@ -44,43 +33,103 @@ func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<
 	return nil
 }
 
-// start marks the runnable jobs of a batch running in one round trip. Jobs
-// that are final already (canceled by their owner, or finished by an earlier
-// delivery whose ack was lost) are skipped. When the store is down, the whole
-// batch is retried later.
-func (pl *pipeline) start(ctx context.Context, batch []*item) error {
-	var jobs []*job.Job
-	var attempts []int
-	var idx []int
-	for i, it := range batch {
-		if it.outcome == pending {
-			jobs = append(jobs, &it.msg.Job)
-			attempts = append(attempts, it.msg.Attempt)
-			idx = append(idx, i)
-		}
-	}
-	if len(jobs) == 0 {
+// runBatch marks the batch's jobs running and runs the model on them. The
+// two go side by side, since a synchronous call waits for both; a job the
+// store then reports final (canceled meanwhile, or finished by an earlier
+// delivery) keeps its stored state and its fresh result is dropped. A batch
+// with backfill documents marks them first, because the reuse cache may
+// spare some of them the model. The pipeline's in-hand heartbeat keeps the
+// batch alive meanwhile (inhand.go).
+func (pl *pipeline) runBatch(ctx context.Context, batch []*item) error {
+	mark := pl.marking(batch)
+	if mark == nil {
 		return nil
 	}
-	now := time.Now()
-	var sts []job.Status
-	err := pl.untilStored(ctx, "start", func(ctx context.Context) (err error) {
-		sts, err = pl.w.st.Start(ctx, jobs, attempts, now)
-		return err
-	})
-	if err != nil {
+	if hasBackfill(batch) {
+		if err := mark.run(ctx, pl); err != nil {
+			return err
+		}
+		mark.apply(batch)
+		pl.reuse(ctx, batch)
+		pl.infer(ctx, runnable(batch))
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- mark.run(ctx, pl) }()
+	pl.infer(ctx, runnable(batch))
+	if err := <-done; err != nil {
 		return err
 	}
-	for k, i := range idx {
-		it := batch[i]
-		it.started = now
-		it.timings.Batch = ms(now.Sub(it.received))
-		if sts[k].Final() {
-			it.outcome, it.status = redeliver, sts[k]
+	mark.apply(batch)
+	return nil
+}
+
+func runnable(batch []*item) []*item {
+	var out []*item
+	for _, it := range batch {
+		if it.outcome == pending {
+			out = append(out, it)
 		}
 	}
-	pl.reuse(ctx, batch)
-	return nil
+	return out
+}
+
+func hasBackfill(batch []*item) bool {
+	for _, it := range batch {
+		if it.msg.Job.Backfill != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// marking is one Start call for the jobs of a batch that are still to run,
+// taken before the model touches the batch.
+type marking struct {
+	jobs     []*job.Job
+	attempts []int
+	idx      []int
+	now      time.Time
+	sts      []job.Status
+}
+
+// marking snapshots the batch's runnable jobs, or returns nil when there
+// are none. Jobs that are final already (canceled by their owner, or
+// finished by an earlier delivery whose ack was lost) are skipped.
+func (pl *pipeline) marking(batch []*item) *marking {
+	m := &marking{now: time.Now()}
+	for i, it := range batch {
+		if it.outcome == pending {
+			m.jobs = append(m.jobs, &it.msg.Job)
+			m.attempts = append(m.attempts, it.msg.Attempt)
+			m.idx = append(m.idx, i)
+		}
+	}
+	if len(m.jobs) == 0 {
+		return nil
+	}
+	return m
+}
+
+// run marks the jobs running in one round trip, holding the batch while
+// the store is away (untilStored).
+func (m *marking) run(ctx context.Context, pl *pipeline) error {
+	return pl.untilStored(ctx, "start", func(ctx context.Context) (err error) {
+		m.sts, err = pl.w.st.Start(ctx, m.jobs, m.attempts, m.now)
+		return err
+	})
+}
+
+// apply records the outcome of run on the batch's items.
+func (m *marking) apply(batch []*item) {
+	for k, i := range m.idx {
+		it := batch[i]
+		it.started = m.now
+		it.timings.Batch = ms(m.now.Sub(it.received))
+		if m.sts[k].Final() {
+			it.outcome, it.status, it.result = redeliver, m.sts[k], nil
+		}
+	}
 }
 
 // infer runs items through the model in the calls the batch planner cuts:
