@@ -12,74 +12,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/backfill"
 )
 
-// bfAPI talks to ingest's /v1/backfills routes.
-type bfAPI struct {
-	url, token string
-	hc         *http.Client
-}
-
-func (a *bfAPI) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.url, "url", "http://127.0.0.1:8080", "ingest base URL")
-	fs.StringVar(&a.token, "token", "", "bearer token with the backfills:write scope")
-	a.hc = &http.Client{}
-}
-
-// apiError is a non-2xx answer.
-type apiError struct {
-	status     int
-	body       string
-	retryAfter time.Duration
-}
-
-func (e *apiError) Error() string {
-	return fmt.Sprintf("HTTP %d: %s", e.status, strings.TrimSpace(e.body))
-}
-
-func (a *bfAPI) do(ctx context.Context, method, path, contentType string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.url, "/")+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		e := &apiError{status: resp.StatusCode, body: string(data)}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			e.retryAfter = time.Duration(s) * time.Second
-		}
-		// A documents answer carries counts even when it stopped early.
-		if out != nil {
-			_ = json.Unmarshal(data, out)
-		}
-		return e
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
-func (a *bfAPI) progress(ctx context.Context, id string) (backfill.Progress, error) {
+func (a *apiClient) progress(ctx context.Context, id string) (backfill.Progress, error) {
 	var p backfill.Progress
 	err := a.do(ctx, "GET", "/v1/backfills/"+id, "", nil, &p)
 	return p, err
@@ -133,7 +72,7 @@ func (s *runState) save(path string) error {
 
 // runOpts are the flags of `backfill run`.
 type runOpts struct {
-	api         bfAPI
+	api         apiClient
 	task, name  string
 	in, out     string
 	state       string
@@ -147,7 +86,7 @@ func init() {
 		summary: "backfill a file of documents (NDJSON or CSV, gzip allowed), resumably, and write the results",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			var o runOpts
-			o.api.register(fs)
+			o.api.register(fs, "backfills:write")
 			fs.StringVar(&o.task, "task", "", "task to run (sentiment, ner...)")
 			fs.StringVar(&o.name, "name", "", "backfill name; defaults to the input file's name")
 			fs.StringVar(&o.in, "in", "", "input file: NDJSON {\"id\",\"text\",\"meta\"} a line, or CSV with id and text columns (.csv); .gz allowed")
@@ -160,8 +99,8 @@ func init() {
 		}})
 	register(command{group: "backfill", name: "status", summary: "show a backfill's progress",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var a bfAPI
-			a.register(fs)
+			var a apiClient
+			a.register(fs, "backfills:write")
 			id := fs.String("id", "", "backfill id")
 			return func(ctx context.Context, e *env) error {
 				p, err := a.progress(ctx, *id)
@@ -175,8 +114,8 @@ func init() {
 		}})
 	register(command{group: "backfill", name: "cancel", summary: "cancel a backfill",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var a bfAPI
-			a.register(fs)
+			var a apiClient
+			a.register(fs, "backfills:write")
 			id := fs.String("id", "", "backfill id")
 			return func(ctx context.Context, e *env) error {
 				var p backfill.Progress
@@ -189,8 +128,8 @@ func init() {
 		}})
 	register(command{group: "backfill", name: "results", summary: "write a backfill's results (NDJSON) to stdout or a file",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var a bfAPI
-			a.register(fs)
+			var a apiClient
+			a.register(fs, "backfills:write")
 			id := fs.String("id", "", "backfill id")
 			out := fs.String("out", "", "results file; stdout when empty")
 			return func(ctx context.Context, e *env) error {
@@ -356,7 +295,7 @@ func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *e
 // sendChunk posts docs (gzipped NDJSON) until the server has answered for
 // every one, waiting out 429 and 503 answers and resending from the line
 // the server names.
-func sendChunk(ctx context.Context, api *bfAPI, id string, docs []backfill.Doc, lines []int64, bar *progressBar, reject func(int64, string)) error {
+func sendChunk(ctx context.Context, api *apiClient, id string, docs []backfill.Doc, lines []int64, bar *progressBar, reject func(int64, string)) error {
 	for attempt := 0; len(docs) > 0; attempt++ {
 		var buf bytes.Buffer
 		zw := gzip.NewWriter(&buf)
@@ -400,7 +339,7 @@ func sendChunk(ctx context.Context, api *bfAPI, id string, docs []backfill.Doc, 
 }
 
 // writeResults exports the results to path through a temporary file.
-func writeResults(ctx context.Context, api *bfAPI, id, path string) (int64, error) {
+func writeResults(ctx context.Context, api *apiClient, id, path string) (int64, error) {
 	tmp := path + ".part"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -417,21 +356,12 @@ func writeResults(ctx context.Context, api *bfAPI, id, path string) (int64, erro
 }
 
 // exportResults copies the results stream to w and counts its lines.
-func exportResults(ctx context.Context, api *bfAPI, id string, w io.Writer) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(api.url, "/")+"/v1/backfills/"+id+"/results", nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+api.token)
-	resp, err := api.hc.Do(req)
+func exportResults(ctx context.Context, api *apiClient, id string, w io.Writer) (int64, error) {
+	resp, err := api.send(ctx, "GET", "/v1/backfills/"+id+"/results", "", nil)
 	if err != nil {
 		return 0, fmt.Errorf("results: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return 0, fmt.Errorf("results: %w", &apiError{status: resp.StatusCode, body: string(b)})
-	}
 	cw := &lineCounter{w: w}
 	if _, err := io.Copy(cw, resp.Body); err != nil {
 		return cw.n, fmt.Errorf("results: %w", err)

@@ -60,7 +60,7 @@ func (b *progressBar) printf(format string, a ...any) {
 }
 
 // follow polls the progress until ctx ends.
-func (b *progressBar) follow(ctx context.Context, api *bfAPI, id string) {
+func (b *progressBar) follow(ctx context.Context, api *apiClient, id string) {
 	t := time.NewTicker(b.poll)
 	defer t.Stop()
 	for {
@@ -76,7 +76,7 @@ func (b *progressBar) follow(ctx context.Context, api *bfAPI, id string) {
 }
 
 // awaitFinal polls until the backfill is completed or canceled.
-func (b *progressBar) awaitFinal(ctx context.Context, api *bfAPI, id string) (backfill.Progress, error) {
+func (b *progressBar) awaitFinal(ctx context.Context, api *apiClient, id string) (backfill.Progress, error) {
 	for {
 		p, err := api.progress(ctx, id)
 		if err != nil {

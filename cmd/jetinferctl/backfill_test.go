@@ -107,7 +107,7 @@ func TestBackfillRunResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	api := &bfAPI{url: url, token: tok}
+	api := &apiClient{url: url, token: tok}
 	api.hc = &http.Client{}
 	// An interrupted run: the server has the first 900 documents, the state
 	// file was last saved after line 600.

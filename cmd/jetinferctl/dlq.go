@@ -6,78 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 )
-
-// apiFlags say how to reach ingest's HTTP API: the dead-letter commands go
-// through it, so that tenancy and the dlq:admin scope are enforced in one
-// place.
-type apiFlags struct {
-	url, token, tokenFile string
-	timeout               time.Duration
-}
-
-func (a *apiFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.url, "api-url", "http://127.0.0.1:8080", "ingest base URL")
-	fs.StringVar(&a.token, "token", "", "bearer token with the dlq:admin scope")
-	fs.StringVar(&a.tokenFile, "token-file", "", "file holding the bearer token (instead of --token)")
-	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of one API call")
-}
-
-// call sends one request and decodes a 2xx JSON answer into out; other
-// answers become errors carrying the API's error code and message.
-func (a *apiFlags) call(ctx context.Context, method, path string, out any) error {
-	tok := a.token
-	if tok == "" && a.tokenFile != "" {
-		b, err := os.ReadFile(a.tokenFile)
-		if err != nil {
-			return fmt.Errorf("--token-file: %w", err)
-		}
-		tok = strings.TrimSpace(string(b))
-	}
-	if tok == "" {
-		return errors.New("--token or --token-file is required")
-	}
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.url, "/")+path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, e.Error.Code, e.Error.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-	}
-	return nil
-}
 
 // deadPage mirrors GET /v1/dlq.
 type deadPage struct {
@@ -97,8 +31,8 @@ type deadPage struct {
 func init() {
 	register(command{group: "dlq", name: "list", summary: "list the tenant's dead letters (through ingest)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var a apiFlags
-			a.register(fs)
+			var a apiClient
+			a.register(fs, "dlq:admin")
 			after := fs.Uint64("after", 0, "cursor: list dead letters after this one (the previous page's next)")
 			limit := fs.Int("limit", 100, "dead letters per page")
 			all := fs.Bool("all", false, "follow the pages to the end")
@@ -115,7 +49,7 @@ func init() {
 					if cursor > 0 {
 						q.Set("after", strconv.FormatUint(cursor, 10))
 					}
-					if err := a.call(ctx, http.MethodGet, "/v1/dlq?"+q.Encode(), &p); err != nil {
+					if err := a.do(ctx, http.MethodGet, "/v1/dlq?"+q.Encode(), "", nil, &p); err != nil {
 						return err
 					}
 					if *asJSON {
@@ -142,8 +76,8 @@ func init() {
 		}})
 	register(command{group: "dlq", name: "replay", summary: "replay dead jobs by id (through ingest)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var a apiFlags
-			a.register(fs)
+			var a apiClient
+			a.register(fs, "dlq:admin")
 			return func(ctx context.Context, e *env) error {
 				if len(e.args) == 0 {
 					return errors.New("usage: jetinferctl dlq replay [flags] <job id>...")
@@ -154,7 +88,7 @@ func init() {
 						ID     string `json:"id"`
 						Status string `json:"status"`
 					}
-					if err := a.call(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(id)+"/replay", &rec); err != nil {
+					if err := a.do(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(id)+"/replay", "", nil, &rec); err != nil {
 						errs = append(errs, err)
 						continue
 					}

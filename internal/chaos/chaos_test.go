@@ -483,7 +483,7 @@ func TestChaosPoison(t *testing.T) {
 func runCtl(c *cluster, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	args = append(args[:2:2], append([]string{"--api-url", c.url, "--token", c.token}, args[2:]...)...)
+	args = append(args[:2:2], append([]string{"--url", c.url, "--token", c.token}, args[2:]...)...)
 	out, err := execOutput(ctx, bins.ctl, args...)
 	return out, err
 }
