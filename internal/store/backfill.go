@@ -151,17 +151,3 @@ func (s *Store) Reusable(ctx context.Context, keys []string) ([]json.RawMessage,
 	}
 	return out, nil
 }
-
-// pipelineScripts is pipeline for fills that run several scripts.
-func pipelineScripts(ctx context.Context, rdb redis.UniversalClient, fill func(redis.Pipeliner), scripts ...*redis.Script) error {
-	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		for _, s := range scripts {
-			if err := s.Load(ctx, rdb).Err(); err != nil {
-				return err
-			}
-		}
-		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
-	}
-	return err
-}

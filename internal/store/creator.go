@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -73,31 +72,16 @@ func (c *Creator) args(call createCall) ([]string, []any) {
 		[]any{j.Task, string(j.Lane), ms(j.Created), call.reqHash, j.Backfill, j.DocID, c.s.ttl(j).Milliseconds()}
 }
 
-// run sends batch as one pipeline and answers every call. Commands that met
-// an empty script cache (NOSCRIPT: they did not run) are sent again with
-// EVAL, which loads the script.
+// run sends batch as one pipeline and answers every call; a command's own
+// error answers its call only.
 func (c *Creator) run(ctx context.Context, batch []createCall, out []createResult) {
 	cmds := make([]*redis.Cmd, len(batch))
-	pipe := c.s.rdb.Pipeline()
-	for i, call := range batch {
-		keys, args := c.args(call)
-		cmds[i] = createScript.EvalSha(ctx, pipe, keys, args...)
-	}
-	_, _ = pipe.Exec(ctx) // errors are per command
-	var retry []int
-	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
-			retry = append(retry, i)
+	_ = pipeline(ctx, c.s.rdb, func(p redis.Pipeliner) {
+		for i, call := range batch {
+			keys, args := c.args(call)
+			cmds[i] = createScript.EvalSha(ctx, p, keys, args...)
 		}
-	}
-	if len(retry) > 0 {
-		pipe := c.s.rdb.Pipeline()
-		for _, i := range retry {
-			keys, args := c.args(batch[i])
-			cmds[i] = createScript.Eval(ctx, pipe, keys, args...)
-		}
-		_, _ = pipe.Exec(ctx)
-	}
+	}, createScript)
 	for i, call := range batch {
 		res, err := cmds[i].Slice()
 		if err != nil {

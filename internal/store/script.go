@@ -6,20 +6,17 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// runScript runs one script with EVALSHA, loading it on NOSCRIPT.
-func runScript(ctx context.Context, rdb redis.Scripter, s *redis.Script, keys []string, args ...any) *redis.Cmd {
-	return s.Run(ctx, rdb, keys, args...)
-}
-
-// pipeline runs fill's EVALSHAs of script in one round trip. When Redis has
-// lost its script cache (a restart), it loads the script and runs the
-// pipeline once more: the scripts are idempotent, so a partial first run is
-// harmless.
-func pipeline(ctx context.Context, rdb redis.UniversalClient, fill func(redis.Pipeliner), script *redis.Script) error {
+// pipeline runs fill's EVALSHAs of scripts in one round trip. When Redis has
+// lost its script cache (a restart), none of them ran: it loads the scripts
+// and runs the pipeline once more. Errors of single commands stay on their
+// commands; the error returned is the first one met.
+func pipeline(ctx context.Context, rdb redis.UniversalClient, fill func(redis.Pipeliner), scripts ...*redis.Script) error {
 	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if err := script.Load(ctx, rdb).Err(); err != nil {
-			return err
+		for _, s := range scripts {
+			if err := s.Load(ctx, rdb).Err(); err != nil {
+				return err
+			}
 		}
 		_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error { fill(p); return nil })
 	}

@@ -83,7 +83,7 @@ type Created struct {
 // (a digest of the request that made the job) so that a repeated
 // Idempotency-Key with a different request can be told apart.
 func (s *Store) Create(ctx context.Context, j *job.Job, reqHash string) (Created, error) {
-	res, err := runScript(ctx, s.rdb, createScript, []string{Key(j.Tenant, j.ID)},
+	res, err := createScript.Run(ctx, s.rdb, []string{Key(j.Tenant, j.ID)},
 		j.Task, string(j.Lane), ms(j.Created), reqHash, j.Backfill, j.DocID, s.ttl(j).Milliseconds()).Slice()
 	if err != nil {
 		return Created{}, fmt.Errorf("create job %s: %w", j.ID, err)
@@ -133,7 +133,7 @@ func (s *Store) Start(ctx context.Context, jobs []*job.Job, attempts []int, now 
 				attempts[i], now.UnixMilli(), s.ttl(j).Milliseconds(), j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
 		}
 	}
-	if err := pipelineScripts(ctx, s.rdb, run, startScript, bfStartScript); err != nil {
+	if err := pipeline(ctx, s.rdb, run, startScript, bfStartScript); err != nil {
 		return nil, fmt.Errorf("start %d jobs: %w", len(jobs), err)
 	}
 	out := make([]job.Status, len(jobs))
@@ -198,7 +198,7 @@ func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.St
 				timings, j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
 		}
 	}
-	if err := pipelineScripts(ctx, s.rdb, run, finishScript, bfFinishScript); err != nil {
+	if err := pipeline(ctx, s.rdb, run, finishScript, bfFinishScript); err != nil {
 		return nil, fmt.Errorf("finish %d jobs: %w", len(fs), err)
 	}
 	out := make([]job.Status, len(fs))
@@ -222,7 +222,7 @@ return 'canceled'
 // afterwards: canceled, or the status that prevented it; ErrNotFound when
 // the tenant has no such job.
 func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (job.Status, error) {
-	v, err := runScript(ctx, s.rdb, cancelScript, []string{Key(tenant, id)}, now.UnixMilli()).Result()
+	v, err := cancelScript.Run(ctx, s.rdb, []string{Key(tenant, id)}, now.UnixMilli()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}
@@ -293,7 +293,7 @@ return 0
 // Abandon deletes the record of a job that was never enqueued (its publish
 // failed), so that a retry with the same Idempotency-Key starts afresh.
 func (s *Store) Abandon(ctx context.Context, tenant, id string) error {
-	if err := runScript(ctx, s.rdb, abandonScript, []string{Key(tenant, id)}).Err(); err != nil {
+	if err := abandonScript.Run(ctx, s.rdb, []string{Key(tenant, id)}).Err(); err != nil {
 		return fmt.Errorf("abandon job %s: %w", id, err)
 	}
 	return nil
@@ -327,7 +327,7 @@ return st
 // replayed. It returns ok false, with the job's status, when the job is not
 // dead (a replay already under way, say).
 func (s *Store) Requeue(ctx context.Context, j *job.Job) (prev job.Status, ok bool, err error) {
-	v, err := runScript(ctx, s.rdb, requeueScript, []string{Key(j.Tenant, j.ID)},
+	v, err := requeueScript.Run(ctx, s.rdb, []string{Key(j.Tenant, j.ID)},
 		j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID, s.ttl(j).Milliseconds()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", true, nil
