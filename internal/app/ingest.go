@@ -13,6 +13,7 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/queue"
@@ -72,12 +73,12 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 	defer rdb.Close()
-	creator := store.NewCreator(st, store.CreatorOptions{})
+	creator := store.NewCreator(st, coalesce.Options{})
 	defer creator.Close()
 
 	var admitter ingest.Admitter
 	if cfg.Tenants {
-		ta := tenant.NewAdmitter(tenant.NewStore(rdb), tenant.AdmitterOptions{})
+		ta := tenant.NewAdmitter(tenant.NewStore(rdb), coalesce.Options{})
 		defer ta.Close()
 		admitter = tenantAdmission{a: ta}
 	} else {

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -13,16 +12,6 @@ import (
 
 // ErrCreatorClosed is returned by Creator.Create after Close.
 var ErrCreatorClosed = coalesce.ErrClosed
-
-// CreatorOptions tune a Creator.
-type CreatorOptions struct {
-	// MaxBatch is the most records created in one pipeline. Defaults to 256.
-	MaxBatch int
-	// Pipelines is how many pipelines may be in flight at once. Defaults to 2.
-	Pipelines int
-	// Timeout bounds one round trip. Defaults to 2s.
-	Timeout time.Duration
-}
 
 type createCall struct {
 	j       *job.Job
@@ -44,10 +33,10 @@ type Creator struct {
 	c *coalesce.Coalescer[createCall, createResult]
 }
 
-// NewCreator starts a Creator on s; Close stops it.
-func NewCreator(s *Store, opts CreatorOptions) *Creator {
+// NewCreator starts a Creator on s, batching as opts say; Close stops it.
+func NewCreator(s *Store, opts coalesce.Options) *Creator {
 	c := &Creator{s: s}
-	c.c = coalesce.New(coalesce.Options{MaxBatch: opts.MaxBatch, Loops: opts.Pipelines, Timeout: opts.Timeout}, c.run)
+	c.c = coalesce.New(opts, c.run)
 	return c
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/testenv"
@@ -21,7 +22,7 @@ func TestCreatorCoalescesLikeCreate(t *testing.T) {
 	r := testenv.StartRedis(t)
 	rdb := r.Client(t)
 	s := store.New(rdb, time.Hour)
-	c := store.NewCreator(s, store.CreatorOptions{MaxBatch: 16})
+	c := store.NewCreator(s, coalesce.Options{MaxBatch: 16})
 	defer c.Close()
 
 	const n = 200

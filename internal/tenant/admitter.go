@@ -13,18 +13,6 @@ import (
 // ErrClosed is returned by Admitter.Admit after Close.
 var ErrClosed = coalesce.ErrClosed
 
-// AdmitterOptions tune an Admitter.
-type AdmitterOptions struct {
-	// MaxBatch is the most admissions sent in one pipeline. Defaults to 256.
-	MaxBatch int
-	// Pipelines is how many pipelines may be in flight at once; each is a
-	// loop that takes whatever calls are waiting when its last round trip
-	// ends. Defaults to 2.
-	Pipelines int
-	// Timeout bounds one round trip. Defaults to 2s.
-	Timeout time.Duration
-}
-
 type admitCall struct {
 	tenantID string
 	a        admitArgs
@@ -46,10 +34,10 @@ type Admitter struct {
 	c *coalesce.Coalescer[admitCall, admitResult]
 }
 
-// NewAdmitter starts an Admitter on s; Close stops it.
-func NewAdmitter(s *Store, opts AdmitterOptions) *Admitter {
+// NewAdmitter starts an Admitter on s, batching as opts say; Close stops it.
+func NewAdmitter(s *Store, opts coalesce.Options) *Admitter {
 	a := &Admitter{s: s}
-	a.c = coalesce.New(coalesce.Options{MaxBatch: opts.MaxBatch, Loops: opts.Pipelines, Timeout: opts.Timeout}, a.run)
+	a.c = coalesce.New(opts, a.run)
 	return a
 }
 

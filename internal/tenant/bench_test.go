@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 )
 
 // benchTenant has every check armed (quota, rate limit, revocation) but
@@ -59,7 +60,7 @@ func BenchmarkAdmitParallelUncoalesced(b *testing.B) {
 // requests) sharing an Admitter.
 func BenchmarkAdmitParallel(b *testing.B) {
 	s, jti := benchSetup(b)
-	a := NewAdmitter(s, AdmitterOptions{})
+	a := NewAdmitter(s, coalesce.Options{})
 	defer a.Close()
 	b.SetParallelism(32)
 	b.ReportAllocs()

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -147,7 +148,7 @@ func bothAdmitters(t *testing.T, f func(t *testing.T, s *Store, a admitter)) {
 	})
 	t.Run("Admitter", func(t *testing.T) {
 		s, _ := newStore(t)
-		a := NewAdmitter(s, AdmitterOptions{})
+		a := NewAdmitter(s, coalesce.Options{})
 		t.Cleanup(a.Close)
 		f(t, s, a)
 	})
@@ -351,7 +352,7 @@ func TestAdmitterExactQuotaUnderContention(t *testing.T) {
 	mustCreate(t, s, Tenant{ID: "other", Enabled: true, DailyQuota: 5})
 	var pipelines atomic.Int64
 	rdb.AddHook(pipelineCounter{&pipelines})
-	a := NewAdmitter(s, AdmitterOptions{MaxBatch: 32})
+	a := NewAdmitter(s, coalesce.Options{MaxBatch: 32})
 	defer a.Close()
 	var allowed, refusedN, otherAllowed atomic.Int64
 	var wg sync.WaitGroup
@@ -413,7 +414,7 @@ func (h pipelineCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) red
 func TestAdmitterClose(t *testing.T) {
 	s, _ := newStore(t)
 	mustCreate(t, s, Tenant{ID: "acme", Enabled: true})
-	a := NewAdmitter(s, AdmitterOptions{})
+	a := NewAdmitter(s, coalesce.Options{})
 	a.Close()
 	a.Close()
 	if _, err := a.Admit(context.Background(), "acme", "", 1, day0); !errors.Is(err, ErrClosed) {
@@ -421,7 +422,7 @@ func TestAdmitterClose(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	b := NewAdmitter(s, AdmitterOptions{})
+	b := NewAdmitter(s, coalesce.Options{})
 	defer b.Close()
 	// A canceled call may still win the race to the queue; either way it
 	// returns promptly with a decision or the context's error.
@@ -473,7 +474,7 @@ func TestAdmitterAcrossRedisRestart(t *testing.T) {
 	r := testenv.StartRedis(t)
 	rdb := r.Client(t)
 	s := NewStore(rdb)
-	a := NewAdmitter(s, AdmitterOptions{Timeout: time.Second})
+	a := NewAdmitter(s, coalesce.Options{Timeout: time.Second})
 	defer a.Close()
 	mustCreate(t, s, Tenant{ID: "acme", Enabled: true})
 	if d := admit(t, a, "acme", "", 1, day0); !d.Allowed {
