@@ -70,26 +70,7 @@ func (s *stack) issue(t *testing.T, tenant string, scopes ...string) string {
 }
 
 // startIngest runs ingest until the test ends.
-func (s *stack) startIngest() {
-	t := s.t
-	var cfg config.Ingest
-	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
-	cfg.Redis.URL = s.redis.URL()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Auth.HS256SecretFile = s.secret
-	cfg.Log.Level = "warn"
-	addr := make(chan string, 1)
-	s.run("ingest", func(ctx context.Context) error {
-		return app.RunIngest(ctx, cfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }})
-	})
-	select {
-	case a := <-addr:
-		s.url = "http://" + a
-	case <-time.After(20 * time.Second):
-		t.Fatal("ingest did not start")
-	}
-}
+func (s *stack) startIngest() { s.startIngestWith(nil) }
 
 // startWorker runs a worker serving the sentiment model and returns a
 // function that stops it (softly) and waits for it to exit.
