@@ -42,10 +42,11 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		return err
 	}
 	defer infer.Shutdown()
+	cudaOpts, _ := cfg.CUDAOptionMap() // checked by Validate
 	var models []worker.Model
 	var infos []job.ModelInfo
 	for _, dir := range cfg.ModelDirs() {
-		m, err := infer.LoadModel(dir, infer.SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.IntraOpThreads})
+		m, err := infer.LoadModel(dir, infer.SessionOptions{Device: cfg.Device, IntraOpThreads: cfg.IntraOpThreads, CUDAOptions: cudaOpts})
 		if err != nil {
 			return err
 		}

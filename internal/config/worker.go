@@ -22,6 +22,9 @@ type Worker struct {
 	ORTLib string
 	// Device is cpu or cuda:N. Defaults to cpu.
 	Device string
+	// CUDAOptions are comma-separated key=value CUDA execution provider
+	// options (use_tf32=0, gpu_mem_limit=..., ...), used with a cuda device.
+	CUDAOptions string
 	// IntraOpThreads is ONNX Runtime's intra-op thread count. Defaults to the number of CPUs.
 	IntraOpThreads int
 	// BatchSize is the most documents in one model call. Defaults to 32.
@@ -63,6 +66,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Models, "models", ".jetinfer/models/sentiment", "comma-separated model directories")
 	fs.StringVar(&c.ORTLib, "ort-lib", ".jetinfer/lib/libonnxruntime.so.1", "path of the ONNX Runtime shared library")
 	fs.StringVar(&c.Device, "device", "cpu", "execution device: cpu or cuda:N")
+	fs.StringVar(&c.CUDAOptions, "cuda-options", "", "comma-separated key=value ONNX Runtime CUDA provider options, e.g. use_tf32=0")
 	fs.IntVar(&c.IntraOpThreads, "intra-op-threads", runtime.NumCPU(), "ONNX Runtime intra-op threads")
 	fs.IntVar(&c.BatchSize, "batch-size", 32, "most documents in one model call")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 0, "how long the first job of a batch waits for company (batches also grow while the model is busy)")
@@ -80,6 +84,27 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 // ModelDirs splits Models.
 func (c *Worker) ModelDirs() []string { return SplitList(c.Models) }
 
+// CUDAOptionMap parses CUDAOptions.
+func (c *Worker) CUDAOptionMap() (map[string]string, error) {
+	items := SplitList(c.CUDAOptions)
+	if len(items) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(items))
+	for _, kv := range items {
+		k, v, ok := strings.Cut(kv, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("cuda-options: %q is not key=value", kv)
+		}
+		if k == "device_id" {
+			return nil, errors.New("cuda-options: device_id comes from --device cuda:N")
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
 // Validate checks the configuration; errors name the field.
 func (c *Worker) Validate() error {
 	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Trace.Validate()}
@@ -91,6 +116,9 @@ func (c *Worker) Validate() error {
 	}
 	if c.Device != "cpu" && !strings.HasPrefix(c.Device, "cuda:") {
 		errs = append(errs, fmt.Errorf("device: %q is not cpu or cuda:N", c.Device))
+	}
+	if _, err := c.CUDAOptionMap(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.IntraOpThreads < 1 {
 		errs = append(errs, fmt.Errorf("intra-op-threads: %d is below 1", c.IntraOpThreads))

@@ -81,6 +81,11 @@ type SessionOptions struct {
 	IntraOpThreads int
 	// InterOpThreads is the number of operators run in parallel. Defaults to 1.
 	InterOpThreads int
+	// CUDAOptions are CUDA execution provider options (see ONNX Runtime's
+	// CUDA provider documentation), such as use_tf32=0 for full fp32 matrix
+	// products or gpu_mem_limit. device_id comes from Device and may not be
+	// set here. Ignored on cpu.
+	CUDAOptions map[string]string
 }
 
 func (o SessionOptions) withDefaults() SessionOptions {
@@ -160,7 +165,7 @@ func newSessionOptions(o SessionOptions) (*ort.SessionOptions, error) {
 		}
 	}
 	if cuda {
-		if err := appendCUDA(so, dev); err != nil {
+		if err := appendCUDA(so, dev, o.CUDAOptions); err != nil {
 			return nil, err
 		}
 	}
@@ -168,18 +173,26 @@ func newSessionOptions(o SessionOptions) (*ort.SessionOptions, error) {
 	return so, nil
 }
 
-// appendCUDA adds the CUDA execution provider on device dev to so.
-func appendCUDA(so *ort.SessionOptions, dev int) error {
+// appendCUDA adds the CUDA execution provider on device dev to so, with the
+// provider options opts.
+func appendCUDA(so *ort.SessionOptions, dev int, opts map[string]string) error {
 	lib, _ := libPath()
 	fail := func(err error) error {
-		return fmt.Errorf("device cuda:%d: the ONNX Runtime library %s cannot use CUDA (is it a CPU-only build, or are the CUDA provider, CUDA and cuDNN libraries missing?): %w", dev, lib, err)
+		return fmt.Errorf("device cuda:%d: the ONNX Runtime library %s cannot use CUDA (a CPU-only build? are libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so beside it, see make deps-cuda, and CUDA 13 and cuDNN 9 on LD_LIBRARY_PATH?): %w", dev, lib, err)
 	}
 	co, err := ort.NewCUDAProviderOptions()
 	if err != nil {
 		return fail(err)
 	}
 	defer co.Destroy()
-	if err := co.Update(map[string]string{"device_id": strconv.Itoa(dev)}); err != nil {
+	kv := map[string]string{"device_id": strconv.Itoa(dev)}
+	for k, v := range opts {
+		if k == "device_id" {
+			return fmt.Errorf("device cuda:%d: set the CUDA device with the device, not the CUDA option device_id", dev)
+		}
+		kv[k] = v
+	}
+	if err := co.Update(kv); err != nil {
 		return fail(err)
 	}
 	if err := so.AppendExecutionProviderCUDA(co); err != nil {
