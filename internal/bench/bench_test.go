@@ -35,6 +35,7 @@ import (
 var (
 	enabled       = flag.Bool("jetinfer.bench", false, "run the whole-system benchmark (make bench)")
 	threads       = flag.Int("jetinfer.threads", runtime.NumCPU(), "ONNX Runtime intra-op threads, raw and end to end")
+	device        = flag.String("jetinfer.device", "cpu", "execution device of the model, raw and end to end: cpu or cuda:N")
 	e2eDocs       = flag.Int("jetinfer.e2e-docs", 960, "documents run end to end (and raw), over all rounds")
 	rounds        = flag.Int("jetinfer.rounds", 5, "alternating raw and end-to-end rounds")
 	syncCalls     = flag.Int("jetinfer.sync-calls", 300, "synchronous calls measured")
@@ -236,7 +237,7 @@ func loadModel(t *testing.T, lib, dir string) *infer.Model {
 	if err := infer.Init(lib); err != nil {
 		t.Fatal(err)
 	}
-	m, err := infer.LoadModel(dir, infer.SessionOptions{IntraOpThreads: *threads})
+	m, err := infer.LoadModel(dir, infer.SessionOptions{Device: *device, IntraOpThreads: *threads})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func (e *env) startWorker(t *testing.T, dir string, threads int, batchWait time.
 	cfg.NATS.URL, cfg.Redis.URL = e.nats.URL(), e.redis.URL()
 	cfg.ORTLib, cfg.Models = testenv.ORTLib(t), dir
 	cfg.HTTPAddr, cfg.IntraOpThreads, cfg.Log.Level = "127.0.0.1:0", threads, "error"
-	cfg.BatchWait = batchWait
+	cfg.BatchWait, cfg.Device = batchWait, *device
 	addr := make(chan string, 1)
 	ready := make(chan struct{})
 	stop := run(t, "worker", func(ctx context.Context) error {
@@ -568,7 +569,14 @@ func machineLine() string {
 	if out, err := exec.Command("nproc").Output(); err == nil {
 		nproc = strings.TrimSpace(string(out))
 	}
-	return fmt.Sprintf("%s cores (nproc), %s, %s %s/%s, %s", nproc, cpu, runtime.Version(), runtime.GOOS, runtime.GOARCH,
+	dev := "model on the CPU"
+	if *device != "cpu" {
+		dev = "model on " + *device
+		if out, err := exec.Command("nvidia-smi", "--query-gpu=name", "--format=csv,noheader").Output(); err == nil {
+			dev += " (" + strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]) + ")"
+		}
+	}
+	return fmt.Sprintf("%s cores (nproc), %s, %s, %s %s/%s, %s", nproc, cpu, dev, runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		time.Now().UTC().Format("2006-01-02 15:04 MST"))
 }
 

@@ -3,6 +3,7 @@ package infer
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -11,14 +12,20 @@ import (
 
 // BenchmarkModel runs each model end to end (Prepare every document, one Run
 // per batch) on the news paragraphs of testdata/news.txt at batch sizes 1, 8
-// and 32. It reports docs/s and prepost_share: the share of the time spent in
-// Go around the model (tokenizing in Prepare, post-processing in Run) out of
-// tokenize + post-process + ONNX Runtime time.
+// and 32 (and 128 on an accelerator). It reports docs/s and prepost_share:
+// the share of the time spent in Go around the model (tokenizing in Prepare,
+// post-processing in Run) out of tokenize + post-process + ONNX Runtime time.
+// The models run on the CPU, or on the device JETINFER_TEST_DEVICE names.
 func BenchmarkModel(b *testing.B) {
 	docs := newsDocs(b)
+	opts := SessionOptions{Device: os.Getenv("JETINFER_TEST_DEVICE")}
+	sizes := []int{1, 8, 32}
+	if opts.Device != "" && opts.Device != "cpu" {
+		sizes = append(sizes, 128)
+	}
 	for _, name := range []string{sentimentModel, classifierModel, embedModel, nerModel} {
-		m := loadModel(b, name)
-		for _, size := range []int{1, 8, 32} {
+		m := loadModelWith(b, name, opts)
+		for _, size := range sizes {
 			b.Run(fmt.Sprintf("%s/batch=%d", name, size), func(b *testing.B) {
 				opts := job.Options{Truncate: true}
 				ins := make([]*Input, size)

@@ -19,13 +19,18 @@ const (
 	nerModel        = "bert-base-cased-random-ner"
 )
 
-// loadModel loads a model built by `make models`, closed when the test ends.
-func loadModel(t testing.TB, name string) *Model {
+// loadModel loads a model built by `make models` on the CPU, closed when the
+// test ends.
+func loadModel(t testing.TB, name string) *Model { return loadModelWith(t, name, SessionOptions{}) }
+
+// loadModelWith loads a model built by `make models` with opts, closed when
+// the test ends.
+func loadModelWith(t testing.TB, name string, opts SessionOptions) *Model {
 	t.Helper()
 	initORT(t)
-	m, err := LoadModel(testenv.ModelDir(t, name), SessionOptions{})
+	m, err := LoadModel(testenv.ModelDir(t, name), opts)
 	if err != nil {
-		t.Fatalf("LoadModel %s: %v", name, err)
+		t.Fatalf("LoadModel %s on %s: %v", name, opts.withDefaults().Device, err)
 	}
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
