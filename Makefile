@@ -8,13 +8,18 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps models build run test test-short fuzz bench bench-model chaos vet fmt clean backfill-bench
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet fmt clean backfill-bench
 
 all: build
 
 ## deps: install what the build, tests and `make run` need (idempotent).
 deps:
 	@scripts/deps.sh
+
+## deps-cuda: ONNX Runtime with the CUDA execution provider for GPU workers, into
+## $(JETINFER_HOME)/lib/cuda (about 280 MB; see scripts/deps.sh).
+deps-cuda: deps
+	@scripts/deps.sh cuda
 
 ## models: build the model directories under $(JETINFER_HOME)/models (idempotent).
 models: deps
@@ -32,6 +37,16 @@ run: deps models build
 test: deps models
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...
+
+## test-device: on a machine with an NVIDIA GPU (CUDA 13 and cuDNN 9 on LD_LIBRARY_PATH): every
+## model on DEVICE against the CPU, the whole system with the worker on DEVICE, then BenchmarkModel
+## on DEVICE. `make test` skips these tests.
+DEVICE ?= cuda:0
+test-device: deps-cuda models
+	JETINFER_ORT_LIB=$(JETINFER_HOME)/lib/cuda/libonnxruntime.so.1 JETINFER_TEST_DEVICE=$(DEVICE) \
+		$(GO) test -count=1 -timeout 15m -run 'Device' -v ./internal/infer ./internal/app
+	JETINFER_ORT_LIB=$(JETINFER_HOME)/lib/cuda/libonnxruntime.so.1 JETINFER_TEST_DEVICE=$(DEVICE) \
+		$(GO) test -run '^$$' -count=1 -benchtime $(BENCHTIME) -bench '^BenchmarkModel$$' ./internal/infer
 
 ## chaos: the fault-injection suite in full (internal/chaos): SIGKILL and SIGTERM workers,
 ## restart nats-server and redis-server, duplicates, poison documents, inference slower than

@@ -448,7 +448,8 @@ func TestDockerfiles(t *testing.T) {
 		{"docker/worker-cpu.Dockerfile", "./cmd/worker", "/usr/local/bin/worker", true, workerEnv,
 			[]string{"onnxruntime-node@", "libonnxruntime.so.1", "JETINFER_DEVICE=cpu"}},
 		{"docker/worker-cuda.Dockerfile", "./cmd/worker", "/usr/local/bin/worker", true, workerEnv,
-			[]string{"com.github.asus4.onnxruntime.linux-x64-gpu@", "com.github.asus4.onnxruntime@", "libonnxruntime_providers_cuda.so", "nvidia/cuda:", "JETINFER_DEVICE=cuda:0"}},
+			[]string{"com.github.asus4.onnxruntime.linux-x64-gpu@", "onnxruntime-node@", "libonnxruntime_providers_shared.so",
+				"libonnxruntime_providers_cuda.so", "JETINFER_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1", "nvidia/cuda:", "JETINFER_DEVICE=cuda:0"}},
 	}
 	for _, c := range cases {
 		t.Run(filepath.Base(c.file), func(t *testing.T) {

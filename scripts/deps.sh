@@ -8,6 +8,14 @@
 #   Debian packages              redis-server, python3-onnx, python3-numpy (apt, as root)
 #   reference/node_modules       the JavaScript reference harness (npm ci --ignore-scripts)
 #
+# `scripts/deps.sh cuda` (make deps-cuda) instead installs, for GPU workers,
+# lib/cuda/: a copy of the ONNX Runtime core above with the CUDA 13 / cuDNN 9
+# execution provider beside it (libonnxruntime_providers_{shared,cuda}.so,
+# about 230 MB, from npm com.github.asus4.onnxruntime.linux-x64-gpu). Run
+# workers with --ort-lib .jetinfer/lib/cuda/libonnxruntime.so.1 --device cuda:0.
+# CUDA 13 and cuDNN 9 themselves come from the machine (the NVIDIA image, or
+# the nvidia-* Python wheels: put their lib folders on LD_LIBRARY_PATH).
+#
 # Every step checks first and does nothing when its result is already there,
 # so a re-run takes well under a second. Set JETINFER_DEPS_VERBOSE=1 to see
 # what is skipped.
@@ -96,6 +104,41 @@ install_ort() {
 	log "installed $dst"
 }
 
+# --- ONNX Runtime with the CUDA execution provider ---------------------------
+# The core loads libonnxruntime_providers_shared.so and then
+# libonnxruntime_providers_cuda.so from beside itself when a session asks for
+# CUDA. The providers on npm are ONNX Runtime 1.29.0's; the core is
+# onnxruntime-node's 1.30.0, built with the CUDA provider interface. That pair
+# is what `make test-device` has run: same answers as the CPU (within 4e-7 on
+# every test model) and the whole system on an H100. The package's own 1.29.0
+# core is a CPU build: it takes the provider only as a plugin execution
+# provider, and crashed in its first Run there, from C and from Python alike.
+ORT_CUDA_NPM="com.github.asus4.onnxruntime.linux-x64-gpu@${JETINFER_ORT_CUDA_NPM_VERSION:-0.4.9}"
+install_ort_cuda() {
+	local dir="$JETINFER_HOME/lib/cuda" stamp="$JETINFER_HOME/lib/cuda/version"
+	local want="onnxruntime-node@$ORT_VERSION $ORT_CUDA_NPM"
+	if [[ -s "$dir/libonnxruntime_providers_cuda.so" && -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then
+		skip "$dir ($want)"; return
+	fi
+	[[ "$(uname -m)" == x86_64 ]] || die "the CUDA provider on npm is for x86_64 only"
+	install_ort
+	need npm "Debian: apt-get install npm"
+	local tmp tgz f src="package/Plugins/Linux/x64"
+	tmp="$(mktmp)"
+	log "npm pack $ORT_CUDA_NPM (about 180 MB)"
+	tgz="$(cd "$tmp" && npm pack --silent --pack-destination "$tmp" "$ORT_CUDA_NPM" 2>/dev/null | tail -n1)"
+	[[ -n "$tgz" && -f "$tmp/$tgz" ]] || die "npm pack $ORT_CUDA_NPM failed"
+	tar -xzf "$tmp/$tgz" -C "$tmp" "$src/libonnxruntime_providers_shared.so" "$src/libonnxruntime_providers_cuda.so" ||
+		die "no CUDA provider in $tgz"
+	mkdir -p "$dir"
+	install -m 0644 "$JETINFER_HOME/lib/libonnxruntime.so.1" "$dir/libonnxruntime.so.1"
+	for f in libonnxruntime_providers_shared.so libonnxruntime_providers_cuda.so; do
+		install -m 0755 "$tmp/$src/$f" "$dir/$f"
+	done
+	printf '%s\n' "$want" >"$stamp"
+	log "installed $dir: run workers with --ort-lib $dir/libonnxruntime.so.1 --device cuda:0"
+}
+
 # --- tokenizer files -----------------------------------------------------------
 # Prints the module cache directory of a module@version, downloading it when
 # needed. Runs outside this module so go.mod and go.sum stay untouched.
@@ -156,6 +199,15 @@ install_reference() {
 	fi
 	printf '%s\n' "$want" >"$stamp"
 }
+
+case "${1:-}" in
+"") ;;
+cuda)
+	install_ort_cuda
+	exit 0
+	;;
+*) die "unknown argument $1 (want none, or cuda)" ;;
+esac
 
 install_apt
 install_ort

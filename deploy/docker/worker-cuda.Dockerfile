@@ -1,21 +1,25 @@
-# jetinfer CUDA worker: ONNX Runtime GPU. The CUDA and TensorRT execution
-# providers for ORT 1.29.0 (CUDA 13, cuDNN 9) come from the npm package
-# com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9 and the matching 1.29.0
-# core from com.github.asus4.onnxruntime@0.4.9: core and providers must be
-# the same version, and sit in one directory (the core loads the providers
-# next to itself). Run with --device cuda:0 on a node with the NVIDIA
-# container toolkit (Kubernetes: nvidia.com/gpu resource).
+# jetinfer CUDA worker: ONNX Runtime with its CUDA 13 / cuDNN 9 execution
+# provider, laid out as `make deps-cuda` lays out .jetinfer/lib/cuda: the
+# onnxruntime-node 1.30.0 core (built with the CUDA provider interface) with
+# libonnxruntime_providers_shared.so and libonnxruntime_providers_cuda.so from
+# com.github.asus4.onnxruntime.linux-x64-gpu beside it (the core loads them
+# from its own directory). That is the combination `make test-device` proves
+# on an H100 (see docs/operations.md). Run with --device cuda:0 on a node with
+# the NVIDIA container toolkit (Kubernetes: nvidia.com/gpu resource).
 #   docker build -f deploy/docker/worker-cuda.Dockerfile -t jetinfer/worker-cuda .
 FROM node:22-bookworm-slim AS ort
-ARG ORT_NPM_VERSION=0.4.9
+ARG ORT_VERSION=1.30.0
+ARG ORT_CUDA_NPM_VERSION=0.4.9
 WORKDIR /ort
-RUN npm pack --silent com.github.asus4.onnxruntime@${ORT_NPM_VERSION} \
-                      com.github.asus4.onnxruntime.linux-x64-gpu@${ORT_NPM_VERSION} && \
-    mkdir -p x lib && for t in *.tgz; do tar -xzf "$t" -C x; done && \
-    find x -path '*linux-x64*' \( -name 'libonnxruntime.so*' -o -name 'libonnxruntime_providers_*.so' \) \
-        -exec cp -L {} lib/ \; && \
-    test -e lib/libonnxruntime_providers_cuda.so && \
-    cd lib && for f in libonnxruntime.so.*.*; do [ -e "$f" ] && ln -sf "$f" libonnxruntime.so.1; done; ls -l
+RUN npm pack --silent onnxruntime-node@${ORT_VERSION} \
+                      com.github.asus4.onnxruntime.linux-x64-gpu@${ORT_CUDA_NPM_VERSION} && \
+    mkdir -p lib && \
+    tar -xzf onnxruntime-node-${ORT_VERSION}.tgz -C lib --strip-components=5 \
+        package/bin/napi-v6/linux/x64/libonnxruntime.so.1 && \
+    tar -xzf com.github.asus4.onnxruntime.linux-x64-gpu-${ORT_CUDA_NPM_VERSION}.tgz -C lib --strip-components=4 \
+        package/Plugins/Linux/x64/libonnxruntime_providers_shared.so \
+        package/Plugins/Linux/x64/libonnxruntime_providers_cuda.so && \
+    rm -f *.tgz && ls -l lib && test -s lib/libonnxruntime_providers_cuda.so
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
