@@ -2,12 +2,14 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
@@ -96,6 +98,68 @@ func TestFullQueuePushesBack(t *testing.T) {
 	r := c.expect(s, http.StatusOK, exchange{method: "POST", path: "/v1/jobs?wait=20s", token: s.token, body: submit("Sales were flat."), header: key})
 	if r.json(t)["status"] != "succeeded" {
 		t.Fatalf("retried job: %s", r.body)
+	}
+}
+
+// TestBatchIntoFullQueue submits a batch larger than the room left in JOBS:
+// the jobs that fit are queued, the others are answered with queue_full and
+// leave no record behind, a batch with no room at all is refused as a whole,
+// and the first batch retried with its key once there is room queues the
+// rest under the same ids.
+func TestBatchIntoFullQueue(t *testing.T) {
+	s := newStack(t)
+	q := s.announce("sentiment")
+	s.startIngestWith(func(c *config.Ingest) { c.JobsMaxMsgs = 3 })
+	c := newContract(t, s.url)
+	var jobs []any
+	for _, text := range []string{"Profits rose.", "Losses widened.", "Sales were flat.", "Shares fell.", "Debt was cut."} {
+		jobs = append(jobs, map[string]any{"task": "sentiment", "input": map[string]any{"text": text}})
+	}
+	key := map[string]string{"Idempotency-Key": "five"}
+	decode := func(r response) ingest.BatchResponse {
+		var br ingest.BatchResponse
+		if err := json.Unmarshal(r.body, &br); err != nil {
+			t.Fatal(err)
+		}
+		return br
+	}
+	first := decode(c.expect(s, http.StatusAccepted, exchange{method: "POST", path: "/v1/jobs/batch", token: s.token, body: map[string]any{"jobs": jobs}, header: key}))
+	if first.Accepted != 3 || first.Failed != 2 {
+		t.Fatalf("accepted %d, failed %d; want 3 and 2", first.Accepted, first.Failed)
+	}
+	queued := map[int]string{}
+	for i, it := range first.Jobs {
+		switch {
+		case it.Job != nil:
+			queued[i] = it.Job.ID
+		case it.Error.Code != "queue_full" || it.Error.RetryAfterS < 1:
+			t.Fatalf("job %d: %+v", i, it.Error)
+		}
+	}
+	if n := streamMsgs(t, q); n != 3 {
+		t.Fatalf("JOBS holds %d messages, want 3", n)
+	}
+	if keys := s.jobKeys("acme"); len(keys) != 3 {
+		t.Fatalf("records: %v", keys)
+	}
+	r := c.expect(s, http.StatusServiceUnavailable, exchange{method: "POST", path: "/v1/jobs/batch", token: s.token, body: map[string]any{"jobs": jobs[:2]}})
+	if e := errorOf(t, r); e["code"] != "queue_full" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("no room: %s", r.body)
+	}
+
+	s.startWorker()
+	eventually(t, "the stream to drain", func() bool { return streamMsgs(t, q) == 0 })
+	again := decode(c.expect(s, http.StatusAccepted, exchange{method: "POST", path: "/v1/jobs/batch", token: s.token, body: map[string]any{"jobs": jobs}, header: key}))
+	if again.Accepted != 5 {
+		t.Fatalf("retry: %+v", again)
+	}
+	for i, it := range again.Jobs {
+		if id, ok := queued[i]; ok && it.Job.ID != id {
+			t.Fatalf("job %d: id %s on retry, %s before", i, it.Job.ID, id)
+		}
+		if final, _ := s.poll(it.Job.ID); final["status"] != "succeeded" {
+			t.Fatalf("job %d: %v", i, final)
+		}
 	}
 }
 

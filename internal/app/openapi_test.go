@@ -22,6 +22,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/ingest"
+	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
@@ -246,6 +247,50 @@ func TestOpenAPIContract(t *testing.T) {
 	}
 	c.expect(s, 409, exchange{method: "POST", path: "/v1/infer/sentiment", token: all, header: key,
 		body: map[string]any{"text": "Yet another text."}})
+
+	// Batches: every job queued and run; a retry with the same key names
+	// the same jobs; the key with another body is a conflict; an invalid
+	// job refuses the whole batch, naming it; the quota counts every job.
+	batch := map[string]any{"jobs": []any{submit, map[string]any{"task": "sentiment", "input": map[string]any{"text": "Losses widened."}, "lane": "bulk"}, submit}}
+	bkey := map[string]string{"Idempotency-Key": "batch-3"}
+	r = c.expect(s, 202, exchange{method: "POST", path: "/v1/jobs/batch", token: all, body: batch, header: bkey})
+	var br ingest.BatchResponse
+	if err := json.Unmarshal(r.body, &br); err != nil || br.Accepted != 3 || br.Failed != 0 || len(br.Jobs) != 3 {
+		t.Fatalf("batch: %v %s", err, r.body)
+	}
+	r = c.expect(s, 202, exchange{method: "POST", path: "/v1/jobs/batch", token: all, body: batch, header: bkey})
+	var again ingest.BatchResponse
+	if err := json.Unmarshal(r.body, &again); err != nil || again.Accepted != 3 {
+		t.Fatalf("batch retry: %v %s", err, r.body)
+	}
+	for i, it := range br.Jobs {
+		if it.Job == nil || again.Jobs[i].Job == nil || it.Job.ID != again.Jobs[i].Job.ID {
+			t.Fatalf("batch retry named other jobs: %s", r.body)
+		}
+		if final, _ := s.poll(it.Job.ID); final["status"] != "succeeded" {
+			t.Fatalf("batch job %d: %v", i, final)
+		}
+	}
+	if br.Jobs[0].Job.ID == br.Jobs[2].Job.ID || br.Jobs[1].Job.Lane != job.LaneBulk {
+		t.Fatalf("batch jobs: %s", r.body)
+	}
+	r = c.expect(s, 409, exchange{method: "POST", path: "/v1/jobs/batch", token: all, header: bkey,
+		body: map[string]any{"jobs": []any{map[string]any{"task": "sentiment", "input": map[string]any{"text": "Something else."}}}}})
+	if errorOf(t, r)["code"] != "idempotency_conflict" {
+		t.Fatalf("%s", r.body)
+	}
+	for body, field := range map[string]string{
+		`{"jobs":[{"task":"sentiment","input":{"text":"ok"}},{"task":"sentiment","input":{"text":""}}]}`: "jobs[1].input.text",
+		`{"jobs":[]}`: "jobs",
+		`{"jobs":[{"task":"sentiment","input":{"text":"ok"}}],"wait":1}`: "wait",
+	} {
+		if got := errorOf(t, c.expect(s, 400, exchange{method: "POST", path: "/v1/jobs/batch", token: all, body: body, invalid: true}))["field"]; got != field {
+			t.Errorf("batch %s: field %v, want %s", body, got, field)
+		}
+	}
+	c.expect(s, 400, exchange{method: "POST", path: "/v1/jobs/batch?wait=1s", token: all, body: batch, invalid: true})
+	c.expect(s, 429, exchange{method: "POST", path: "/v1/jobs/batch", token: tiny, body: batch})
+	c.expect(s, 403, exchange{method: "POST", path: "/v1/jobs/batch", token: readOnly, body: batch})
 
 	// Strict input, each error naming the field.
 	bad := []struct {

@@ -130,6 +130,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(pattern, authn(s.requireScope(scope, h)))
 	}
 	v1("POST /v1/jobs", auth.ScopeJobsWrite, s.submitJob)
+	v1("POST /v1/jobs/batch", auth.ScopeJobsWrite, s.submitBatch)
 	v1("POST /v1/infer/{task}", auth.ScopeJobsWrite, s.infer)
 	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.admitted(0, s.getJob))
 	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.admitted(0, s.cancelJob))
