@@ -40,7 +40,8 @@ var (
 	rounds        = flag.Int("jetinfer.rounds", 5, "alternating raw and end-to-end rounds")
 	syncCalls     = flag.Int("jetinfer.sync-calls", 300, "synchronous calls measured")
 	ingestFor     = flag.Duration("jetinfer.ingest-for", 5*time.Second, "how long ingest is loaded")
-	ingestClients = flag.Int("jetinfer.ingest-clients", 64, "concurrent HTTP clients loading ingest")
+	ingestClients = flag.Int("jetinfer.ingest-clients", 64, "concurrent HTTP clients loading ingest one job a request (a sixteenth of them send batches)")
+	ingestBatch   = flag.Int("jetinfer.ingest-batch", 100, "jobs in each POST /v1/jobs/batch of the batched ingest load")
 	only          = flag.String("jetinfer.only", "", "run only this phase (ingest), for profiling with -test.cpuprofile")
 	goroutines    = flag.String("jetinfer.goroutines", "", "write a goroutine profile half-way through the ingest load to this file")
 	writeDoc      = flag.String("jetinfer.write", "", "file to write the results table to (BENCHMARKS.md)")
@@ -84,8 +85,8 @@ func TestBench(t *testing.T) {
 	if *only == "ingest" {
 		env := startEnv(t)
 		env.startWorker(t, bulkDir, 1, 0).stop() // announces the task
-		rate, refused := env.ingestRate(t, bulkTask, *ingestClients, *ingestFor)
-		add(row{"ingest acceptance", fmt.Sprintf("%.0f jobs/s", rate), "", fmt.Sprintf("%d not accepted", refused)})
+		rate, refused := env.ingestRate(t, bulkTask, *ingestClients, *ingestBatch, *ingestFor)
+		add(row{"ingest acceptance", fmt.Sprintf("%.0f jobs/s", rate), "", fmt.Sprintf("%d a request, %d not accepted", *ingestBatch, refused)})
 		return
 	}
 
@@ -144,14 +145,24 @@ func TestBench(t *testing.T) {
 		fmt.Sprintf("in the worker: broker wait %.3f, batch wait %.3f, tokenize %.3f, infer %.3f, to final write %.3f ms; the rest of the call (HTTP, auth, admission, record, publish, store writes, reply) %.3f ms",
 			stages["queue"], stages["batch"], stages["tokenize"], stages["infer"], stages["delivery"], p50-stages["total"])})
 
-	// 4. Ingest alone: no worker consumes, so only acceptance is measured.
-	cpu0, load0 := cpuTime(), loadAvg()
-	t0 := time.Now()
-	rate, refused := env.ingestRate(t, bulkTask, *ingestClients, *ingestFor)
-	cores := (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
-	add(row{"ingest acceptance (auth + quota, no consumer)", fmt.Sprintf("%.0f jobs/s", rate), "≥ 20,000",
-		fmt.Sprintf("%d in-process HTTP clients for %s, %d not accepted; this process used %.2f cores (load generator, ingest, NATS; Redis is another process); load average %s before",
-			*ingestClients, *ingestFor, refused, cores, load0)})
+	// 4. Ingest alone: no worker consumes, so only acceptance is measured:
+	// one job a request, then batches of -jetinfer.ingest-batch.
+	ingestRow := func(perRequest, clients int, what string) float64 {
+		cpu0, load0 := cpuTime(), loadAvg()
+		t0 := time.Now()
+		rate, refused := env.ingestRate(t, bulkTask, clients, perRequest, *ingestFor)
+		cores := (cpuTime() - cpu0).Seconds() / time.Since(t0).Seconds()
+		goal := ""
+		if perRequest > 1 {
+			goal = "≥ 20,000"
+		}
+		add(row{what, fmt.Sprintf("%.0f jobs/s", rate), goal,
+			fmt.Sprintf("%d in-process HTTP clients for %s, %d not accepted; this process used %.2f cores (load generator, ingest, NATS; Redis is another process); load average %s before",
+				clients, *ingestFor, refused, cores, load0)})
+		return rate
+	}
+	ingestRow(1, *ingestClients, "ingest acceptance, POST /v1/jobs (one job a request)")
+	rate := ingestRow(*ingestBatch, max(*ingestClients/16, 2), fmt.Sprintf("ingest acceptance, POST /v1/jobs/batch (%d jobs a request)", *ingestBatch))
 
 	machine := machineLine() + ", load average " + startLoad + " at start (the machine is shared)"
 	table := renderTable(rows, machine)
@@ -471,36 +482,56 @@ func (e *env) syncLatency(t *testing.T, task string, docs []string, n int) (p50,
 }
 
 // ingestRate loads ingest with clients concurrent connections for d while
-// no worker consumes, and returns accepted jobs per second.
-func (e *env) ingestRate(t *testing.T, task string, clients int, d time.Duration) (rate float64, refused int64) {
-	body, _ := json.Marshal(map[string]any{"task": task, "lane": "bulk",
-		"input": map[string]any{"text": "Oil prices rose on Tuesday after the cartel agreed to extend its output cuts into next year."}})
+// no worker consumes, and returns accepted jobs per second. perRequest 1
+// sends one POST /v1/jobs per job; more sends POST /v1/jobs/batch with that
+// many jobs each.
+func (e *env) ingestRate(t *testing.T, task string, clients, perRequest int, d time.Duration) (rate float64, refused int64) {
+	one := map[string]any{"task": task, "lane": "bulk",
+		"input": map[string]any{"text": "Oil prices rose on Tuesday after the cartel agreed to extend its output cuts into next year."}}
+	path, body := "/v1/jobs", mustJSON(t, one)
+	if perRequest > 1 {
+		jobs := make([]any, perRequest)
+		for i := range jobs {
+			jobs[i] = one
+		}
+		path, body = "/v1/jobs/batch", mustJSON(t, map[string]any{"jobs": jobs})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var accepted, other atomic.Int64
 	var wg sync.WaitGroup
 	t0 := time.Now()
 	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
+			var buf bytes.Buffer
 			for ctx.Err() == nil {
-				resp, err := e.client.Do(e.request(t, "POST", "/v1/jobs", body).WithContext(ctx))
+				resp, err := e.client.Do(e.request(t, "POST", path, body).WithContext(ctx))
 				if err != nil {
 					if ctx.Err() == nil {
-						other.Add(1)
+						other.Add(int64(perRequest))
 					}
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				buf.Reset()
+				_, _ = buf.ReadFrom(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusAccepted {
-					accepted.Add(1)
-				} else {
-					other.Add(1)
+				n := int64(0)
+				switch {
+				case resp.StatusCode != http.StatusAccepted:
+				case perRequest == 1:
+					n = 1
+				default:
+					var br struct {
+						Accepted int64 `json:"accepted"`
+					}
+					if json.Unmarshal(buf.Bytes(), &br) == nil {
+						n = br.Accepted
+					}
 				}
+				accepted.Add(n)
+				other.Add(int64(perRequest) - n)
 			}
-		}()
+		})
 	}
 	if *goroutines != "" {
 		time.Sleep(d / 2)
@@ -511,6 +542,14 @@ func (e *env) ingestRate(t *testing.T, task string, clients int, d time.Duration
 	}
 	wg.Wait()
 	return float64(accepted.Load()) / time.Since(t0).Seconds(), other.Load()
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func run(t *testing.T, name string, f func(ctx context.Context) error) (stop func()) {
