@@ -153,7 +153,9 @@ end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'err_code', ARGV[3], 'err_msg', ARGV[4],
   'attempts', ARGV[5], 'finished', ARGV[6], 'timings', ARGV[8], 'task', ARGV[9], 'lane', ARGV[10],
   'created', ARGV[11], 'backfill', ARGV[12], 'doc_id', ARGV[13])
-redis.call('HSETNX', KEYS[1], 'started', ARGV[6])
+local started = ARGV[14]
+if started == '0' then started = ARGV[6] end
+redis.call('HSETNX', KEYS[1], 'started', started)
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return ARGV[1]
 `)
@@ -166,6 +168,10 @@ type Final struct {
 	Error    *job.Error
 	Attempts int
 	Timings  *job.Timings
+	// Started is when the model took the job, for a record no Start call
+	// marked running (a batch that finished before its Start was due);
+	// zero means the time of the Finish call.
+	Started time.Time
 	// Reused marks a backfill document answered from the reuse cache.
 	Reused bool
 	// ReuseKey, for a backfill document, is where a successful result is
@@ -195,7 +201,7 @@ func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.St
 			j := f.Job
 			cmds[i] = finishScript.EvalSha(ctx, p, []string{Key(j.Tenant, j.ID)},
 				string(f.Status), []byte(f.Result), code, msg, f.Attempts, now.UnixMilli(), s.ttl(j).Milliseconds(),
-				timings, j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID)
+				timings, j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID, ms(f.Started))
 		}
 	}
 	if err := pipeline(ctx, s.rdb, run, finishScript, bfFinishScript); err != nil {

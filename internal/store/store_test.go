@@ -60,6 +60,36 @@ func TestLifecycleAndFirstFinalWins(t *testing.T) {
 	}
 }
 
+// TestFinishUnmarked finishes a queued job that no Start marked running (a
+// fast batch): the record takes its start time from the Final, and a
+// cancellation that came first still wins.
+func TestFinishUnmarked(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	s := store.New(r.Client(t), time.Hour)
+	j, canceled := newJob("acme", "fast"), newJob("acme", "gone")
+	for _, x := range []*job.Job{j, canceled} {
+		if _, err := s.Create(ctx, x, "h"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Cancel(ctx, "acme", "gone", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now().UTC().Add(-3 * time.Millisecond).Truncate(time.Millisecond)
+	sts, err := s.Finish(ctx, []store.Final{
+		{Job: j, Status: job.StatusSucceeded, Result: json.RawMessage(`{}`), Attempts: 1, Started: started},
+		{Job: canceled, Status: job.StatusSucceeded, Result: json.RawMessage(`{}`), Attempts: 1, Started: started},
+	}, started.Add(3*time.Millisecond))
+	if err != nil || sts[0] != job.StatusSucceeded || sts[1] != job.StatusCanceled {
+		t.Fatalf("finish: %v %v", sts, err)
+	}
+	rec, err := s.Get(ctx, "acme", "fast")
+	if err != nil || !rec.Started.Equal(started) || rec.Attempts != 1 || !rec.Finished.After(rec.Started) {
+		t.Fatalf("record: %+v %v (started %v)", rec, err, started)
+	}
+}
+
 func TestCancel(t *testing.T) {
 	ctx := context.Background()
 	r := testenv.StartRedis(t)

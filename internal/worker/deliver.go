@@ -40,8 +40,12 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			it.timings.Delivery = ms(now.Sub(it.doneAt()))
 			it.timings.Total = ms(now.Sub(it.received)) + it.timings.Queue
 			t := it.timings
-			finals = append(finals, store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
-				Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey})
+			f := store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
+				Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey}
+			if it.unmarked {
+				f.Started = it.started
+			}
+			finals = append(finals, f)
 			fidx = append(fidx, it)
 		}
 	}

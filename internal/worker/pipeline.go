@@ -33,6 +33,7 @@ type item struct {
 	prep     Prepared
 	received time.Time
 	started  time.Time
+	unmarked bool // never marked running: Finish records started
 
 	outcome outcome
 	status  job.Status

@@ -33,13 +33,20 @@ func (pl *pipeline) runBatches(ctx context.Context, in <-chan []*item, out chan<
 	return nil
 }
 
-// runBatch marks the batch's jobs running and runs the model on them. The
-// two go side by side, since a synchronous call waits for both; a job the
-// store then reports final (canceled meanwhile, or finished by an earlier
-// delivery) keeps its stored state and its fresh result is dropped. A batch
-// with backfill documents marks them first, because the reuse cache may
-// spare some of them the model. The pipeline's in-hand heartbeat keeps the
-// batch alive meanwhile (inhand.go).
+// markAfter is how long a batch's model call runs before its jobs are
+// marked running. A call that ends sooner never marks them: its finish write
+// records the start as well, which spares a synchronous call a store round
+// trip (the finish would wait for the start write). A longer call shows its
+// jobs running while it runs.
+const markAfter = 2 * time.Millisecond
+
+// runBatch runs the model on the batch's jobs and marks them running once
+// the call has taken markAfter. A job the store then reports final
+// (canceled meanwhile, or finished by an earlier delivery) keeps its stored
+// state and its fresh result is dropped, and so it is when the finish write
+// finds it final. A batch with backfill documents marks them first, because
+// the reuse cache may spare some of them the model. The pipeline's in-hand
+// heartbeat keeps the batch alive meanwhile (inhand.go).
 func (pl *pipeline) runBatch(ctx context.Context, batch []*item) error {
 	mark := pl.marking(batch)
 	if mark == nil {
@@ -55,8 +62,12 @@ func (pl *pipeline) runBatch(ctx context.Context, batch []*item) error {
 		return nil
 	}
 	done := make(chan error, 1)
-	go func() { done <- mark.run(ctx, pl) }()
+	timer := time.AfterFunc(markAfter, func() { done <- mark.run(ctx, pl) })
 	pl.infer(ctx, runnable(batch))
+	if timer.Stop() {
+		mark.skip(batch)
+		return nil
+	}
 	if err := <-done; err != nil {
 		return err
 	}
@@ -129,6 +140,16 @@ func (m *marking) apply(batch []*item) {
 		if m.sts[k].Final() {
 			it.outcome, it.status, it.result = redeliver, m.sts[k], nil
 		}
+	}
+}
+
+// skip records on the batch's items that they were never marked running:
+// their finish write records when they started.
+func (m *marking) skip(batch []*item) {
+	for _, i := range m.idx {
+		it := batch[i]
+		it.started, it.unmarked = m.now, true
+		it.timings.Batch = ms(m.now.Sub(it.received))
 	}
 }
 
