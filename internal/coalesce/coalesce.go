@@ -1,8 +1,10 @@
 // Package coalesce turns concurrent calls into batches: calls that arrive
 // while a batch is in flight wait for the next one, which carries all of them.
 // Under load one round trip (a Redis pipeline, say) then serves many callers,
-// so throughput is no longer capped by the round-trip rate; an idle coalescer
-// adds no delay, since a lone call is sent at once.
+// so throughput is no longer capped by the round-trip rate. An idle
+// coalescer adds no delay: a call that finds a batch slot free and no call
+// waiting runs its own one-call batch on its own goroutine, without a
+// hand-off to a loop and back.
 //
 // It is the shape shared by ingest's admission and record creation, which
 // both send one Redis script call per request.
@@ -31,8 +33,8 @@ type Options struct {
 }
 
 // Run handles one batch: it sets res[i] to the answer for reqs[i]. It must
-// answer every request (a failure goes into the answer) and not keep the
-// slices.
+// answer every request (a failure goes into the answer), return when ctx
+// ends, and not keep the slices.
 type Run[Req, Res any] func(ctx context.Context, reqs []Req, res []Res)
 
 type call[Req, Res any] struct {
@@ -46,6 +48,7 @@ type Coalescer[Req, Res any] struct {
 	opts  Options
 	run   Run[Req, Res]
 	calls chan *call[Req, Res]
+	slots chan struct{} // one token per batch in flight, at most Loops
 	done  chan struct{}
 	once  sync.Once
 	wg    sync.WaitGroup
@@ -64,7 +67,8 @@ func New[Req, Res any](opts Options, run Run[Req, Res]) *Coalescer[Req, Res] {
 		opts.Timeout = 2 * time.Second
 	}
 	c := &Coalescer[Req, Res]{opts: opts, run: run,
-		calls: make(chan *call[Req, Res], opts.MaxBatch*opts.Loops), done: make(chan struct{})}
+		calls: make(chan *call[Req, Res], opts.MaxBatch*opts.Loops), slots: make(chan struct{}, opts.Loops),
+		done: make(chan struct{})}
 	c.pool.New = func() any { return &call[Req, Res]{res: make(chan Res, 1)} }
 	c.wg.Add(opts.Loops)
 	for range opts.Loops {
@@ -84,6 +88,13 @@ func (c *Coalescer[Req, Res]) Close() {
 // the call waits, Do returns ctx's error, but req may still be run.
 func (c *Coalescer[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	var zero Res
+	if len(c.calls) == 0 {
+		select {
+		case c.slots <- struct{}{}:
+			return c.alone(ctx, req)
+		default:
+		}
+	}
 	k := c.pool.Get().(*call[Req, Res])
 	k.req = req
 	select {
@@ -112,6 +123,26 @@ func (c *Coalescer[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	}
 }
 
+// alone runs req as a batch of its own on the caller's goroutine, under the
+// slot Do took, with ctx bounded by the batch timeout.
+func (c *Coalescer[Req, Res]) alone(ctx context.Context, req Req) (Res, error) {
+	defer func() { <-c.slots }()
+	var zero Res
+	select {
+	case <-c.done:
+		return zero, ErrClosed
+	default:
+	}
+	bctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	reqs, res := []Req{req}, []Res{zero}
+	c.run(bctx, reqs, res)
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	return res[0], nil
+}
+
 func (c *Coalescer[Req, Res]) loop() {
 	defer c.wg.Done()
 	batch := make([]*call[Req, Res], 0, c.opts.MaxBatch)
@@ -124,6 +155,11 @@ func (c *Coalescer[Req, Res]) loop() {
 			batch = append(batch, k)
 		case <-c.done:
 			return
+		}
+		select {
+		case c.slots <- struct{}{}:
+		case <-c.done:
+			return // the caller's Do answers ErrClosed
 		}
 	fill:
 		for len(batch) < c.opts.MaxBatch {
@@ -139,6 +175,7 @@ func (c *Coalescer[Req, Res]) loop() {
 			reqs = append(reqs, k.req)
 		}
 		c.do(reqs, res[:len(batch)])
+		<-c.slots
 		var zr Req
 		var zs Res
 		for i, k := range batch {

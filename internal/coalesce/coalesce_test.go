@@ -65,7 +65,12 @@ func TestConcurrentCallsShareBatchesAndGetTheirOwnAnswers(t *testing.T) {
 
 func TestClosedAndCanceled(t *testing.T) {
 	block := make(chan struct{})
-	c := New(Options{Loops: 1}, func(ctx context.Context, reqs []int, res []int) { <-block })
+	c := New(Options{Loops: 1}, func(ctx context.Context, reqs []int, res []int) {
+		select {
+		case <-block:
+		case <-ctx.Done():
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := c.Do(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
@@ -75,6 +80,41 @@ func TestClosedAndCanceled(t *testing.T) {
 	c.Close()
 	if _, err := c.Do(context.Background(), 1); !errors.Is(err, ErrClosed) {
 		t.Fatalf("call after Close: %v", err)
+	}
+}
+
+// TestIdleCallRunsOnItsOwnGoroutine: with a slot free and nobody waiting, a
+// call is run by its caller, not handed to a loop; under load calls still
+// share batches (TestConcurrentCallsShareBatchesAndGetTheirOwnAnswers).
+func TestIdleCallRunsOnItsOwnGoroutine(t *testing.T) {
+	type key struct{}
+	c := New(Options{Loops: 1}, func(ctx context.Context, reqs []int, res []int) {
+		for i := range reqs {
+			if v, _ := ctx.Value(key{}).(int); v == reqs[i] {
+				res[i] = 1 // the caller's own context reached Run
+			}
+		}
+	})
+	defer c.Close()
+	for i := range 10 {
+		got, err := c.Do(context.WithValue(context.Background(), key{}, i), i)
+		if err != nil || got != 1 {
+			t.Fatalf("call %d: %d %v; want it run with its caller's context", i, got, err)
+		}
+	}
+}
+
+func BenchmarkDoSequential(b *testing.B) {
+	c := New(Options{}, func(ctx context.Context, reqs []int, res []int) {
+		for i := range reqs {
+			res[i] = reqs[i]
+		}
+	})
+	defer c.Close()
+	for b.Loop() {
+		if _, err := c.Do(context.Background(), 1); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
