@@ -15,6 +15,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/config"
@@ -182,8 +183,9 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 }
 
 // The trace id of a request's traceparent reaches the worker: its job span
-// is a child of ingest's publish span in the same trace, and the batch span
-// links to it.
+// is a child of ingest's publish span in the same trace, the batch span
+// links to it, and the result comes back into the trace: ingest's reply span
+// is a child of the worker's job span.
 func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
 	s := newStack(t)
 	ingestSpans, workerSpans := tracetest.NewSpanRecorder(), tracetest.NewSpanRecorder()
@@ -216,11 +218,17 @@ func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var jobOK, batchOK bool
+		var jobOK, batchOK, replyOK bool
 		for _, sp := range workerSpans.Ended() {
 			switch {
 			case sp.Name() == "job sentiment":
 				jobOK = sp.SpanContext().TraceID().String() == traceID && sp.Parent().SpanID().String() == publishID
+				for _, in := range ingestSpans.Ended() {
+					if in.Name() == "reply" && in.SpanContext().TraceID() == sp.SpanContext().TraceID() &&
+						in.Parent().SpanID() == sp.SpanContext().SpanID() && in.SpanKind() == trace.SpanKindConsumer {
+						replyOK = true
+					}
+				}
 			case sp.Name() == "batch sentiment":
 				for _, l := range sp.Links() {
 					if l.SpanContext.TraceID().String() == traceID && l.SpanContext.SpanID().String() == publishID {
@@ -229,14 +237,14 @@ func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
 				}
 			}
 		}
-		if jobOK && batchOK {
+		if jobOK && batchOK && replyOK {
 			return
 		}
 		if time.Now().After(deadline) {
 			for _, sp := range workerSpans.Ended() {
 				t.Logf("span %q trace %s parent %s links %v", sp.Name(), sp.SpanContext().TraceID(), sp.Parent().SpanID(), sp.Links())
 			}
-			t.Fatalf("job span in the trace under publish: %v; batch span linked to it: %v", jobOK, batchOK)
+			t.Fatalf("job span in the trace under publish: %v; batch span linked to it: %v; ingest's reply span under the job span: %v", jobOK, batchOK, replyOK)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

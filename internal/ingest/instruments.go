@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
 )
 
@@ -77,6 +79,19 @@ func (in *instruments) laneSet(l job.Lane) []metric.RecordOption {
 // message's headers (W3C traceparent), times the publish and counts the job.
 // Without a span in the request's context, the request's own traceparent
 // is passed through.
+// traceReply records the result's arrival as a span under the worker's job
+// span, whose context the reply carries: the trace goes from the request
+// through the worker and back to this instance.
+func (s *Server) traceReply(ctx context.Context, rep queue.Reply) {
+	parent := telemetry.ExtractHeaders(rep.Header)
+	if !parent.IsValid() {
+		return
+	}
+	_, span := s.ins.tracer.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "reply",
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(rep.Arrived))
+	span.End()
+}
+
 func (s *Server) publish(r *http.Request, j *job.Job, reply string) (bool, error) {
 	ctx, span := s.ins.tracer.Start(r.Context(), "publish", trace.WithSpanKind(trace.SpanKindProducer))
 	hdr := telemetry.InjectHeaders(ctx)

@@ -411,7 +411,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		return wireRecord{rec: rec}, rec.Status.Final(), nil
 	}
 	var reply string
-	var results <-chan []byte
+	var results <-chan queue.Reply
 	if wait > 0 {
 		var done func()
 		reply, results, done = s.replies.Register(j.ID)
@@ -446,8 +446,9 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case data := <-results:
-		return wireRecord{raw: data}, true, nil
+	case rep := <-results:
+		s.traceReply(ctx, rep)
+		return wireRecord{raw: rep.Data}, true, nil
 	case <-t.C:
 	case <-ctx.Done():
 	}

@@ -189,6 +189,8 @@ type Delivery struct {
 	// MsgID de-duplicates results published to JetStream.
 	MsgID string
 	Data  []byte
+	// Header carries the trace context of the job's span, or is nil.
+	Header map[string][]string
 }
 
 // Deliver sends every delivery and returns once JetStream confirmed those it
@@ -200,15 +202,16 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 		if d.Subject == "" {
 			continue
 		}
+		msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)}
 		if strings.HasPrefix(d.Subject, "results.") {
-			f, err := c.js.PublishAsync(d.Subject, d.Data, jetstream.WithMsgID(d.MsgID))
+			f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(d.MsgID))
 			if err != nil {
 				return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
 			}
 			futs = append(futs, f)
 			continue
 		}
-		if err := c.nc.Publish(d.Subject, d.Data); err != nil {
+		if err := c.nc.PublishMsg(msg); err != nil {
 			return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
 		}
 	}

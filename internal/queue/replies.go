@@ -4,9 +4,20 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
+
+// Reply is a result as it reached this process's inbox.
+type Reply struct {
+	Data []byte
+	// Header carries the trace context of the worker's job span, when the
+	// job is traced.
+	Header map[string][]string
+	// Arrived is when the subscription received it.
+	Arrived time.Time
+}
 
 // Replies routes results sent to this process's inbox subjects to the
 // requests waiting for them. One wildcard subscription serves every waiter,
@@ -16,12 +27,12 @@ type Replies struct {
 	sub    *nats.Subscription
 
 	mu      sync.Mutex
-	waiters map[string]chan []byte
+	waiters map[string]chan Reply
 }
 
 // NewReplies subscribes to a fresh inbox prefix on nc.
 func NewReplies(nc *nats.Conn) (*Replies, error) {
-	r := &Replies{prefix: nc.NewRespInbox(), waiters: map[string]chan []byte{}}
+	r := &Replies{prefix: nc.NewRespInbox(), waiters: map[string]chan Reply{}}
 	sub, err := nc.Subscribe(r.prefix+".*", r.handle)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s.*: %w", r.prefix, err)
@@ -41,7 +52,7 @@ func (r *Replies) handle(m *nats.Msg) {
 	r.mu.Unlock()
 	if ch != nil {
 		select {
-		case ch <- m.Data:
+		case ch <- Reply{Data: m.Data, Header: m.Header, Arrived: time.Now()}:
 		default: // a redelivered result for a waiter that has one already
 		}
 	}
@@ -49,8 +60,8 @@ func (r *Replies) handle(m *nats.Msg) {
 
 // Register makes a reply subject for token (a job id, no dots) and returns
 // it with the channel its result arrives on. Call cancel when done waiting.
-func (r *Replies) Register(token string) (subject string, results <-chan []byte, cancel func()) {
-	ch := make(chan []byte, 1)
+func (r *Replies) Register(token string) (subject string, results <-chan Reply, cancel func()) {
+	ch := make(chan Reply, 1)
 	r.mu.Lock()
 	r.waiters[token] = ch
 	r.mu.Unlock()

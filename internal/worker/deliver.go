@@ -114,7 +114,7 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 
 func (pl *pipeline) delivery(it *item, rec *job.Record) queue.Delivery {
 	data, _ := json.Marshal(rec)
-	return queue.Delivery{Subject: it.msg.Reply, MsgID: it.msg.Job.MsgID(), Data: data}
+	return queue.Delivery{Subject: it.msg.Reply, MsgID: it.msg.Job.MsgID(), Data: data, Header: replyHeader(it)}
 }
 
 // settleMsg acknowledges, naks or dead-letters one message.

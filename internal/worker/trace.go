@@ -38,6 +38,16 @@ func (pl *pipeline) startJobSpan(ctx context.Context, it *item) {
 	}
 }
 
+// replyHeader carries the job span's context in the reply, so that the
+// caller's side of the trace goes on from it; nil when the job is not
+// sampled.
+func replyHeader(it *item) map[string][]string {
+	if it.span == nil || !it.span.SpanContext().IsSampled() {
+		return nil
+	}
+	return telemetry.InjectHeaders(trace.ContextWithSpanContext(context.Background(), it.span.SpanContext()))
+}
+
 // spanNames are a pipeline's span names, built once.
 type spanNames struct{ job, batch string }
 
