@@ -37,6 +37,7 @@ var (
 	threads       = flag.Int("jetinfer.threads", runtime.NumCPU(), "ONNX Runtime intra-op threads, raw and end to end")
 	device        = flag.String("jetinfer.device", "cpu", "execution device of the model, raw and end to end: cpu or cuda:N")
 	e2eDocs       = flag.Int("jetinfer.e2e-docs", 960, "documents run end to end (and raw), over all rounds")
+	e2eBatch      = flag.Int("jetinfer.e2e-batch", 1, "jobs a request in the end-to-end run: 1 posts each to /v1/jobs, more posts them to /v1/jobs/batch (a GPU worker outruns one job a request)")
 	rounds        = flag.Int("jetinfer.rounds", 5, "alternating raw and end-to-end rounds")
 	syncCalls     = flag.Int("jetinfer.sync-calls", 300, "synchronous calls measured")
 	ingestFor     = flag.Duration("jetinfer.ingest-for", 5*time.Second, "how long ingest is loaded")
@@ -128,8 +129,8 @@ func TestBench(t *testing.T) {
 	add(row{"model batch-1 time (" + syncTask + ")", fmt.Sprintf("p50 %.3f ms", b1p50), "",
 		fmt.Sprintf("p99 %.3f ms; in-process Prepare+Run", b1p99)})
 	add(row{"end-to-end bulk throughput (" + bulkTask + ")", fmt.Sprintf("%.1f docs/s", e2e), "",
-		fmt.Sprintf("HTTP → JetStream → worker (batch 32) → Redis, same threads; %.1f docs per model call, padding %.0f%%",
-			callDocs/calls, 100*padding)})
+		fmt.Sprintf("HTTP (%s) → JetStream → worker (batch 32) → Redis, same threads; %.1f docs per model call, padding %.0f%%",
+			submission(), callDocs/calls, 100*padding)})
 	add(row{"e2e/raw throughput ratio", fmt.Sprintf("%.3f", ratio), "≥ 0.95",
 		fmt.Sprintf("median of %d alternating rounds of %d docs (%s); overall %.3f", *rounds, per, fmtRatios(ratios), e2e/raw)})
 
@@ -374,10 +375,27 @@ func (e *env) request(t *testing.T, method, path string, body []byte) *http.Requ
 // counts them.
 func (e *env) bulkRun(t *testing.T, w runningWorker, task string, docs []string, n int) time.Duration {
 	before := finished(t, e.client, w.url, task)
-	bodies := make([][]byte, len(docs))
+	jobs := make([]any, len(docs))
 	for i, d := range docs {
-		bodies[i], _ = json.Marshal(map[string]any{"task": task, "lane": "bulk", "input": map[string]any{"text": d},
-			"options": map[string]any{"truncate": true}})
+		jobs[i] = map[string]any{"task": task, "lane": "bulk", "input": map[string]any{"text": d},
+			"options": map[string]any{"truncate": true}}
+	}
+	// Request i carries jobs per*i .. per*i+per-1 (documents taken in turn).
+	per := max(*e2eBatch, 1)
+	path, body := "/v1/jobs", func(i int) []byte { return mustJSON(t, jobs[i%len(jobs)]) }
+	if per > 1 {
+		path, body = "/v1/jobs/batch", func(i int) []byte {
+			b := make([]any, 0, per)
+			for k := i * per; k < min((i+1)*per, n); k++ {
+				b = append(b, jobs[k%len(jobs)])
+			}
+			return mustJSON(t, map[string]any{"jobs": b})
+		}
+	}
+	requests := (n + per - 1) / per
+	bodies := make([][]byte, requests)
+	for i := range bodies {
+		bodies[i] = body(i)
 	}
 	t0 := time.Now()
 	var next atomic.Int64
@@ -388,10 +406,10 @@ func (e *env) bulkRun(t *testing.T, w runningWorker, task string, docs []string,
 			defer wg.Done()
 			for {
 				i := next.Add(1) - 1
-				if i >= int64(n) {
+				if i >= int64(requests) {
 					return
 				}
-				resp, err := e.client.Do(e.request(t, "POST", "/v1/jobs", bodies[i%int64(len(bodies))]))
+				resp, err := e.client.Do(e.request(t, "POST", path, bodies[i]))
 				if err != nil {
 					t.Error(err)
 					return
@@ -408,15 +426,22 @@ func (e *env) bulkRun(t *testing.T, w runningWorker, task string, docs []string,
 	wg.Wait()
 	for {
 		done := finished(t, e.client, w.url, task) - before
+		elapsed := time.Since(t0)
 		if done >= float64(n) {
-			return time.Since(t0)
+			return elapsed
 		}
-		if time.Since(t0) > 10*time.Minute {
+		if elapsed > 10*time.Minute {
 			t.Fatalf("only %v of %d jobs finished", done, n)
 		}
-		// A scrape costs CPU the model would use: look rarely (the end is
-		// seen at most 50 ms late, under 1% of a round).
-		time.Sleep(50 * time.Millisecond)
+		// A scrape costs CPU the model would use, so look rarely, but not
+		// so rarely that a fast run (a GPU's) ends long before it is seen:
+		// sleep half the time the rate so far says is left, between 1 and
+		// 50 ms.
+		left := 50 * time.Millisecond
+		if done > 0 {
+			left = time.Duration(float64(elapsed) * (float64(n) - done) / done)
+		}
+		time.Sleep(min(max(left/2, time.Millisecond), 50*time.Millisecond))
 	}
 }
 
@@ -542,6 +567,14 @@ func (e *env) ingestRate(t *testing.T, task string, clients, perRequest int, d t
 	}
 	wg.Wait()
 	return float64(accepted.Load()) / time.Since(t0).Seconds(), other.Load()
+}
+
+// submission says how the end-to-end run submits its jobs.
+func submission() string {
+	if *e2eBatch > 1 {
+		return fmt.Sprintf("POST /v1/jobs/batch, %d jobs a request", *e2eBatch)
+	}
+	return "POST /v1/jobs, one job a request"
 }
 
 func mustJSON(t *testing.T, v any) []byte {
