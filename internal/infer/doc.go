@@ -16,7 +16,8 @@
 //   - Run pads a batch of prepared inputs to its longest row, runs the session
 //     once for the whole batch and turns the outputs into JSON results in the
 //     shapes of Hugging Face's pipelines (text-classification,
-//     token-classification with aggregation "simple" or "none",
+//     token-classification with aggregation "simple", "first", "average",
+//     "max" or "none",
 //     feature-extraction with mean pooling and L2 normalisation).
 //
 // Run is safe for concurrent use: each call borrows its own set of input and
@@ -68,7 +69,16 @@
 // group's score is the mean of its tokens' scores and its word the
 // tokenizer's decoding of its tokens. So "B-ORG O I-ORG" gives two ORG
 // entities (transformers.js would merge them). An unknown token is shown as
-// the text it covers. Aggregation "none" lists every token not labelled O
+// the text it covers.
+//
+// Aggregations "first", "average" and "max" are the pipeline's word
+// strategies: tokens are first gathered into words (a token that continues a
+// word: with a WordPiece-style tokenizer, one whose string differs in length
+// from its text, like "##ham"; otherwise one with no space before it), and
+// each word takes one label and score: its first token's, the argmax of its
+// tokens' mean probabilities, or its most confident token's. The words are
+// then grouped as "simple" groups tokens, so a word is never split between
+// entities. Aggregation "none" lists every token not labelled O
 // with its entity, score, index (its position counting the leading special
 // tokens, as if the document were one window), word, start and end.
 //

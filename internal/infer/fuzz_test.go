@@ -57,7 +57,7 @@ func FuzzGroupSimple(f *testing.F) {
 		for i, c := range seq {
 			preds[i] = tokenPred{label: int32(int(c) % len(conll)), score: float32(c) / 255}
 		}
-		groups := groupSimple(nil, preds, tags)
+		groups := groupSimple(nil, tokenUnits(nil, preds), tags)
 		last := -1
 		for _, g := range groups {
 			if g.first <= last || g.last < g.first || g.last >= len(preds) || g.group == "O" || g.score < 0 || g.score > 1 {

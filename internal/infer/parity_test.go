@@ -488,7 +488,7 @@ func TestGroupSimpleMatchesPythonPipeline(t *testing.T) {
 				preds[j] = tokenPred{label: int32(l), score: float32(rng.IntN(1000)+1) / 1000}
 			}
 			want := pythonSimple(labels, preds)
-			got := groupSimple(nil, preds, tags)
+			got := groupSimple(nil, tokenUnits(nil, preds), tags)
 			ok := len(got) == len(want)
 			for i := 0; ok && i < len(got); i++ {
 				ok = got[i].first == want[i].first && got[i].last == want[i].last && got[i].group == want[i].group &&

@@ -231,7 +231,7 @@ func TestPrepareRejects(t *testing.T) {
 		{"invalid UTF-8", cls, "caf\xe9 au lait", job.Options{}, job.CodeInvalidInput},
 		{"too long", cls, long, job.Options{}, job.CodeInputTooLong},
 		{"negative top_k", cls, "ok", job.Options{TopK: -1}, job.CodeInvalidInput},
-		{"unknown aggregation", ner, "ok", job.Options{Aggregation: "max"}, job.CodeInvalidInput},
+		{"unknown aggregation", ner, "ok", job.Options{Aggregation: "mean"}, job.CodeInvalidInput},
 		{"empty ner", ner, "", job.Options{}, job.CodeInvalidInput},
 	}
 	for _, tt := range tests {

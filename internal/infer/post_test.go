@@ -224,7 +224,7 @@ func TestGroupSimpleLikeTransformers(t *testing.T) {
 				preds[i] = tokenPred{label: label(p.label), score: p.score}
 			}
 			var got []group
-			for _, s := range groupSimple(nil, preds, tags) {
+			for _, s := range groupSimple(nil, tokenUnits(nil, preds), tags) {
 				got = append(got, group{s.first, s.last, s.group, s.score})
 			}
 			if len(got) != len(tt.want) {
@@ -294,7 +294,7 @@ func TestAppendEntitiesOffsetsAreCodePoints(t *testing.T) {
 	preds := []tokenPred{
 		{label("B-LOC"), 0.9}, {label("O"), 0.9}, {label("B-ORG"), 0.8}, {label("I-ORG"), 0.6}, {label("O"), 1},
 	}
-	b, _ := appendEntities(nil, nil, text, ids, offs, preds, conll, labelTags(conll), aggSimple, dec, 1, -1)
+	b, _ := appendEntities(nil, nil, text, ids, offs, preds, tokenUnits(nil, preds), conll, labelTags(conll), aggSimple, dec, 1, -1)
 	var res struct {
 		Entities []struct {
 			Group string  `json:"entity_group"`
@@ -323,7 +323,7 @@ func TestAppendEntitiesOffsetsAreCodePoints(t *testing.T) {
 		t.Fatal("test text changed")
 	}
 
-	b, _ = appendEntities(nil, nil, text, ids, offs, preds, conll, labelTags(conll), aggNone, dec, 1, -1)
+	b, _ = appendEntities(nil, nil, text, ids, offs, preds, nil, conll, labelTags(conll), aggNone, dec, 1, -1)
 	var none struct {
 		Entities []struct {
 			Entity string `json:"entity"`

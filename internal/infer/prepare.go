@@ -16,6 +16,13 @@ type aggregation uint8
 const (
 	aggSimple aggregation = iota
 	aggNone
+	// The word strategies label whole words, then group them as simple
+	// groups tokens: first takes a word's first token's label, max the
+	// label of its most confident token, average the argmax of its tokens'
+	// mean probabilities.
+	aggFirst
+	aggAverage
+	aggMax
 )
 
 // Input is one document tokenized for a model by Prepare, ready for Run.
@@ -72,8 +79,14 @@ func (m *Model) Prepare(text string, opts job.Options) (*Input, error) {
 		in.agg = aggSimple
 	case "none":
 		in.agg = aggNone
+	case "first":
+		in.agg = aggFirst
+	case "average":
+		in.agg = aggAverage
+	case "max":
+		in.agg = aggMax
 	default:
-		return nil, job.Permanent(job.CodeInvalidInput, fmt.Errorf("aggregation %q is not supported (want simple or none)", opts.Aggregation))
+		return nil, job.Permanent(job.CodeInvalidInput, fmt.Errorf("aggregation %q is not supported (want simple, first, average, max or none)", opts.Aggregation))
 	}
 
 	enc := m.encPool.Get().(*tokenize.Encoding)

@@ -48,6 +48,10 @@ type runBuf struct {
 	order  []int
 	own    []int32
 	preds  []tokenPred
+	probs  []float32 // each token's probabilities, for aggregation average
+	sub    []bool    // each token continues a word, for the word aggregations
+	units  []unit
+	mean   []float64
 	spans  []span
 	emb    []float32
 	acc    []float64
@@ -315,6 +319,9 @@ func (m *Model) postTokens(b *runBuf, in *Input, out []float32, dim, T, row int,
 	n := len(in.ids)
 	b.own = owners(b.own, n, m.window, in.starts)
 	b.preds = grow(b.preds, n)
+	if in.agg == aggAverage {
+		b.probs = grow(b.probs, n*dim)
+	}
 	p0 := len(m.prefix)
 	for j := range n {
 		k := int(b.own[j])
@@ -325,8 +332,22 @@ func (m *Model) postTokens(b *runBuf, in *Input, out []float32, dim, T, row int,
 			return err
 		}
 		b.preds[j] = p
+		if in.agg == aggAverage {
+			probabilities(b.probs[j*dim:(j+1)*dim], out[off:off+dim])
+		}
 	}
-	b.res, b.spans = appendEntities(b.res, b.spans, in.text, in.ids, in.offs, b.preds, m.info.Labels, tags, in.agg, m.tok, p0, m.unkID)
+	b.units = b.units[:0]
+	switch in.agg {
+	case aggSimple:
+		b.units = tokenUnits(b.units, b.preds)
+	case aggFirst, aggAverage, aggMax:
+		b.sub = grow(b.sub, n)
+		for j := range n {
+			b.sub[j] = isSubword(j, in.text, in.ids, in.offs, m.tok, m.tok.ContinuesSubwords(), m.unkID)
+		}
+		b.units, b.mean = wordUnits(b.units, b.preds, b.sub, in.agg, b.probs, dim, b.mean)
+	}
+	b.res, b.spans = appendEntities(b.res, b.spans, in.text, in.ids, in.offs, b.preds, b.units, m.info.Labels, tags, in.agg, m.tok, p0, m.unkID)
 	return nil
 }
 

@@ -35,6 +35,21 @@ func predictToken(logits []float32) (tokenPred, error) {
 	return tokenPred{label: int32(best), score: float32(1 / sum)}, nil
 }
 
+// probabilities sets dst to the softmax of logits (all finite).
+func probabilities(dst []float32, logits []float32) {
+	mx := logits[0]
+	for _, l := range logits {
+		mx = max(mx, l)
+	}
+	sum := 0.0
+	for _, l := range logits {
+		sum += math.Exp(float64(l - mx))
+	}
+	for i, l := range logits {
+		dst[i] = float32(math.Exp(float64(l-mx)) / sum)
+	}
+}
+
 // owners sets dst[j], for each of n tokens covered by windows of w tokens
 // starting at starts, to the window the token is taken from: the one where it
 // is farthest from the window's edges, the earlier window on a tie.
@@ -86,36 +101,121 @@ func labelTags(labels []string) []labelTag {
 }
 
 // span is a group of consecutive tokens [first, last] that aggregation
-// "simple" makes into one entity.
+// makes into one entity.
 type span struct {
 	first, last int
 	score       float32
 	group       string
 }
 
-// groupSimple groups token predictions as transformers' aggregation_strategy
-// "simple" does: consecutive tokens of the same tag join a group unless the
-// newer one is a B-; a group's score is the mean of its tokens' scores; groups
-// whose entity_group is "O" are dropped.
-func groupSimple(dst []span, preds []tokenPred, tags []labelTag) []span {
+// unit is what aggregation groups into entities: one token (simple), or one
+// word (first, average, max), the tokens first..last, with the label and
+// score it takes.
+type unit struct {
+	first, last int
+	label       int32
+	score       float32
+}
+
+// tokenUnits makes each token a unit of its own, for aggregation simple.
+func tokenUnits(dst []unit, preds []tokenPred) []unit {
+	for j, p := range preds {
+		dst = append(dst, unit{first: j, last: j, label: p.label, score: p.score})
+	}
+	return dst
+}
+
+// wordUnits groups tokens into words as transformers' pipeline does
+// (aggregate_words): a token that is not a subword starts a word, and each
+// word takes its label and score by agg (aggregate_word): first, its first
+// token's; max, that of its token with the highest score (the first of
+// equals); average, the argmax of its tokens' mean probabilities, probs
+// holding dim probabilities a token.
+func wordUnits(dst []unit, preds []tokenPred, subword []bool, agg aggregation, probs []float32, dim int, mean []float64) ([]unit, []float64) {
+	for first := 0; first < len(preds); {
+		last := first
+		for last+1 < len(preds) && subword[last+1] {
+			last++
+		}
+		u := unit{first: first, last: last}
+		switch agg {
+		case aggFirst:
+			u.label, u.score = preds[first].label, preds[first].score
+		case aggMax:
+			best := first
+			for j := first + 1; j <= last; j++ {
+				if preds[j].score > preds[best].score {
+					best = j
+				}
+			}
+			u.label, u.score = preds[best].label, preds[best].score
+		case aggAverage:
+			mean = grow(mean, dim)
+			clear(mean)
+			for j := first; j <= last; j++ {
+				for k, p := range probs[j*dim : (j+1)*dim] {
+					mean[k] += float64(p)
+				}
+			}
+			best := 0
+			for k := range mean {
+				if mean[k] > mean[best] {
+					best = k
+				}
+			}
+			u.label, u.score = int32(best), float32(mean[best]/float64(last-first+1))
+		}
+		dst = append(dst, u)
+		first = last + 1
+	}
+	return dst, mean
+}
+
+// isSubword reports whether token j continues the word before it, by
+// transformers' rule (gather_pre_entities): with a tokenizer that marks word
+// pieces (tokenize.Tokenizer.ContinuesSubwords), when the token's string
+// differs in length from the text it covers; otherwise when neither the
+// character before the token nor its first character is a space. The
+// unknown token never continues a word.
+func isSubword(j int, text string, ids []int64, offs []tokenize.Offset, dec decoder, marksPieces bool, unk int64) bool {
+	if ids[j] == unk {
+		return false
+	}
+	o := offs[j]
+	if marksPieces {
+		return utf8.RuneCountInString(dec.Token(ids[j])) != utf8.RuneCountInString(text[o.Start:o.End])
+	}
+	if o.Start <= 0 || o.Start > len(text) {
+		return false
+	}
+	prev, _ := utf8.DecodeLastRuneInString(text[:o.Start])
+	cur, _ := utf8.DecodeRuneInString(text[o.Start:])
+	return prev != ' ' && cur != ' '
+}
+
+// groupSimple groups units as transformers' group_entities does:
+// consecutive units of the same tag join a group unless the newer one is a
+// B-; a group's score is the mean of its units' scores; groups whose
+// entity_group is "O" are dropped.
+func groupSimple(dst []span, units []unit, tags []labelTag) []span {
 	flush := func(first, last int) {
-		g := tags[preds[first].label].group
+		g := tags[units[first].label].group
 		if g == "O" {
 			return
 		}
 		sum := 0.0
-		for _, p := range preds[first : last+1] {
-			sum += float64(p.score)
+		for _, u := range units[first : last+1] {
+			sum += float64(u.score)
 		}
-		dst = append(dst, span{first: first, last: last, group: g, score: float32(sum / float64(last-first+1))})
+		dst = append(dst, span{first: units[first].first, last: units[last].last, group: g, score: float32(sum / float64(last-first+1))})
 	}
 	first := -1
-	for j, p := range preds {
+	for j, u := range units {
 		if first < 0 {
 			first = j
 			continue
 		}
-		cur, prev := tags[p.label], tags[preds[j-1].label]
+		cur, prev := tags[u.label], tags[units[j-1].label]
 		if cur.tag == prev.tag && !cur.begin {
 			continue
 		}
@@ -123,7 +223,7 @@ func groupSimple(dst []span, preds []tokenPred, tags []labelTag) []span {
 		first = j
 	}
 	if first >= 0 {
-		flush(first, len(preds)-1)
+		flush(first, len(units)-1)
 	}
 	return dst
 }
@@ -197,10 +297,12 @@ func (e *entityText) group(first, last int) string {
 }
 
 // appendEntities appends the token-classification result for one document:
-// its tokens ids with byte offsets offs into text, their predictions, and the
-// model's labels. prefix is the number of special tokens before the first
-// token, for the "index" of aggregation none; unk is the unknown token's id.
-func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs []tokenize.Offset, preds []tokenPred,
+// its tokens ids with byte offsets offs into text, their predictions, the
+// units that aggregation groups (tokens or words; unused for aggregation
+// none), and the model's labels. prefix is the number of special tokens
+// before the first token, for the "index" of aggregation none; unk is the
+// unknown token's id.
+func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs []tokenize.Offset, preds []tokenPred, units []unit,
 	labels []string, tags []labelTag, agg aggregation, dec decoder, prefix int, unk int64) ([]byte, []span) {
 	names := entityText{dec: dec, unk: unk, text: text, ids: ids, offs: offs}
 	rc := runeCounter{s: text}
@@ -232,7 +334,7 @@ func appendEntities(dst []byte, scratch []span, text string, ids []int64, offs [
 		}
 		return append(dst, "]}"...), scratch
 	}
-	scratch = groupSimple(scratch[:0], preds, tags)
+	scratch = groupSimple(scratch[:0], units, tags)
 	for i, s := range scratch {
 		if i > 0 {
 			dst = append(dst, ',')

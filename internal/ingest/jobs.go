@@ -132,9 +132,9 @@ func validateOptions(o job.Options) *apiError {
 		return fieldError("options.top_k", "top_k must not be negative")
 	}
 	switch o.Aggregation {
-	case "", "simple", "none":
+	case "", "simple", "first", "average", "max", "none":
 	default:
-		return fieldError("options.aggregation", "aggregation must be \"simple\" or \"none\"")
+		return fieldError("options.aggregation", "aggregation must be \"simple\", \"first\", \"average\", \"max\" or \"none\"")
 	}
 	return nil
 }

@@ -58,8 +58,9 @@ type Options struct {
 	// Truncate lets an input longer than the model's maximum be cut instead of
 	// rejected (token classification windows long inputs instead).
 	Truncate bool `json:"truncate,omitempty"`
-	// Aggregation is the token-classification aggregation strategy: "simple"
-	// (the default) or "none".
+	// Aggregation is the token-classification aggregation strategy, as
+	// transformers' pipeline names them: "simple" (the default), "first",
+	// "average", "max", or "none".
 	Aggregation string `json:"aggregation,omitempty"`
 }
 

@@ -69,6 +69,15 @@ type modelConfig struct {
 	Merges                  *json.RawMessage `json:"merges"`
 }
 
+// continuesSubwords reports whether the model has a continuing-subword
+// prefix: WordPiece's defaults to "##", a BPE's to none.
+func (m *modelConfig) continuesSubwords() bool {
+	if m.ContinuingSubwordPrefix != nil {
+		return *m.ContinuingSubwordPrefix != ""
+	}
+	return m.modelType() == "WordPiece"
+}
+
 // modelType resolves a model's type, inferring it like the reference
 // implementations do when the "type" tag is missing (older tokenizer.json
 // files such as bert-base-uncased's).

@@ -107,6 +107,9 @@ func TestTokenizerMetadata(t *testing.T) {
 			t.Errorf("Token(%d) = %q, want %q", id, got, want)
 		}
 	}
+	if !tk.ContinuesSubwords() {
+		t.Error("a WordPiece model marks word pieces with ##: ContinuesSubwords must be true")
+	}
 	// Template is a copy: changing it does not change the tokenizer.
 	tpl := tk.Template()
 	tpl.Prefix[0] = 7
@@ -268,6 +271,9 @@ func TestWordLevelAndWhitespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if tk.ContinuesSubwords() {
+		t.Error("a WordLevel model has no word pieces: ContinuesSubwords must be false")
+	}
 	text := "Stocks RALLY!! Café crash<pad>"
 	e := tk.Encode(text)
 	checkInvariants(t, tk, text, e)
@@ -364,6 +370,9 @@ func TestFallbackBPE(t *testing.T) {
 	tk, err := Load(writeTokenizer(t, doc))
 	if err != nil {
 		t.Fatalf("Load BPE through the fallback: %v", err)
+	}
+	if tk.ContinuesSubwords() {
+		t.Error("a BPE without continuing_subword_prefix does not mark word pieces: ContinuesSubwords must be false")
 	}
 	text := "lower low"
 	e := tk.Encode(text)

@@ -22,6 +22,9 @@ type Tokenizer struct {
 
 	tokens   []string // id → token
 	unkToken string
+	// subwords: the model marks word pieces after a word's first with a
+	// continuing-subword prefix (WordPiece's "##", or a BPE's own).
+	subwords bool
 	template Template
 	padID    int64
 	scratch  sync.Pool
@@ -77,7 +80,7 @@ func Parse(data []byte) (*Tokenizer, error) {
 	if err := json.Unmarshal(c.Model, &mc); err != nil {
 		return nil, fmt.Errorf("parse tokenizer.json model: %w", err)
 	}
-	t := &Tokenizer{}
+	t := &Tokenizer{subwords: mc.continuesSubwords()}
 	var err error
 	if t.template, err = parseTemplate(c.PostProcessor); err != nil {
 		return nil, err
@@ -178,6 +181,13 @@ func (t *Tokenizer) Template() Template {
 		Suffix: append([]int64(nil), t.template.Suffix...),
 	}
 }
+
+// ContinuesSubwords reports whether the model marks the pieces of a word
+// after its first with a continuing-subword prefix (WordPiece's "##", or a
+// BPE's continuing_subword_prefix): then a token whose string differs in
+// length from the text it covers is a word piece. transformers' token-classification
+// pipeline groups tokens into words that way, and by spaces otherwise.
+func (t *Tokenizer) ContinuesSubwords() bool { return t.subwords }
 
 // PadID is the padding token id: padding.pad_id, else the id of [PAD] or
 // <pad>, else 0.
