@@ -505,6 +505,47 @@ func TestGroupSimpleMatchesPythonPipeline(t *testing.T) {
 	}
 }
 
+// handEntity is an aggregated entity as the hand-worked tests compare them.
+type handEntity struct {
+	Group string  `json:"entity_group"`
+	Score float64 `json:"score"`
+	Word  string  `json:"word"`
+	Start int     `json:"start"`
+	End   int     `json:"end"`
+}
+
+// postEntities runs the token-classification post-processing of in on the
+// logits out (T positions of L labels) and returns its entities.
+func postEntities(t *testing.T, m *Model, in *Input, out []float32, L, T int) []handEntity {
+	t.Helper()
+	b := &runBuf{}
+	if err := m.postTokens(b, in, out, L, T, 0, labelTags(conll)); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Entities []handEntity `json:"entities"`
+	}
+	if err := strictDecode(b.res, &got); err != nil {
+		t.Fatalf("%s: %v", b.res, err)
+	}
+	return got.Entities
+}
+
+// checkEntities compares entities with the hand-worked answer, scores
+// within 1e-6.
+func checkEntities(t *testing.T, got, want []handEntity) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("entities %+v\nwant     %+v", got, want)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Group != w.Group || g.Word != w.Word || g.Start != w.Start || g.End != w.End || math.Abs(g.Score-w.Score) > 1e-6 {
+			t.Errorf("entity %d: %+v, want %+v", i, g, w)
+		}
+	}
+}
+
 // TestHandLogitsSimpleAggregationLikePython runs hand-made logits for a real
 // BERT-cased tokenization through the token-classification post-processing
 // and checks every entity against what the Python pipeline answers for them,
@@ -560,17 +601,10 @@ func TestHandLogitsSimpleAggregationLikePython(t *testing.T) {
 		row[label(tk.label)] = float32(math.Log(tk.p))
 	}
 
-	type ent struct {
-		Group string  `json:"entity_group"`
-		Score float64 `json:"score"`
-		Word  string  `json:"word"`
-		Start int     `json:"start"`
-		End   int     `json:"end"`
-	}
 	// What transformers' pipeline(..., aggregation_strategy="simple") returns:
 	// word is convert_tokens_to_string of the group's tokens (the WordPiece
 	// decoder keeps a leading "##"), start and end are character offsets.
-	want := []ent{
+	want := []handEntity{
 		{"ORG", 0.8, "Diamond Sham", 0, 12},
 		{"ORG", 0.55, "##rock Corp", 12, 21},
 		{"LOC", 0.4, "Zürich", 27, 33},
@@ -578,25 +612,7 @@ func TestHandLogitsSimpleAggregationLikePython(t *testing.T) {
 		{"ORG", 0.9, "N", 36, 37},
 		{"PER", 0.75, "##estlé", 37, 42},
 	}
-	b := &runBuf{}
-	if err := m.postTokens(b, in, out, L, T, 0, labelTags(conll)); err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Entities []ent `json:"entities"`
-	}
-	if err := strictDecode(b.res, &got); err != nil {
-		t.Fatalf("%s: %v", b.res, err)
-	}
-	if len(got.Entities) != len(want) {
-		t.Fatalf("entities %+v\nwant     %+v", got.Entities, want)
-	}
-	for i, w := range want {
-		g := got.Entities[i]
-		if g.Group != w.Group || g.Word != w.Word || g.Start != w.Start || g.End != w.End || math.Abs(g.Score-w.Score) > 1e-6 {
-			t.Errorf("entity %d: %+v, want %+v", i, g, w)
-		}
-	}
+	checkEntities(t, postEntities(t, m, in, out, L, T), want)
 
 	// The same tokens through the Python algorithm give the same groups.
 	preds := make([]tokenPred, len(toks))

@@ -159,17 +159,10 @@ func TestHandLogitsWordAggregationsLikePython(t *testing.T) {
 		{"##lé", "I-PER", 0.7},
 		{"fell", "O", 0.95},
 	}
-	type ent struct {
-		Group string  `json:"entity_group"`
-		Score float64 `json:"score"`
-		Word  string  `json:"word"`
-		Start int     `json:"start"`
-		End   int     `json:"end"`
-	}
 	// Each token: probability p for its label, (1-p)/8 for each other one.
 	// Shamrock averages to I-ORG (0.8+0.7+0.4/8)/3; Nestlé to I-PER
 	// (0.1/8+0.95+0.7)/3, and its most confident token is ##est (I-PER).
-	wants := map[string][]ent{
+	wants := map[string][]handEntity{
 		"first": {
 			{"ORG", (0.9 + 0.8 + 0.5) / 3, "Diamond Shamrock Corp", 0, 21},
 			{"LOC", 0.4, "Zürich", 27, 33},
@@ -216,25 +209,7 @@ func TestHandLogitsWordAggregationsLikePython(t *testing.T) {
 				probs[j][label(tk.label)] = tk.p
 				subword[j] = strings.HasPrefix(tk.word, "##")
 			}
-			b := &runBuf{}
-			if err := m.postTokens(b, in, out, L, T, 0, labelTags(conll)); err != nil {
-				t.Fatal(err)
-			}
-			var got struct {
-				Entities []ent `json:"entities"`
-			}
-			if err := strictDecode(b.res, &got); err != nil {
-				t.Fatalf("%s: %v", b.res, err)
-			}
-			if len(got.Entities) != len(want) {
-				t.Fatalf("entities %+v\nwant     %+v", got.Entities, want)
-			}
-			for i, w := range want {
-				g := got.Entities[i]
-				if g.Group != w.Group || g.Word != w.Word || g.Start != w.Start || g.End != w.End || math.Abs(g.Score-w.Score) > 1e-6 {
-					t.Errorf("entity %d: %+v, want %+v", i, g, w)
-				}
-			}
+			checkEntities(t, postEntities(t, m, in, out, L, T), want)
 			// The Python algorithm agrees on the groups and scores.
 			py := pythonWords(conll, probs, subword, strategy)
 			if len(py) != len(want) {
