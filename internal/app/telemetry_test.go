@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -114,8 +115,15 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 		if r.status != http.StatusOK {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
-		if m := r.json(t); m["timings_ms"].(map[string]any)["delivery"] == nil {
-			t.Fatalf("record has no delivery timing: %v", m)
+		m := r.json(t)
+		tm := m["timings_ms"].(map[string]any)
+		if tm["delivery"] == nil || tm["total"] == nil {
+			t.Fatalf("record has no delivery or total timing: %v", m)
+		}
+		for stage, v := range tm { // whole microseconds, not float sums
+			if f := v.(float64) * 1000; math.Abs(f-math.Round(f)) > 1e-6 {
+				t.Errorf("timing %s is %v ms", stage, v)
+			}
 		}
 	}
 	in := scrape(t, s.url)

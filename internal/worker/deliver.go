@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -38,7 +39,9 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 				continue // undecodable: no record to write, only a dead letter
 			}
 			it.timings.Delivery = ms(now.Sub(it.doneAt()))
-			it.timings.Total = ms(now.Sub(it.received)) + it.timings.Queue
+			// Whole microseconds, like every stage: a float sum of two
+			// would print as 0.8280000000000001.
+			it.timings.Total = float64(now.Sub(it.received).Microseconds()+int64(math.Round(it.timings.Queue*1000))) / 1000
 			t := it.timings
 			f := store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
 				Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey}
