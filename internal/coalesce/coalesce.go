@@ -2,7 +2,7 @@
 // while a batch is in flight wait for the next one, which carries all of them.
 // Under load one round trip (a Redis pipeline, say) then serves many callers,
 // so throughput is no longer capped by the round-trip rate. An idle
-// coalescer adds no delay: a call that finds a batch slot free and no call
+// coalescer adds no delay: a call that finds no batch in flight and no call
 // waiting runs its own one-call batch on its own goroutine, without a
 // hand-off to a loop and back.
 //
@@ -88,7 +88,9 @@ func (c *Coalescer[Req, Res]) Close() {
 // the call waits, Do returns ctx's error, but req may still be run.
 func (c *Coalescer[Req, Res]) Do(ctx context.Context, req Req) (Res, error) {
 	var zero Res
-	if len(c.calls) == 0 {
+	if len(c.slots) == 0 && len(c.calls) == 0 {
+		// Idle: no batch in flight and nobody waiting. Under load a batch
+		// is nearly always in flight, so calls queue and share batches.
 		select {
 		case c.slots <- struct{}{}:
 			return c.alone(ctx, req)
