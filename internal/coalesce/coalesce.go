@@ -80,8 +80,14 @@ func New[Req, Res any](opts Options, run Run[Req, Res]) *Coalescer[Req, Res] {
 // Close stops the Coalescer: calls waiting or arriving later fail with
 // ErrClosed; a batch in flight finishes first.
 func (c *Coalescer[Req, Res]) Close() {
-	c.once.Do(func() { close(c.done) })
-	c.wg.Wait()
+	c.once.Do(func() {
+		close(c.done)
+		c.wg.Wait()
+		// A call running alone holds a slot: taking them all waits for it.
+		for range c.opts.Loops {
+			c.slots <- struct{}{}
+		}
+	})
 }
 
 // Do hands req to the next batch and returns its answer. If ctx ends while

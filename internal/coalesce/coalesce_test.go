@@ -104,6 +104,39 @@ func TestIdleCallRunsOnItsOwnGoroutine(t *testing.T) {
 	}
 }
 
+// TestCloseWaitsForALoneCall: Close returns only once a call running alone
+// on its caller's goroutine has finished, as it does for a loop's batch.
+func TestCloseWaitsForALoneCall(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	c := New(Options{}, func(ctx context.Context, reqs []int, res []int) {
+		close(started)
+		<-release
+		res[0] = 1
+	})
+	answer := make(chan int)
+	go func() {
+		got, _ := c.Do(context.Background(), 1)
+		answer <- got
+	}()
+	<-started
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while a call was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if got := <-answer; got != 1 {
+		t.Fatalf("the running call answered %d", got)
+	}
+	<-closed
+	c.Close() // again: returns at once
+	if _, err := c.Do(context.Background(), 2); !errors.Is(err, ErrClosed) {
+		t.Fatalf("call after Close: %v", err)
+	}
+}
+
 func BenchmarkDoSequential(b *testing.B) {
 	c := New(Options{}, func(ctx context.Context, reqs []int, res []int) {
 		for i := range reqs {
