@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -65,5 +66,23 @@ func TestDecodeStrictNamesTheField(t *testing.T) {
 		if aerr.Field != tc.field || aerr.Code != tc.code || aerr.Status != http.StatusBadRequest {
 			t.Errorf("%q: %d %s field %q (%s); want %s field %q", tc.body, aerr.Status, aerr.Code, aerr.Field, aerr.Message, tc.code, tc.field)
 		}
+	}
+}
+
+// TestOutageLogSpacesLines: a burst of failures is one line a second,
+// carrying how many failures it stands for.
+func TestOutageLogSpacesLines(t *testing.T) {
+	var o outageLog
+	t0 := time.Unix(1000, 0)
+	if n, ok := o.note(t0); !ok || n != 1 {
+		t.Fatalf("first failure: %d %v, want a line for 1", n, ok)
+	}
+	for i := range 999 {
+		if _, ok := o.note(t0.Add(time.Duration(i) * time.Millisecond)); ok {
+			t.Fatalf("failure %d within the second logged a line", i)
+		}
+	}
+	if n, ok := o.note(t0.Add(time.Second)); !ok || n != 1000 {
+		t.Fatalf("a second later: %d %v, want a line for 1000", n, ok)
 	}
 }

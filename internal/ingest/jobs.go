@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -459,11 +460,34 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 	return wireRecord{rec: rec}, rec.Status.Final(), nil
 }
 
+// unavailable answers 503 for a dependency that failed. An outage fails
+// every request (every job of a batch) at once, so it is logged at most once
+// a second per dependency, with the number of failures the line stands for.
 func (s *Server) unavailable(r *http.Request, what string, err error) *apiError {
-	s.log.WarnContext(r.Context(), what+" unavailable", "error", err)
+	v, _ := s.outages.LoadOrStore(what, new(outageLog))
+	if n, ok := v.(*outageLog).note(time.Now()); ok {
+		s.log.WarnContext(r.Context(), what+" unavailable", "error", err, "failures", n)
+	}
 	e := errorf(http.StatusServiceUnavailable, "unavailable", "%s unavailable; retry", what)
 	e.RetryAfterS = 1
 	return e
+}
+
+// outageLog spaces out the log lines of one dependency's failures.
+type outageLog struct {
+	last   atomic.Int64 // unix nanoseconds of the last line
+	failed atomic.Int64 // failures since the last line
+}
+
+// note counts a failure at now and reports whether to log a line, with the
+// failures it stands for.
+func (o *outageLog) note(now time.Time) (int64, bool) {
+	o.failed.Add(1)
+	last := o.last.Load()
+	if now.UnixNano()-last < int64(time.Second) || !o.last.CompareAndSwap(last, now.UnixNano()) {
+		return 0, false
+	}
+	return o.failed.Swap(0), true
 }
 
 // traceHeaders carries the W3C trace context of the request into the job.

@@ -71,6 +71,8 @@ type Server struct {
 	// its last admission, so that the next job's record can be made while
 	// that job is being admitted.
 	tenantTTL sync.Map
+	// outages spaces out the logs of failing dependencies (outageLog by name).
+	outages sync.Map
 }
 
 // Deps are the parts a Server is built from.
