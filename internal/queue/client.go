@@ -202,8 +202,8 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 		if d.Subject == "" {
 			continue
 		}
-		msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)}
 		if strings.HasPrefix(d.Subject, "results.") {
+			msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)}
 			f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(d.MsgID))
 			if err != nil {
 				return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
@@ -211,7 +211,13 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 			futs = append(futs, f)
 			continue
 		}
-		if err := c.nc.PublishMsg(msg); err != nil {
+		var err error
+		if d.Header == nil {
+			err = c.nc.Publish(d.Subject, d.Data)
+		} else {
+			err = c.nc.PublishMsg(&nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)})
+		}
+		if err != nil {
 			return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
 		}
 	}
