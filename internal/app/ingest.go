@@ -50,6 +50,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if cfg.EnsureStreams {
 		topo := queue.DefaultTopology()
 		topo.JobsMaxMsgs, topo.JobsMaxBytes = cfg.JobsMaxMsgs, cfg.JobsMaxBytes
+		topo.ResultsMaxBytes, topo.ResultsMaxAge = cfg.ResultsMaxBytes, cfg.ResultsMaxAge
 		if err := q.EnsureStreams(startCtx, topo); err != nil {
 			return err
 		}

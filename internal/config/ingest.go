@@ -90,6 +90,13 @@ type Ingest struct {
 	// JobsMaxBytes bounds the JOBS stream by size when EnsureStreams creates
 	// or updates it. Defaults to 1 GiB.
 	JobsMaxBytes int64
+	// ResultsMaxBytes bounds the RESULTS stream (backfill results, oldest
+	// dropped first) when EnsureStreams creates or updates it: size it for
+	// the backfills whose results are not yet exported. Defaults to 4 GiB.
+	ResultsMaxBytes int64
+	// ResultsMaxAge is how long backfill results are kept in RESULTS.
+	// Defaults to 7 days.
+	ResultsMaxAge time.Duration
 }
 
 // RegisterFlags registers every ingest flag.
@@ -110,6 +117,8 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Tenants, "tenants", true, "admit requests against their tenant in Redis (quota, rate limit, revocation)")
 	fs.Int64Var(&c.JobsMaxMsgs, "jobs-max-msgs", 1_000_000, "most messages the JOBS stream holds (with -ensure-streams)")
 	fs.Int64Var(&c.JobsMaxBytes, "jobs-max-bytes", 1<<30, "most bytes the JOBS stream holds (with -ensure-streams)")
+	fs.Int64Var(&c.ResultsMaxBytes, "results-max-bytes", 4<<30, "most bytes of backfill results the RESULTS stream holds, oldest dropped first (with -ensure-streams)")
+	fs.DurationVar(&c.ResultsMaxAge, "results-max-age", 7*24*time.Hour, "how long backfill results are kept (with -ensure-streams)")
 }
 
 // Validate checks the configuration; errors name the field.
@@ -132,6 +141,10 @@ func (c *Ingest) Validate() error {
 	if c.JobsMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("jobs-max-bytes: %d is below 1 MiB", c.JobsMaxBytes))
 	}
+	if c.ResultsMaxBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
+	}
+	errs = append(errs, positive("results-max-age", c.ResultsMaxAge))
 	return errors.Join(errs...)
 }
 
