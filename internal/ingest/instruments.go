@@ -75,10 +75,6 @@ func (in *instruments) laneSet(l job.Lane) []metric.RecordOption {
 	return v.([]metric.RecordOption)
 }
 
-// publish enqueues j inside a producer span whose context travels in the
-// message's headers (W3C traceparent), times the publish and counts the job.
-// Without a span in the request's context, the request's own traceparent
-// is passed through.
 // traceReply records the result's arrival as a span under the worker's job
 // span, whose context the reply carries: the trace goes from the request
 // through the worker and back to this instance.
@@ -92,6 +88,10 @@ func (s *Server) traceReply(ctx context.Context, rep queue.Reply) {
 	span.End()
 }
 
+// publish enqueues j inside a producer span whose context travels in the
+// message's headers (W3C traceparent), times the publish and counts the job.
+// Without a span in the request's context, the request's own traceparent
+// is passed through.
 func (s *Server) publish(r *http.Request, j *job.Job, reply string) (bool, error) {
 	ctx, span := s.ins.tracer.Start(r.Context(), "publish", trace.WithSpanKind(trace.SpanKindProducer))
 	hdr := telemetry.InjectHeaders(ctx)
