@@ -5,38 +5,15 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
+	"log/slog"
 
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/config"
-	"github.com/jetinfer/jetinfer/internal/telemetry"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "worker:", err)
-		}
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var cfg config.Worker
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.RegisterFlags(fs)
-	if err := config.Parse(fs, args); err != nil {
-		return err
-	}
-	log := telemetry.NewLogger(stderr, cfg.Log.Level, cfg.Log.Format)
-	return app.RunWorker(ctx, cfg, log, app.Hooks{})
+	app.Main("worker", cfg.RegisterFlags, &cfg.Log, func(ctx context.Context, log *slog.Logger) error {
+		return app.RunWorker(ctx, cfg, log, app.Hooks{})
+	})
 }
