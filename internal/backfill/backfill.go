@@ -127,21 +127,13 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Backfill, error) {
 		return nil, ErrNotFound
 	}
 	b := &Backfill{ID: id, Tenant: tenant, Task: m["task"], Name: m["name"], State: State(m["state"]),
-		Created: msTime(m["created_ms"]), Sealed: msTime(m["sealed_ms"]), Finished: msTime(m["finished_ms"]),
-		First: msTime(m["first_ms"]), Last: msTime(m["last_ms"])}
+		Created: store.MillisTime(m["created_ms"]), Sealed: store.MillisTime(m["sealed_ms"]), Finished: store.MillisTime(m["finished_ms"]),
+		First: store.MillisTime(m["first_ms"]), Last: store.MillisTime(m["last_ms"])}
 	_ = json.Unmarshal([]byte(m["options"]), &b.Options)
 	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
 	b.Counters = Counters{Submitted: n("submitted"), Succeeded: n("succeeded"), Failed: n("failed"),
 		Dead: n("dead"), Canceled: n("canceled"), Reused: n("reused")}
 	return b, nil
-}
-
-func msTime(s string) time.Time {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(n).UTC()
 }
 
 // sealScript seals an open backfill and completes it at once when nothing

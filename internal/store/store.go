@@ -260,9 +260,9 @@ func decodeRecord(tenant, id string, m map[string]string) *job.Record {
 		Status:   job.Status(m["status"]),
 		Backfill: m["backfill"],
 		DocID:    m["doc_id"],
-		Created:  msTime(m["created"]),
-		Started:  msTime(m["started"]),
-		Finished: msTime(m["finished"]),
+		Created:  MillisTime(m["created"]),
+		Started:  MillisTime(m["started"]),
+		Finished: MillisTime(m["finished"]),
 	}
 	r.Attempts, _ = strconv.Atoi(m["attempts"])
 	if v := m["result"]; v != "" {
@@ -280,7 +280,9 @@ func decodeRecord(tenant, id string, m map[string]string) *job.Record {
 	return r
 }
 
-func msTime(s string) time.Time {
+// MillisTime reads a time stored in Redis as Unix milliseconds; "" and "0"
+// are the zero time.
+func MillisTime(s string) time.Time {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n == 0 {
 		return time.Time{}
