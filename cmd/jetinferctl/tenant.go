@@ -59,17 +59,28 @@ func (t *tenantFlags) patch(fs *flag.FlagSet) tenant.Patch {
 	return p
 }
 
-// tenantStore connects to Redis for a command.
-func tenantStore(c config.Redis) (*tenant.Store, func(), error) {
-	if err := c.Validate(); err != nil {
-		return nil, nil, err
+// storeFlags are the Redis flags of a command that works on the tenant
+// store.
+type storeFlags struct{ rc config.Redis }
+
+func newStoreFlags(fs *flag.FlagSet) *storeFlags {
+	s := &storeFlags{}
+	s.rc.RegisterFlags(fs)
+	return s
+}
+
+// use connects to Redis, runs f on the tenant store and disconnects.
+func (s *storeFlags) use(f func(*tenant.Store) error) error {
+	if err := s.rc.Validate(); err != nil {
+		return err
 	}
-	opts, err := redis.ParseURL(c.URL)
+	opts, err := redis.ParseURL(s.rc.URL)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis-url: %w", err)
+		return fmt.Errorf("redis-url: %w", err)
 	}
 	rdb := redis.NewClient(opts)
-	return tenant.NewStore(rdb), func() { _ = rdb.Close() }, nil
+	defer rdb.Close()
+	return f(tenant.NewStore(rdb))
 }
 
 // tenantID takes the tenant from --tenant or the first argument.
@@ -142,8 +153,7 @@ func writeTenantRow(tw *tabwriter.Writer, t tenant.Tenant) {
 func init() {
 	register(command{group: "tenant", name: "create", summary: "create a tenant (enabled unless --disabled)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
+			sf := newStoreFlags(fs)
 			var tf tenantFlags
 			tf.register(fs)
 			id := fs.String("tenant", "", "tenant id (the tid claim of its tokens)")
@@ -155,29 +165,25 @@ func init() {
 				if err != nil {
 					return err
 				}
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
-					DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
-					MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL})
-				if errors.Is(err, tenant.ErrExists) && *ifNotExists {
-					if t, err = st.Get(ctx, tid); err != nil {
+				return sf.use(func(st *tenant.Store) error {
+					t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
+						DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
+						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL})
+					if errors.Is(err, tenant.ErrExists) && *ifNotExists {
+						if t, err = st.Get(ctx, tid); err != nil {
+							return err
+						}
+						fmt.Fprintf(e.stderr, "tenant %s exists; left unchanged\n", tid)
+					} else if err != nil {
 						return err
 					}
-					fmt.Fprintf(e.stderr, "tenant %s exists; left unchanged\n", tid)
-				} else if err != nil {
-					return err
-				}
-				return printTenant(e, *asJSON, t)
+					return printTenant(e, *asJSON, t)
+				})
 			}
 		}})
 	register(command{group: "tenant", name: "update", summary: "change a tenant's settings (only the flags given)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
+			sf := newStoreFlags(fs)
 			var tf tenantFlags
 			tf.register(fs)
 			id := fs.String("tenant", "", "tenant id")
@@ -194,56 +200,48 @@ func init() {
 						p.Enabled = enabled
 					}
 				})
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				t, err := st.Update(ctx, tid, p)
-				if err != nil {
-					return err
-				}
-				return printTenant(e, *asJSON, t)
+				return sf.use(func(st *tenant.Store) error {
+					t, err := st.Update(ctx, tid, p)
+					if err != nil {
+						return err
+					}
+					return printTenant(e, *asJSON, t)
+				})
 			}
 		}})
 	register(tenantSwitch("disable", "refuse a tenant's requests (403 tenant_disabled)", "disabled", (*tenant.Store).Disable))
 	register(tenantSwitch("enable", "admit a disabled tenant's requests again", "enabled", (*tenant.Store).Enable))
 	register(command{group: "tenant", name: "list", summary: "list the tenants",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
+			sf := newStoreFlags(fs)
 			asJSON := fs.Bool("json", false, "print one JSON object per tenant")
 			return func(ctx context.Context, e *env) error {
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				ts, err := st.List(ctx)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					enc := json.NewEncoder(e.stdout)
-					for _, t := range ts {
-						if err := enc.Encode(tenantJSON(t)); err != nil {
-							return err
-						}
+				return sf.use(func(st *tenant.Store) error {
+					ts, err := st.List(ctx)
+					if err != nil {
+						return err
 					}
-					return nil
-				}
-				tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-				writeTenantHeader(tw)
-				for _, t := range ts {
-					writeTenantRow(tw, t)
-				}
-				return tw.Flush()
+					if *asJSON {
+						enc := json.NewEncoder(e.stdout)
+						for _, t := range ts {
+							if err := enc.Encode(tenantJSON(t)); err != nil {
+								return err
+							}
+						}
+						return nil
+					}
+					tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+					writeTenantHeader(tw)
+					for _, t := range ts {
+						writeTenantRow(tw, t)
+					}
+					return tw.Flush()
+				})
 			}
 		}})
 	register(command{group: "token", name: "revoke", summary: "revoke a token by its jti (401 token_revoked)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
+			sf := newStoreFlags(fs)
 			tid := fs.String("tenant", "", "the token's tenant; needed only for a jti that does not name it")
 			forD := fs.Duration("for", auth.MaxTokenTTL, "how long the revocation lasts; at least the token's remaining lifetime")
 			return func(ctx context.Context, e *env) error {
@@ -254,22 +252,20 @@ func init() {
 				if *forD <= 0 {
 					return errors.New("--for must be positive")
 				}
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				until := time.Now().Add(*forD)
-				if *tid != "" {
-					err = st.RevokeTenantToken(ctx, *tid, jti, until)
-				} else {
-					err = st.Revoke(ctx, jti, until)
-				}
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "token %s revoked until %s\n", jti, until.UTC().Format(time.RFC3339))
-				return nil
+				return sf.use(func(st *tenant.Store) error {
+					until := time.Now().Add(*forD)
+					var err error
+					if *tid != "" {
+						err = st.RevokeTenantToken(ctx, *tid, jti, until)
+					} else {
+						err = st.Revoke(ctx, jti, until)
+					}
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "token %s revoked until %s\n", jti, until.UTC().Format(time.RFC3339))
+					return nil
+				})
 			}
 		}})
 }
@@ -278,24 +274,20 @@ func init() {
 func tenantSwitch(name, summary, done string, set func(*tenant.Store, context.Context, string) error) command {
 	return command{group: "tenant", name: name, summary: summary,
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
-			var rc config.Redis
-			rc.RegisterFlags(fs)
+			sf := newStoreFlags(fs)
 			id := fs.String("tenant", "", "tenant id")
 			return func(ctx context.Context, e *env) error {
 				tid, err := tenantID(*id, e)
 				if err != nil {
 					return err
 				}
-				st, closeFn, err := tenantStore(rc)
-				if err != nil {
-					return err
-				}
-				defer closeFn()
-				if err := set(st, ctx, tid); err != nil {
-					return err
-				}
-				fmt.Fprintf(e.stdout, "tenant %s %s\n", tid, done)
-				return nil
+				return sf.use(func(st *tenant.Store) error {
+					if err := set(st, ctx, tid); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "tenant %s %s\n", tid, done)
+					return nil
+				})
 			}
 		}}
 }
