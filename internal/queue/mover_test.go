@@ -25,25 +25,30 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	return s.CachedInfo().State.Msgs
 }
 
+// moverEnv starts NATS with jetinfer's streams and Redis with a result
+// store, and returns a context that ends with the test (at most 30s).
+func moverEnv(t *testing.T) (*nats.Conn, *queue.Client, *store.Store, context.Context) {
+	t.Helper()
+	nc := testenv.StartNATS(t).Connect(t)
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	return nc, q, store.New(testenv.StartRedis(t).Client(t), time.Hour), ctx
+}
+
 // TestMoverDeadLettersExhaustedJobs drives a job through MaxDeliver failed
 // deliveries on a real server and checks that the mover, fed by the
 // captured MAX_DELIVERIES advisory, moves it: record dead with reason and
 // attempts, one DLQ copy, the dead record on the reply subject, the original
 // gone from JOBS; then that a replay puts it back under a fresh message id.
 func TestMoverDeadLettersExhaustedJobs(t *testing.T) {
-	n := testenv.StartNATS(t)
-	rdb := testenv.StartRedis(t).Client(t)
-	nc := n.Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(rdb, time.Hour)
+	nc, q, st, ctx := moverEnv(t)
 
 	replies := make(chan *nats.Msg, 8)
 	sub, err := nc.ChanSubscribe("chaos.reply.*", replies)
@@ -178,19 +183,7 @@ func TestMoverDeadLettersExhaustedJobs(t *testing.T) {
 // TestMoverIsIdempotent hands the mover the same advisory twice, as after a
 // mover that died before acknowledging it: one dead letter, one dead state.
 func TestMoverIsIdempotent(t *testing.T) {
-	n := testenv.StartNATS(t)
-	rdb := testenv.StartRedis(t).Client(t)
-	nc := n.Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(rdb, time.Hour)
+	_, q, st, ctx := moverEnv(t)
 	j := &job.Job{ID: "job2", Tenant: "acme", Task: "sentiment", Lane: job.LaneBulk, Input: job.Input{Text: "x"}, Created: time.Now()}
 	if _, err := q.Publish(ctx, j, "", nil); err != nil {
 		t.Fatal(err)
@@ -234,19 +227,7 @@ func TestMoverIsIdempotent(t *testing.T) {
 // record: its dead outcome goes to its RESULTS subject, and the mover does
 // not wait for a record that will never exist.
 func TestMoverBackfillDocument(t *testing.T) {
-	n := testenv.StartNATS(t)
-	rdb := testenv.StartRedis(t).Client(t)
-	nc := n.Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
-		t.Fatal(err)
-	}
-	st := store.New(rdb, time.Hour)
+	_, q, st, ctx := moverEnv(t)
 	j := &job.Job{ID: "doc-9", Tenant: "acme", Task: "sentiment", Lane: job.LaneBulk, Backfill: "bf1", DocID: "doc-9",
 		Input: job.Input{Text: "x"}, Created: time.Now()}
 	if _, err := q.Publish(ctx, j, job.ResultsSubject("bf1"), nil); err != nil {
