@@ -53,12 +53,6 @@ type BatchResponse struct {
 // those items carry their error; when none could, it is that error.
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	c, _ := auth.FromContext(r.Context())
-	if s.draining.Load() {
-		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
-		e.RetryAfterS = 1
-		writeError(w, e)
-		return
-	}
 	if wait, aerr := s.waitFor(r); aerr != nil || wait > 0 {
 		if aerr == nil {
 			aerr = fieldError("wait", "a batch is not waited on: poll its jobs, or submit one job with wait")
@@ -66,14 +60,9 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 255 {
-		writeError(w, fieldError("Idempotency-Key", "Idempotency-Key is longer than 255 bytes"))
-		return
-	}
 	var req BatchSubmitRequest
-	body := &countingReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)}
-	if aerr := decodeStrict(body, &req); aerr != nil {
+	key, body, aerr := s.intake(w, r, &req)
+	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
@@ -101,10 +90,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		j.ID = newJobID(c.Tenant, ik)
 		jobs[i] = j
 	}
-	adm, aerr := s.admitRequest(w, r, c, int64(n))
-	if aerr == nil && adm.MaxBodyBytes > 0 && body.n > adm.MaxBodyBytes {
-		aerr = bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", adm.MaxBodyBytes)
-	}
+	adm, aerr := s.admitBody(w, r, c, int64(n), body.n)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

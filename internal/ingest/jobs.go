@@ -240,16 +240,8 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 // accept authenticates, admits, decodes and validates a job request.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build func() *job.Job) (*job.Job, *recorded, *apiError) {
 	c, _ := auth.FromContext(r.Context())
-	if s.draining.Load() {
-		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
-		e.RetryAfterS = 1
-		return nil, nil, e
-	}
-	// Decode and validate before admission, so that only a valid job
-	// counts against the tenant's quota. The server's limit bounds what is
-	// read; a tenant's own, lower limit is applied once admission names it.
-	body := &countingReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)}
-	if aerr := decodeStrict(body, dst); aerr != nil {
+	key, body, aerr := s.intake(w, r, dst)
+	if aerr != nil {
 		return nil, nil, aerr
 	}
 	j := build()
@@ -260,10 +252,6 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build f
 	if aerr := validateOptions(j.Options); aerr != nil {
 		return nil, nil, aerr
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 255 {
-		return nil, nil, fieldError("Idempotency-Key", "Idempotency-Key is longer than 255 bytes")
-	}
 	j.ID = newJobID(c.Tenant, key)
 	j.Created = time.Now().UTC()
 	rec, aerr := s.admitAndRecord(w, r, c, j, body.n)
@@ -271,6 +259,39 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build f
 		return nil, nil, aerr
 	}
 	return j, rec, nil
+}
+
+// intake does what every submission does before it validates: it refuses
+// while the instance drains, reads the Idempotency-Key, and decodes the body
+// into dst strictly. Decoding and validation come before admission, so that
+// only a valid request counts against the tenant's quota. The server's
+// limit bounds what is read; a tenant's own, lower limit is applied once
+// admission names it (admitBody), from the count the returned reader kept.
+func (s *Server) intake(w http.ResponseWriter, r *http.Request, dst any) (key string, body *countingReader, aerr *apiError) {
+	if s.draining.Load() {
+		e := errorf(http.StatusServiceUnavailable, "draining", "this ingest instance is shutting down; retry")
+		e.RetryAfterS = 1
+		return "", nil, e
+	}
+	key = r.Header.Get("Idempotency-Key")
+	if len(key) > 255 {
+		return "", nil, fieldError("Idempotency-Key", "Idempotency-Key is longer than 255 bytes")
+	}
+	body = &countingReader{r: http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)}
+	if aerr := decodeStrict(body, dst); aerr != nil {
+		return "", nil, aerr
+	}
+	return key, body, nil
+}
+
+// admitBody admits a request of docs documents whose body was bodyBytes
+// long, against the tenant's quota, rate limit and body limit.
+func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, c *auth.Claims, docs, bodyBytes int64) (Admission, *apiError) {
+	adm, aerr := s.admitRequest(w, r, c, docs)
+	if aerr == nil && adm.MaxBodyBytes > 0 && bodyBytes > adm.MaxBodyBytes {
+		aerr = bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", adm.MaxBodyBytes)
+	}
+	return adm, aerr
 }
 
 // recorded is the result store's answer to recording a job, and the digest
@@ -300,10 +321,7 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		done = make(chan struct{})
 		go func() { defer close(done); create() }()
 	}
-	adm, aerr := s.admitRequest(w, r, c, 1)
-	if aerr == nil && adm.MaxBodyBytes > 0 && bodyBytes > adm.MaxBodyBytes {
-		aerr = bodyError(http.StatusRequestEntityTooLarge, "body_too_large", "request body exceeds %d bytes", adm.MaxBodyBytes)
-	}
+	adm, aerr := s.admitBody(w, r, c, 1, bodyBytes)
 	if aerr == nil || adm.Allowed {
 		// The admission named the tenant's TTL: remember it for the
 		// next request, and use it now if the record is yet to be made.
