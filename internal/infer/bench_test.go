@@ -12,9 +12,11 @@ import (
 
 // BenchmarkModel runs each model end to end (Prepare every document, one Run
 // per batch) on the news paragraphs of testdata/news.txt at batch sizes 1, 8
-// and 32 (and 128 on an accelerator). It reports docs/s and prepost_share:
-// the share of the time spent in Go around the model (tokenizing in Prepare,
-// post-processing in Run) out of tokenize + post-process + ONNX Runtime time.
+// and 32 (and 128 on an accelerator). It reports docs/s, result_bytes/doc
+// (what a result adds to a record, or to the RESULTS stream) and
+// prepost_share: the share of the time spent in Go around the model
+// (tokenizing in Prepare, post-processing in Run) out of tokenize +
+// post-process + ONNX Runtime time.
 // The models run on the CPU, or on the device JETINFER_TEST_DEVICE names.
 func BenchmarkModel(b *testing.B) {
 	docs := newsDocs(b)
@@ -30,6 +32,7 @@ func BenchmarkModel(b *testing.B) {
 				opts := job.Options{Truncate: true}
 				ins := make([]*Input, size)
 				var tok, infer, post time.Duration
+				var resultBytes int
 				next := 0
 				b.ReportAllocs()
 				b.ResetTimer()
@@ -52,6 +55,7 @@ func BenchmarkModel(b *testing.B) {
 						if o.Err != nil {
 							b.Fatal(o.Err)
 						}
+						resultBytes += len(o.Result)
 					}
 					infer += st.Infer
 					post += st.Post
@@ -62,6 +66,7 @@ func BenchmarkModel(b *testing.B) {
 				b.ReportMetric(float64(tok.Microseconds())/n, "tokenize_us/doc")
 				b.ReportMetric(float64(post.Microseconds())/n, "post_us/doc")
 				b.ReportMetric(float64(infer.Microseconds())/n, "infer_us/doc")
+				b.ReportMetric(float64(resultBytes)/n, "result_bytes/doc")
 			})
 		}
 	}
