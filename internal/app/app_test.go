@@ -122,9 +122,9 @@ func (s *stack) run(name string, f func(ctx context.Context) error) (stop func()
 }
 
 type response struct {
-	status int
-	header http.Header
-	body   []byte
+	status          int
+	header, trailer http.Header // the trailer once the body is read
+	body            []byte
 }
 
 func (r response) json(t *testing.T) map[string]any {
@@ -161,7 +161,7 @@ func (s *stack) do(method, path, token string, body any) response {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return response{status: resp.StatusCode, header: resp.Header, trailer: resp.Trailer, body: data}
 }
 
 // poll GETs a job until it is final.

@@ -63,7 +63,7 @@ func (s *stack) post(path, token, contentType string, body []byte) response {
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return response{status: resp.StatusCode, header: resp.Header, trailer: resp.Trailer, body: data}
 }
 
 type docsAnswer struct {

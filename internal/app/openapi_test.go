@@ -125,7 +125,7 @@ func (c *contract) do(s *stack, x exchange) response {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	r := response{status: resp.StatusCode, header: resp.Header, body: body}
+	r := response{status: resp.StatusCode, header: resp.Header, trailer: resp.Trailer, body: body}
 
 	req := newReq()
 	route, params, err := c.router.FindRoute(req)
@@ -366,7 +366,15 @@ func TestOpenAPIContract(t *testing.T) {
 	c.expect(s, 409, exchange{method: "POST", path: "/v1/backfills/" + bf + "/documents", token: all, body: docs, header: ndjson, invalid: true})
 	c.expect(s, 404, exchange{method: "POST", path: "/v1/backfills/nope/seal", token: all})
 	c.expect(s, 200, exchange{method: "GET", path: "/v1/backfills/" + bf + "/results?follow=false", token: all})
+	r = c.expect(s, 200, exchange{method: "GET", path: "/v1/backfills/" + bf + "/results?follow=false&after=0&limit=1", token: all})
+	if lines := bytes.Count(r.body, []byte("\n")); lines != 1 || r.trailer.Get(ingest.ResultsSeqTrailer) == "" {
+		t.Fatalf("a one-result step gave %d lines and trailer %v", lines, r.trailer)
+	}
+	c.expect(s, 400, exchange{method: "GET", path: "/v1/backfills/" + bf + "/results?after=-1", token: all, invalid: true})
 	c.expect(s, 404, exchange{method: "GET", path: "/v1/backfills/nope/results", token: all})
+	c.expect(s, 200, exchange{method: "DELETE", path: "/v1/backfills/" + bf + "/results?through=" + r.trailer.Get(ingest.ResultsSeqTrailer), token: all})
+	c.expect(s, 400, exchange{method: "DELETE", path: "/v1/backfills/" + bf + "/results", token: all, invalid: true})
+	c.expect(s, 404, exchange{method: "DELETE", path: "/v1/backfills/nope/results?through=1", token: all})
 	r = c.expect(s, 201, exchange{method: "POST", path: "/v1/backfills", token: all, body: map[string]any{"task": "ner"}})
 	c.expect(s, 200, exchange{method: "DELETE", path: "/v1/backfills/" + r.json(t)["id"].(string), token: all})
 	c.expect(s, 404, exchange{method: "DELETE", path: "/v1/backfills/nope", token: all})

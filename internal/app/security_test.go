@@ -294,6 +294,7 @@ func TestAttacksAreRefused(t *testing.T) {
 		{"revoked jti reading a backfill", "GET", "/v1/backfills/" + acmeBackfill, revoked, nil, 401, "token_revoked"},
 		{"revoked jti sealing a backfill", "POST", "/v1/backfills/" + acmeBackfill + "/seal", revoked, nil, 401, "token_revoked"},
 		{"revoked jti reading results", "GET", "/v1/backfills/" + acmeBackfill + "/results", revoked, nil, 401, "token_revoked"},
+		{"revoked jti purging results", "DELETE", "/v1/backfills/" + acmeBackfill + "/results?through=1", revoked, nil, 401, "token_revoked"},
 		{"revoked jti canceling a backfill", "DELETE", "/v1/backfills/" + acmeBackfill, revoked, nil, 401, "token_revoked"},
 		{"revoked jti creating a backfill", "POST", "/v1/backfills", revoked, map[string]any{"task": "sentiment"}, 401, "token_revoked"},
 		{"revoked jti listing dead letters", "GET", "/v1/dlq", revoked, nil, 401, "token_revoked"},
@@ -313,6 +314,7 @@ func TestAttacksAreRefused(t *testing.T) {
 		{"another tenant's backfill", "GET", "/v1/backfills/" + acmeBackfill, globex, nil, 404, "not_found"},
 		{"documents into another tenant's backfill", "POST", "/v1/backfills/" + acmeBackfill + "/documents", globex, `{"id":"x","text":"y"}`, 404, "not_found"},
 		{"another tenant's backfill results", "GET", "/v1/backfills/" + acmeBackfill + "/results", globex, nil, 404, "not_found"},
+		{"purge another tenant's backfill results", "DELETE", "/v1/backfills/" + acmeBackfill + "/results?through=1", globex, nil, 404, "not_found"},
 		{"cancel another tenant's backfill", "DELETE", "/v1/backfills/" + acmeBackfill, globex, nil, 404, "not_found"},
 		{"replay another tenant's job", "POST", "/v1/dlq/" + acmeJob + "/replay", globex, nil, 404, "not_found"},
 	}

@@ -90,9 +90,12 @@ type Ingest struct {
 	// JobsMaxBytes bounds the JOBS stream by size when EnsureStreams creates
 	// or updates it. Defaults to 1 GiB.
 	JobsMaxBytes int64
-	// ResultsMaxBytes bounds the RESULTS stream (backfill results, oldest
-	// dropped first) when EnsureStreams creates or updates it: size it for
-	// the backfills whose results are not yet exported. Defaults to 4 GiB.
+	// ResultsMaxBytes bounds the RESULTS stream (backfill results) when
+	// EnsureStreams creates or updates it. A full stream refuses new
+	// results and workers hold their documents until exports purge what
+	// they wrote: size it for the results exports lag behind (or, with
+	// --keep-results exports, for every backfill not yet exported).
+	// Defaults to 4 GiB.
 	ResultsMaxBytes int64
 	// ResultsMaxAge is how long backfill results are kept in RESULTS.
 	// Defaults to 7 days.
@@ -117,7 +120,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Tenants, "tenants", true, "admit requests against their tenant in Redis (quota, rate limit, revocation)")
 	fs.Int64Var(&c.JobsMaxMsgs, "jobs-max-msgs", 1_000_000, "most messages the JOBS stream holds (with -ensure-streams)")
 	fs.Int64Var(&c.JobsMaxBytes, "jobs-max-bytes", 1<<30, "most bytes the JOBS stream holds (with -ensure-streams)")
-	fs.Int64Var(&c.ResultsMaxBytes, "results-max-bytes", 4<<30, "most bytes of backfill results the RESULTS stream holds, oldest dropped first (with -ensure-streams)")
+	fs.Int64Var(&c.ResultsMaxBytes, "results-max-bytes", 4<<30, "most bytes of backfill results the RESULTS stream holds; when full, workers hold backfill documents until exports purge results (with -ensure-streams)")
 	fs.DurationVar(&c.ResultsMaxAge, "results-max-age", 7*24*time.Hour, "how long backfill results are kept (with -ensure-streams)")
 }
 

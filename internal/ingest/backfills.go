@@ -33,9 +33,11 @@ type BatchPublisher interface {
 	PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*job.Job) string) []queue.Published
 }
 
-// ResultReader reads the results of a backfill from the RESULTS stream.
+// ResultReader reads the results of a backfill from the RESULTS stream and
+// purges those an export has stored.
 type ResultReader interface {
-	ReadResults(ctx context.Context, backfill string) (*queue.Results, error)
+	ReadResults(ctx context.Context, backfill string, after uint64) (*queue.Results, error)
+	PurgeResults(ctx context.Context, backfill string, through uint64) error
 }
 
 var (
@@ -377,24 +379,51 @@ func (u *upload) flush() *apiError {
 	return nil
 }
 
+// ResultsSeqTrailer is the trailer of GET /v1/backfills/{id}/results that
+// names the RESULTS stream sequence the export read up to: the next export
+// resumes with ?after= it, and DELETE .../results?through= it frees the
+// space of what the caller has stored.
+const ResultsSeqTrailer = "Jetinfer-Results-Seq"
+
 // backfillResults streams the backfill's results as NDJSON, one line per
 // document, read from the RESULTS stream. For a backfill that is not
 // final it follows new results until the backfill completes (or, with
-// ?follow=false, stops once it has caught up).
+// ?follow=false, stops once it has caught up). ?after=<seq> starts after a
+// stream sequence and ?limit=<n> stops after n results, so a client can
+// export in steps and purge each step once stored.
 func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after, limit uint64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, fieldError("after", "after must be a stream sequence (an unsigned integer)"))
+			return
+		}
+		after = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			writeError(w, fieldError("limit", "limit must be a positive integer"))
+			return
+		}
+		limit = n
+	}
 	c, b, ok := s.backfillFor(w, r)
 	if !ok {
 		return
 	}
-	follow := r.URL.Query().Get("follow") != "false"
+	follow := q.Get("follow") != "false"
 	ctx := r.Context()
-	rr, err := s.bf.Results.ReadResults(ctx, b.ID)
+	rr, err := s.bf.Results.ReadResults(ctx, b.ID, after)
 	if err != nil {
 		writeError(w, s.unavailable(r, "results stream", err))
 		return
 	}
 	defer rr.Stop()
 	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Trailer", ResultsSeqTrailer)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
@@ -404,7 +433,11 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	// document's result before it counts the document final, so once the
 	// backfill is completed (or canceled), every result is stored: the
 	// export ends when it has read up to the last one stored then.
-	var seen uint64
+	seen := after
+	// The trailer goes out only when the export ends as it should: a
+	// client that lacks it must not purge.
+	end := func() { w.Header().Set(ResultsSeqTrailer, strconv.FormatUint(seen, 10)) }
+	var read uint64
 	done := func() bool {
 		if !follow {
 			return true
@@ -426,6 +459,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 				unflushed = 0
 			}
 			if done() {
+				end()
 				return
 			}
 			continue
@@ -437,6 +471,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		seen = seq
+		read++
 		var rec job.Record
 		if json.Unmarshal(data, &rec) == nil && rec.DocID != "" {
 			h := sha256.Sum256([]byte(rec.DocID))
@@ -449,12 +484,17 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 				unflushed++
 			}
 		}
+		if limit > 0 && read >= limit {
+			end()
+			return
+		}
 		if pending == 0 {
 			if fl != nil {
 				fl.Flush()
 				unflushed = 0
 			}
 			if done() {
+				end()
 				return
 			}
 		} else if unflushed >= 256 && fl != nil {
@@ -462,4 +502,26 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 			unflushed = 0
 		}
 	}
+}
+
+// purgeBackfillResults answers DELETE /v1/backfills/{id}/results?through=<seq>:
+// it removes the backfill's results up to that RESULTS sequence (the
+// trailer of the export that read them), once the caller has stored them.
+func (s *Server) purgeBackfillResults(w http.ResponseWriter, r *http.Request) {
+	through, err := strconv.ParseUint(r.URL.Query().Get("through"), 10, 64)
+	if err != nil || through == 0 {
+		writeError(w, fieldError("through", "through must be the stream sequence an export read up to (its %s trailer)", ResultsSeqTrailer))
+		return
+	}
+	_, b, ok := s.backfillFor(w, r)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.bf.Results.PurgeResults(ctx, b.ID, through); err != nil {
+		writeError(w, s.unavailable(r, "results stream", err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"backfill": b.ID, "purged_through": through})
 }

@@ -142,6 +142,7 @@ func (s *Server) routes() http.Handler {
 	v1("POST /v1/backfills/{id}/documents", auth.ScopeBackfillsWrite, s.addDocuments)
 	v1("POST /v1/backfills/{id}/seal", auth.ScopeBackfillsWrite, s.admitted(0, s.sealBackfill))
 	v1("GET /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.admitted(0, s.backfillResults))
+	v1("DELETE /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.admitted(0, s.purgeBackfillResults))
 	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.cancelBackfill))
 	v1("GET /v1/dlq", auth.ScopeDLQAdmin, s.admitted(0, s.listDLQ))
 	v1("POST /v1/dlq/{id}/replay", auth.ScopeDLQAdmin, s.admitted(1, s.replayDLQ))

@@ -195,10 +195,12 @@ type Delivery struct {
 
 // Deliver sends every delivery and returns once JetStream confirmed those it
 // stores. Core publishes to inboxes are fire-and-forget: a caller that has
-// stopped waiting finds the result in the result store.
+// stopped waiting finds the result in the result store. When JetStream
+// refuses some results, the error is a *DeliverError naming them.
 func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 	var futs []jetstream.PubAckFuture
-	for _, d := range ds {
+	var fidx []int
+	for i, d := range ds {
 		if d.Subject == "" {
 			continue
 		}
@@ -208,7 +210,7 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 			if err != nil {
 				return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
 			}
-			futs = append(futs, f)
+			futs, fidx = append(futs, f), append(fidx, i)
 			continue
 		}
 		var err error
@@ -221,14 +223,36 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 			return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
 		}
 	}
-	for _, f := range futs {
+	var de *DeliverError
+	for k, f := range futs {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return classify(fmt.Errorf("publish %s: %w", f.Msg().Subject, err))
+			if de == nil {
+				de = &DeliverError{Err: classify(fmt.Errorf("publish %s: %w", f.Msg().Subject, err))}
+			}
+			de.Failed = append(de.Failed, fidx[k])
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	if de != nil {
+		return de
+	}
 	return nil
 }
+
+// DeliverError reports the deliveries JetStream did not store; the rest
+// are stored. It unwraps to the first refusal (ErrFull when RESULTS is at
+// its limits).
+type DeliverError struct {
+	// Failed are indexes into the deliveries given to Deliver.
+	Failed []int
+	Err    error
+}
+
+func (e *DeliverError) Error() string {
+	return fmt.Sprintf("%d results not stored: %v", len(e.Failed), e.Err)
+}
+
+func (e *DeliverError) Unwrap() error { return e.Err }

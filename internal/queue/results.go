@@ -23,12 +23,17 @@ type Results struct {
 	it      jetstream.MessagesContext
 }
 
-// ReadResults starts reading results.<backfill>.
-func (c *Client) ReadResults(ctx context.Context, backfill string) (*Results, error) {
-	cons, err := c.js.OrderedConsumer(ctx, job.StreamResults, jetstream.OrderedConsumerConfig{
+// ReadResults starts reading results.<backfill> after stream sequence
+// after (0: from the first).
+func (c *Client) ReadResults(ctx context.Context, backfill string, after uint64) (*Results, error) {
+	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{job.ResultsSubject(backfill)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
+	}
+	if after > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	}
+	cons, err := c.js.OrderedConsumer(ctx, job.StreamResults, cfg)
 	if err != nil {
 		return nil, classify(fmt.Errorf("read results of %s: %w", backfill, err))
 	}
@@ -81,3 +86,21 @@ func (r *Results) LastSeq(ctx context.Context) (uint64, error) {
 
 // Stop ends the reading.
 func (r *Results) Stop() { r.it.Stop() }
+
+// PurgeResults removes the backfill's results up to and including stream
+// sequence through (every one when through is 0): an export that has
+// stored them frees their space, so that a full RESULTS takes results again.
+func (c *Client) PurgeResults(ctx context.Context, backfill string, through uint64) error {
+	st, err := c.js.Stream(ctx, job.StreamResults)
+	if err != nil {
+		return classify(fmt.Errorf("stream %s: %w", job.StreamResults, err))
+	}
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(job.ResultsSubject(backfill))}
+	if through > 0 {
+		opts = append(opts, jetstream.WithPurgeSequence(through+1))
+	}
+	if err := st.Purge(ctx, opts...); err != nil {
+		return classify(fmt.Errorf("purge results of %s: %w", backfill, err))
+	}
+	return nil
+}

@@ -23,7 +23,9 @@ type Topology struct {
 	Duplicates time.Duration
 	// ResultsMaxAge is how long backfill results are kept. Defaults to 7 days.
 	ResultsMaxAge time.Duration
-	// ResultsMaxBytes bounds the RESULTS stream. Defaults to 4 GiB.
+	// ResultsMaxBytes bounds the RESULTS stream; a full stream refuses new
+	// results and workers hold their backfill documents until exports
+	// purge space. Defaults to 4 GiB.
 	ResultsMaxBytes int64
 	// DLQMaxAge is how long dead letters are kept. Defaults to 30 days.
 	DLQMaxAge time.Duration
@@ -73,7 +75,10 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Duplicates:  t.Duplicates,
 			MaxAge:      t.ResultsMaxAge,
 			MaxBytes:    t.ResultsMaxBytes,
-			Discard:     jetstream.DiscardOld,
+			// A full RESULTS refuses new results rather than dropping
+			// results nobody has exported yet: workers hold the documents
+			// until an export purges what it has written.
+			Discard: jetstream.DiscardNew,
 		},
 		{
 			Name:        job.StreamDLQ,

@@ -3,8 +3,10 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -28,6 +30,10 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 	actx := context.WithoutCancel(ctx)
 	now := time.Now()
 	pl.deliverBackfill(ctx, actx, batch, now)
+	if parked := parkedOf(batch); len(parked) > 0 {
+		pl.park(ctx, parked)
+		batch = slices.DeleteFunc(slices.Clone(batch), func(it *item) bool { return it.parked })
+	}
 	var finals []store.Final
 	var fidx []*item
 	for _, it := range batch {
@@ -165,12 +171,23 @@ func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
 	}
 }
 
+func parkedOf(batch []*item) []*item {
+	var out []*item
+	for _, it := range batch {
+		if it.parked {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
 // deliverBackfill publishes the final results of backfill documents to
 // their RESULTS subject before their final state is stored: a backfill
 // document has no job record to hold its result, so once the store counts
 // it final, RESULTS must have it already. A redelivery after a store
 // failure publishes again and JetStream drops the copy by its message id.
-// Documents whose publish fails are retried later.
+// Documents whose results a full RESULTS refuses are marked parked; those
+// whose publish fails otherwise are retried later.
 func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, now time.Time) {
 	var ds []queue.Delivery
 	var its []*item
@@ -194,10 +211,26 @@ func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, no
 	dctx, cancel := context.WithTimeout(actx, 10*time.Second)
 	err := pl.w.q.Deliver(dctx, ds)
 	cancel()
-	if err != nil {
-		pl.w.log.WarnContext(ctx, "deliver backfill results", slog.String("task", pl.model.Task()), slog.Any("error", err))
-		for _, it := range its {
-			it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, queue.ErrFull) {
+		// RESULTS is full: the refused documents are parked (park.go); the
+		// others were stored and go on.
+		var de *queue.DeliverError
+		if errors.As(err, &de) {
+			for _, i := range de.Failed {
+				its[i].parked = true
+			}
+		} else {
+			for _, it := range its {
+				it.parked = true
+			}
 		}
+		return
+	}
+	pl.w.log.WarnContext(ctx, "deliver backfill results", slog.String("task", pl.model.Task()), slog.Any("error", err))
+	for _, it := range its {
+		it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
 	}
 }

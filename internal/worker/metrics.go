@@ -28,13 +28,14 @@ import (
 // jetinfer_worker_rows_total, jetinfer_worker_tokens_total,
 // jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
 // jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
+// jetinfer_worker_store_retries_total, jetinfer_worker_results_full_retries_total,
 // jetinfer_worker_redeliveries_total{task,lane},
 // jetinfer_worker_dead_letters_total{task,lane} and
 // jetinfer_consumer_pending{task,lane} / jetinfer_consumer_ack_pending{task,lane}.
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
-	storeRetries                        atomic.Int64
+	storeRetries, resultsFull           atomic.Int64
 
 	finishedC   metric.Int64Counter
 	stage       metric.Float64Histogram
@@ -140,6 +141,7 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries},
 		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats},
 		{"jetinfer.worker.store_retries", "result-store operations retried while the store was away (the batch is held, not nak'ed)", &m.storeRetries},
+		{"jetinfer.worker.results_full_retries", "backfill results republished while the RESULTS stream was full (the batch is held, not nak'ed)", &m.resultsFull},
 	}
 	for _, c := range counters {
 		v := c.v
@@ -283,7 +285,7 @@ func (m *Metrics) deadLettered(ctx context.Context, j *job.Job) {
 type Snapshot struct {
 	Batches, Rows, Tokens, PaddedTokens int64
 	Splits, Retries, Heartbeats         int64
-	StoreRetries                        int64
+	StoreRetries, ResultsFullRetries    int64
 	// Jobs counts finished jobs by task and status.
 	Jobs map[[2]string]int64
 }
@@ -292,7 +294,8 @@ type Snapshot struct {
 func (m *Metrics) Snapshot() Snapshot {
 	s := Snapshot{Batches: m.batches.Load(), Rows: m.rows.Load(), Tokens: m.tokens.Load(),
 		PaddedTokens: m.paddedTokens.Load(), Splits: m.splits.Load(), Retries: m.retries.Load(),
-		Heartbeats: m.heartbeats.Load(), StoreRetries: m.storeRetries.Load(), Jobs: map[[2]string]int64{}}
+		Heartbeats: m.heartbeats.Load(), StoreRetries: m.storeRetries.Load(),
+		ResultsFullRetries: m.resultsFull.Load(), Jobs: map[[2]string]int64{}}
 	m.mu.Lock()
 	for k, v := range m.jobs {
 		s.Jobs[k] = v

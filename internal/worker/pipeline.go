@@ -45,6 +45,8 @@ type item struct {
 	// whether its result came from that cache instead of the model.
 	reuseKey string
 	reused   bool
+	// parked: RESULTS refused the result; the item waits in pl.parked.
+	parked bool
 	// inferred is when the model call that ran the job returned; span is
 	// the job's trace span in this worker, parent its remote parent.
 	inferred time.Time
@@ -67,7 +69,10 @@ type pipeline struct {
 	lengths []int
 	classes []batch.Class
 
-	hand *inHand // messages held, kept alive with InProgress
+	hand   *inHand // messages held, kept alive with InProgress
+	parked parking // backfill documents whose results RESULTS refused
+	// soft ends when the worker is asked to stop: finish what is in hand.
+	soft context.Context
 }
 
 func (pl *pipeline) run(ctx context.Context) error {
@@ -75,6 +80,10 @@ func (pl *pipeline) run(ctx context.Context) error {
 	bctx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
 	go pl.hand.beat(bctx, pl.w.cfg.Consumer.AckWait/3, func() { pl.w.m.heartbeats.Add(1) })
+	pl.parked.wake, pl.parked.bulk = make(chan struct{}, 1), pl.bulk
+	if pl.soft == nil {
+		pl.soft = ctx
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	inter := make(chan *queue.Msg)
 	bulk := make(chan *queue.Msg)
@@ -82,16 +91,26 @@ func (pl *pipeline) run(ctx context.Context) error {
 	batches := make(chan []*item)
 	done := make(chan []*item, 1)
 	g.Go(func() error { pl.pump(ctx, pl.inter, inter); return nil })
-	g.Go(func() error { pl.pump(ctx, pl.bulk, bulk); return nil })
+	g.Go(func() error { pl.pumpBulk(ctx, bulk); return nil })
 	g.Go(func() error { return pl.collect(ctx, inter, bulk, batches) })
 	g.Go(func() error { return pl.runBatches(ctx, batches, done) })
-	g.Go(func() error { return pl.deliverBatches(ctx, done) })
+	delivered := make(chan struct{})
+	g.Go(func() error {
+		defer close(delivered)
+		return pl.deliverBatches(ctx, done)
+	})
+	g.Go(func() error { return pl.unpark(ctx, delivered) })
 	return g.Wait()
 }
 
 // pump moves messages from a puller to a channel until the puller stops.
 func (pl *pipeline) pump(ctx context.Context, p *queue.Puller, out chan<- *queue.Msg) {
 	defer close(out)
+	pl.pumpFrom(ctx, p, out)
+}
+
+// pumpFrom moves messages from a puller to out until the puller stops.
+func (pl *pipeline) pumpFrom(ctx context.Context, p *queue.Puller, out chan<- *queue.Msg) {
 	for {
 		m, err := p.Next()
 		if errors.Is(err, queue.ErrStopped) {

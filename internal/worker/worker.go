@@ -205,7 +205,7 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 			w.stopPullers()
 			return fmt.Errorf("batch policy: %w", err)
 		}
-		pl := &pipeline{w: w, model: m, inter: ps[i].inter, bulk: ps[i].bulk, planner: planner}
+		pl := &pipeline{w: w, model: m, inter: ps[i].inter, bulk: ps[i].bulk, planner: planner, soft: ctx}
 		g.Go(func() error { return pl.run(gctx) })
 	}
 	err := g.Wait()
@@ -214,6 +214,16 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// addPuller registers a puller started after Run began, so that a soft
+// stop drains it and the end of Run stops it. It reports whether the soft
+// stop has come already: the caller then drains it itself.
+func (w *Worker) addPuller(p *queue.Puller, soft context.Context) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pullers = append(w.pullers, p)
+	return soft.Err() != nil
 }
 
 func (w *Worker) stopPullers() {
