@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/backfill"
@@ -44,6 +45,15 @@ type runState struct {
 	// (accepted, duplicate or rejected) by the server.
 	DoneLine int64 `json:"done_line"`
 	Sealed   bool  `json:"sealed"`
+	// ResultsSeq is the RESULTS sequence up to which results are in the
+	// results file's first ResultsBytes bytes, ResultsLines lines.
+	ResultsSeq   uint64 `json:"results_seq,omitempty"`
+	ResultsBytes int64  `json:"results_bytes,omitempty"`
+	ResultsLines int64  `json:"results_lines,omitempty"`
+	// Exported says the results file is complete.
+	Exported bool `json:"exported,omitempty"`
+
+	mu sync.Mutex // the uploader and the exporter both save
 }
 
 func loadState(path string) (*runState, error) {
@@ -59,6 +69,14 @@ func loadState(path string) (*runState, error) {
 		return nil, fmt.Errorf("state file %s: %w", path, err)
 	}
 	return &s, nil
+}
+
+// update edits the state and saves it, one caller at a time.
+func (s *runState) update(path string, edit func(*runState)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	edit(s)
+	return s.save(path)
 }
 
 func (s *runState) save(path string) error {
@@ -79,6 +97,8 @@ type runOpts struct {
 	chunk       int
 	poll        time.Duration
 	interactive string // auto, yes, no
+	keepResults bool
+	exportStep  int
 }
 
 func init() {
@@ -95,6 +115,8 @@ func init() {
 			fs.IntVar(&o.chunk, "chunk", 5000, "documents sent per request")
 			fs.DurationVar(&o.poll, "poll", time.Second, "progress poll interval (plain progress lines every 10 polls when not on a terminal)")
 			fs.StringVar(&o.interactive, "progress-bar", "auto", "draw a progress bar: auto (on a terminal), yes or no")
+			fs.BoolVar(&o.keepResults, "keep-results", false, "keep results in the server's RESULTS stream once written to --out (by default each export step purges what it wrote, so that a backfill bigger than the stream goes on)")
+			fs.IntVar(&o.exportStep, "export-step", 10000, "results read, written, synced and purged per export step")
 			return func(ctx context.Context, e *env) error { return runBackfill(ctx, o, e) }
 		}})
 	register(command{group: "backfill", name: "status", summary: "show a backfill's progress",
@@ -185,6 +207,32 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 		fmt.Fprintf(e.stderr, "backfill %s created\n", p.ID)
 	}
 	bar := newProgressBar(e.stderr, o.interactive, o.poll)
+	// The results are exported while the backfill runs, so that RESULTS
+	// never has to hold more than the export lags behind.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	exported := make(chan error, 1)
+	part := o.out + ".part"
+	if st.Exported {
+		exported <- nil
+	} else {
+		x := &exporter{api: &o.api, st: st, path: part, keep: o.keepResults, step: max(o.exportStep, 1), poll: o.poll,
+			save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf}
+		go func() {
+			err := x.run(ctx)
+			if err != nil {
+				cancel(err)
+			}
+			exported <- err
+		}()
+	}
+	// cause prefers the exporter's failure to the cancellation it caused.
+	cause := func(err error) error {
+		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return c
+		}
+		return err
+	}
 	pctx, stopPoll := context.WithCancel(ctx)
 	pollDone := make(chan struct{})
 	go func() {
@@ -195,30 +243,36 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	if !st.Sealed {
 		if err := upload(ctx, o, st, bar, e); err != nil {
 			stop()
-			return err
+			return cause(err)
 		}
 		var p backfill.Progress
 		if err := o.api.do(ctx, "POST", "/v1/backfills/"+st.Backfill+"/seal", "", nil, &p); err != nil {
 			stop()
-			return fmt.Errorf("seal: %w", err)
+			return cause(fmt.Errorf("seal: %w", err))
 		}
-		st.Sealed = true
-		if err := st.save(o.state); err != nil {
+		if err := st.update(o.state, func(st *runState) { st.Sealed = true }); err != nil {
 			stop()
 			return err
 		}
 	}
-	// Wait for completion, then export.
 	p, err := bar.awaitFinal(ctx, &o.api, st.Backfill)
 	stop()
 	if err != nil {
-		return err
+		return cause(err)
 	}
 	bar.finish(p)
-	n, err := writeResults(ctx, &o.api, st.Backfill, o.out)
-	if err != nil {
+	if err := <-exported; err != nil {
 		return err
 	}
+	if !st.Exported {
+		if err := os.Rename(part, o.out); err != nil {
+			return err
+		}
+		if err := st.update(o.state, func(st *runState) { st.Exported = true }); err != nil {
+			return err
+		}
+	}
+	n := st.ResultsLines
 	fmt.Fprintf(e.stdout, "backfill %s %s: %d submitted, %d succeeded (%d reused), %d failed, %d dead, %d canceled; %d results in %s\n",
 		p.ID, p.State, p.Submitted, p.Succeeded, p.Reused, p.Failed, p.Dead, p.Canceled, n, o.out)
 	if want := p.Succeeded + p.Failed + p.Dead; n != want {
@@ -282,8 +336,7 @@ func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *e
 			}
 			docs, lines = docs[:0], lines[:0]
 		}
-		st.DoneLine = lastLine
-		if err := st.save(o.state); err != nil {
+		if err := st.update(o.state, func(st *runState) { st.DoneLine = lastLine }); err != nil {
 			return err
 		}
 		if errors.Is(err, io.EOF) {

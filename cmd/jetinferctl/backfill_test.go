@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,8 +32,12 @@ func defaultsOf[T interface{ RegisterFlags(*flag.FlagSet) }](cfg T) {
 }
 
 // startStack runs ingest and a sentiment worker on real NATS and Redis and
-// returns ingest's URL and a backfills:write token.
-func startStack(t *testing.T) (string, string) {
+// returns ingest's URL and a token with the backfills:write and
+// jobs:write scopes. edit, when given,
+// changes the configurations, and workerLog receives the worker's log.
+func startStack(t *testing.T) (string, string) { return startStackWith(t, nil, nil) }
+
+func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), workerLog io.Writer) (string, string) {
 	t.Helper()
 	n, r := testenv.StartNATS(t), testenv.StartRedis(t)
 	secret := filepath.Join(t.TempDir(), "dev.secret")
@@ -47,7 +53,14 @@ func startStack(t *testing.T) (string, string) {
 	defaultsOf(&wk)
 	wk.NATS.URL, wk.Redis.URL, wk.HTTPAddr = n.URL(), r.URL(), "127.0.0.1:0"
 	wk.ORTLib, wk.Models, wk.IntraOpThreads = testenv.ORTLib(t), testenv.ModelDir(t, "sentiment"), 1
+	if edit != nil {
+		edit(&ing, &wk)
+	}
 	quiet := slog.New(slog.DiscardHandler)
+	wlog := quiet
+	if workerLog != nil {
+		wlog = slog.New(slog.NewTextHandler(workerLog, nil))
+	}
 	addr := make(chan string, 1)
 	done := make(chan error, 2)
 	go func() {
@@ -61,7 +74,7 @@ func startStack(t *testing.T) (string, string) {
 		t.Fatalf("ingest: %v", err)
 	}
 	ready := make(chan struct{})
-	go func() { done <- app.RunWorker(ctx, wk, quiet, app.Hooks{Ready: func() { close(ready) }}) }()
+	go func() { done <- app.RunWorker(ctx, wk, wlog, app.Hooks{Ready: func() { close(ready) }}) }()
 	select {
 	case <-ready:
 	case err := <-done:
@@ -79,7 +92,7 @@ func startStack(t *testing.T) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := signer.IssueFor(auth.TokenRequest{Tenant: "acme", Scopes: []string{auth.ScopeBackfillsWrite}, TTL: time.Hour})
+	tok, _, err := signer.IssueFor(auth.TokenRequest{Tenant: "acme", Scopes: []string{auth.ScopeBackfillsWrite, auth.ScopeJobsWrite}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,5 +184,121 @@ func TestBackfillRunResumes(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "sent 0, duplicates 0") {
 		t.Fatalf("second run sent documents:\n%s", errOut.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger and a test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBackfillOutgrowsResults runs a backfill whose results are three times
+// what the RESULTS stream holds, with nobody exporting at first. The full
+// stream refuses results and the worker holds its documents rather than
+// drop older results or dead-letter the documents. Then `backfill run`
+// resumes the backfill; its export steps purge what they have written, the
+// held documents finish, and every result is in the file once.
+func TestBackfillOutgrowsResults(t *testing.T) {
+	var wlog syncBuffer
+	url, tok := startStackWith(t, func(ing *config.Ingest, wk *config.Worker) {
+		ing.ResultsMaxBytes = 1 << 20 // the least ingest takes
+	}, &wlog)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "archive.ndjson")
+	var b bytes.Buffer
+	const n = 6000 // about 500 bytes of result each
+	for i := range n {
+		fmt.Fprintf(&b, `{"id":"doc-%d","text":"Company %d shares fell after weak earnings.","meta":{"source":"wire"}}`+"\n", i, i%50)
+	}
+	if err := os.WriteFile(in, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	api := &apiClient{url: url, token: tok, hc: &http.Client{}}
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := api.do(ctx, "POST", "/v1/backfills", "application/json", strings.NewReader(`{"task":"sentiment"}`), &created); err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.SplitAfter(b.Bytes(), []byte("\n"))
+	for i := 0; i < n; i += 1000 {
+		if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson",
+			bytes.NewReader(bytes.Join(lines[i:i+1000], nil)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/seal", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(wlog.String(), "RESULTS stream is full") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker never found RESULTS full; its log:\n%s", wlog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if p, err := api.progress(ctx, created.ID); err != nil || p.State == "completed" || p.Dead != 0 {
+		t.Fatalf("with RESULTS full the backfill is %+v (%v), want it waiting with nothing dead", p, err)
+	}
+	// Interactive work on the same model goes on meanwhile: only the bulk
+	// lane waits for RESULTS.
+	for i := range 3 {
+		var rec struct{ Status string }
+		body := fmt.Sprintf(`{"text":"Profits %d soared to a record."}`, i)
+		if err := api.do(ctx, "POST", "/v1/infer/sentiment", "application/json", strings.NewReader(body), &rec); err != nil || rec.Status != "succeeded" {
+			t.Fatalf("a synchronous call while RESULTS is full: %+v %v", rec, err)
+		}
+	}
+	st := &runState{URL: url, Task: "sentiment", In: in, Backfill: created.ID, DoneLine: n, Sealed: true}
+	if err := st.save(in + ".backfill.json"); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	err := run(ctx, []string{"backfill", "run", "--url", url, "--token", tok, "--task", "sentiment", "--in", in,
+		"--poll", "50ms", "--export-step", "500"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("%d submitted, %d succeeded", n, n)) {
+		t.Fatalf("summary: %s", out.String())
+	}
+	if !strings.Contains(wlog.String(), "resuming the bulk lane") {
+		t.Fatalf("the worker never resumed its bulk lane; its log:\n%s", wlog.String())
+	}
+	data, err := os.ReadFile(in + ".results.ndjson")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var l struct {
+			ID, Status string
+			Meta       map[string]string
+		}
+		if err := json.Unmarshal(line, &l); err != nil || l.Status != "succeeded" || seen[l.ID] || l.Meta["source"] != "wire" {
+			t.Fatalf("result line %s (err %v, seen %v)", line, err, seen[l.ID])
+		}
+		seen[l.ID] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d results, want %d", len(seen), n)
+	}
+	st, err = loadState(in + ".backfill.json")
+	if err != nil || !st.Exported || st.ResultsLines != n || st.ResultsBytes != int64(len(data)) {
+		t.Fatalf("state after the run: %+v %v", st, err)
 	}
 }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/backfill"
+)
+
+// resultsSeqTrailer names the RESULTS sequence an export read up to; it is
+// ingest.ResultsSeqTrailer, repeated so that the CLI needs only the API.
+const resultsSeqTrailer = "Jetinfer-Results-Seq"
+
+// exporter writes a backfill's results to a file in steps while the
+// backfill runs: each step reads what RESULTS holds after the last step,
+// appends it, syncs the file, records the step in the run's state file, and
+// then (unless keep) purges what it wrote from RESULTS. A backfill whose
+// results outgrow the stream therefore keeps going: RESULTS refuses new
+// results when full rather than dropping old ones, and the workers hold
+// their documents until a step frees space.
+type exporter struct {
+	api   *apiClient
+	st    *runState
+	save  func(edit func(*runState)) error // edits st and saves it, beside the uploader
+	path  string                           // the file being written; renamed by the caller
+	keep  bool
+	step  int           // results read per step
+	poll  time.Duration // pause when caught up with a running backfill
+	warnf func(format string, a ...any)
+
+	f    *os.File
+	seen map[uint64]struct{} // fingerprints of the document ids written
+}
+
+// run exports until the backfill is final and every result is written.
+func (x *exporter) run(ctx context.Context) error {
+	if err := x.open(); err != nil {
+		return err
+	}
+	defer func() { x.f.Close() }() // rewind may reopen it
+	caughtUp := true
+	for failures := 0; ; {
+		final := false
+		if caughtUp {
+			p, err := x.api.progress(ctx, x.st.Backfill)
+			if err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			final = p.State == backfill.StateCompleted || p.State == backfill.StateCanceled
+		}
+		// A worker stores a result in RESULTS before the backfill counts
+		// its document, so a step that starts after the backfill was seen
+		// final and is not cut short by its limit has read every result.
+		read, err := x.stepOnce(ctx)
+		if err != nil {
+			var ae *apiError
+			if ctx.Err() != nil || (errors.As(err, &ae) && ae.status/100 == 4 && ae.status != http.StatusTooManyRequests) || failures >= 30 {
+				return fmt.Errorf("export: %w", err)
+			}
+			failures++
+			x.warnf("export step failed (%v); retrying", err)
+			if err := sleepCtx(ctx, min(time.Duration(failures)*time.Second, 10*time.Second)); err != nil {
+				return err
+			}
+			continue
+		}
+		failures = 0
+		caughtUp = read < x.step
+		if final && caughtUp {
+			return nil
+		}
+		if read == 0 {
+			if err := sleepCtx(ctx, x.poll); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// open opens the file at the length the state vouches for (a crash after a
+// write and before its state was saved leaves lines that the next step
+// writes again) and rebuilds the set of ids written.
+func (x *exporter) open() error {
+	f, err := os.OpenFile(x.path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(x.st.ResultsBytes); err != nil {
+		f.Close()
+		return err
+	}
+	x.f, x.seen = f, map[uint64]struct{}{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	var lines int64
+	for sc.Scan() {
+		var l struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: line %d: %w", x.path, lines+1, err)
+		}
+		x.seen[fingerprint(l.ID)] = struct{}{}
+		lines++
+	}
+	if err := sc.Err(); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", x.path, err)
+	}
+	if lines != x.st.ResultsLines {
+		f.Close()
+		return fmt.Errorf("%s holds %d results where the run's state file says %d: remove both to export afresh", x.path, lines, x.st.ResultsLines)
+	}
+	_, err = f.Seek(0, io.SeekEnd)
+	return err
+}
+
+// stepOnce reads up to x.step results after the state's sequence, writes the
+// new ones, and makes them durable before it moves the state on and
+// purges. It returns how many results it read.
+func (x *exporter) stepOnce(ctx context.Context) (int, error) {
+	path := fmt.Sprintf("/v1/backfills/%s/results?follow=false&after=%d&limit=%d", x.st.Backfill, x.st.ResultsSeq, x.step)
+	sctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	resp, err := x.api.send(sctx, "GET", path, "", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	w := bufio.NewWriterSize(x.f, 256<<10)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 64<<20)
+	read, written := 0, int64(0)
+	for sc.Scan() {
+		read++
+		line := sc.Bytes()
+		var l struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(line, &l); err != nil {
+			return 0, x.rewind(fmt.Errorf("results line: %w", err))
+		}
+		fp := fingerprint(l.ID)
+		if _, dup := x.seen[fp]; dup {
+			continue // a redelivered document's second result
+		}
+		x.seen[fp] = struct{}{}
+		if _, err := w.Write(append(bytes.TrimSpace(line), '\n')); err != nil {
+			return 0, x.rewind(err)
+		}
+		written++
+	}
+	if err := sc.Err(); err != nil {
+		return 0, x.rewind(fmt.Errorf("results: %w", err))
+	}
+	// Ingest sets the trailer only when the export ended as it should.
+	seq, err := strconv.ParseUint(resp.Trailer.Get(resultsSeqTrailer), 10, 64)
+	if err != nil {
+		return 0, x.rewind(errors.New("results export ended early (no sequence trailer)"))
+	}
+	if err := w.Flush(); err != nil {
+		return 0, x.rewind(err)
+	}
+	if err := x.f.Sync(); err != nil {
+		return 0, x.rewind(err)
+	}
+	off, err := x.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	prev := x.st.ResultsSeq
+	if err := x.save(func(st *runState) {
+		st.ResultsSeq, st.ResultsBytes, st.ResultsLines = max(seq, prev), off, st.ResultsLines+written
+	}); err != nil {
+		return 0, err
+	}
+	if !x.keep && seq > prev {
+		// Once the state is saved these results are never read again. A
+		// failed purge leaves them to the next step's purge, which covers
+		// them too.
+		if err := x.api.do(ctx, "DELETE", fmt.Sprintf("/v1/backfills/%s/results?through=%d", x.st.Backfill, seq), "", nil, nil); err != nil {
+			x.warnf("purge exported results: %v", err)
+		}
+	}
+	return read, nil
+}
+
+// rewind drops a step's partial writes: the file goes back to what the
+// state vouches for, and the set of ids is rebuilt from it.
+func (x *exporter) rewind(err error) error {
+	if terr := x.f.Truncate(x.st.ResultsBytes); terr != nil {
+		return errors.Join(err, terr)
+	}
+	if _, serr := x.f.Seek(x.st.ResultsBytes, io.SeekStart); serr != nil {
+		return errors.Join(err, serr)
+	}
+	x.f.Close()
+	if oerr := x.open(); oerr != nil {
+		return errors.Join(err, oerr)
+	}
+	return err
+}
+
+func fingerprint(id string) uint64 {
+	h := sha256.Sum256([]byte(id))
+	return binary.BigEndian.Uint64(h[:8])
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
