@@ -32,19 +32,30 @@ func defaultsOf[T interface{ RegisterFlags(*flag.FlagSet) }](cfg T) {
 }
 
 // startStack runs ingest and a sentiment worker on real NATS and Redis and
-// returns ingest's URL and a token with the backfills:write and
-// jobs:write scopes. edit, when given,
-// changes the configurations, and workerLog receives the worker's log.
-func startStack(t *testing.T) (string, string) { return startStackWith(t, nil, nil) }
+// returns ingest's URL and a token with the backfills:write and jobs:write
+// scopes.
+func startStack(t *testing.T) (string, string) {
+	s := startStackWith(t, nil, nil)
+	return s.url, s.token
+}
 
-func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), workerLog io.Writer) (string, string) {
+// ctlStack is ingest and a worker for the CLI's tests.
+type ctlStack struct {
+	url, token string
+	// restartWorker stops the worker softly, checks that it stopped within
+	// its shutdown timeout, and starts a fresh one.
+	restartWorker func()
+}
+
+// startStackWith is startStack with edit, when given, changing the
+// configurations, and workerLog receiving the workers' logs.
+func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), workerLog io.Writer) *ctlStack {
 	t.Helper()
 	n, r := testenv.StartNATS(t), testenv.StartRedis(t)
 	secret := filepath.Join(t.TempDir(), "dev.secret")
 	if err := os.WriteFile(secret, []byte(testSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	var ing config.Ingest
 	defaultsOf(&ing)
 	ing.NATS.URL, ing.Redis.URL, ing.Addr, ing.Auth.HS256SecretFile = n.URL(), r.URL(), "127.0.0.1:0", secret
@@ -61,42 +72,63 @@ func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), wor
 	if workerLog != nil {
 		wlog = slog.New(slog.NewTextHandler(workerLog, nil))
 	}
+	// serve runs f until the test ends or the returned stop is called.
+	serve := func(f func(ctx context.Context) error) (stop func() error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f(ctx) }()
+		var once sync.Once
+		var err error
+		stop = func() error {
+			once.Do(func() { cancel(); err = <-done })
+			return err
+		}
+		t.Cleanup(func() { _ = stop() })
+		return stop
+	}
 	addr := make(chan string, 1)
-	done := make(chan error, 2)
-	go func() {
-		done <- app.RunIngest(ctx, ing, quiet, app.Hooks{Listening: func(a string) { addr <- a }})
-	}()
-	var url string
+	stopIngest := serve(func(ctx context.Context) error {
+		return app.RunIngest(ctx, ing, quiet, app.Hooks{Listening: func(a string) { addr <- a }})
+	})
+	s := &ctlStack{}
 	select {
 	case a := <-addr:
-		url = "http://" + a
-	case err := <-done:
-		t.Fatalf("ingest: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() { done <- app.RunWorker(ctx, wk, wlog, app.Hooks{Ready: func() { close(ready) }}) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("worker: %v", err)
+		s.url = "http://" + a
 	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not start")
+		t.Fatalf("ingest did not start: %v", stopIngest())
 	}
-	t.Cleanup(func() {
-		cancel()
-		for range 2 {
-			<-done
+	startWorker := func() (stop func() error) {
+		ready := make(chan struct{})
+		stop = serve(func(ctx context.Context) error {
+			return app.RunWorker(ctx, wk, wlog, app.Hooks{Ready: func() { close(ready) }})
+		})
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("worker did not start: %v", stop())
 		}
-	})
+		return stop
+	}
+	stopWorker := startWorker()
+	s.restartWorker = func() {
+		t0 := time.Now()
+		if err := stopWorker(); err != nil {
+			t.Fatalf("worker stop: %v", err)
+		}
+		if d := time.Since(t0); d > wk.ShutdownTimeout+5*time.Second {
+			t.Fatalf("the worker took %s to stop (shutdown timeout %s)", d, wk.ShutdownTimeout)
+		}
+		stopWorker = startWorker()
+	}
 	signer, err := auth.NewDevHS256Signer(auth.SignerConfig{Issuer: "jetinfer", Audience: "jetinfer"}, []byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := signer.IssueFor(auth.TokenRequest{Tenant: "acme", Scopes: []string{auth.ScopeBackfillsWrite, auth.ScopeJobsWrite}, TTL: time.Hour})
+	s.token, _, err = signer.IssueFor(auth.TokenRequest{Tenant: "acme", Scopes: []string{auth.ScopeBackfillsWrite, auth.ScopeJobsWrite}, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return url, tok
+	return s
 }
 
 // TestBackfillRunResumes interrupts a run after the server has documents
@@ -208,14 +240,18 @@ func (s *syncBuffer) String() string {
 // TestBackfillOutgrowsResults runs a backfill whose results are three times
 // what the RESULTS stream holds, with nobody exporting at first. The full
 // stream refuses results and the worker holds its documents rather than
-// drop older results or dead-letter the documents. Then `backfill run`
-// resumes the backfill; its export steps purge what they have written, the
-// held documents finish, and every result is in the file once.
+// drop older results or dead-letter the documents, while synchronous calls
+// go on; a worker stopped meanwhile hands its documents back. Then
+// `backfill run` resumes the backfill; its export steps purge what they
+// have written, the held documents finish, and every result is in the file
+// once.
 func TestBackfillOutgrowsResults(t *testing.T) {
 	var wlog syncBuffer
-	url, tok := startStackWith(t, func(ing *config.Ingest, wk *config.Worker) {
+	stack := startStackWith(t, func(ing *config.Ingest, wk *config.Worker) {
 		ing.ResultsMaxBytes = 1 << 20 // the least ingest takes
+		wk.ShutdownTimeout = 5 * time.Second
 	}, &wlog)
+	url, tok := stack.url, stack.token
 	dir := t.TempDir()
 	in := filepath.Join(dir, "archive.ndjson")
 	var b bytes.Buffer
@@ -262,6 +298,16 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 		if err := api.do(ctx, "POST", "/v1/infer/sentiment", "application/json", strings.NewReader(body), &rec); err != nil || rec.Status != "succeeded" {
 			t.Fatalf("a synchronous call while RESULTS is full: %+v %v", rec, err)
 		}
+	}
+	// A worker stopped while it holds documents hands them back (nak) and
+	// stops within its shutdown timeout; the next worker gets them and
+	// finds RESULTS full in its turn.
+	stack.restartWorker()
+	for strings.Count(wlog.String(), "RESULTS stream is full") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restarted worker never found RESULTS full; the log:\n%s", wlog.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	st := &runState{URL: url, Task: "sentiment", In: in, Backfill: created.ID, DoneLine: n, Sealed: true}
 	if err := st.save(in + ".backfill.json"); err != nil {

@@ -31,8 +31,10 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 	now := time.Now()
 	pl.deliverBackfill(ctx, actx, batch, now)
 	if parked := parkedOf(batch); len(parked) > 0 {
-		pl.park(ctx, parked)
+		// Off the batch before they are handed over: the unparker owns
+		// them from then on.
 		batch = slices.DeleteFunc(slices.Clone(batch), func(it *item) bool { return it.parked })
+		pl.park(ctx, parked)
 	}
 	var finals []store.Final
 	var fidx []*item
