@@ -148,7 +148,7 @@ func init() {
 				return nil
 			}
 		}})
-	register(command{group: "backfill", name: "results", summary: "write a backfill's results (NDJSON) to stdout or a file",
+	register(command{group: "backfill", name: "results", summary: "write a backfill's results (NDJSON) still in RESULTS to stdout or a file (backfill run purges what it exported, unless --keep-results)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			var a apiClient
 			a.register(fs, "backfills:write")
