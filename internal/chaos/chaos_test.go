@@ -134,7 +134,8 @@ func TestChaosIngestDrain(t *testing.T) {
 // that retry (queue.DefaultPublishRetry) answers 503, and the clients' own
 // retries with the same Idempotency-Key finish the job. Workers reconnect.
 func TestChaosRestartNATS(t *testing.T) {
-	c := newCluster(t)
+	ns := testenv.StartNATS(t)
+	c := newClusterOn(t, ns)
 	c.startWorkers(2, sentimentWorker(t))
 	n := scale(300, 3000)
 	l := c.send("nats", n, 4*time.Millisecond, sentimentDoc)
@@ -146,12 +147,12 @@ func TestChaosRestartNATS(t *testing.T) {
 	for k, d := range outages {
 		l.awaitAccepted((k + 1) * n / (len(outages) + 1))
 		before := l.retries("503")
-		c.nats.Shutdown()
+		ns.Shutdown()
 		if code := c.readyz(); code != http.StatusServiceUnavailable {
 			t.Errorf("readyz with NATS down: %d, want 503", code)
 		}
 		time.Sleep(d)
-		c.nats.Restart()
+		ns.Restart()
 		got := l.retries("503") - before
 		desc = append(desc, fmt.Sprintf("%s down: %d answers 503", d, got))
 		if d > queue.DefaultPublishRetry+time.Second && got == 0 {
@@ -161,6 +162,41 @@ func TestChaosRestartNATS(t *testing.T) {
 	o := l.verify(2 * time.Minute)
 	c.awaitDrained(30 * time.Second)
 	o.report(t, "restart-nats", strings.Join(desc, ", "))
+}
+
+// TestChaosKillNATS is TestChaosRestartNATS with a crash: nats-server, a
+// process of its own, is SIGKILLed mid-stream and started again on its
+// store. Every job JetStream acknowledged (so ingest accepted) must come
+// back with the store and finish; the rest are retried by the clients.
+func TestChaosKillNATS(t *testing.T) {
+	ns := startNATSProc(t)
+	c := newClusterOn(t, ns)
+	c.startWorkers(2, sentimentWorker(t))
+	n := scale(300, 3000)
+	l := c.send("kill-nats", n, 4*time.Millisecond, sentimentDoc)
+	outages := []time.Duration{500 * time.Millisecond, queue.DefaultPublishRetry + 1500*time.Millisecond}
+	if full {
+		outages = append(outages, 0, 2*time.Second)
+	}
+	var desc []string
+	for k, d := range outages {
+		l.awaitAccepted((k + 1) * n / (len(outages) + 1))
+		before := l.retries("503")
+		ns.kill()
+		if code := c.readyz(); code != http.StatusServiceUnavailable {
+			t.Errorf("readyz with NATS killed: %d, want 503", code)
+		}
+		time.Sleep(d)
+		ns.start(t)
+		got := l.retries("503") - before
+		desc = append(desc, fmt.Sprintf("killed for %s: %d answers 503", d, got))
+		if d > queue.DefaultPublishRetry+time.Second && got == 0 {
+			t.Errorf("NATS killed for %s, longer than the publish retry, and no submission answered 503", d)
+		}
+	}
+	o := l.verify(2 * time.Minute)
+	c.awaitDrained(30 * time.Second)
+	o.report(t, "kill-nats", strings.Join(desc, ", "))
 }
 
 // TestChaosRestartRedis SIGKILLs redis-server mid-stream and starts it

@@ -47,7 +47,7 @@ func scale(short, long int) int {
 }
 
 // bins are the binaries under test, built once by TestMain.
-var bins struct{ dir, worker, ctl, ingest string }
+var bins struct{ dir, worker, ctl, ingest, nats string }
 
 // quietRedis drops go-redis's own log lines: the Redis outages here are
 // on purpose, and each failed dial would print one.
@@ -63,7 +63,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/jetinferctl", "./cmd/ingest")
+	cmd := exec.Command("go", "build", "-o", dir+string(os.PathSeparator), "./cmd/worker", "./cmd/jetinferctl", "./cmd/ingest",
+		"github.com/nats-io/nats-server/v2")
 	cmd.Dir = testenv.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
@@ -72,6 +73,7 @@ func TestMain(m *testing.M) {
 	bins.worker = filepath.Join(dir, "worker")
 	bins.ctl = filepath.Join(dir, "jetinferctl")
 	bins.ingest = filepath.Join(dir, "ingest")
+	bins.nats = filepath.Join(dir, "nats-server")
 	bins.dir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -145,7 +147,7 @@ func (r *aofRedis) kill() {
 // cluster is one jetinfer system under test.
 type cluster struct {
 	t     *testing.T
-	nats  *testenv.NATS
+	nats  natsServer
 	redis *aofRedis
 	nc    *nats.Conn // the test's own: counts replies, publishes directly
 	rdb   *redis.Client
@@ -167,7 +169,13 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nats: testenv.StartNATS(t), redis: startAOFRedis(t), logDir: t.TempDir()}
+	return newClusterOn(t, testenv.StartNATS(t))
+}
+
+// newClusterOn is newCluster on a given nats-server.
+func newClusterOn(t *testing.T, ns natsServer) *cluster {
+	t.Helper()
+	c := &cluster{t: t, nats: ns, redis: startAOFRedis(t), logDir: t.TempDir()}
 	if d := os.Getenv("JETINFER_CHAOS_LOGS"); d != "" {
 		// Keep the processes' logs for a look after the run.
 		c.logDir = filepath.Join(d, t.Name())
