@@ -1,6 +1,8 @@
 package job
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -161,8 +163,40 @@ func ParseSubject(subj string) (Lane, string, error) {
 // ResultsSubject is where the results of backfill documents are published.
 func ResultsSubject(backfill string) string { return "results." + backfill }
 
-// DLQSubject is where dead letters of task are kept.
-func DLQSubject(task string) string { return "dlq." + task }
+// DLQSubject is where the dead letter of tenant's job id, of task, is kept:
+// dlq.<task>.<tenant>.<id token>. The tenant token lets the DLQ be listed
+// per tenant by subject, and the id token (a hash: backfill job ids hold
+// document ids, which may not be subject tokens) lets a job's dead letter
+// be found by subject. An unknown or unusable tenant or id is "_", which no
+// tenant id can be.
+func DLQSubject(task, tenant, id string) string {
+	return "dlq." + task + "." + DLQTenantToken(tenant) + "." + DLQIDToken(id)
+}
+
+// DLQTenantToken is the tenant's token in DLQ subjects.
+func DLQTenantToken(tenant string) string {
+	if tenant == "" || len(tenant) > 64 {
+		return "_"
+	}
+	for _, r := range tenant {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return "_"
+		}
+	}
+	return tenant
+}
+
+// DLQIDToken is a job id's token in DLQ subjects: 16 base32 characters of
+// its SHA-256.
+func DLQIDToken(id string) string {
+	if id == "" {
+		return "_"
+	}
+	h := sha256.Sum256([]byte(id))
+	return dlqIDEncoding.EncodeToString(h[:10])
+}
+
+var dlqIDEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
 // MsgID is the JetStream de-duplication id of a job: the job id, or
 // <backfill>:<doc id> for a backfill document.

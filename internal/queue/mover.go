@@ -242,7 +242,7 @@ func (c *Client) copyToDLQ(ctx context.Context, m *Msg, code, reason string, att
 			task = "_unknown"
 		}
 	}
-	msg := &nats.Msg{Subject: job.DLQSubject(task), Data: m.Data(), Header: nats.Header{}}
+	msg := &nats.Msg{Subject: job.DLQSubject(task, m.Job.Tenant, m.Job.ID), Data: m.Data(), Header: nats.Header{}}
 	for k, v := range m.Header {
 		// Nats-Msg-Id, Nats-Expected-Stream and the like were the original
 		// publish's instructions to JetStream, not the dead letter's.

@@ -52,31 +52,36 @@ func deadEntry(seq uint64, t time.Time, h nats.Header) DeadEntry {
 	return e
 }
 
-// scanDLQ calls fn with the headers of every dead letter after seq after,
-// oldest first, until fn returns false or the stream's end. It returns the
-// last sequence it handed to fn.
-func (c *Client) scanDLQ(ctx context.Context, after uint64, fn func(e DeadEntry) bool) (uint64, error) {
+// scanDLQ calls fn with the headers of the dead letters on the subjects
+// filters after seq after, oldest first, until fn returns false or none is
+// left. It returns the last sequence it handed to fn. The server does the
+// filtering, so a tenant's scan does not read other tenants' letters.
+func (c *Client) scanDLQ(ctx context.Context, after uint64, filters []string, fn func(e DeadEntry) bool) (uint64, error) {
 	s, err := c.js.Stream(ctx, job.StreamDLQ)
 	if err != nil {
 		return 0, classify(fmt.Errorf("stream %s: %w", job.StreamDLQ, err))
 	}
-	last := s.CachedInfo().State.LastSeq
-	if after >= last || s.CachedInfo().State.Msgs == 0 {
+	if after >= s.CachedInfo().State.LastSeq || s.CachedInfo().State.Msgs == 0 {
 		return after, nil
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   after + 1,
-		HeadersOnly:   true,
+		FilterSubjects: filters,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+		HeadersOnly:    true,
 	})
 	if err != nil {
 		return 0, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
 	}
-	seen := after
-	for seen < last {
-		// Ask for no more than there can be, or the fetch waits out its
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
+	}
+	seen, pending := after, info.NumPending
+	for pending > 0 {
+		// Ask for no more than there are, or the fetch waits out its
 		// expiry for messages that will not come.
-		batch, err := cons.Fetch(int(min(last-seen, 256)), jetstream.FetchMaxWait(2*time.Second))
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return seen, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
 		}
@@ -87,34 +92,38 @@ func (c *Client) scanDLQ(ctx context.Context, after uint64, fn func(e DeadEntry)
 			if err != nil {
 				continue
 			}
-			seen = md.Sequence.Stream
+			seen, pending = md.Sequence.Stream, md.NumPending
 			if !fn(deadEntry(seen, md.Timestamp, m.Headers())) {
 				return seen, nil
-			}
-			if seen >= last {
-				break
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
 			return seen, classify(fmt.Errorf("scan %s: %w", job.StreamDLQ, err))
 		}
 		if n == 0 {
-			break // deleted messages left a gap up to last
+			break // deleted meanwhile
 		}
 	}
 	return seen, nil
 }
 
+// tenantFilters are the DLQ subjects that can hold tenant's dead letters:
+// its own, and the two-token subjects of letters stored before subjects
+// named the tenant (dlq.<task>), which the scan filters by header.
+func tenantFilters(tenant string) []string {
+	return []string{"dlq.*." + job.DLQTenantToken(tenant) + ".*", "dlq.*"}
+}
+
 // ListDead returns up to limit of tenant's dead letters after the cursor
-// after (0 for the first page). The scan reads headers only, but it reads
-// every tenant's dead letters: the DLQ is meant to stay small.
+// after (0 for the first page), reading headers only and only the tenant's
+// subjects.
 func (c *Client) ListDead(ctx context.Context, tenant string, after uint64, limit int) (DeadPage, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	page := DeadPage{Entries: []DeadEntry{}}
 	full := false
-	last, err := c.scanDLQ(ctx, after, func(e DeadEntry) bool {
+	last, err := c.scanDLQ(ctx, after, tenantFilters(tenant), func(e DeadEntry) bool {
 		if e.Tenant != tenant || e.JobID == "" {
 			return true
 		}
@@ -132,10 +141,25 @@ func (c *Client) ListDead(ctx context.Context, tenant string, after uint64, limi
 }
 
 // FindDead returns the newest dead letter of tenant's job id, or
-// ErrDeadNotFound.
+// ErrDeadNotFound. Its subject names the job, so this is one lookup; only
+// letters stored before subjects named jobs are scanned for.
 func (c *Client) FindDead(ctx context.Context, tenant, id string) (*DeadEntry, error) {
+	s, err := c.js.Stream(ctx, job.StreamDLQ)
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s: %w", job.StreamDLQ, err))
+	}
+	m, err := s.GetLastMsgForSubject(ctx, "dlq.*."+job.DLQTenantToken(tenant)+"."+job.DLQIDToken(id))
+	switch {
+	case err == nil:
+		e := deadEntry(m.Sequence, m.Time, m.Header)
+		if e.Tenant == tenant && e.JobID == id {
+			return &e, nil
+		}
+	case !errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, classify(fmt.Errorf("find dead letter of %s: %w", id, err))
+	}
 	var found *DeadEntry
-	if _, err := c.scanDLQ(ctx, 0, func(e DeadEntry) bool {
+	if _, err := c.scanDLQ(ctx, 0, []string{"dlq.*"}, func(e DeadEntry) bool {
 		if e.Tenant == tenant && e.JobID == id {
 			found = &e
 		}

@@ -82,7 +82,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		},
 		{
 			Name:        job.StreamDLQ,
-			Description: "dead letters: jobs that cannot succeed, dlq.<task>",
+			Description: "dead letters: jobs that cannot succeed, dlq.<task>.<tenant>.<job id hash>",
 			Subjects:    []string{"dlq.>"},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     t.Storage,
