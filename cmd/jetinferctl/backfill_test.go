@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -270,14 +271,8 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	if err := api.do(ctx, "POST", "/v1/backfills", "application/json", strings.NewReader(`{"task":"sentiment"}`), &created); err != nil {
 		t.Fatal(err)
 	}
-	lines := bytes.SplitAfter(b.Bytes(), []byte("\n"))
-	for i := 0; i < n; i += 1000 {
-		if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson",
-			bytes.NewReader(bytes.Join(lines[i:i+1000], nil)), nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/seal", "", nil, nil); err != nil {
+	// One request, so that every document is queued before RESULTS fills.
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson", bytes.NewReader(b.Bytes()), nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
@@ -286,6 +281,24 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 			t.Fatalf("the worker never found RESULTS full; its log:\n%s", wlog.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// Ingest now refuses more documents (once its one-second view of
+	// RESULTS is fresh), lest they fill JOBS, which every tenant shares,
+	// with work that cannot finish. The document resent is a duplicate.
+	var err error
+	for {
+		err = api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson", bytes.NewReader(bytes.SplitAfter(b.Bytes(), []byte("\n"))[0]), nil)
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.status != http.StatusServiceUnavailable || ae.code != "results_full" || ae.retryAfter == 0 {
+		t.Fatalf("documents while RESULTS is full: %v, want 503 results_full with Retry-After", err)
+	}
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/seal", "", nil, nil); err != nil {
+		t.Fatal(err)
 	}
 	if p, err := api.progress(ctx, created.ID); err != nil || p.State == "completed" || p.Dead != 0 {
 		t.Fatalf("with RESULTS full the backfill is %+v (%v), want it waiting with nothing dead", p, err)
@@ -314,7 +327,7 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errOut bytes.Buffer
-	err := run(ctx, []string{"backfill", "run", "--url", url, "--token", tok, "--task", "sentiment", "--in", in,
+	err = run(ctx, []string{"backfill", "run", "--url", url, "--token", tok, "--task", "sentiment", "--in", in,
 		"--poll", "50ms", "--export-step", "500"}, &out, &errOut)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
@@ -34,10 +35,45 @@ type BatchPublisher interface {
 }
 
 // ResultReader reads the results of a backfill from the RESULTS stream and
-// purges those an export has stored.
+// purges those an export has stored; StreamBytes tells how full a stream is.
 type ResultReader interface {
 	ReadResults(ctx context.Context, backfill string, after uint64) (*queue.Results, error)
 	PurgeResults(ctx context.Context, backfill string, through uint64) error
+	StreamBytes(ctx context.Context, name string) (used uint64, limit int64, err error)
+}
+
+// resultsRoom remembers, for a second, whether RESULTS has room for the
+// results of more backfill documents.
+type resultsRoom struct {
+	mu      sync.Mutex
+	checked time.Time
+	full    bool
+}
+
+// resultsFullAt is the share of RESULTS at which new backfill documents are
+// refused: the documents already queued still need room for their results.
+const resultsFullAt = 0.9
+
+// resultsFull reports whether RESULTS is too full to take more backfill
+// documents. Workers hold the documents whose results a full RESULTS
+// refuses, and their bulk lanes stop; documents admitted meanwhile would
+// only fill JOBS, which every tenant's jobs share. A failed check admits.
+func (s *Server) resultsFull(ctx context.Context) bool {
+	rr := s.bf.room
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if time.Since(rr.checked) < time.Second {
+		return rr.full
+	}
+	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+	defer cancel()
+	used, limit, err := s.bf.Results.StreamBytes(sctx, job.StreamResults)
+	if err != nil {
+		s.log.WarnContext(ctx, "RESULTS usage", "error", err)
+		return false
+	}
+	rr.checked, rr.full = time.Now(), limit > 0 && float64(used) >= resultsFullAt*float64(limit)
+	return rr.full
 }
 
 var (
@@ -58,6 +94,8 @@ type BackfillDeps struct {
 	// MaxRejected bounds the rejected lines listed in one answer (all are
 	// counted). Defaults to 1000.
 	MaxRejected int
+
+	room *resultsRoom
 }
 
 // CreateBackfillRequest is the body of POST /v1/backfills.
@@ -101,6 +139,7 @@ func (d BackfillDeps) withDefaults() BackfillDeps {
 	if d.MaxRejected <= 0 {
 		d.MaxRejected = 1000
 	}
+	d.room = &resultsRoom{}
 	return d
 }
 
@@ -217,6 +256,13 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 	}
 	if b.State != backfill.StateOpen {
 		writeError(w, errorf(http.StatusConflict, "backfill_not_open", "backfill %s is %s and takes no more documents", b.ID, b.State))
+		return
+	}
+	if s.bf.Results != nil && s.resultsFull(r.Context()) {
+		e := errorf(http.StatusServiceUnavailable, "results_full",
+			"the RESULTS stream is %.0f%%+ full: export and purge backfill results (jetinferctl backfill run does as it goes), or raise --results-max-bytes; resend from line 1 later", resultsFullAt*100)
+		e.RetryAfterS = 2
+		writeError(w, e)
 		return
 	}
 	body, err := backfill.Decompress(r.Body)

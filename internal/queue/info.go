@@ -41,6 +41,17 @@ func (c *Client) StreamMessages(ctx context.Context, name string) (uint64, error
 	return s.CachedInfo().State.Msgs, nil
 }
 
+// StreamBytes is how many bytes a stream holds and the most it may hold (0:
+// no byte limit).
+func (c *Client) StreamBytes(ctx context.Context, name string) (used uint64, limit int64, err error) {
+	s, err := c.js.Stream(ctx, name)
+	if err != nil {
+		return 0, 0, classify(fmt.Errorf("stream %s: %w", name, err))
+	}
+	info := s.CachedInfo()
+	return info.State.Bytes, info.Config.MaxBytes, nil
+}
+
 // Consumer returns the configuration Pull creates for the durable consumer
 // of lane and task; nats/consumers/ holds it as JSON for operators who
 // create consumers ahead of the workers.
