@@ -29,6 +29,7 @@ import (
 // jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
 // jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
 // jetinfer_worker_store_retries_total, jetinfer_worker_results_full_retries_total,
+// jetinfer_worker_results_held,
 // jetinfer_worker_redeliveries_total{task,lane},
 // jetinfer_worker_dead_letters_total{task,lane} and
 // jetinfer_consumer_pending{task,lane} / jetinfer_consumer_ack_pending{task,lane}.
@@ -36,6 +37,8 @@ type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
 	storeRetries, resultsFull           atomic.Int64
+	// resultsHeld is the backfill documents held because RESULTS is full.
+	resultsHeld atomic.Int64
 
 	finishedC   metric.Int64Counter
 	stage       metric.Float64Histogram
@@ -152,6 +155,13 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 			}))
 		must(e)
 	}
+	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_held",
+		metric.WithDescription("backfill documents held because the RESULTS stream is full (their bulk lanes are paused)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(m.resultsHeld.Load())
+			return nil
+		}))
+	must(e)
 	pending, e := meter.Int64ObservableGauge("jetinfer.consumer.pending",
 		metric.WithDescription("jobs waiting in the durable consumer of a task and lane (polled)"))
 	must(e)

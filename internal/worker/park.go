@@ -36,6 +36,7 @@ type parking struct {
 // park keeps refused items and stops the bulk lane.
 func (pl *pipeline) park(ctx context.Context, its []*item) {
 	pk := &pl.parked
+	pl.w.m.resultsHeld.Add(int64(len(its)))
 	pk.mu.Lock()
 	pk.items = append(pk.items, its...)
 	pause := !pk.paused
@@ -89,6 +90,7 @@ func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error
 		its := pk.items
 		pk.items = nil
 		pk.mu.Unlock()
+		pl.w.m.resultsHeld.Add(-int64(len(its)))
 		pl.w.m.resultsFull.Add(1)
 		for _, it := range its {
 			it.parked = false
@@ -120,6 +122,7 @@ func (pl *pipeline) releaseParked(ctx context.Context) {
 	its := pk.items
 	pk.items = nil
 	pk.mu.Unlock()
+	pl.w.m.resultsHeld.Add(-int64(len(its)))
 	for _, it := range its {
 		it.parked, it.outcome, it.delay = false, retry, pl.w.retryDelay(it.msg.Attempt)
 		pl.settleMsg(ctx, it)
