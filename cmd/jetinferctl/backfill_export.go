@@ -51,18 +51,19 @@ func (x *exporter) run(ctx context.Context) error {
 	defer func() { x.f.Close() }() // rewind may reopen it
 	caughtUp := true
 	for failures := 0; ; {
-		final := false
+		final, read := false, 0
+		var err error
 		if caughtUp {
-			p, err := x.api.progress(ctx, x.st.Backfill)
-			if err != nil {
-				return fmt.Errorf("export: %w", err)
-			}
-			final = p.State == backfill.StateCompleted || p.State == backfill.StateCanceled
+			var p backfill.Progress
+			p, err = x.api.progress(ctx, x.st.Backfill)
+			final = err == nil && (p.State == backfill.StateCompleted || p.State == backfill.StateCanceled)
 		}
 		// A worker stores a result in RESULTS before the backfill counts
 		// its document, so a step that starts after the backfill was seen
 		// final and is not cut short by its limit has read every result.
-		read, err := x.stepOnce(ctx)
+		if err == nil {
+			read, err = x.stepOnce(ctx)
+		}
 		if err != nil {
 			var ae *apiError
 			if ctx.Err() != nil || (errors.As(err, &ae) && ae.status/100 == 4 && ae.status != http.StatusTooManyRequests) || failures >= 30 {

@@ -361,3 +361,37 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 		t.Fatalf("state after the run: %+v %v", st, err)
 	}
 }
+
+// TestExporterReopens checks what a resumed export starts from: the results
+// file cut back to the length the state file vouches for (lines written by
+// a step whose state was never saved are written again by the next step),
+// the ids it holds known, and a file that disagrees with the state refused.
+func TestExporterReopens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.part")
+	lines := []string{`{"id":"a","status":"succeeded"}`, `{"id":"b.c","status":"failed"}`, `{"id":"d","status":"succeeded"}`}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	saved := int64(len(lines[0]) + len(lines[1]) + 2)
+	x := &exporter{path: path, st: &runState{ResultsBytes: saved, ResultsLines: 2}}
+	if err := x.open(); err != nil {
+		t.Fatal(err)
+	}
+	defer x.f.Close()
+	if off, _ := x.f.Seek(0, io.SeekCurrent); off != saved {
+		t.Fatalf("writing resumes at %d, want %d", off, saved)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != saved {
+		t.Fatalf("file is %d bytes, want %d", fi.Size(), saved)
+	}
+	for id, want := range map[string]bool{"a": true, "b.c": true, "d": false} {
+		if _, ok := x.seen[fingerprint(id)]; ok != want {
+			t.Errorf("id %q known: %v, want %v", id, ok, want)
+		}
+	}
+	x.f.Close()
+	bad := &exporter{path: path, st: &runState{ResultsBytes: saved, ResultsLines: 3}}
+	if err := bad.open(); err == nil || !strings.Contains(err.Error(), "holds 2 results where the run's state file says 3") {
+		t.Fatalf("a file that disagrees with the state: %v", err)
+	}
+}
