@@ -135,33 +135,11 @@ func TestChaosIngestDrain(t *testing.T) {
 // retries with the same Idempotency-Key finish the job. Workers reconnect.
 func TestChaosRestartNATS(t *testing.T) {
 	ns := testenv.StartNATS(t)
-	c := newClusterOn(t, ns)
-	c.startWorkers(2, sentimentWorker(t))
-	n := scale(300, 3000)
-	l := c.send("nats", n, 4*time.Millisecond, sentimentDoc)
 	outages := []time.Duration{time.Second, queue.DefaultPublishRetry + 1500*time.Millisecond}
 	if full {
 		outages = append(outages, time.Second, 3*time.Second, queue.DefaultPublishRetry+3*time.Second)
 	}
-	var desc []string
-	for k, d := range outages {
-		l.awaitAccepted((k + 1) * n / (len(outages) + 1))
-		before := l.retries("503")
-		ns.Shutdown()
-		if code := c.readyz(); code != http.StatusServiceUnavailable {
-			t.Errorf("readyz with NATS down: %d, want 503", code)
-		}
-		time.Sleep(d)
-		ns.Restart()
-		got := l.retries("503") - before
-		desc = append(desc, fmt.Sprintf("%s down: %d answers 503", d, got))
-		if d > queue.DefaultPublishRetry+time.Second && got == 0 {
-			t.Errorf("NATS down for %s, longer than the publish retry, and no submission answered 503", d)
-		}
-	}
-	o := l.verify(2 * time.Minute)
-	c.awaitDrained(30 * time.Second)
-	o.report(t, "restart-nats", strings.Join(desc, ", "))
+	natsOutages(t, "restart-nats", ns, outages, ns.Shutdown, ns.Restart)
 }
 
 // TestChaosKillNATS is TestChaosRestartNATS with a crash: nats-server, a
@@ -170,33 +148,40 @@ func TestChaosRestartNATS(t *testing.T) {
 // back with the store and finish; the rest are retried by the clients.
 func TestChaosKillNATS(t *testing.T) {
 	ns := startNATSProc(t)
-	c := newClusterOn(t, ns)
-	c.startWorkers(2, sentimentWorker(t))
-	n := scale(300, 3000)
-	l := c.send("kill-nats", n, 4*time.Millisecond, sentimentDoc)
 	outages := []time.Duration{500 * time.Millisecond, queue.DefaultPublishRetry + 1500*time.Millisecond}
 	if full {
 		outages = append(outages, 0, 2*time.Second)
 	}
+	natsOutages(t, "kill-nats", ns, outages, ns.kill, func() { ns.start(t) })
+}
+
+// natsOutages sends a stream of sentiment jobs through a cluster on ns and
+// takes nats-server away (down, then up again) once for each outage, spread
+// over the stream; then every accepted job must finish.
+func natsOutages(t *testing.T, name string, ns natsServer, outages []time.Duration, down, up func()) {
+	c := newClusterOn(t, ns)
+	c.startWorkers(2, sentimentWorker(t))
+	n := scale(300, 3000)
+	l := c.send(name, n, 4*time.Millisecond, sentimentDoc)
 	var desc []string
 	for k, d := range outages {
 		l.awaitAccepted((k + 1) * n / (len(outages) + 1))
 		before := l.retries("503")
-		ns.kill()
+		down()
 		if code := c.readyz(); code != http.StatusServiceUnavailable {
-			t.Errorf("readyz with NATS killed: %d, want 503", code)
+			t.Errorf("readyz with NATS down: %d, want 503", code)
 		}
 		time.Sleep(d)
-		ns.start(t)
+		up()
 		got := l.retries("503") - before
-		desc = append(desc, fmt.Sprintf("killed for %s: %d answers 503", d, got))
+		desc = append(desc, fmt.Sprintf("%s down: %d answers 503", d, got))
 		if d > queue.DefaultPublishRetry+time.Second && got == 0 {
-			t.Errorf("NATS killed for %s, longer than the publish retry, and no submission answered 503", d)
+			t.Errorf("NATS down for %s, longer than the publish retry, and no submission answered 503", d)
 		}
 	}
 	o := l.verify(2 * time.Minute)
 	c.awaitDrained(30 * time.Second)
-	o.report(t, "kill-nats", strings.Join(desc, ", "))
+	o.report(t, name, strings.Join(desc, ", "))
 }
 
 // TestChaosRestartRedis SIGKILLs redis-server mid-stream and starts it

@@ -86,15 +86,28 @@ const devSecret = "0123456789abcdef0123456789abcdef-chaos-secret"
 // fsynced on every write, so that a SIGKILL loses nothing it acknowledged:
 // the configuration the promises hold under (docs/durability.md).
 type aofRedis struct {
+	serverProc
 	port int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
 }
 
 func startAOFRedis(t *testing.T) *aofRedis {
 	t.Helper()
-	r := &aofRedis{port: testenv.FreePort(t), dir: t.TempDir()}
+	bin, err := testenv.RedisServerPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &aofRedis{port: testenv.FreePort(t)}
+	dir := t.TempDir()
+	r.serverProc = serverProc{name: "redis-server", log: filepath.Join(dir, "redis.log"),
+		cmd: func() *exec.Cmd {
+			return exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", dir,
+				"--save", "", "--appendonly", "yes", "--appendfsync", "always")
+		},
+		ready: func() bool {
+			c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
+			defer c.Close()
+			return c.Ping(context.Background()).Err() == nil
+		}}
 	r.start(t)
 	t.Cleanup(r.kill)
 	return r
@@ -102,47 +115,6 @@ func startAOFRedis(t *testing.T) *aofRedis {
 
 func (r *aofRedis) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 func (r *aofRedis) url() string  { return "redis://" + r.addr() + "/0" }
-
-func (r *aofRedis) start(t *testing.T) {
-	t.Helper()
-	bin, err := testenv.RedisServerPath()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.cmd = exec.Command(bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--logfile", filepath.Join(r.dir, "redis.log"))
-	if err := r.cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	r.done = done
-	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(done) }(r.cmd)
-	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		select {
-		case <-done:
-			t.Fatalf("redis-server exited at start; see %s", filepath.Join(r.dir, "redis.log"))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server not ready on %s", r.addr())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill SIGKILLs the server and waits for it to exit.
-func (r *aofRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
-}
 
 // cluster is one jetinfer system under test.
 type cluster struct {

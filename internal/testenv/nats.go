@@ -73,9 +73,13 @@ func (n *NATS) Restart() {
 }
 
 // Connect returns a client connection closed when the test ends.
-func (n *NATS) Connect(t testing.TB) *nats.Conn {
+func (n *NATS) Connect(t testing.TB) *nats.Conn { return ConnectNATS(t, n.URL()) }
+
+// ConnectNATS connects to the server at url, reconnecting for ever, and
+// closes the connection when the test ends.
+func ConnectNATS(t testing.TB, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
 		t.Fatalf("connect nats: %v", err)
 	}
