@@ -216,8 +216,9 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	if st.Exported {
 		exported <- nil
 	} else {
+		bar.exported.add(st.ResultsLines)
 		x := &exporter{api: &o.api, st: st, path: part, keep: o.keepResults, step: max(o.exportStep, 1), poll: o.poll,
-			save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf}
+			save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf, exported: &bar.exported}
 		go func() {
 			err := x.run(ctx)
 			if err != nil {
@@ -260,10 +261,10 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	if err != nil {
 		return cause(err)
 	}
-	bar.finish(p)
 	if err := <-exported; err != nil {
 		return err
 	}
+	bar.finish(p)
 	if !st.Exported {
 		if err := os.Rename(part, o.out); err != nil {
 			return err

@@ -38,6 +38,8 @@ type exporter struct {
 	step  int           // results read per step
 	poll  time.Duration // pause when caught up with a running backfill
 	warnf func(format string, a ...any)
+	// exported, when set, counts the lines written (for the progress bar).
+	exported *counter
 
 	f    *os.File
 	seen map[uint64]struct{} // fingerprints of the document ids written
@@ -186,6 +188,9 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 		st.ResultsSeq, st.ResultsBytes, st.ResultsLines = max(seq, prev), off, st.ResultsLines+written
 	}); err != nil {
 		return 0, err
+	}
+	if x.exported != nil {
+		x.exported.add(written)
 	}
 	if !x.keep && seq > prev {
 		// Once the state is saved these results are never read again. A

@@ -21,6 +21,7 @@ type progressBar struct {
 	poll time.Duration
 
 	sent, duplicates, rejected counter
+	exported                   counter // result lines in the results file
 
 	mu    sync.Mutex
 	drawn bool
@@ -118,8 +119,9 @@ func (b *progressBar) line(p backfill.Progress) string {
 	if p.EtaS != nil {
 		eta = (time.Duration(*p.EtaS) * time.Second).String()
 	}
-	s := fmt.Sprintf("%5.1f%% %d/%d done (%d reused, %d failed, %d dead) %.0f docs/s ETA %s; sent %d, duplicates %d, rejected %d",
-		100*frac, done, p.Submitted, p.Reused, p.Failed, p.Dead, p.DocsPerS, eta, b.sent.load(), b.duplicates.load(), b.rejected.load())
+	s := fmt.Sprintf("%5.1f%% %d/%d done (%d reused, %d failed, %d dead) %.0f docs/s ETA %s; sent %d, duplicates %d, rejected %d; exported %d",
+		100*frac, done, p.Submitted, p.Reused, p.Failed, p.Dead, p.DocsPerS, eta, b.sent.load(), b.duplicates.load(), b.rejected.load(),
+		b.exported.load())
 	if !b.tty {
 		return string(p.State) + " " + s
 	}

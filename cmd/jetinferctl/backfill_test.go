@@ -335,6 +335,9 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	if !strings.Contains(out.String(), fmt.Sprintf("%d submitted, %d succeeded", n, n)) {
 		t.Fatalf("summary: %s", out.String())
 	}
+	if !strings.Contains(errOut.String(), fmt.Sprintf("; exported %d", n)) {
+		t.Fatalf("the progress line does not count the exported results:\n%s", errOut.String())
+	}
 	if !strings.Contains(wlog.String(), "resuming the bulk lane") {
 		t.Fatalf("the worker never resumed its bulk lane; its log:\n%s", wlog.String())
 	}
