@@ -213,10 +213,10 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	defer cancel(nil)
 	exported := make(chan error, 1)
 	part := o.out + ".part"
+	bar.exported.add(st.ResultsLines)
 	if st.Exported {
 		exported <- nil
 	} else {
-		bar.exported.add(st.ResultsLines)
 		x := &exporter{api: &o.api, st: st, path: part, keep: o.keepResults, step: max(o.exportStep, 1), poll: o.poll,
 			save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf, exported: &bar.exported}
 		go func() {
