@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -213,13 +215,60 @@ func BenchmarkBackfill(b *testing.B) {
 		if lines != n || len(ids) != n {
 			b.Fatalf("export: %d lines, %d distinct ids, want %d", lines, len(ids), n)
 		}
+		// The same results again as jetinferctl backfill run exports them:
+		// steps of 10,000 after the last step's sequence, each purged once
+		// read (the client's file write and sync are not in it).
+		t2 := time.Now()
+		stepped := s.steppedExport(b, id, 10_000)
+		steppedTime := time.Since(t2)
+		if stepped != n {
+			b.Fatalf("stepped export: %d lines, want %d", stepped, n)
+		}
+		if again := s.steppedExport(b, id, 10_000); again != 0 {
+			b.Fatalf("after the purges the results hold %d lines", again)
+		}
 		b.ReportMetric(float64(n)/up.Seconds(), "upload_docs/s")
 		b.ReportMetric(float64(n)/total.Seconds(), "end_to_end_docs/s")
 		b.ReportMetric(float64(n)/export.Seconds(), "export_lines/s")
+		b.ReportMetric(float64(n)/steppedTime.Seconds(), "stepped_export_lines/s")
 		b.ReportMetric(float64(p.Reused), "reused")
 		b.ReportMetric(float64(p.Failed+p.Dead), "failed+dead")
-		b.Logf("%d docs: upload %s, completed after %s, export %s; %+v", n, up.Round(time.Millisecond),
-			total.Round(time.Millisecond), export.Round(time.Millisecond), p)
+		b.Logf("%d docs: upload %s, completed after %s, export %s, stepped export with purges %s; %+v", n, up.Round(time.Millisecond),
+			total.Round(time.Millisecond), export.Round(time.Millisecond), steppedTime.Round(time.Millisecond), p)
+	}
+}
+
+// steppedExport reads a backfill's results in steps of step, each after the
+// sequence the previous one's trailer named, and purges each step once read.
+// It returns the lines read.
+func (s *benchStack) steppedExport(b *testing.B, id string, step int) int {
+	lines := 0
+	after := "0"
+	for {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/backfills/%s/results?follow=false&after=%s&limit=%d", s.url, id, after, step), nil)
+		req.Header.Set("Authorization", "Bearer "+s.bfToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			n++
+		}
+		resp.Body.Close()
+		seq := resp.Trailer.Get(ingest.ResultsSeqTrailer)
+		if sc.Err() != nil || seq == "" {
+			b.Fatalf("export step after %s: %v, trailer %q", after, sc.Err(), seq)
+		}
+		lines += n
+		if seq != after {
+			s.call(b, "DELETE", "/v1/backfills/"+id+"/results?through="+seq, s.bfToken, "", nil, nil)
+		}
+		after = seq
+		if n < step {
+			return lines
+		}
 	}
 }
 

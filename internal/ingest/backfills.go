@@ -497,6 +497,13 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 		last, err := rr.LastSeq(sctx)
 		return err == nil && seen >= last
 	}
+	// Nothing after the cursor: answer at once rather than wait out a
+	// first Next that cannot be answered (an export step that has caught
+	// up, or a finished backfill's last step).
+	if last, err := rr.LastSeq(ctx); err == nil && last <= after && done() {
+		end()
+		return
+	}
 	for {
 		data, seq, pending, err := rr.Next(ctx, time.Second)
 		if errors.Is(err, queue.ErrNoResult) {
