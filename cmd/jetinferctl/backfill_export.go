@@ -41,8 +41,9 @@ type exporter struct {
 	// exported, when set, counts the lines written (for the progress bar).
 	exported *counter
 
-	f    *os.File
-	seen map[uint64]struct{} // fingerprints of the document ids written
+	f      *os.File
+	seen   map[uint64]struct{} // fingerprints of the document ids written
+	purged uint64              // RESULTS sequence purged through
 }
 
 // run exports until the backfill is final and every result is written.
@@ -50,7 +51,7 @@ func (x *exporter) run(ctx context.Context) error {
 	if err := x.open(); err != nil {
 		return err
 	}
-	defer func() { x.f.Close() }() // rewind may reopen it
+	defer x.f.Close()
 	caughtUp := true
 	for failures := 0; ; {
 		final, read := false, 0
@@ -146,75 +147,83 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	read, written := 0, int64(0)
+	var added []uint64 // forgotten again if the step fails
+	fail := func(err error) (int, error) { return 0, x.rewind(added, err) }
 	for sc.Scan() {
 		read++
-		line := sc.Bytes()
+		line := bytes.TrimSpace(sc.Bytes())
 		var l struct {
 			ID string `json:"id"`
 		}
 		if err := json.Unmarshal(line, &l); err != nil {
-			return 0, x.rewind(fmt.Errorf("results line: %w", err))
+			return fail(fmt.Errorf("results line: %w", err))
 		}
 		fp := fingerprint(l.ID)
 		if _, dup := x.seen[fp]; dup {
 			continue // a redelivered document's second result
 		}
 		x.seen[fp] = struct{}{}
-		if _, err := w.Write(append(bytes.TrimSpace(line), '\n')); err != nil {
-			return 0, x.rewind(err)
+		added = append(added, fp)
+		if _, err := w.Write(line); err != nil {
+			return fail(err)
+		}
+		if err := w.WriteByte('\n'); err != nil {
+			return fail(err)
 		}
 		written++
 	}
 	if err := sc.Err(); err != nil {
-		return 0, x.rewind(fmt.Errorf("results: %w", err))
+		return fail(fmt.Errorf("results: %w", err))
 	}
 	// Ingest sets the trailer only when the export ended as it should.
 	seq, err := strconv.ParseUint(resp.Trailer.Get(resultsSeqTrailer), 10, 64)
 	if err != nil {
-		return 0, x.rewind(errors.New("results export ended early (no sequence trailer)"))
+		return fail(errors.New("results export ended early (no sequence trailer)"))
 	}
 	if err := w.Flush(); err != nil {
-		return 0, x.rewind(err)
+		return fail(err)
 	}
 	if err := x.f.Sync(); err != nil {
-		return 0, x.rewind(err)
+		return fail(err)
 	}
 	off, err := x.f.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return 0, err
+		return fail(err)
 	}
-	prev := x.st.ResultsSeq
 	if err := x.save(func(st *runState) {
-		st.ResultsSeq, st.ResultsBytes, st.ResultsLines = max(seq, prev), off, st.ResultsLines+written
+		st.ResultsSeq, st.ResultsBytes, st.ResultsLines = max(seq, st.ResultsSeq), off, st.ResultsLines+written
 	}); err != nil {
+		// The lines are in the file and the state in memory moved on;
+		// a resumed run cuts the file back to the state file's length.
 		return 0, err
 	}
 	if x.exported != nil {
 		x.exported.add(written)
 	}
-	if !x.keep && seq > prev {
+	if through := x.st.ResultsSeq; !x.keep && through > x.purged {
 		// Once the state is saved these results are never read again. A
-		// failed purge leaves them to the next step's purge, which covers
-		// them too.
-		if err := x.api.do(ctx, "DELETE", fmt.Sprintf("/v1/backfills/%s/results?through=%d", x.st.Backfill, seq), "", nil, nil); err != nil {
+		// failed purge is tried again by the next step, through its own
+		// sequence.
+		if err := x.api.do(ctx, "DELETE", fmt.Sprintf("/v1/backfills/%s/results?through=%d", x.st.Backfill, through), "", nil, nil); err != nil {
 			x.warnf("purge exported results: %v", err)
+		} else {
+			x.purged = through
 		}
 	}
 	return read, nil
 }
 
-// rewind drops a step's partial writes: the file goes back to what the
-// state vouches for, and the set of ids is rebuilt from it.
-func (x *exporter) rewind(err error) error {
+// rewind drops a failed step's writes: the file goes back to the length the
+// state vouches for, and the ids the step added are forgotten.
+func (x *exporter) rewind(added []uint64, err error) error {
+	for _, fp := range added {
+		delete(x.seen, fp)
+	}
 	if terr := x.f.Truncate(x.st.ResultsBytes); terr != nil {
 		return errors.Join(err, terr)
 	}
 	if _, serr := x.f.Seek(x.st.ResultsBytes, io.SeekStart); serr != nil {
 		return errors.Join(err, serr)
-	}
-	x.f.Close()
-	if oerr := x.open(); oerr != nil {
-		return errors.Join(err, oerr)
 	}
 	return err
 }

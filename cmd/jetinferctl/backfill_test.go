@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -396,5 +397,53 @@ func TestExporterReopens(t *testing.T) {
 	bad := &exporter{path: path, st: &runState{ResultsBytes: saved, ResultsLines: 3}}
 	if err := bad.open(); err == nil || !strings.Contains(err.Error(), "holds 2 results where the run's state file says 3") {
 		t.Fatalf("a file that disagrees with the state: %v", err)
+	}
+}
+
+// TestExportStepRewinds gives the exporter an export that ends without its
+// sequence trailer (as when ingest stops mid-stream), then a whole one: the
+// first step leaves neither lines nor ids behind, so the second writes each
+// result once. The server stands in for ingest only to cut the stream.
+func TestExportStepRewinds(t *testing.T) {
+	body := `{"id":"a","status":"succeeded"}` + "\n" + `{"id":"b","status":"succeeded"}` + "\n"
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if r.Method == "DELETE" {
+			if r.URL.Query().Get("through") != "7" {
+				t.Errorf("purge %s", r.URL)
+			}
+			w.Write([]byte(`{}`))
+			return
+		}
+		if calls > 1 {
+			w.Header().Set("Trailer", resultsSeqTrailer)
+		}
+		w.Write([]byte(body))
+		if calls > 1 {
+			w.Header().Set(resultsSeqTrailer, "7")
+		}
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "out.part")
+	st := &runState{Backfill: "bf1"}
+	x := &exporter{api: &apiClient{url: srv.URL, token: "t"}, st: st, path: path, step: 10,
+		save: func(edit func(*runState)) error { edit(st); return nil }, warnf: t.Logf}
+	if err := x.open(); err != nil {
+		t.Fatal(err)
+	}
+	defer x.f.Close()
+	if _, err := x.stepOnce(context.Background()); err == nil || !strings.Contains(err.Error(), "no sequence trailer") {
+		t.Fatalf("a cut export: %v", err)
+	}
+	if fi, _ := os.Stat(path); fi.Size() != 0 || len(x.seen) != 0 || st.ResultsSeq != 0 {
+		t.Fatalf("after the cut: %d bytes, %d ids, seq %d", fi.Size(), len(x.seen), st.ResultsSeq)
+	}
+	if read, err := x.stepOnce(context.Background()); err != nil || read != 2 {
+		t.Fatalf("the whole export: %d read, %v", read, err)
+	}
+	data, _ := os.ReadFile(path)
+	if string(data) != body || st.ResultsSeq != 7 || st.ResultsLines != 2 || st.ResultsBytes != int64(len(body)) || x.purged != 7 {
+		t.Fatalf("file %q, state %+v, purged %d", data, st, x.purged)
 	}
 }
