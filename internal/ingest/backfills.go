@@ -68,11 +68,15 @@ func (s *Server) resultsFull(ctx context.Context) bool {
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
 	used, limit, err := s.bf.Results.StreamBytes(sctx, job.StreamResults)
+	rr.checked = time.Now()
 	if err != nil {
-		s.log.WarnContext(ctx, "RESULTS usage", "error", err)
+		// Asked again in a second; the publish itself will tell whether
+		// JetStream is there.
+		s.log.WarnContext(ctx, "RESULTS usage unknown; admitting backfill documents", "error", err)
+		rr.full = false
 		return false
 	}
-	rr.checked, rr.full = time.Now(), limit > 0 && float64(used) >= resultsFullAt*float64(limit)
+	rr.full = limit > 0 && float64(used) >= resultsFullAt*float64(limit)
 	return rr.full
 }
 
