@@ -435,6 +435,9 @@ func (u *upload) flush() *apiError {
 // space of what the caller has stored.
 const ResultsSeqTrailer = "Jetinfer-Results-Seq"
 
+// maxExportDedupe bounds the document ids one results export remembers.
+const maxExportDedupe = 1 << 20
+
 // backfillResults streams the backfill's results as NDJSON, one line per
 // document, read from the RESULTS stream. For a backfill that is not
 // final it follows new results until the backfill completes (or, with
@@ -477,6 +480,11 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
+	// A document's result is in RESULTS once, but for a redelivery after
+	// the message-id window: those second results are dropped by id, for
+	// the first maxExportDedupe documents of a request (a bounded 20 MB or
+	// so); a longer export in one request leaves that to the client, as
+	// jetinferctl's stepped export does.
 	docs := map[uint64]struct{}{}
 	var unflushed int64
 	// done is asked whenever the reader has caught up. A worker publishes a
@@ -534,7 +542,9 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 			h := sha256.Sum256([]byte(rec.DocID))
 			fp := binary.BigEndian.Uint64(h[:8])
 			if _, dup := docs[fp]; !dup {
-				docs[fp] = struct{}{}
+				if len(docs) < maxExportDedupe {
+					docs[fp] = struct{}{}
+				}
 				if err := enc.Encode(ResultLine{ID: rec.DocID, Status: rec.Status, Result: rec.Result, Error: rec.Error, Meta: rec.Meta}); err != nil {
 					return
 				}
