@@ -154,8 +154,20 @@ func init() {
 			a.register(fs, "backfills:write")
 			id := fs.String("id", "", "backfill id")
 			out := fs.String("out", "", "results file; stdout when empty")
+			purge := fs.Bool("purge", false, "with --out: export in steps while the backfill runs, as backfill run does, purging each step from RESULTS once synced to the file (resumable: the progress is kept in <out>.export.json)")
+			step := fs.Int("export-step", 10000, "with --purge: results read, written, synced and purged per step")
+			poll := fs.Duration("poll", time.Second, "with --purge: pause when caught up with a running backfill")
 			return func(ctx context.Context, e *env) error {
-				if *out == "" {
+				switch {
+				case *purge && *out == "":
+					return errors.New("--purge needs --out: purged results must be in a file first")
+				case *purge:
+					n, err := exportPurging(ctx, &a, *id, *out, max(*step, 1), *poll, e)
+					if err == nil {
+						fmt.Fprintf(e.stderr, "%d results written to %s and purged from RESULTS\n", n, *out)
+					}
+					return err
+				case *out == "":
 					_, err := exportResults(ctx, &a, *id, e.stdout)
 					return err
 				}
@@ -166,6 +178,37 @@ func init() {
 				return err
 			}
 		}})
+}
+
+// exportPurging exports a backfill's results to out in purged steps until
+// the backfill is final, keeping its progress in out.export.json so that an
+// interrupted export resumes, and returns the lines in out.
+func exportPurging(ctx context.Context, api *apiClient, id, out string, step int, poll time.Duration, e *env) (int64, error) {
+	statePath := out + ".export.json"
+	st, err := loadState(statePath)
+	if err != nil {
+		return 0, err
+	}
+	if st == nil {
+		st = &runState{URL: api.url, Backfill: id}
+	} else if st.Backfill != id || st.URL != api.url {
+		return 0, fmt.Errorf("%s belongs to backfill %s on %s: remove it (and %s.part) to export afresh", statePath, st.Backfill, st.URL, out)
+	}
+	if !st.Exported {
+		x := &exporter{api: api, st: st, path: out + ".part", step: step, poll: poll,
+			save:  func(edit func(*runState)) error { return st.update(statePath, edit) },
+			warnf: func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }}
+		if err := x.run(ctx); err != nil {
+			return st.ResultsLines, err
+		}
+		if err := os.Rename(out+".part", out); err != nil {
+			return st.ResultsLines, err
+		}
+		if err := st.update(statePath, func(st *runState) { st.Exported = true }); err != nil {
+			return st.ResultsLines, err
+		}
+	}
+	return st.ResultsLines, nil
 }
 
 func runBackfill(ctx context.Context, o runOpts, e *env) error {

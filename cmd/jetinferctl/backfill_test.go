@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -158,19 +157,14 @@ func TestBackfillRunResumes(t *testing.T) {
 	api.hc = &http.Client{}
 	// An interrupted run: the server has the first 900 documents, the state
 	// file was last saved after line 600.
-	var created struct {
-		ID string `json:"id"`
-	}
-	if err := api.do(ctx, "POST", "/v1/backfills", "application/json", strings.NewReader(`{"task":"sentiment"}`), &created); err != nil {
-		t.Fatal(err)
-	}
+	created := newBackfill(t, api)
 	first := bytes.SplitAfterN(b.Bytes(), []byte("\n"), 902)
-	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson",
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created+"/documents", "application/x-ndjson",
 		bytes.NewReader(bytes.Join(first[:901], nil)), nil); err != nil {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "archive.ndjson.backfill.json")
-	st := &runState{URL: url, Task: "sentiment", In: in, Backfill: created.ID, DoneLine: 600}
+	st := &runState{URL: url, Task: "sentiment", In: in, Backfill: created, DoneLine: 600}
 	if err := st.save(state); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +176,7 @@ func TestBackfillRunResumes(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
 	}
 	log := errOut.String()
-	if !strings.Contains(log, "resuming backfill "+created.ID+" after line 600") {
+	if !strings.Contains(log, "resuming backfill "+created+" after line 600") {
 		t.Fatalf("no resume in:\n%s", log)
 	}
 	// Line 102 is broken, so line L > 102 holds doc-(L-2): lines 601..1201
@@ -193,23 +187,7 @@ func TestBackfillRunResumes(t *testing.T) {
 	if !strings.Contains(out.String(), fmt.Sprintf("%d submitted, %d succeeded", n, n)) {
 		t.Fatalf("summary: %s", out.String())
 	}
-	f, err := os.Open(in + ".results.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	seen := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var l struct{ ID, Status string }
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Status != "succeeded" || seen[l.ID] {
-			t.Fatalf("result line %s (err %v, seen %v)", sc.Bytes(), err, seen[l.ID])
-		}
-		seen[l.ID] = true
-	}
-	if len(seen) != n {
-		t.Fatalf("%d results, want %d", len(seen), n)
-	}
+	checkResults(t, in+".results.ndjson", n, nil)
 	// Running again finds the backfill sealed and only exports.
 	out.Reset()
 	errOut.Reset()
@@ -266,14 +244,9 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	}
 	ctx := context.Background()
 	api := &apiClient{url: url, token: tok, hc: &http.Client{}}
-	var created struct {
-		ID string `json:"id"`
-	}
-	if err := api.do(ctx, "POST", "/v1/backfills", "application/json", strings.NewReader(`{"task":"sentiment"}`), &created); err != nil {
-		t.Fatal(err)
-	}
+	created := newBackfill(t, api)
 	// One request, so that every document is queued before RESULTS fills.
-	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson", bytes.NewReader(b.Bytes()), nil); err != nil {
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created+"/documents", "application/x-ndjson", bytes.NewReader(b.Bytes()), nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(time.Minute)
@@ -288,7 +261,7 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	// with work that cannot finish. The document resent is a duplicate.
 	var err error
 	for {
-		err = api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/documents", "application/x-ndjson", bytes.NewReader(bytes.SplitAfter(b.Bytes(), []byte("\n"))[0]), nil)
+		err = api.do(ctx, "POST", "/v1/backfills/"+created+"/documents", "application/x-ndjson", bytes.NewReader(bytes.SplitAfter(b.Bytes(), []byte("\n"))[0]), nil)
 		if err != nil || time.Now().After(deadline) {
 			break
 		}
@@ -298,10 +271,10 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	if !errors.As(err, &ae) || ae.status != http.StatusServiceUnavailable || ae.code != "results_full" || ae.retryAfter == 0 {
 		t.Fatalf("documents while RESULTS is full: %v, want 503 results_full with Retry-After", err)
 	}
-	if err := api.do(ctx, "POST", "/v1/backfills/"+created.ID+"/seal", "", nil, nil); err != nil {
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created+"/seal", "", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	if p, err := api.progress(ctx, created.ID); err != nil || p.State == "completed" || p.Dead != 0 {
+	if p, err := api.progress(ctx, created); err != nil || p.State == "completed" || p.Dead != 0 {
 		t.Fatalf("with RESULTS full the backfill is %+v (%v), want it waiting with nothing dead", p, err)
 	}
 	// Interactive work on the same model goes on meanwhile: only the bulk
@@ -323,7 +296,7 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	st := &runState{URL: url, Task: "sentiment", In: in, Backfill: created.ID, DoneLine: n, Sealed: true}
+	st := &runState{URL: url, Task: "sentiment", In: in, Backfill: created, DoneLine: n, Sealed: true}
 	if err := st.save(in + ".backfill.json"); err != nil {
 		t.Fatal(err)
 	}
@@ -342,24 +315,7 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	if !strings.Contains(wlog.String(), "resuming the bulk lane") {
 		t.Fatalf("the worker never resumed its bulk lane; its log:\n%s", wlog.String())
 	}
-	data, err := os.ReadFile(in + ".results.ndjson")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
-		var l struct {
-			ID, Status string
-			Meta       map[string]string
-		}
-		if err := json.Unmarshal(line, &l); err != nil || l.Status != "succeeded" || seen[l.ID] || l.Meta["source"] != "wire" {
-			t.Fatalf("result line %s (err %v, seen %v)", line, err, seen[l.ID])
-		}
-		seen[l.ID] = true
-	}
-	if len(seen) != n {
-		t.Fatalf("%d results, want %d", len(seen), n)
-	}
+	data := checkResults(t, in+".results.ndjson", n, func(l resultLine) bool { return l.Meta["source"] == "wire" })
 	st, err = loadState(in + ".backfill.json")
 	if err != nil || !st.Exported || st.ResultsLines != n || st.ResultsBytes != int64(len(data)) {
 		t.Fatalf("state after the run: %+v %v", st, err)
@@ -446,4 +402,89 @@ func TestExportStepRewinds(t *testing.T) {
 	if string(data) != body || st.ResultsSeq != 7 || st.ResultsLines != 2 || st.ResultsBytes != int64(len(body)) || x.purged != 7 {
 		t.Fatalf("file %q, state %+v, purged %d", data, st, x.purged)
 	}
+}
+
+// TestBackfillResultsPurge exports a backfill made through the API with
+// `backfill results --purge`: every result once in the file, nothing left
+// in RESULTS, and a second call that finds the export done.
+func TestBackfillResultsPurge(t *testing.T) {
+	url, tok := startStack(t)
+	ctx := context.Background()
+	api := &apiClient{url: url, token: tok, hc: &http.Client{}}
+	created := newBackfill(t, api)
+	var b bytes.Buffer
+	const n = 500
+	for i := range n {
+		fmt.Fprintf(&b, `{"id":"doc-%d","text":"Company %d shares rose after strong earnings."}`+"\n", i, i%40)
+	}
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created+"/documents", "application/x-ndjson", &b, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.do(ctx, "POST", "/v1/backfills/"+created+"/seal", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "results.ndjson")
+	args := []string{"backfill", "results", "--url", url, "--token", tok, "--id", created, "--out", out, "--purge", "--export-step", "120", "--poll", "50ms"}
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("results --purge: %v\n%s", err, stderr.String())
+	}
+	checkResults(t, out, n, nil)
+	resp, err := api.send(ctx, "GET", "/v1/backfills/"+created+"/results?follow=false", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if len(left) != 0 {
+		t.Fatalf("RESULTS still holds %d bytes of the exported backfill", len(left))
+	}
+	stderr.Reset()
+	if err := run(ctx, args, &stdout, &stderr); err != nil || !strings.Contains(stderr.String(), fmt.Sprintf("%d results written", n)) {
+		t.Fatalf("a second export: %v\n%s", err, stderr.String())
+	}
+	if err := run(ctx, []string{"backfill", "results", "--url", url, "--token", tok, "--id", created, "--purge"}, &stdout, &stderr); err == nil {
+		t.Fatal("--purge without --out was accepted")
+	}
+}
+
+// newBackfill creates a sentiment backfill through the API and returns its id.
+func newBackfill(t *testing.T, api *apiClient) string {
+	t.Helper()
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := api.do(context.Background(), "POST", "/v1/backfills", "application/json", strings.NewReader(`{"task":"sentiment"}`), &created); err != nil {
+		t.Fatal(err)
+	}
+	return created.ID
+}
+
+// resultLine is what the result-file checks read of a line.
+type resultLine struct {
+	ID, Status string
+	Meta       map[string]string
+}
+
+// checkResults reads a results file and fails unless it holds n lines, one
+// a document, each succeeded and passing check (when given). It returns the
+// file's bytes.
+func checkResults(t *testing.T, path string, n int, check func(resultLine) bool) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var l resultLine
+		if err := json.Unmarshal(line, &l); err != nil || l.Status != "succeeded" || seen[l.ID] || (check != nil && !check(l)) {
+			t.Fatalf("result line %s (err %v, seen %v)", line, err, seen[l.ID])
+		}
+		seen[l.ID] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d results, want %d", len(seen), n)
+	}
+	return data
 }
