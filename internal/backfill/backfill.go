@@ -3,7 +3,6 @@ package backfill
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,14 +78,12 @@ type Store struct {
 // NewStore returns a store on rdb.
 func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
 // NewID returns a fresh backfill id: "bf_" and 20 base32 characters, usable
 // as a NATS subject token.
 func NewID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return "bf_" + idEncoding.EncodeToString(b[:])
+	return "bf_" + job.IDEncoding.EncodeToString(b[:])
 }
 
 // Create stores a new open backfill and fills in its id and creation time.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"io"
@@ -36,8 +35,6 @@ type InferRequest struct {
 	Options job.Options `json:"options,omitzero"`
 }
 
-var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
-
 // newJobID returns a random job id, or one derived from the tenant's
 // Idempotency-Key so that a retried request names the same job (and
 // JetStream de-duplicates its message).
@@ -49,7 +46,7 @@ func newJobID(tenant, idemKey string) string {
 		h := sha256.Sum256([]byte("idem\x00" + tenant + "\x00" + idemKey))
 		copy(b[:], h[:16])
 	}
-	return idEncoding.EncodeToString(b[:])
+	return job.IDEncoding.EncodeToString(b[:])
 }
 
 func requestHash(j *job.Job) string {
@@ -59,7 +56,7 @@ func requestHash(j *job.Job) string {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return idEncoding.EncodeToString(h.Sum(nil))
+	return job.IDEncoding.EncodeToString(h.Sum(nil))
 }
 
 // validate checks a job before anything is enqueued.

@@ -193,10 +193,12 @@ func DLQIDToken(id string) string {
 		return "_"
 	}
 	h := sha256.Sum256([]byte(id))
-	return dlqIDEncoding.EncodeToString(h[:10])
+	return IDEncoding.EncodeToString(h[:10])
 }
 
-var dlqIDEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
+// IDEncoding writes ids (of jobs, backfills and DLQ subjects): lower-case
+// Crockford base32 without padding, safe in URLs, Redis keys and subjects.
+var IDEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)
 
 // MsgID is the JetStream de-duplication id of a job: the job id, or
 // <backfill>:<doc id> for a backfill document.
