@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -116,7 +114,7 @@ func (x *exporter) open() error {
 			f.Close()
 			return fmt.Errorf("%s: line %d: %w", x.path, lines+1, err)
 		}
-		x.seen[fingerprint(l.ID)] = struct{}{}
+		x.seen[backfill.Fingerprint(l.ID)] = struct{}{}
 		lines++
 	}
 	if err := sc.Err(); err != nil {
@@ -158,7 +156,7 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 		if err := json.Unmarshal(line, &l); err != nil {
 			return fail(fmt.Errorf("results line: %w", err))
 		}
-		fp := fingerprint(l.ID)
+		fp := backfill.Fingerprint(l.ID)
 		if _, dup := x.seen[fp]; dup {
 			continue // a redelivered document's second result
 		}
@@ -226,11 +224,6 @@ func (x *exporter) rewind(added []uint64, err error) error {
 		return errors.Join(err, serr)
 	}
 	return err
-}
-
-func fingerprint(id string) uint64 {
-	h := sha256.Sum256([]byte(id))
-	return binary.BigEndian.Uint64(h[:8])
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

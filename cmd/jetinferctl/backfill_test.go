@@ -20,6 +20,7 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
@@ -345,7 +346,7 @@ func TestExporterReopens(t *testing.T) {
 		t.Fatalf("file is %d bytes, want %d", fi.Size(), saved)
 	}
 	for id, want := range map[string]bool{"a": true, "b.c": true, "d": false} {
-		if _, ok := x.seen[fingerprint(id)]; ok != want {
+		if _, ok := x.seen[backfill.Fingerprint(id)]; ok != want {
 			t.Errorf("id %q known: %v, want %v", id, ok, want)
 		}
 	}

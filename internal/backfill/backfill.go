@@ -3,6 +3,8 @@ package backfill
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,6 +79,13 @@ type Store struct {
 
 // NewStore returns a store on rdb.
 func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+
+// Fingerprint is the 64-bit fingerprint of a document id by which a results
+// export drops a document's second result (SHA-256, first 8 bytes).
+func Fingerprint(docID string) uint64 {
+	h := sha256.Sum256([]byte(docID))
+	return binary.BigEndian.Uint64(h[:8])
+}
 
 // NewID returns a fresh backfill id: "bf_" and 20 base32 characters, usable
 // as a NATS subject token.

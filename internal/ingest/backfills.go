@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -539,8 +537,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 		read++
 		var rec job.Record
 		if json.Unmarshal(data, &rec) == nil && rec.DocID != "" {
-			h := sha256.Sum256([]byte(rec.DocID))
-			fp := binary.BigEndian.Uint64(h[:8])
+			fp := backfill.Fingerprint(rec.DocID)
 			if _, dup := docs[fp]; !dup {
 				if len(docs) < maxExportDedupe {
 					docs[fp] = struct{}{}
