@@ -57,7 +57,7 @@ const resultsFullAt = 0.9
 // refuses, and their bulk lanes stop; documents admitted meanwhile would
 // only fill JOBS, which every tenant's jobs share. A failed check admits.
 func (s *Server) resultsFull(ctx context.Context) bool {
-	rr := s.bf.room
+	rr := &s.resultsRoom
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	if time.Since(rr.checked) < time.Second {
@@ -96,8 +96,6 @@ type BackfillDeps struct {
 	// MaxRejected bounds the rejected lines listed in one answer (all are
 	// counted). Defaults to 1000.
 	MaxRejected int
-
-	room *resultsRoom
 }
 
 // CreateBackfillRequest is the body of POST /v1/backfills.
@@ -141,7 +139,6 @@ func (d BackfillDeps) withDefaults() BackfillDeps {
 	if d.MaxRejected <= 0 {
 		d.MaxRejected = 1000
 	}
-	d.room = &resultsRoom{}
 	return d
 }
 

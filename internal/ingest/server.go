@@ -73,6 +73,8 @@ type Server struct {
 	tenantTTL sync.Map
 	// outages spaces out the logs of failing dependencies (outageLog by name).
 	outages sync.Map
+	// resultsRoom caches whether RESULTS takes more backfill documents.
+	resultsRoom resultsRoom
 }
 
 // Deps are the parts a Server is built from.

@@ -31,16 +31,6 @@ func (c *Client) ConsumerBacklog(ctx context.Context, l job.Lane, task string) (
 	return Backlog{Pending: info.NumPending, AckPending: info.NumAckPending, Redelivered: info.NumRedelivered}, nil
 }
 
-// StreamMessages is the number of messages a stream holds (for the DLQ:
-// the dead letters kept).
-func (c *Client) StreamMessages(ctx context.Context, name string) (uint64, error) {
-	s, err := c.js.Stream(ctx, name)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", name, err)
-	}
-	return s.CachedInfo().State.Msgs, nil
-}
-
 // StreamBytes is how many bytes a stream holds and the most it may hold (0:
 // no byte limit).
 func (c *Client) StreamBytes(ctx context.Context, name string) (used uint64, limit int64, err error) {

@@ -36,7 +36,7 @@ import (
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
-	storeRetries, resultsFull           atomic.Int64
+	storeRetries, resultsFullRetries    atomic.Int64
 	// resultsHeld is the backfill documents held because RESULTS is full.
 	resultsHeld atomic.Int64
 
@@ -144,7 +144,7 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries},
 		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats},
 		{"jetinfer.worker.store_retries", "result-store operations retried while the store was away (the batch is held, not nak'ed)", &m.storeRetries},
-		{"jetinfer.worker.results_full_retries", "backfill results republished while the RESULTS stream was full (the batch is held, not nak'ed)", &m.resultsFull},
+		{"jetinfer.worker.results_full_retries", "backfill results republished while the RESULTS stream was full (the batch is held, not nak'ed)", &m.resultsFullRetries},
 	}
 	for _, c := range counters {
 		v := c.v
@@ -305,7 +305,7 @@ func (m *Metrics) Snapshot() Snapshot {
 	s := Snapshot{Batches: m.batches.Load(), Rows: m.rows.Load(), Tokens: m.tokens.Load(),
 		PaddedTokens: m.paddedTokens.Load(), Splits: m.splits.Load(), Retries: m.retries.Load(),
 		Heartbeats: m.heartbeats.Load(), StoreRetries: m.storeRetries.Load(),
-		ResultsFullRetries: m.resultsFull.Load(), Jobs: map[[2]string]int64{}}
+		ResultsFullRetries: m.resultsFullRetries.Load(), Jobs: map[[2]string]int64{}}
 	m.mu.Lock()
 	for k, v := range m.jobs {
 		s.Jobs[k] = v

@@ -91,7 +91,7 @@ func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error
 		pk.items = nil
 		pk.mu.Unlock()
 		pl.w.m.resultsHeld.Add(-int64(len(its)))
-		pl.w.m.resultsFull.Add(1)
+		pl.w.m.resultsFullRetries.Add(1)
 		for _, it := range its {
 			it.parked = false
 		}
