@@ -46,6 +46,7 @@ var (
 	only          = flag.String("jetinfer.only", "", "run only this phase (ingest), for profiling with -test.cpuprofile")
 	goroutines    = flag.String("jetinfer.goroutines", "", "write a goroutine profile half-way through the ingest load to this file")
 	writeDoc      = flag.String("jetinfer.write", "", "file to write the results table to (BENCHMARKS.md)")
+	tenants       = flag.Bool("jetinfer.tenants", true, "admit every request against its tenant in Redis, as production does; false measures what admission costs")
 )
 
 const (
@@ -299,7 +300,7 @@ func startEnv(t *testing.T) *env {
 	defaults(&cfg)
 	cfg.NATS.URL, cfg.Redis.URL = e.nats.URL(), e.redis.URL()
 	cfg.Addr, cfg.Auth.HS256SecretFile, cfg.Log.Level = "127.0.0.1:0", e.secret, "error"
-	cfg.Tenants = true
+	cfg.Tenants = *tenants
 	addr := make(chan string, 1)
 	run(t, "ingest", func(ctx context.Context) error {
 		return app.RunIngest(ctx, cfg, quietLogger(), app.Hooks{Listening: func(a string) { addr <- a }})
