@@ -194,21 +194,11 @@ func exportPurging(ctx context.Context, api *apiClient, id, out string, step int
 	} else if st.Backfill != id || st.URL != api.url {
 		return 0, fmt.Errorf("%s belongs to backfill %s on %s: remove it (and %s.part) to export afresh", statePath, st.Backfill, st.URL, out)
 	}
-	if !st.Exported {
-		x := &exporter{api: api, st: st, path: out + ".part", step: step, poll: poll,
-			save:  func(edit func(*runState)) error { return st.update(statePath, edit) },
-			warnf: func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }}
-		if err := x.run(ctx); err != nil {
-			return st.ResultsLines, err
-		}
-		if err := os.Rename(out+".part", out); err != nil {
-			return st.ResultsLines, err
-		}
-		if err := st.update(statePath, func(st *runState) { st.Exported = true }); err != nil {
-			return st.ResultsLines, err
-		}
-	}
-	return st.ResultsLines, nil
+	x := &exporter{api: api, st: st, path: out + ".part", out: out, step: step, poll: poll,
+		save:  func(edit func(*runState)) error { return st.update(statePath, edit) },
+		warnf: func(format string, a ...any) { fmt.Fprintf(e.stderr, format+"\n", a...) }}
+	err = x.run(ctx)
+	return st.ResultsLines, err
 }
 
 func runBackfill(ctx context.Context, o runOpts, e *env) error {
@@ -255,21 +245,16 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	exported := make(chan error, 1)
-	part := o.out + ".part"
 	bar.exported.add(st.ResultsLines)
-	if st.Exported {
-		exported <- nil
-	} else {
-		x := &exporter{api: &o.api, st: st, path: part, keep: o.keepResults, step: max(o.exportStep, 1), poll: o.poll,
-			save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf, exported: &bar.exported}
-		go func() {
-			err := x.run(ctx)
-			if err != nil {
-				cancel(err)
-			}
-			exported <- err
-		}()
-	}
+	x := &exporter{api: &o.api, st: st, path: o.out + ".part", out: o.out, keep: o.keepResults, step: max(o.exportStep, 1), poll: o.poll,
+		save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf, exported: &bar.exported}
+	go func() {
+		err := x.run(ctx) // at once when an earlier run finished the export
+		if err != nil {
+			cancel(err)
+		}
+		exported <- err
+	}()
 	// cause prefers the exporter's failure to the cancellation it caused.
 	cause := func(err error) error {
 		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
@@ -308,14 +293,6 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 		return err
 	}
 	bar.finish(p)
-	if !st.Exported {
-		if err := os.Rename(part, o.out); err != nil {
-			return err
-		}
-		if err := st.update(o.state, func(st *runState) { st.Exported = true }); err != nil {
-			return err
-		}
-	}
 	n := st.ResultsLines
 	fmt.Fprintf(e.stdout, "backfill %s %s: %d submitted, %d succeeded (%d reused), %d failed, %d dead, %d canceled; %d results in %s\n",
 		p.ID, p.State, p.Submitted, p.Succeeded, p.Reused, p.Failed, p.Dead, p.Canceled, n, o.out)

@@ -31,7 +31,8 @@ type exporter struct {
 	api   *apiClient
 	st    *runState
 	save  func(edit func(*runState)) error // edits st and saves it, beside the uploader
-	path  string                           // the file being written; renamed by the caller
+	path  string                           // the file being written
+	out   string                           // what path is renamed to once complete
 	keep  bool
 	step  int           // results read per step
 	poll  time.Duration // pause when caught up with a running backfill
@@ -44,8 +45,22 @@ type exporter struct {
 	purged uint64              // RESULTS sequence purged through
 }
 
-// run exports until the backfill is final and every result is written.
+// run exports until the backfill is final and every result is written,
+// then renames the file to x.out and records the export complete.
 func (x *exporter) run(ctx context.Context) error {
+	if x.st.Exported {
+		return nil
+	}
+	if err := x.export(ctx); err != nil {
+		return err
+	}
+	if err := os.Rename(x.path, x.out); err != nil {
+		return err
+	}
+	return x.save(func(st *runState) { st.Exported = true })
+}
+
+func (x *exporter) export(ctx context.Context) error {
 	if err := x.open(); err != nil {
 		return err
 	}
