@@ -45,14 +45,9 @@ func connectQueue(c config.NATS) (*queue.Client, func(), error) {
 	if c.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	}
-	conn, err := nats.Connect(c.URL, opts...)
+	q, err := queue.Connect(c.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect nats %s: %w", c.URL, err)
-	}
-	q, err := queue.New(conn)
-	if err != nil {
-		conn.Close()
 		return nil, nil, err
 	}
-	return q, conn.Close, nil
+	return q, q.Conn().Close, nil
 }

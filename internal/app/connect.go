@@ -16,16 +16,11 @@ import (
 
 // openQueue connects to NATS as name; the caller closes the connection.
 func openQueue(c config.NATS, name string, log *slog.Logger) (*nats.Conn, *queue.Client, error) {
-	nc, err := nats.Connect(c.URL, natsOptions(c, name, log)...)
+	q, err := queue.Connect(c.URL, natsOptions(c, name, log)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect nats %s: %w", c.URL, err)
-	}
-	q, err := queue.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, nil, err
 	}
-	return nc, q, nil
+	return q.Conn(), q, nil
 }
 
 // openStore connects to Redis and checks it answers: both processes fail

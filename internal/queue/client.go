@@ -43,6 +43,21 @@ func New(nc *nats.Conn) (*Client, error) {
 	return &Client{nc: nc, js: js, publishRetry: DefaultPublishRetry}, nil
 }
 
+// Connect connects to the NATS server at url with opts and wraps the
+// connection; the caller closes it (Client.Conn).
+func Connect(url string, opts ...nats.Option) (*Client, error) {
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	q, err := New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return q, nil
+}
+
 // Conn is the underlying connection.
 func (c *Client) Conn() *nats.Conn { return c.nc }
 
