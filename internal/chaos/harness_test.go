@@ -665,7 +665,7 @@ type outcome struct {
 	byStatus                map[job.Status]int
 	deadBy                  map[string]int // dead jobs by error code
 	maxInfer                time.Duration  // the longest model call a job was in
-	redelivered             int            // jobs run more than once (attempts > 1)
+	redelivered             int            // jobs whose record counts more than one delivery
 	dupReplies, dupReplyJob int            // extra deliveries on reply subjects, and the jobs that had them
 	noReply                 int
 	errs                    map[string]int
@@ -829,7 +829,7 @@ func (o outcome) report(t *testing.T, name string, extra string) {
 		errs = append(errs, fmt.Sprintf("%s×%d", k, n))
 	}
 	sort.Strings(errs)
-	line := fmt.Sprintf("CHAOS %-16s sent %d, accepted %d, accounted for %d (%s), lost %d; duplicates: %d extra reply deliveries on %d jobs, %d jobs run more than once; replies missing %d; client retries [%s]",
+	line := fmt.Sprintf("CHAOS %-16s sent %d, accepted %d, accounted for %d (%s), lost %d; duplicates: %d extra reply deliveries on %d jobs, %d jobs delivered more than once; replies missing %d; client retries [%s]",
 		name, o.sent, o.accepted, o.final, strings.Join(sts, ", "), o.accepted-o.final, o.dupReplies, o.dupReplyJob,
 		o.redelivered, o.noReply, strings.Join(errs, " "))
 	if extra != "" {
