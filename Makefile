@@ -35,6 +35,8 @@ run: deps models build
 
 ## test: run every test against real NATS, Redis and ONNX Runtime.
 test: deps models
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l cmd internal deploy nats); if [ -n "$$unformatted" ]; then \
+		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test $(GOTEST_FLAGS) ./...
 
