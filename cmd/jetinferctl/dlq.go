@@ -80,7 +80,7 @@ func init() {
 			a.register(fs, "dlq:admin")
 			return func(ctx context.Context, e *env) error {
 				if len(e.args) == 0 {
-					return errors.New("usage: jetinferctl dlq replay [flags] <job id>...")
+					return errors.New("usage: jetinferctl dlq replay [flags] <job id> [<job id> ...]")
 				}
 				var errs []error
 				for _, id := range e.args {

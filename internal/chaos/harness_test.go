@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -870,32 +869,6 @@ func (c *cluster) awaitDrained(timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// counter is a tiny thread-safe tally for fault loops.
-type counter struct{ n atomic.Int64 }
-
-func (c *counter) add() { c.n.Add(1) }
-func (c *counter) get() int64 {
-	return c.n.Load()
-}
-
-// scanLines counts the lines of a file that contain s.
-func scanLines(path, s string) int {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if strings.Contains(sc.Text(), s) {
-			n++
-		}
-	}
-	return n
 }
 
 func slogText(w io.Writer) *slog.Logger {

@@ -139,9 +139,7 @@ func TestCloseWaitsForALoneCall(t *testing.T) {
 
 func BenchmarkDoSequential(b *testing.B) {
 	c := New(Options{}, func(ctx context.Context, reqs []int, res []int) {
-		for i := range reqs {
-			res[i] = reqs[i]
-		}
+		copy(res, reqs)
 	})
 	defer c.Close()
 	for b.Loop() {
@@ -153,9 +151,7 @@ func BenchmarkDoSequential(b *testing.B) {
 
 func BenchmarkDoParallel(b *testing.B) {
 	c := New(Options{}, func(ctx context.Context, reqs []int, res []int) {
-		for i := range reqs {
-			res[i] = reqs[i]
-		}
+		copy(res, reqs)
 	})
 	defer c.Close()
 	b.SetParallelism(16)

@@ -33,11 +33,6 @@ type addedTokenConfig struct {
 	Special    bool   `json:"special"`
 }
 
-// typed is the "type" tag every component carries.
-type typed struct {
-	Type string `json:"type"`
-}
-
 // isNull reports whether a raw component is absent or JSON null.
 func isNull(raw json.RawMessage) bool {
 	s := strings.TrimSpace(string(raw))
