@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet fmt clean backfill-bench
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench
 
 all: build
 
@@ -101,6 +101,11 @@ bench: deps models
 
 vet:
 	$(GO) vet ./...
+
+## lint: go vet and staticcheck (pinned; fetched from the module proxy on first use).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: vet
+	$(GO) run $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
