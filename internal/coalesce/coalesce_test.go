@@ -31,11 +31,13 @@ func TestConcurrentCallsShareBatchesAndGetTheirOwnAnswers(t *testing.T) {
 	defer c.Close()
 	const n = 200
 	var wg sync.WaitGroup
+	var calling atomic.Int64
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			calling.Add(1)
 			got, err := c.Do(context.Background(), i)
 			if err != nil || got != 2*i {
 				errs <- errors.New("wrong answer")
@@ -45,10 +47,14 @@ func TestConcurrentCallsShareBatchesAndGetTheirOwnAnswers(t *testing.T) {
 			<-started // the first call holds the loop
 		}
 	}
-	// Wait until the held batch has company queued behind it.
-	for len(c.calls) < 32 {
+	// Wait until every call is queued behind the held batch (the queue
+	// holds 64; the rest wait to enter it). Released earlier, on a busy
+	// machine the calls still to be scheduled would find the coalescer idle
+	// and each run alone, as they should.
+	for calling.Load() < n || len(c.calls) < cap(c.calls) {
 		time.Sleep(time.Millisecond)
 	}
+	time.Sleep(20 * time.Millisecond)
 	close(release)
 	wg.Wait()
 	close(errs)
