@@ -3,8 +3,9 @@
 // is a well-formed Kubernetes object, every JETINFER_* variable set
 // anywhere is a flag of the binary it configures, the KEDA triggers name
 // the stream and consumers the code creates, the NATS config embedded for
-// Kubernetes parses as a cluster, and the Dockerfiles have the stages and
-// commands the binaries need.
+// Kubernetes parses as a cluster, the alerting rules pass Prometheus's own
+// checks, and the Dockerfiles have the stages and commands the binaries
+// need.
 package deploy_test
 
 import (
@@ -20,6 +21,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/rulefmt"
 	"gopkg.in/yaml.v3"
 
 	"github.com/jetinfer/jetinfer/internal/config"
@@ -387,6 +390,7 @@ func TestCompose(t *testing.T) {
 		}
 	}
 	var prom struct {
+		RuleFiles     []string `yaml:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName string `yaml:"job_name"`
 		} `yaml:"scrape_configs"`
@@ -397,6 +401,51 @@ func TestCompose(t *testing.T) {
 	}
 	if err := yaml.Unmarshal(data, &prom); err != nil || len(prom.ScrapeConfigs) != 2 {
 		t.Fatalf("prometheus.yml: %v, %d scrape configs", err, len(prom.ScrapeConfigs))
+	}
+	// The rule files sit beside prometheus.yml in the container, as here.
+	for _, f := range prom.RuleFiles {
+		if !slices.Contains(c.Services["prometheus"].Volumes, "./prometheus/"+f+":/etc/prometheus/"+f+":ro") {
+			t.Errorf("prometheus.yml loads %s, which compose does not mount beside it", f)
+		}
+	}
+	if !slices.Contains(prom.RuleFiles, "alerts.yml") {
+		t.Errorf("prometheus.yml does not load alerts.yml: %v", prom.RuleFiles)
+	}
+}
+
+// TestAlertRules checks the alerting rules as `promtool check rules` does
+// (YAML shape, PromQL, templates in annotations) and that every alert says
+// how bad and what happened. internal/app checks their jetinfer_* series
+// against what the binaries export.
+func TestAlertRules(t *testing.T) {
+	data, err := os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups, errs := rulefmt.Parse(data, false, model.UTF8Validation)
+	for _, err := range errs {
+		t.Error(err)
+	}
+	if groups == nil {
+		t.FailNow()
+	}
+	n := 0
+	for _, g := range groups.Groups {
+		for _, r := range g.Rules {
+			n++
+			if !strings.HasPrefix(r.Alert, "Jetinfer") {
+				t.Errorf("rule %q: want an alert named Jetinfer*", r.Alert+r.Record)
+			}
+			if sev := r.Labels["severity"]; sev != "critical" && sev != "warning" && sev != "info" {
+				t.Errorf("%s: severity %q", r.Alert, sev)
+			}
+			if r.Annotations["summary"] == "" {
+				t.Errorf("%s: no summary", r.Alert)
+			}
+		}
+	}
+	if n < 5 {
+		t.Fatalf("%d alerting rules", n)
 	}
 }
 

@@ -106,6 +106,13 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Tracer:      tp,
 		Backfills:   ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q},
 	})
+	streams, err := newStreamGauges(prom.Meter("github.com/jetinfer/jetinfer/internal/app"))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	pollCtx, stopPoll := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPoll()
+	go pollStreams(pollCtx, q, streams, cfg.MetricsPoll, log)
 	handler, err := telemetry.HTTPMiddleware(api.Handler(), tp, prom.Meter("github.com/jetinfer/jetinfer/internal/telemetry"))
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)

@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -17,9 +18,11 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"gopkg.in/yaml.v3"
 
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -40,6 +43,7 @@ func (s *stack) observed(ingestSpans, workerSpans *tracetest.SpanRecorder) (work
 	defaults(&icfg)
 	icfg.NATS.URL, icfg.Redis.URL = s.nats.URL(), s.redis.URL()
 	icfg.Addr, icfg.Auth.HS256SecretFile, icfg.Log.Level = "127.0.0.1:0", s.secret, "warn"
+	icfg.MetricsPoll = 50 * time.Millisecond
 	addr := make(chan string, 1)
 	s.run("ingest", func(ctx context.Context) error {
 		return app.RunIngest(ctx, icfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }, Spans: ingestProc})
@@ -187,6 +191,38 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 			t.Errorf("%s dead letters %v where there were none", lane, v)
 		}
 	}
+
+	// Ingest exports how full the streams are: a job no worker serves stays
+	// in JOBS and shows up within a poll.
+	q := s.announce("unserved")
+	if _, err := q.Publish(context.Background(), &job.Job{ID: "waiting", Tenant: "acme", Task: "unserved", Lane: job.LaneBulk,
+		Input: job.Input{Text: "Nobody reads this yet."}, Created: time.Now().UTC()}, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		in = scrape(t, s.url)
+		if strings.Contains(in, `jetinfer_stream_messages{stream="JOBS"} 1`+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("JOBS holds one job, ingest does not say so:\n%s", in)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := value(t, in, `jetinfer_stream_bytes{stream="JOBS"}`); v < 20 {
+		t.Errorf("JOBS bytes %v for one job", v)
+	}
+	if v := value(t, in, `jetinfer_stream_max_messages{stream="JOBS"}`); v != float64(1_000_000) {
+		t.Errorf("JOBS max messages %v, want the default --jobs-max-msgs", v)
+	}
+	if v := value(t, in, `jetinfer_stream_max_bytes{stream="RESULTS"}`); v != float64(4<<30) {
+		t.Errorf("RESULTS max bytes %v, want the default --results-max-bytes", v)
+	}
+	for _, st := range []string{"RESULTS", "DLQ"} {
+		if v := value(t, in, `jetinfer_stream_messages{stream="`+st+`"}`); v != 0 {
+			t.Errorf("%s messages %v, want 0", st, v)
+		}
+	}
 	checkDashboard(t, in+out)
 }
 
@@ -258,8 +294,8 @@ func TestTraceFollowsJobIntoWorkerBatch(t *testing.T) {
 	}
 }
 
-// checkDashboard fails when the Grafana dashboard queries a jetinfer metric
-// that ingest and worker do not export.
+// checkDashboard fails when the Grafana dashboard or an alerting rule
+// queries a jetinfer metric that ingest and worker do not export.
 func checkDashboard(t *testing.T, scraped string) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "grafana", "jetinfer.json"))
@@ -277,6 +313,21 @@ func checkDashboard(t *testing.T, scraped string) {
 	if err := json.Unmarshal(data, &dash); err != nil {
 		t.Fatalf("dashboard: %v", err)
 	}
+	data, err = os.ReadFile(filepath.Join(testenv.RepoRoot(), "deploy", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert string `yaml:"alert"`
+				Expr  string `yaml:"expr"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(data, &rules); err != nil {
+		t.Fatalf("alerts.yml: %v", err)
+	}
 	have := map[string]bool{}
 	for _, l := range strings.Split(scraped, "\n") {
 		if name, _, ok := strings.Cut(l, "{"); ok && !strings.HasPrefix(l, "#") {
@@ -286,18 +337,28 @@ func checkDashboard(t *testing.T, scraped string) {
 		}
 	}
 	metricRE := regexp.MustCompile(`jetinfer_[a-z_]+`)
-	queries := 0
-	for _, p := range dash.Panels {
-		for _, tg := range p.Targets {
-			for _, m := range metricRE.FindAllString(tg.Expr, -1) {
-				queries++
-				if !have[m] {
-					t.Errorf("panel %q queries %s, which is not exported", p.Title, m)
-				}
+	check := func(what, expr string) int {
+		n := 0
+		for _, m := range metricRE.FindAllString(expr, -1) {
+			n++
+			if !have[m] {
+				t.Errorf("%s queries %s, which is not exported", what, m)
 			}
 		}
+		return n
 	}
-	if queries < 10 {
-		t.Fatalf("dashboard queries only %d jetinfer series", queries)
+	queries, alerts := 0, 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			queries += check(fmt.Sprintf("panel %q", p.Title), tg.Expr)
+		}
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			alerts += check("alert "+r.Alert, r.Expr)
+		}
+	}
+	if queries < 10 || alerts < 5 {
+		t.Fatalf("dashboard queries only %d jetinfer series, alerting rules %d", queries, alerts)
 	}
 }

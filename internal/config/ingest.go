@@ -100,6 +100,9 @@ type Ingest struct {
 	// ResultsMaxAge is how long backfill results are kept in RESULTS.
 	// Defaults to 7 days.
 	ResultsMaxAge time.Duration
+	// MetricsPoll is how often the streams' usage is polled for
+	// jetinfer_stream_*. Defaults to 5s.
+	MetricsPoll time.Duration
 }
 
 // RegisterFlags registers every ingest flag.
@@ -122,6 +125,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.JobsMaxBytes, "jobs-max-bytes", 1<<30, "most bytes the JOBS stream holds (with -ensure-streams)")
 	fs.Int64Var(&c.ResultsMaxBytes, "results-max-bytes", 4<<30, "most bytes of backfill results the RESULTS stream holds; when full, workers hold backfill documents until exports purge results (with -ensure-streams)")
 	fs.DurationVar(&c.ResultsMaxAge, "results-max-age", 7*24*time.Hour, "how long backfill results are kept (with -ensure-streams)")
+	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often the streams' usage is polled for metrics")
 }
 
 // Validate checks the configuration; errors name the field.
@@ -147,7 +151,7 @@ func (c *Ingest) Validate() error {
 	if c.ResultsMaxBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
 	}
-	errs = append(errs, positive("results-max-age", c.ResultsMaxAge))
+	errs = append(errs, positive("results-max-age", c.ResultsMaxAge), positive("metrics-poll", c.MetricsPoll))
 	return errors.Join(errs...)
 }
 

@@ -33,11 +33,11 @@ type BatchPublisher interface {
 }
 
 // ResultReader reads the results of a backfill from the RESULTS stream and
-// purges those an export has stored; StreamBytes tells how full a stream is.
+// purges those an export has stored; StreamUsage tells how full a stream is.
 type ResultReader interface {
 	ReadResults(ctx context.Context, backfill string, after uint64) (*queue.Results, error)
 	PurgeResults(ctx context.Context, backfill string, through uint64) error
-	StreamBytes(ctx context.Context, name string) (used uint64, limit int64, err error)
+	StreamUsage(ctx context.Context, name string) (queue.Usage, error)
 }
 
 // resultsRoom remembers, for a second, whether RESULTS has room for the
@@ -65,7 +65,7 @@ func (s *Server) resultsFull(ctx context.Context) bool {
 	}
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
-	used, limit, err := s.bf.Results.StreamBytes(sctx, job.StreamResults)
+	u, err := s.bf.Results.StreamUsage(sctx, job.StreamResults)
 	rr.checked = time.Now()
 	if err != nil {
 		// Asked again in a second; the publish itself will tell whether
@@ -74,7 +74,7 @@ func (s *Server) resultsFull(ctx context.Context) bool {
 		rr.full = false
 		return false
 	}
-	rr.full = limit > 0 && float64(used) >= resultsFullAt*float64(limit)
+	rr.full = u.MaxBytes > 0 && float64(u.Bytes) >= resultsFullAt*float64(u.MaxBytes)
 	return rr.full
 }
 

@@ -31,15 +31,22 @@ func (c *Client) ConsumerBacklog(ctx context.Context, l job.Lane, task string) (
 	return Backlog{Pending: info.NumPending, AckPending: info.NumAckPending, Redelivered: info.NumRedelivered}, nil
 }
 
-// StreamBytes is how many bytes a stream holds and the most it may hold (0:
-// no byte limit).
-func (c *Client) StreamBytes(ctx context.Context, name string) (used uint64, limit int64, err error) {
+// Usage is how full a stream is.
+type Usage struct {
+	// Bytes and Msgs are what the stream holds.
+	Bytes, Msgs uint64
+	// MaxBytes and MaxMsgs are its limits (0 or -1: none).
+	MaxBytes, MaxMsgs int64
+}
+
+// StreamUsage asks the server how full a stream is (one round trip).
+func (c *Client) StreamUsage(ctx context.Context, name string) (Usage, error) {
 	s, err := c.js.Stream(ctx, name)
 	if err != nil {
-		return 0, 0, classify(fmt.Errorf("stream %s: %w", name, err))
+		return Usage{}, classify(fmt.Errorf("stream %s: %w", name, err))
 	}
 	info := s.CachedInfo()
-	return info.State.Bytes, info.Config.MaxBytes, nil
+	return Usage{Bytes: info.State.Bytes, Msgs: info.State.Msgs, MaxBytes: info.Config.MaxBytes, MaxMsgs: info.Config.MaxMsgs}, nil
 }
 
 // Consumer returns the configuration Pull creates for the durable consumer
