@@ -26,9 +26,12 @@ var polledStreams = []string{job.StreamJobs, job.StreamResults, job.StreamDLQ}
 // streamGauges export how full the streams are, as last polled:
 // jetinfer_stream_bytes{stream}, jetinfer_stream_messages{stream},
 // jetinfer_stream_max_bytes{stream} and jetinfer_stream_max_messages{stream}
-// (0 where the stream has no such limit). A full JOBS refuses jobs (503
-// queue_full) and a RESULTS at 90% refuses backfill documents (503
-// results_full), so these are what to alert on before users see either.
+// (0 where the stream has no such limit), and how old their oldest message
+// is against how long they keep one: jetinfer_stream_oldest_seconds{stream}
+// and jetinfer_stream_max_age_seconds{stream}. A full JOBS refuses jobs (503
+// queue_full), a RESULTS at 90% refuses backfill documents (503
+// results_full), and results older than RESULTS' max age are gone, so these
+// are what to alert on before users see any of it.
 type streamGauges struct {
 	mu    sync.Mutex
 	usage map[string]queue.Usage
@@ -56,6 +59,16 @@ func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
 	if err != nil {
 		return nil, err
 	}
+	oldest, err := meter.Float64ObservableGauge("jetinfer.stream.oldest", metric.WithUnit("s"),
+		metric.WithDescription("age of a JetStream stream's oldest message, 0 when empty (polled)"))
+	if err != nil {
+		return nil, err
+	}
+	maxAge, err := meter.Float64ObservableGauge("jetinfer.stream.max_age", metric.WithUnit("s"),
+		metric.WithDescription("how long a JetStream stream keeps a message, 0 for no limit (polled)"))
+	if err != nil {
+		return nil, err
+	}
 	sets := map[string]metric.ObserveOption{}
 	for _, s := range polledStreams {
 		sets[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("stream", s)))
@@ -69,9 +82,15 @@ func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
 			o.ObserveInt64(msgs, int64(u.Msgs), set)
 			o.ObserveInt64(maxBytes, max(u.MaxBytes, 0), set)
 			o.ObserveInt64(maxMsgs, max(u.MaxMsgs, 0), set)
+			age := 0.0
+			if !u.First.IsZero() {
+				age = max(time.Since(u.First).Seconds(), 0)
+			}
+			o.ObserveFloat64(oldest, age, set)
+			o.ObserveFloat64(maxAge, u.MaxAge.Seconds(), set)
 		}
 		return nil
-	}, bytes, msgs, maxBytes, maxMsgs)
+	}, bytes, msgs, maxBytes, maxMsgs, oldest, maxAge)
 	if err != nil {
 		return nil, err
 	}

@@ -218,6 +218,15 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 	if v := value(t, in, `jetinfer_stream_max_bytes{stream="RESULTS"}`); v != float64(4<<30) {
 		t.Errorf("RESULTS max bytes %v, want the default --results-max-bytes", v)
 	}
+	if v := value(t, in, `jetinfer_stream_max_age_seconds{stream="RESULTS"}`); v != (7 * 24 * time.Hour).Seconds() {
+		t.Errorf("RESULTS max age %vs, want the default --results-max-age", v)
+	}
+	if v := value(t, in, `jetinfer_stream_oldest_seconds{stream="JOBS"}`); v <= 0 || v > 60 {
+		t.Errorf("JOBS oldest message %vs old, want the job published above", v)
+	}
+	if v := value(t, in, `jetinfer_stream_oldest_seconds{stream="DLQ"}`); v != 0 {
+		t.Errorf("empty DLQ's oldest message %vs old, want 0", v)
+	}
 	for _, st := range []string{"RESULTS", "DLQ"} {
 		if v := value(t, in, `jetinfer_stream_messages{stream="`+st+`"}`); v != 0 {
 			t.Errorf("%s messages %v, want 0", st, v)

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -37,6 +38,11 @@ type Usage struct {
 	Bytes, Msgs uint64
 	// MaxBytes and MaxMsgs are its limits (0 or -1: none).
 	MaxBytes, MaxMsgs int64
+	// First is when its oldest message was stored (zero when empty); MaxAge
+	// is how long messages are kept (0: until a limit or an ack removes
+	// them).
+	First  time.Time
+	MaxAge time.Duration
 }
 
 // StreamUsage asks the server how full a stream is (one round trip).
@@ -46,7 +52,12 @@ func (c *Client) StreamUsage(ctx context.Context, name string) (Usage, error) {
 		return Usage{}, classify(fmt.Errorf("stream %s: %w", name, err))
 	}
 	info := s.CachedInfo()
-	return Usage{Bytes: info.State.Bytes, Msgs: info.State.Msgs, MaxBytes: info.Config.MaxBytes, MaxMsgs: info.Config.MaxMsgs}, nil
+	u := Usage{Bytes: info.State.Bytes, Msgs: info.State.Msgs, MaxBytes: info.Config.MaxBytes, MaxMsgs: info.Config.MaxMsgs,
+		MaxAge: info.Config.MaxAge}
+	if u.Msgs > 0 {
+		u.First = info.State.FirstTime
+	}
+	return u, nil
 }
 
 // Consumer returns the configuration Pull creates for the durable consumer
