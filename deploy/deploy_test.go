@@ -233,7 +233,7 @@ func mapsSubset(sub, super map[string]string) bool {
 	return true
 }
 
-// KEDA scales each worker Deployment on the lag of the two consumers (one
+// KEDA scales each worker Deployment on the lag of the consumers (one
 // per lane) of the task its model serves, by the names the code gives them.
 func TestKEDAScalesWorkersOnTheirConsumers(t *testing.T) {
 	byKind, _ := loadK8s(t)

@@ -278,13 +278,17 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	if p, err := api.progress(ctx, created); err != nil || p.State == "completed" || p.Dead != 0 {
 		t.Fatalf("with RESULTS full the backfill is %+v (%v), want it waiting with nothing dead", p, err)
 	}
-	// Interactive work on the same model goes on meanwhile: only the bulk
-	// lane waits for RESULTS.
+	// Interactive and bulk work on the same model goes on meanwhile: only
+	// the backfill lane waits for RESULTS.
 	for i := range 3 {
 		var rec struct{ Status string }
 		body := fmt.Sprintf(`{"text":"Profits %d soared to a record."}`, i)
 		if err := api.do(ctx, "POST", "/v1/infer/sentiment", "application/json", strings.NewReader(body), &rec); err != nil || rec.Status != "succeeded" {
 			t.Fatalf("a synchronous call while RESULTS is full: %+v %v", rec, err)
+		}
+		body = fmt.Sprintf(`{"task":"sentiment","lane":"bulk","input":{"text":"Losses %d widened again."}}`, i)
+		if err := api.do(ctx, "POST", "/v1/jobs?wait=20s", "application/json", strings.NewReader(body), &rec); err != nil || rec.Status != "succeeded" {
+			t.Fatalf("a bulk job while RESULTS is full: %+v %v", rec, err)
 		}
 	}
 	// A worker stopped while it holds documents hands them back (nak) and
@@ -313,8 +317,8 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 	if !strings.Contains(errOut.String(), fmt.Sprintf("; exported %d", n)) {
 		t.Fatalf("the progress line does not count the exported results:\n%s", errOut.String())
 	}
-	if !strings.Contains(wlog.String(), "resuming the bulk lane") {
-		t.Fatalf("the worker never resumed its bulk lane; its log:\n%s", wlog.String())
+	if !strings.Contains(wlog.String(), "resuming the backfill lane") {
+		t.Fatalf("the worker never resumed its backfill lane; its log:\n%s", wlog.String())
 	}
 	data := checkResults(t, in+".results.ndjson", n, func(l resultLine) bool { return l.Meta["source"] == "wire" })
 	st, err = loadState(in + ".backfill.json")

@@ -274,7 +274,7 @@ func (s *benchStack) steppedExport(b *testing.B, id string, step int) int {
 
 // BenchmarkLanesP99 measures the p99 latency of synchronous calls
 // (POST /v1/infer/sentiment, one at a time) with the worker idle and while
-// it runs a backfill at full speed on the bulk lane, and the backfill's rate
+// it runs a backfill at full speed on the backfill lane, and the backfill's rate
 // meanwhile. The goal is a ratio of at most 2. The idle and busy phases
 // alternate over several rounds (each busy phase a fresh backfill, canceled
 // and drained after it), so that a noisy machine weighs on both alike.

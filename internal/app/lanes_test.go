@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
@@ -144,4 +145,51 @@ func TestInteractiveDuringBulkRun(t *testing.T) {
 		t.Fatalf("%d bulk jobs finished while the interactive job was in flight", behind)
 	}
 	t.Logf("interactive job took %s; %d bulk jobs finished meanwhile, %d after", interDone.Sub(submitted), behind, after)
+}
+
+// Bulk jobs submitted behind a backfill's backlog do not wait for the whole
+// backfill: backfill documents have a lane of their own, which a worker
+// serves alike with the bulk lane.
+func TestBulkJobsOvertakeBackfillBacklog(t *testing.T) {
+	s := newStack(t)
+	s.startIngest()
+	s.startWorker()() // announces the task, then stops: the backlog builds up
+	tok := s.issue(t, "acme", auth.ScopeBackfillsWrite)
+	r := s.do("POST", "/v1/backfills", tok, map[string]any{"task": "sentiment", "name": "archive"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	const n = 3000
+	if a := s.sendDocs(id, tok, "application/x-ndjson", archive(0, n, n)); a.Accepted != n {
+		t.Fatalf("documents: %+v", a)
+	}
+	const bulk = 20
+	ids := make([]string, bulk)
+	for i := range ids {
+		r := s.do("POST", "/v1/jobs", s.token, map[string]any{"task": "sentiment", "lane": "bulk",
+			"input": map[string]any{"text": fmt.Sprintf("Story %d: the merger was called off.", i)}})
+		if r.status != http.StatusAccepted {
+			t.Fatalf("bulk %d: %d %s", i, r.status, r.body)
+		}
+		ids[i] = r.json(t)["id"].(string)
+	}
+
+	s.startWorker()
+	st := store.New(s.redis.Client(t), time.Hour)
+	for _, id := range ids {
+		eventually(t, "bulk job "+id+" final", func() bool {
+			rec, err := st.Get(t.Context(), "acme", id)
+			return err == nil && rec.Status.Final()
+		})
+	}
+	p := s.progress(id, tok)
+	// In one FIFO lane the bulk jobs would wait for all n documents; served
+	// alike, they wait for about a window of them.
+	if done := p.Succeeded + p.Failed + p.Dead; done > n/2 {
+		t.Fatalf("%d of %d backfill documents finished before the %d bulk jobs submitted after them", done, n, bulk)
+	} else {
+		t.Logf("%d of %d backfill documents finished before the %d bulk jobs submitted after them", done, n, bulk)
+	}
+	s.awaitBackfill(id, tok, func(p progress) bool { return p.Succeeded == n })
 }

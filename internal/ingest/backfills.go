@@ -54,7 +54,7 @@ const resultsFullAt = 0.9
 
 // resultsFull reports whether RESULTS is too full to take more backfill
 // documents. Workers hold the documents whose results a full RESULTS
-// refuses, and their bulk lanes stop; documents admitted meanwhile would
+// refuses, and their backfill lanes stop; documents admitted meanwhile would
 // only fill JOBS, which every tenant's jobs share. A failed check admits.
 func (s *Server) resultsFull(ctx context.Context) bool {
 	rr := &s.resultsRoom
@@ -241,7 +241,7 @@ func (s *Server) transitionBackfill(w http.ResponseWriter, r *http.Request,
 // addDocuments streams an NDJSON (or CSV, or gzipped) body into a backfill
 // chunk by chunk: memory holds one chunk, never the body. Each chunk is
 // admitted against the tenant's quota, stripped of known ids, published on
-// the bulk lane with all publishes in flight at once, and marked.
+// the backfill lane with all publishes in flight at once, and marked.
 func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 	c, b, ok := s.backfillFor(w, r)
 	if !ok {
@@ -372,7 +372,7 @@ func (u *upload) flush() *apiError {
 			continue
 		}
 		inChunk[d.ID] = true
-		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBulk,
+		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBackfill,
 			Input: job.Input{Text: d.Text}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
 		jlines = append(jlines, lines[i])
 	}

@@ -102,11 +102,14 @@ func TestDocumentsFullQueue(t *testing.T) {
 	}
 	accepted := a.Accepted
 	// Drain the queue as a worker would, then resend from next_line.
-	p, err := q.Pull(ctx, job.LaneBulk, "sentiment", queue.DefaultConsumerConfig(), 64)
+	p, err := q.Pull(ctx, job.LaneBackfill, "sentiment", queue.DefaultConsumerConfig(), 64)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Stop()
+	// A document that never arrives fails the test instead of hanging it.
+	guard := time.AfterFunc(time.Minute, p.Stop)
+	defer guard.Stop()
 	drained := 0
 	from := a.NextLine
 	for from > 0 {
@@ -115,7 +118,7 @@ func TestDocumentsFullQueue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Job.Backfill != created.ID || m.Reply != job.ResultsSubject(created.ID) || m.Job.Lane != job.LaneBulk {
+			if m.Job.Backfill != created.ID || m.Reply != job.ResultsSubject(created.ID) || m.Job.Lane != job.LaneBackfill {
 				t.Fatalf("job %+v reply %q", m.Job, m.Reply)
 			}
 			_ = m.Ack()

@@ -50,7 +50,7 @@ func (p *checkedPublisher) Publish(ctx context.Context, j *job.Job, reply string
 	if _, ok := p.catalog.Lookup(j.Task); !ok || !job.ValidTaskName(j.Task) {
 		why = append(why, fmt.Sprintf("task %q", j.Task))
 	}
-	if !j.Lane.Valid() {
+	if !j.Lane.Requestable() {
 		why = append(why, fmt.Sprintf("lane %q", j.Lane))
 	}
 	if j.Tenant != fuzzTenantID || j.ID == "" {

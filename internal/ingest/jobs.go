@@ -79,7 +79,7 @@ func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
 	if j.Lane == "" {
 		j.Lane = job.LaneInteractive
 	}
-	if !j.Lane.Valid() {
+	if !j.Lane.Requestable() {
 		return fieldError("lane", "lane must be %q or %q", job.LaneInteractive, job.LaneBulk)
 	}
 	text, aerr := validateText("input.text", j.Input.Text, s.cfg.MaxTextBytes, j.Options.Truncate)

@@ -9,21 +9,31 @@ import (
 	"time"
 )
 
-// Lane is a priority class. A worker fills each batch from LaneInteractive first
-// and only then from LaneBulk, so a backfill never starves interactive traffic.
+// Lane is a priority class, with a durable consumer of its own per task. A
+// worker fills each batch from LaneInteractive first and only then from
+// LaneBulk and LaneBackfill, which it serves alike, so that neither bulk
+// work starves interactive traffic and a backfill of millions of documents
+// does not hold up the bulk jobs queued behind it.
 type Lane string
 
 // The lanes.
 const (
 	LaneInteractive Lane = "interactive"
 	LaneBulk        Lane = "bulk"
+	// LaneBackfill carries the documents of backfills. No request names it:
+	// ingest puts every backfill document on it. A worker pauses it alone
+	// while the RESULTS stream is full.
+	LaneBackfill Lane = "backfill"
 )
 
 // Lanes lists the lanes in the order a worker serves them.
-var Lanes = []Lane{LaneInteractive, LaneBulk}
+var Lanes = []Lane{LaneInteractive, LaneBulk, LaneBackfill}
 
 // Valid reports whether l is a known lane.
-func (l Lane) Valid() bool { return l == LaneInteractive || l == LaneBulk }
+func (l Lane) Valid() bool { return l == LaneInteractive || l == LaneBulk || l == LaneBackfill }
+
+// Requestable reports whether a job request may name l.
+func (l Lane) Requestable() bool { return l == LaneInteractive || l == LaneBulk }
 
 // Status is where a job stands. Succeeded, Failed, Dead and Canceled are final.
 type Status string

@@ -1,8 +1,10 @@
 // Package worker runs jetinfer's pull → batch → infer → deliver → ack loop.
 //
-// For each model it serves, a worker pulls from two durable consumers, one per
-// lane, and fills each batch from the interactive lane first, so that a backfill
-// on the bulk lane never starves interactive traffic. Documents are tokenized as
+// For each model it serves, a worker pulls from three durable consumers, one
+// per lane, and fills each batch from the interactive lane first, so that bulk
+// work never starves interactive traffic; the bulk and backfill lanes it
+// serves alike, so that a backfill of millions of documents does not hold up
+// the bulk jobs queued after it. Documents are tokenized as
 // they arrive, so the batch's token budget is known before the model runs; the
 // batch then goes through three stages that overlap: the next batch is being
 // collected while this one runs and the previous one is delivered.

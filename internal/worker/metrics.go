@@ -156,7 +156,7 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		must(e)
 	}
 	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_held",
-		metric.WithDescription("backfill documents held because the RESULTS stream is full (their bulk lanes are paused)"),
+		metric.WithDescription("backfill documents held because the RESULTS stream is full (their backfill lanes are paused)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(m.resultsHeld.Load())
 			return nil

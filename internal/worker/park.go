@@ -16,24 +16,28 @@ import (
 // lose results nobody has exported, and a nak would spend the documents'
 // deliveries until they were dead-lettered for want of space. So a refused
 // document stays in hand (the in-hand heartbeat keeps it alive), its result
-// is offered again with a growing pause, and meanwhile the pipeline's bulk
-// lane stops pulling: documents already delivered wait here, and none ages
-// into a redelivery in a prefetch buffer. Interactive jobs, whose results
-// do not go to RESULTS, keep flowing. Exports that purge what they have
-// written (or results ageing out) free the space.
+// is offered again with a growing pause, and meanwhile the pipeline's
+// backfill lane stops pulling: documents already delivered wait here, and
+// none ages into a redelivery in a prefetch buffer. Interactive and bulk
+// jobs, whose results do not go to RESULTS, keep flowing. Exports that
+// purge what they have written (or results ageing out) free the space.
+//
+// A backfill document queued on the bulk lane (by an ingest older than the
+// backfill lane) parks too; that lane is not paused, and what it can hold
+// unacknowledged (the consumer's MaxAckPending) bounds what parks.
 type parking struct {
 	mu    sync.Mutex
 	items []*item
 	wake  chan struct{} // a nudge to the unparker: items were parked
 
-	// paused is true while the bulk lane is stopped; resumed is closed
-	// when it may pull again. bulk is the lane's current puller.
+	// paused is true while the backfill lane is stopped; resumed is closed
+	// when it may pull again. lane is the backfill lane's current puller.
 	paused  bool
 	resumed chan struct{}
-	bulk    *queue.Puller
+	lane    *queue.Puller
 }
 
-// park keeps refused items and stops the bulk lane.
+// park keeps refused items and stops the backfill lane.
 func (pl *pipeline) park(ctx context.Context, its []*item) {
 	pk := &pl.parked
 	pl.w.m.resultsHeld.Add(int64(len(its)))
@@ -42,7 +46,7 @@ func (pl *pipeline) park(ctx context.Context, its []*item) {
 	pause := !pk.paused
 	var p *queue.Puller
 	if pause {
-		pk.paused, pk.resumed, p = true, make(chan struct{}), pk.bulk
+		pk.paused, pk.resumed, p = true, make(chan struct{}), pk.lane
 	}
 	pk.mu.Unlock()
 	select {
@@ -50,7 +54,7 @@ func (pl *pipeline) park(ctx context.Context, its []*item) {
 	default:
 	}
 	if pause {
-		pl.w.log.WarnContext(ctx, "RESULTS stream is full; holding backfill documents and pausing the bulk lane until exports purge results",
+		pl.w.log.WarnContext(ctx, "RESULTS stream is full; holding backfill documents and pausing the backfill lane until exports purge results",
 			slog.String("task", pl.model.Task()), slog.Int("held", len(its)))
 		// Drain, not Stop: what is buffered is handed out and parks too.
 		p.Drain()
@@ -58,7 +62,7 @@ func (pl *pipeline) park(ctx context.Context, its []*item) {
 }
 
 // unpark offers the parked results again until RESULTS takes them all,
-// then resumes the bulk lane. When delivery has ended (the pipeline is
+// then resumes the backfill lane. When delivery has ended (the pipeline is
 // stopping), what is still parked is nak'ed for another worker.
 func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error {
 	pk := &pl.parked
@@ -105,7 +109,7 @@ func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error
 		}
 		pk.mu.Unlock()
 		if resume {
-			pl.w.log.InfoContext(ctx, "RESULTS stream takes results again; resuming the bulk lane",
+			pl.w.log.InfoContext(ctx, "RESULTS stream takes results again; resuming the backfill lane",
 				slog.String("task", pl.model.Task()), slog.Int("attempts", attempt))
 		} else if attempt%30 == 0 {
 			pl.w.log.WarnContext(ctx, "RESULTS stream is still full; backfill documents held",
@@ -129,14 +133,13 @@ func (pl *pipeline) releaseParked(ctx context.Context) {
 	}
 }
 
-// pumpBulk is pump for the bulk lane, which park may stop: it then waits for
-// the lane to resume and pulls again with a fresh puller, unless the worker
-// is stopping.
-func (pl *pipeline) pumpBulk(ctx context.Context, out chan<- *queue.Msg) {
-	defer close(out)
+// pumpBackfill is pumpFrom for the backfill lane, which park may stop: it
+// then waits for the lane to resume and pulls again with a fresh puller,
+// unless the worker is stopping.
+func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *queue.Msg) {
 	pk := &pl.parked
 	pk.mu.Lock()
-	p := pk.bulk
+	p := pk.lane
 	pk.mu.Unlock()
 	for {
 		pl.pumpFrom(ctx, p, out)
@@ -158,7 +161,7 @@ func (pl *pipeline) pumpBulk(ctx context.Context, out chan<- *queue.Msg) {
 			return
 		}
 		pk.mu.Lock()
-		pk.bulk, p = np, np
+		pk.lane, p = np, np
 		again := pk.paused // parked again before np was known to park
 		pk.mu.Unlock()
 		if again {
@@ -167,18 +170,18 @@ func (pl *pipeline) pumpBulk(ctx context.Context, out chan<- *queue.Msg) {
 	}
 }
 
-// repull starts a new bulk puller, retrying while JetStream is away, and
-// registers it with the worker so that a soft stop drains it.
+// repull starts a new backfill puller, retrying while JetStream is away,
+// and registers it with the worker so that a soft stop drains it.
 func (pl *pipeline) repull(ctx context.Context) (*queue.Puller, error) {
 	for {
-		p, err := pl.w.q.Pull(ctx, job.LaneBulk, pl.model.Task(), pl.w.cfg.Consumer, pl.w.cfg.BatchSize)
+		p, err := pl.w.q.Pull(ctx, job.LaneBackfill, pl.model.Task(), pl.w.cfg.Consumer, pl.w.cfg.BatchSize)
 		if err == nil {
 			if pl.w.addPuller(p, pl.soft) {
 				p.Drain()
 			}
 			return p, nil
 		}
-		pl.w.log.WarnContext(ctx, "resume the bulk lane", slog.String("task", pl.model.Task()), slog.Any("error", err))
+		pl.w.log.WarnContext(ctx, "resume the backfill lane", slog.String("task", pl.model.Task()), slog.Any("error", err))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

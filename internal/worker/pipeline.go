@@ -61,6 +61,9 @@ type pipeline struct {
 	model Model
 	inter *queue.Puller
 	bulk  *queue.Puller
+	// backfill is the backfill lane's first puller; parking stops it while
+	// RESULTS is full and starts another when it has room (park.go).
+	backfill *queue.Puller
 	// names are the span names, built once (namesOnce).
 	namesOnce sync.Once
 	names     spanNames
@@ -80,18 +83,27 @@ func (pl *pipeline) run(ctx context.Context) error {
 	bctx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
 	go pl.hand.beat(bctx, pl.w.cfg.Consumer.AckWait/3, func() { pl.w.m.heartbeats.Add(1) })
-	pl.parked.wake, pl.parked.bulk = make(chan struct{}, 1), pl.bulk
+	pl.parked.wake, pl.parked.lane = make(chan struct{}, 1), pl.backfill
 	if pl.soft == nil {
 		pl.soft = ctx
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	inter := make(chan *queue.Msg)
+	// The bulk and backfill lanes feed one channel, so that the collector
+	// takes from both in turn while both have work.
 	bulk := make(chan *queue.Msg)
 	// Unbuffered, so that a batch keeps growing until the runner takes it.
 	batches := make(chan []*item)
 	done := make(chan []*item, 1)
 	g.Go(func() error { pl.pump(ctx, pl.inter, inter); return nil })
-	g.Go(func() error { pl.pumpBulk(ctx, bulk); return nil })
+	g.Go(func() error {
+		var feeders sync.WaitGroup
+		feeders.Go(func() { pl.pumpFrom(ctx, pl.bulk, bulk) })
+		feeders.Go(func() { pl.pumpBackfill(ctx, bulk) })
+		feeders.Wait()
+		close(bulk)
+		return nil
+	})
 	g.Go(func() error { return pl.collect(ctx, inter, bulk, batches) })
 	g.Go(func() error { return pl.runBatches(ctx, batches, done) })
 	delivered := make(chan struct{})
@@ -262,7 +274,7 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *queue.Msg, 
 				batch = append([]*item{it}, batch...)
 				if len(batch) > cfg.BatchSize {
 					i := len(batch) - 1
-					for i > 0 && batch[i].msg.Job.Lane != job.LaneBulk {
+					for i > 0 && batch[i].msg.Job.Lane == job.LaneInteractive {
 						i--
 					}
 					carry = append(carry, batch[i])

@@ -161,9 +161,9 @@ func (pl *pipeline) infer(ctx context.Context, items []*item) {
 	classes := pl.classes[:0]
 	for _, it := range items {
 		lengths = append(lengths, it.prep.Tokens())
-		c := batch.Interactive
-		if it.msg.Job.Lane == job.LaneBulk {
-			c = batch.Bulk
+		c := batch.Bulk
+		if it.msg.Job.Lane == job.LaneInteractive {
+			c = batch.Interactive
 		}
 		classes = append(classes, c)
 	}

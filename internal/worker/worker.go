@@ -164,10 +164,9 @@ func (w *Worker) Ready() bool {
 // the same context twice for a worker without a soft stop.
 func (w *Worker) Run(ctx, hard context.Context) error {
 	g, gctx := errgroup.WithContext(hard)
-	type pair struct{ inter, bulk *queue.Puller }
-	var ps []pair
+	var ps []map[job.Lane]*queue.Puller
 	for _, m := range w.models {
-		var pr pair
+		lanes := map[job.Lane]*queue.Puller{}
 		for _, l := range job.Lanes {
 			p, err := w.q.Pull(gctx, l, m.Task(), w.cfg.Consumer, w.cfg.BatchSize)
 			if err != nil {
@@ -177,13 +176,9 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 			w.mu.Lock()
 			w.pullers = append(w.pullers, p)
 			w.mu.Unlock()
-			if l == job.LaneInteractive {
-				pr.inter = p
-			} else {
-				pr.bulk = p
-			}
+			lanes[l] = p
 		}
-		ps = append(ps, pr)
+		ps = append(ps, lanes)
 	}
 	w.mu.Lock()
 	w.ready = true
@@ -205,7 +200,8 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 			w.stopPullers()
 			return fmt.Errorf("batch policy: %w", err)
 		}
-		pl := &pipeline{w: w, model: m, inter: ps[i].inter, bulk: ps[i].bulk, planner: planner, soft: ctx}
+		pl := &pipeline{w: w, model: m, inter: ps[i][job.LaneInteractive], bulk: ps[i][job.LaneBulk],
+			backfill: ps[i][job.LaneBackfill], planner: planner, soft: ctx}
 		g.Go(func() error { return pl.run(gctx) })
 	}
 	err := g.Wait()
