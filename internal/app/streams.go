@@ -37,60 +37,61 @@ type streamGauges struct {
 	usage map[string]queue.Usage
 }
 
+// streamGauge is one of the gauges streamGauges export.
+type streamGauge struct {
+	name, unit, desc string
+	value            func(u queue.Usage) float64
+}
+
+var streamGaugeDefs = []streamGauge{
+	{"jetinfer.stream.bytes", "By", "bytes a JetStream stream holds (polled)",
+		func(u queue.Usage) float64 { return float64(u.Bytes) }},
+	{"jetinfer.stream.messages", "", "messages a JetStream stream holds (polled)",
+		func(u queue.Usage) float64 { return float64(u.Msgs) }},
+	{"jetinfer.stream.max_bytes", "By", "a JetStream stream's byte limit, 0 for none (polled)",
+		func(u queue.Usage) float64 { return float64(max(u.MaxBytes, 0)) }},
+	{"jetinfer.stream.max_messages", "", "a JetStream stream's message limit, 0 for none (polled)",
+		func(u queue.Usage) float64 { return float64(max(u.MaxMsgs, 0)) }},
+	{"jetinfer.stream.oldest", "s", "age of a JetStream stream's oldest message, 0 when empty (polled)",
+		func(u queue.Usage) float64 {
+			if u.First.IsZero() {
+				return 0
+			}
+			return max(time.Since(u.First).Seconds(), 0)
+		}},
+	{"jetinfer.stream.max_age", "s", "how long a JetStream stream keeps a message, 0 for no limit (polled)",
+		func(u queue.Usage) float64 { return u.MaxAge.Seconds() }},
+}
+
 func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
 	g := &streamGauges{usage: map[string]queue.Usage{}}
-	bytes, err := meter.Int64ObservableGauge("jetinfer.stream.bytes", metric.WithUnit("By"),
-		metric.WithDescription("bytes a JetStream stream holds (polled)"))
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := meter.Int64ObservableGauge("jetinfer.stream.messages",
-		metric.WithDescription("messages a JetStream stream holds (polled)"))
-	if err != nil {
-		return nil, err
-	}
-	maxBytes, err := meter.Int64ObservableGauge("jetinfer.stream.max_bytes", metric.WithUnit("By"),
-		metric.WithDescription("a JetStream stream's byte limit, 0 for none (polled)"))
-	if err != nil {
-		return nil, err
-	}
-	maxMsgs, err := meter.Int64ObservableGauge("jetinfer.stream.max_messages",
-		metric.WithDescription("a JetStream stream's message limit, 0 for none (polled)"))
-	if err != nil {
-		return nil, err
-	}
-	oldest, err := meter.Float64ObservableGauge("jetinfer.stream.oldest", metric.WithUnit("s"),
-		metric.WithDescription("age of a JetStream stream's oldest message, 0 when empty (polled)"))
-	if err != nil {
-		return nil, err
-	}
-	maxAge, err := meter.Float64ObservableGauge("jetinfer.stream.max_age", metric.WithUnit("s"),
-		metric.WithDescription("how long a JetStream stream keeps a message, 0 for no limit (polled)"))
-	if err != nil {
-		return nil, err
+	gauges := make([]metric.Float64ObservableGauge, len(streamGaugeDefs))
+	observables := make([]metric.Observable, len(streamGaugeDefs))
+	for i, d := range streamGaugeDefs {
+		opts := []metric.Float64ObservableGaugeOption{metric.WithDescription(d.desc)}
+		if d.unit != "" {
+			opts = append(opts, metric.WithUnit(d.unit))
+		}
+		gauge, err := meter.Float64ObservableGauge(d.name, opts...)
+		if err != nil {
+			return nil, err
+		}
+		gauges[i], observables[i] = gauge, gauge
 	}
 	sets := map[string]metric.ObserveOption{}
 	for _, s := range polledStreams {
 		sets[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("stream", s)))
 	}
-	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for name, u := range g.usage {
-			set := sets[name]
-			o.ObserveInt64(bytes, int64(u.Bytes), set)
-			o.ObserveInt64(msgs, int64(u.Msgs), set)
-			o.ObserveInt64(maxBytes, max(u.MaxBytes, 0), set)
-			o.ObserveInt64(maxMsgs, max(u.MaxMsgs, 0), set)
-			age := 0.0
-			if !u.First.IsZero() {
-				age = max(time.Since(u.First).Seconds(), 0)
+			for i, d := range streamGaugeDefs {
+				o.ObserveFloat64(gauges[i], d.value(u), sets[name])
 			}
-			o.ObserveFloat64(oldest, age, set)
-			o.ObserveFloat64(maxAge, u.MaxAge.Seconds(), set)
 		}
 		return nil
-	}, bytes, msgs, maxBytes, maxMsgs, oldest, maxAge)
+	}, observables...)
 	if err != nil {
 		return nil, err
 	}
