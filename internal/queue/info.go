@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,4 +67,29 @@ func (c *Client) StreamUsage(ctx context.Context, name string) (Usage, error) {
 // create consumers ahead of the workers.
 func (c ConsumerConfig) Consumer(l job.Lane, task string) jetstream.ConsumerConfig {
 	return c.consumer(l, task)
+}
+
+// NamedBacklog is the backlog of one of JOBS' durable consumers.
+type NamedBacklog struct {
+	Name string
+	Backlog
+}
+
+// Backlogs lists the backlog of every durable consumer of JOBS, by name.
+func (c *Client) Backlogs(ctx context.Context) ([]NamedBacklog, error) {
+	s, err := c.js.Stream(ctx, job.StreamJobs)
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s: %w", job.StreamJobs, err))
+	}
+	var out []NamedBacklog
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		out = append(out, NamedBacklog{Name: info.Name,
+			Backlog: Backlog{Pending: info.NumPending, AckPending: info.NumAckPending, Redelivered: info.NumRedelivered}})
+	}
+	if err := list.Err(); err != nil {
+		return nil, fmt.Errorf("consumers of %s: %w", job.StreamJobs, err)
+	}
+	slices.SortFunc(out, func(a, b NamedBacklog) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
