@@ -371,6 +371,7 @@ func TestOpenAPIContract(t *testing.T) {
 		t.Fatalf("a one-result step gave %d lines and trailer %v", lines, r.trailer)
 	}
 	c.expect(s, 400, exchange{method: "GET", path: "/v1/backfills/" + bf + "/results?after=-1", token: all, invalid: true})
+	c.expect(s, 400, exchange{method: "GET", path: "/v1/backfills/" + bf + "/results?limit=0", token: all, invalid: true})
 	c.expect(s, 404, exchange{method: "GET", path: "/v1/backfills/nope/results", token: all})
 	c.expect(s, 200, exchange{method: "DELETE", path: "/v1/backfills/" + bf + "/results?through=" + r.trailer.Get(ingest.ResultsSeqTrailer), token: all})
 	c.expect(s, 400, exchange{method: "DELETE", path: "/v1/backfills/" + bf + "/results", token: all, invalid: true})
@@ -382,6 +383,8 @@ func TestOpenAPIContract(t *testing.T) {
 	// Dead letters.
 	c.expect(s, 200, exchange{method: "GET", path: "/v1/dlq", token: all})
 	c.expect(s, 400, exchange{method: "GET", path: "/v1/dlq?limit=0", token: all, invalid: true})
+	c.expect(s, 400, exchange{method: "GET", path: "/v1/dlq?limit=501", token: all, invalid: true})
+	c.expect(s, 400, exchange{method: "GET", path: "/v1/dlq?after=page-2", token: all, invalid: true})
 	c.expect(s, 404, exchange{method: "POST", path: "/v1/dlq/nope/replay", token: all})
 	c.expect(s, 403, exchange{method: "POST", path: "/v1/dlq/nope/replay", token: readOnly})
 	replayDeadLetter(t, s, c, all)

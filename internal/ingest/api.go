@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -96,6 +97,20 @@ func fieldError(field, format string, a ...any) *apiError {
 	e := errorf(http.StatusBadRequest, "invalid_request", format, a...)
 	e.Field = field
 	return e
+}
+
+// queryUint reads the optional unsigned query parameter name: def when it
+// is absent, a field error saying msg when it is not an integer in [lo, hi].
+func queryUint(q url.Values, name string, def, lo, hi uint64, msg string) (uint64, *apiError) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fieldError(name, "%s", msg)
+	}
+	return n, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

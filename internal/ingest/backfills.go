@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -441,22 +442,15 @@ const maxExportDedupe = 1 << 20
 // export in steps and purge each step once stored.
 func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var after, limit uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, fieldError("after", "after must be a stream sequence (an unsigned integer)"))
-			return
-		}
-		after = n
+	after, aerr := queryUint(q, "after", 0, 0, math.MaxUint64, "after must be a stream sequence (an unsigned integer)")
+	if aerr != nil {
+		writeError(w, aerr)
+		return
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || n == 0 {
-			writeError(w, fieldError("limit", "limit must be a positive integer"))
-			return
-		}
-		limit = n
+	limit, aerr := queryUint(q, "limit", 0, 1, math.MaxUint64, "limit must be a positive integer")
+	if aerr != nil {
+		writeError(w, aerr)
+		return
 	}
 	c, b, ok := s.backfillFor(w, r)
 	if !ok {

@@ -3,8 +3,9 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
@@ -45,27 +46,19 @@ func (s *Server) listDLQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	var after uint64
-	if v := q.Get("after"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			writeError(w, fieldError("after", "after must be the next cursor of a previous page"))
-			return
-		}
-		after = n
+	after, aerr := queryUint(q, "after", 0, 0, math.MaxUint64, "after must be the next cursor of a previous page")
+	if aerr != nil {
+		writeError(w, aerr)
+		return
 	}
-	limit := 100
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxDLQPage {
-			writeError(w, fieldError("limit", "limit must be 1..%d", maxDLQPage))
-			return
-		}
-		limit = n
+	limit, aerr := queryUint(q, "limit", 100, 1, maxDLQPage, fmt.Sprintf("limit must be 1..%d", maxDLQPage))
+	if aerr != nil {
+		writeError(w, aerr)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
-	page, err := s.dlq.ListDead(ctx, c.Tenant, after, limit)
+	page, err := s.dlq.ListDead(ctx, c.Tenant, after, int(limit))
 	if err != nil {
 		writeError(w, s.unavailable(r, "dead-letter queue", err))
 		return
