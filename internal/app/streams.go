@@ -101,9 +101,7 @@ func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
 // pollStreams records the streams' usage in g every interval until ctx
 // ends. A stream that cannot be read keeps its last figures.
 func pollStreams(ctx context.Context, q streamSource, g *streamGauges, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	poll(ctx, every, func() {
 		for _, name := range polledStreams {
 			pctx, cancel := context.WithTimeout(ctx, every)
 			u, err := q.StreamUsage(pctx, name)
@@ -118,10 +116,5 @@ func pollStreams(ctx context.Context, q streamSource, g *streamGauges, every tim
 			g.usage[name] = u
 			g.mu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }

@@ -52,7 +52,7 @@ var _ backlogSource = (*queue.Client)(nil)
 // until ctx ends: the consumer lag that autoscaling (KEDA) and dashboards
 // watch, seen from the worker.
 func pollBacklog(ctx context.Context, q backlogSource, tasks []string, m *worker.Metrics, every time.Duration, log *slog.Logger) {
-	poll := func() {
+	poll(ctx, every, func() {
 		for _, task := range tasks {
 			for _, l := range job.Lanes {
 				pctx, cancel := context.WithTimeout(ctx, every)
@@ -67,11 +67,16 @@ func pollBacklog(ctx context.Context, q backlogSource, tasks []string, m *worker
 				m.SetPending(task, l, int64(b.Pending), int64(b.AckPending))
 			}
 		}
-	}
+	})
+}
+
+// poll runs fn at once and then every interval until ctx ends; a slow fn
+// delays the next run rather than stacking runs up.
+func poll(ctx context.Context, every time.Duration, fn func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		poll()
+		fn()
 		select {
 		case <-ctx.Done():
 			return

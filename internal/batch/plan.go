@@ -10,7 +10,8 @@ import (
 // worker uses Interactive and Bulk; any other value up to 255 also works.
 type Class uint8
 
-// The classes of the two lanes, in the order they are served.
+// The classes, in the order they are served: interactive jobs, then bulk
+// jobs and backfill documents alike.
 const (
 	Interactive Class = 0
 	Bulk        Class = 1

@@ -69,7 +69,7 @@ type laneSets struct {
 }
 
 // Init creates the task's event counters (redeliveries, dead letters) at
-// zero for both lanes, so that they are scraped, and rate() works, before
+// zero for every lane, so that they are scraped, and rate() works, before
 // the first event.
 func (m *Metrics) Init(task string) {
 	ctx := context.Background()
