@@ -20,6 +20,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
 	"github.com/jetinfer/jetinfer/internal/tenant"
+	"github.com/jetinfer/jetinfer/internal/webhook"
 )
 
 // RunIngest serves the HTTP API until ctx ends, then drains: readiness fails
@@ -105,6 +106,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Meter:       prom.Meter("github.com/jetinfer/jetinfer/internal/ingest"),
 		Tracer:      tp,
 		Backfills:   ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q},
+		Webhooks:    webhook.NewRegistry(rdb, cfg.Webhooks.Targets()),
 	})
 	streams, err := newStreamGauges(prom.Meter("github.com/jetinfer/jetinfer/internal/app"))
 	if err != nil {

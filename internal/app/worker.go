@@ -18,6 +18,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
+	"github.com/jetinfer/jetinfer/internal/webhook"
 	"github.com/jetinfer/jetinfer/internal/worker"
 )
 
@@ -98,6 +99,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		BatchTokens: cfg.BatchTokens,
 		Consumer:    queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending},
 		Tracer:      tp,
+		Webhooks:    webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook")),
 	}, q, st, models, log, metrics)
 
 	health := &http.Server{
@@ -166,6 +168,18 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		defer context.AfterFunc(ctx, cancel)()
 		return q.RunMover(mctx, st, queue.MoverConfig{}, log)
 	})
+	if cfg.Webhooks.Deliver {
+		// Webhook deliverers share one durable consumer; each stops pulling
+		// with the soft stop and waits for its attempts in flight.
+		d := webhook.NewDeliverer(cfg.Webhooks.Config(), q, webhook.NewRegistry(rdb, cfg.Webhooks.Targets()), log,
+			prom.Meter("github.com/jetinfer/jetinfer/internal/webhook"))
+		g.Go(func() error {
+			dctx, cancel := context.WithCancel(gctx)
+			defer cancel()
+			defer context.AfterFunc(ctx, cancel)()
+			return d.Run(dctx)
+		})
+	}
 	g.Go(func() error {
 		pctx, cancel := context.WithCancel(gctx)
 		defer cancel()

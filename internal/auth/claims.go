@@ -19,10 +19,13 @@ const (
 	ScopeBackfillsWrite = "backfills:write"
 	// ScopeDLQAdmin allows listing and replaying the tenant's dead letters.
 	ScopeDLQAdmin = "dlq:admin"
+	// ScopeWebhooksAdmin allows registering, listing, rotating and deleting
+	// the tenant's webhook endpoints.
+	ScopeWebhooksAdmin = "webhooks:admin"
 )
 
 // Scopes lists every scope jetinfer knows, in a stable order.
-var Scopes = []string{ScopeJobsWrite, ScopeJobsRead, ScopeBackfillsWrite, ScopeDLQAdmin}
+var Scopes = []string{ScopeJobsWrite, ScopeJobsRead, ScopeBackfillsWrite, ScopeDLQAdmin, ScopeWebhooksAdmin}
 
 // Claims are the claims of a jetinfer token.
 type Claims struct {

@@ -58,6 +58,8 @@ type Ingest struct {
 	Log   Log
 	Auth  Auth
 	Trace Trace
+	// Webhooks says which webhook endpoints tenants may register.
+	Webhooks WebhookTargets
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
 	// MaxBodyBytes bounds every request body; a tenant's own limit can only
@@ -112,6 +114,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Log.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
+	c.Webhooks.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")

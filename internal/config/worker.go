@@ -15,6 +15,8 @@ type Worker struct {
 	Redis Redis
 	Log   Log
 	Trace Trace
+	// Webhooks configures webhook delivery.
+	Webhooks Webhooks
 	// Models are comma-separated model directories, one task each.
 	// Defaults to .jetinfer/models/sentiment.
 	Models string
@@ -63,6 +65,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	c.Redis.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
+	c.Webhooks.RegisterFlags(fs)
 	fs.StringVar(&c.Models, "models", ".jetinfer/models/sentiment", "comma-separated model directories")
 	fs.StringVar(&c.ORTLib, "ort-lib", ".jetinfer/lib/libonnxruntime.so.1", "path of the ONNX Runtime shared library")
 	fs.StringVar(&c.Device, "device", "cpu", "execution device: cpu or cuda:N")
@@ -107,7 +110,7 @@ func (c *Worker) CUDAOptionMap() (map[string]string, error) {
 
 // Validate checks the configuration; errors name the field.
 func (c *Worker) Validate() error {
-	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Trace.Validate()}
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Trace.Validate(), c.Webhooks.Validate()}
 	if len(c.ModelDirs()) == 0 {
 		errs = append(errs, errors.New("models: at least one model directory is needed"))
 	}

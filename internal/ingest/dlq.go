@@ -19,6 +19,8 @@ type DeadLetters interface {
 	FindDead(ctx context.Context, tenant, id string) (*queue.DeadEntry, error)
 	DeadJob(ctx context.Context, e *queue.DeadEntry) (*job.Job, error)
 	Replay(ctx context.Context, e *queue.DeadEntry, j *job.Job) error
+	// ReplayWebhook queues a dead webhook event for delivery again.
+	ReplayWebhook(ctx context.Context, e *queue.DeadEntry) error
 }
 
 // DeadRecords is what a replay needs of the result store.
@@ -94,6 +96,10 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "dead-letter queue", err))
 		return
 	}
+	if e.Kind == queue.DeadKindWebhook {
+		s.replayWebhook(ctx, w, r, e)
+		return
+	}
 	j, err := s.dlq.DeadJob(ctx, e)
 	if errors.Is(err, queue.ErrDeadNotFound) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
@@ -132,4 +138,21 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
 	writeJSON(w, http.StatusAccepted, &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued,
 		Backfill: j.Backfill, DocID: j.DocID, Created: j.Created})
+}
+
+// replayWebhook replays the dead letter of an undeliverable webhook event:
+// 202 with the event's ids; the receiver sees the same webhook-id again.
+func (s *Server) replayWebhook(ctx context.Context, w http.ResponseWriter, r *http.Request, e *queue.DeadEntry) {
+	err := s.dlq.ReplayWebhook(ctx, e)
+	if errors.Is(err, queue.ErrDeadNotFound) {
+		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for webhook %q", e.WebhookID))
+		return
+	}
+	if err != nil {
+		writeError(w, s.unavailable(r, "dead-letter queue", err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "webhook dead letter replayed", "tenant", e.Tenant, "webhook_id", e.WebhookID, "dlq_seq", e.Seq)
+	writeJSON(w, http.StatusAccepted, map[string]string{"kind": queue.DeadKindWebhook, "webhook_id": e.WebhookID,
+		"job_id": e.JobID, "endpoint": e.Endpoint, "status": "queued"})
 }

@@ -27,6 +27,9 @@ type SubmitRequest struct {
 	Input   job.Input   `json:"input"`
 	Lane    job.Lane    `json:"lane,omitempty"`
 	Options job.Options `json:"options,omitzero"`
+	// CallbackURL, when set, must be the exact URL of one of the tenant's
+	// registered webhook endpoints; the job's final state is pushed there.
+	CallbackURL string `json:"callback_url,omitempty"`
 }
 
 // InferRequest is the body of POST /v1/infer/{task}.
@@ -55,6 +58,11 @@ func requestHash(j *job.Job) string {
 	for _, s := range []string{j.Task, string(j.Lane), j.Input.Text, string(opts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	if j.Webhook != "" {
+		// Only when set, so that the digests of jobs without one stay as
+		// they were.
+		h.Write([]byte(j.Webhook))
 	}
 	return job.IDEncoding.EncodeToString(h.Sum(nil))
 }
@@ -248,6 +256,11 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build f
 	}
 	if aerr := validateOptions(j.Options); aerr != nil {
 		return nil, nil, aerr
+	}
+	if cb, ok := dst.(callbacker); ok {
+		if aerr := s.resolveCallback(r, j, cb.callback()); aerr != nil {
+			return nil, nil, aerr
+		}
 	}
 	j.ID = newJobID(c.Tenant, key)
 	j.Created = time.Now().UTC()

@@ -67,6 +67,7 @@ type Server struct {
 	bf       BackfillDeps
 	dlq      DeadLetters
 	deadRecs DeadRecords
+	webhooks WebhookEndpoints
 	// tenantTTL remembers each tenant's result TTL in seconds (int64) from
 	// its last admission, so that the next job's record can be made while
 	// that job is being admitted.
@@ -96,6 +97,9 @@ type Deps struct {
 	// nil answers 501.
 	DLQ         DeadLetters
 	DeadRecords DeadRecords
+	// Webhooks serves /v1/webhooks and resolves callback_url; nil answers
+	// 501.
+	Webhooks WebhookEndpoints
 	// Meter and Tracer instrument the API (jobs submitted, publish time,
 	// producer spans whose context travels with each job); nil means none.
 	Meter  metric.Meter
@@ -106,7 +110,7 @@ type Deps struct {
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg.withDefaults(), pub: d.Publisher, recs: d.Records, replies: d.Replies,
 		catalog: d.Catalog, admit: d.Admitter, verifier: d.Verifier, ready: d.Ready, log: d.Logger,
-		dlq: d.DLQ, deadRecs: d.DeadRecords}
+		dlq: d.DLQ, deadRecs: d.DeadRecords, webhooks: d.Webhooks}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,6 +152,10 @@ func (s *Server) routes() http.Handler {
 	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.cancelBackfill))
 	v1("GET /v1/dlq", auth.ScopeDLQAdmin, s.admitted(0, s.listDLQ))
 	v1("POST /v1/dlq/{id}/replay", auth.ScopeDLQAdmin, s.admitted(1, s.replayDLQ))
+	v1("POST /v1/webhooks", auth.ScopeWebhooksAdmin, s.admitted(0, s.registerWebhook))
+	v1("GET /v1/webhooks", auth.ScopeWebhooksAdmin, s.admitted(0, s.listWebhooks))
+	v1("DELETE /v1/webhooks/{id}", auth.ScopeWebhooksAdmin, s.admitted(0, s.deleteWebhook))
+	v1("POST /v1/webhooks/{id}/rotate", auth.ScopeWebhooksAdmin, s.admitted(0, s.rotateWebhook))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

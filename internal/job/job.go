@@ -96,6 +96,9 @@ type Job struct {
 	// ResultTTLSeconds is how long the job's record is kept once final (the
 	// tenant's result TTL); 0 means the worker's default.
 	ResultTTLSeconds int64 `json:"result_ttl_s,omitempty"`
+	// Webhook is the id of the tenant's registered webhook endpoint that
+	// the job's final state is pushed to, or empty.
+	Webhook string `json:"webhook,omitempty"`
 }
 
 // Error is the reason a job failed, as kept on its Record and sent to its caller.
@@ -156,7 +159,17 @@ const (
 	StreamJobs    = "JOBS"
 	StreamResults = "RESULTS"
 	StreamDLQ     = "DLQ"
+	// StreamWebhooks holds webhook events until they are delivered:
+	// webhooks.<tenant token>.<endpoint id>.
+	StreamWebhooks = "WEBHOOKS"
 )
+
+// WebhookSubject is where the webhook events of tenant's endpoint wait for
+// delivery. Its tenant token is DLQTenantToken's; endpoint ids are subject
+// tokens by construction.
+func WebhookSubject(tenant, endpoint string) string {
+	return "webhooks." + DLQTenantToken(tenant) + "." + endpoint
+}
 
 // Subject returns the subject a job for task on lane is published to.
 func Subject(l Lane, task string) string { return "jobs." + string(l) + "." + task }

@@ -198,7 +198,8 @@ func classify(err error) error {
 }
 
 // Delivery is one result to send: to an inbox with a core publish, or to a
-// results.<backfill> subject through JetStream so the RESULTS stream keeps it.
+// results.<backfill> or webhooks.<tenant>.<endpoint> subject through
+// JetStream so the RESULTS or WEBHOOKS stream keeps it.
 type Delivery struct {
 	Subject string
 	// MsgID de-duplicates results published to JetStream.
@@ -219,7 +220,7 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 		if d.Subject == "" {
 			continue
 		}
-		if strings.HasPrefix(d.Subject, "results.") {
+		if strings.HasPrefix(d.Subject, "results.") || strings.HasPrefix(d.Subject, "webhooks.") {
 			msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)}
 			f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(d.MsgID))
 			if err != nil {

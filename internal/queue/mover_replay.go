@@ -31,6 +31,13 @@ type DeadEntry struct {
 	DeadAt time.Time `json:"dead_at"`
 	// Attempts is how often the job was delivered before it died.
 	Attempts int `json:"attempts"`
+	// Kind is DeadKindWebhook for an undeliverable webhook event (JobID
+	// is then the job it reports on, WebhookID the id replay takes), and
+	// empty for a dead job.
+	Kind      string `json:"kind,omitempty"`
+	WebhookID string `json:"webhook_id,omitempty"`
+	// Endpoint is the webhook endpoint id of a webhook dead letter.
+	Endpoint string `json:"endpoint,omitempty"`
 
 	replyTo string // a backfill's results subject, kept on replay
 }
@@ -48,6 +55,12 @@ func deadEntry(seq uint64, t time.Time, h nats.Header) DeadEntry {
 	e.Code, e.Reason, _ = strings.Cut(h.Get(job.HeaderError), ": ")
 	if l, task, err := job.ParseSubject(h.Get(HeaderSubject)); err == nil {
 		e.Lane, e.Task = l, task
+	}
+	if id := h.Get(HeaderWebhookID); id != "" {
+		e.Kind, e.WebhookID = DeadKindWebhook, id
+		if parts := strings.Split(h.Get(HeaderSubject), "."); len(parts) == 3 && parts[0] == "webhooks" {
+			e.Endpoint = parts[2]
+		}
 	}
 	return e
 }
@@ -152,7 +165,7 @@ func (c *Client) FindDead(ctx context.Context, tenant, id string) (*DeadEntry, e
 	switch {
 	case err == nil:
 		e := deadEntry(m.Sequence, m.Time, m.Header)
-		if e.Tenant == tenant && e.JobID == id {
+		if e.Tenant == tenant && (e.JobID == id || e.WebhookID == id) {
 			return &e, nil
 		}
 	case !errors.Is(err, jetstream.ErrMsgNotFound):

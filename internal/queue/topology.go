@@ -29,6 +29,15 @@ type Topology struct {
 	ResultsMaxBytes int64
 	// DLQMaxAge is how long dead letters are kept. Defaults to 30 days.
 	DLQMaxAge time.Duration
+	// WebhooksMaxAge is how long a webhook event waits for delivery at
+	// most; keep it above the deliverers' retry budget. Defaults to 3 days.
+	WebhooksMaxAge time.Duration
+	// WebhooksMaxBytes bounds the WEBHOOKS stream. Defaults to 1 GiB.
+	WebhooksMaxBytes int64
+	// WebhooksMaxPerEndpoint bounds the events waiting for one endpoint; a
+	// full endpoint refuses its new events (workers drop them, counted)
+	// and no other endpoint's. Defaults to 10,000.
+	WebhooksMaxPerEndpoint int64
 	// Replicas is the stream replication factor (3 on a cluster). Defaults to 1.
 	Replicas int
 	// Storage is file or memory. Defaults to file.
@@ -38,20 +47,23 @@ type Topology struct {
 // DefaultTopology returns the defaults documented on Topology's fields.
 func DefaultTopology() Topology {
 	return Topology{
-		JobsMaxBytes:    1 << 30,
-		JobsMaxMsgs:     1_000_000,
-		Duplicates:      20 * time.Minute,
-		ResultsMaxAge:   7 * 24 * time.Hour,
-		ResultsMaxBytes: 4 << 30,
-		DLQMaxAge:       30 * 24 * time.Hour,
-		Replicas:        1,
-		Storage:         jetstream.FileStorage,
+		JobsMaxBytes:           1 << 30,
+		JobsMaxMsgs:            1_000_000,
+		Duplicates:             20 * time.Minute,
+		ResultsMaxAge:          7 * 24 * time.Hour,
+		ResultsMaxBytes:        4 << 30,
+		DLQMaxAge:              30 * 24 * time.Hour,
+		WebhooksMaxAge:         3 * 24 * time.Hour,
+		WebhooksMaxBytes:       1 << 30,
+		WebhooksMaxPerEndpoint: 10_000,
+		Replicas:               1,
+		Storage:                jetstream.FileStorage,
 	}
 }
 
 // Streams returns the stream configurations of the topology.
 func (t Topology) Streams() []jetstream.StreamConfig {
-	return []jetstream.StreamConfig{
+	streams := []jetstream.StreamConfig{
 		{
 			Name:        job.StreamJobs,
 			Description: "jetinfer jobs, one subject per lane and task: jobs.<lane>.<task>",
@@ -104,6 +116,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 			Discard:     jetstream.DiscardOld,
 		},
 	}
+	return append(streams, t.webhookStream())
 }
 
 // ConsumerConfig tunes the durable pull consumers that workers share.

@@ -81,6 +81,7 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			}
 		}
 	}
+	pl.notifyWebhooks(actx, batch, now)
 	var ds []queue.Delivery
 	for _, it := range batch {
 		switch it.outcome {

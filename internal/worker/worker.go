@@ -99,6 +99,9 @@ type Config struct {
 	// carries) and per batch (linked to its jobs). Defaults to none: no
 	// spans are made.
 	Tracer trace.TracerProvider
+	// Webhooks queues the webhook events of finished jobs that ask for
+	// one. Defaults to none.
+	Webhooks Webhooks
 }
 
 func (c Config) withDefaults() Config {

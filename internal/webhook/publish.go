@@ -1,0 +1,111 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+)
+
+// Event is the body of every delivery, as the Standard Webhooks
+// specification shapes it.
+type Event struct {
+	// Type is "job.<final status>": job.succeeded, job.failed, job.dead.
+	Type string `json:"type"`
+	// Timestamp is when the event happened (the job's final state).
+	Timestamp time.Time `json:"timestamp"`
+	// Data is the job's record, as GET /v1/jobs/{id} shows it.
+	Data json.RawMessage `json:"data"`
+}
+
+// EventID is the webhook-id of the event reporting that job id reached
+// status. Every retry and replay of it keeps the id, so receivers
+// de-duplicate by it; a dead job that is replayed and then succeeds is a
+// new event.
+func EventID(jobID string, status job.Status) string {
+	return "msg_" + jobID + "_" + string(status)
+}
+
+// Sink is what a Publisher needs of the queue.
+type Sink interface {
+	Deliver(ctx context.Context, ds []queue.Delivery) error
+}
+
+var _ Sink = (*queue.Client)(nil)
+
+// Publisher puts the events of finished jobs on the WEBHOOKS stream.
+type Publisher struct {
+	q       Sink
+	log     *slog.Logger
+	dropped metric.Int64Counter
+}
+
+// NewPublisher returns a publisher onto q. meter may be nil.
+func NewPublisher(q Sink, log *slog.Logger, meter metric.Meter) *Publisher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	dropped, _ := meter.Int64Counter("jetinfer.webhook.events.dropped",
+		metric.WithDescription("webhook events not queued because their endpoint's backlog (or WEBHOOKS) was full, by tenant"))
+	return &Publisher{q: q, log: log, dropped: dropped}
+}
+
+// Publish queues one event for each record whose job names a webhook
+// endpoint (recs[i] is jobs[i]'s final record) and returns once JetStream
+// stored them. An event refused because its endpoint's backlog is full is
+// dropped, logged and counted rather than returned: a dead receiver must
+// not hold up inference, and the result stays readable by polling. Any
+// other error is returned, and the caller retries; the copy a retry
+// publishes is de-duplicated by its webhook-id.
+func (p *Publisher) Publish(ctx context.Context, jobs []*job.Job, recs []*job.Record) error {
+	var ds []queue.Delivery
+	var idx []int
+	for i, j := range jobs {
+		if j.Webhook == "" {
+			continue
+		}
+		rec := recs[i]
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		ts := rec.Finished
+		if ts.IsZero() {
+			ts = time.Now()
+		}
+		body, err := json.Marshal(Event{Type: "job." + string(rec.Status), Timestamp: ts.UTC(), Data: data})
+		if err != nil {
+			return err
+		}
+		id := EventID(j.ID, rec.Status)
+		ds = append(ds, queue.Delivery{Subject: job.WebhookSubject(j.Tenant, j.Webhook), MsgID: id, Data: body,
+			Header: map[string][]string{queue.HeaderWebhookID: {id}, queue.HeaderJobID: {j.ID}, job.HeaderTenant: {j.Tenant}}})
+		idx = append(idx, i)
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	err := p.q.Deliver(ctx, ds)
+	var de *queue.DeliverError
+	if errors.As(err, &de) && errors.Is(err, queue.ErrFull) {
+		for _, k := range de.Failed {
+			j := jobs[idx[k]]
+			p.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", j.Tenant)))
+			p.log.WarnContext(ctx, "webhook event dropped: endpoint backlog full", slog.String("tenant", j.Tenant),
+				slog.String("endpoint", j.Webhook), slog.String("job_id", j.ID))
+		}
+		return nil
+	}
+	return err
+}
