@@ -85,6 +85,9 @@ func (s *stack) startWorker() (stop func()) {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.IntraOpThreads = 1
 	cfg.Log.Level = "warn"
+	// Test receivers listen on loopback over plain http; retries are quick.
+	cfg.Webhooks.AllowPrivate, cfg.Webhooks.AllowHTTP = true, true
+	cfg.Webhooks.RetryBase, cfg.Webhooks.RetryMax = 100*time.Millisecond, 500*time.Millisecond
 	ready := make(chan struct{})
 	stop = s.run("worker", func(ctx context.Context) error {
 		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})

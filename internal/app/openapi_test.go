@@ -189,7 +189,10 @@ func TestOpenAPIContract(t *testing.T) {
 	s := newStack(t)
 	s.announce("ner") // served by no worker: its jobs stay queued
 	s.createTenant(tenant.Tenant{ID: "tiny", Enabled: true, DailyQuota: 1})
-	s.startIngestWith(func(c *config.Ingest) { c.MaxTextBytes = 2048 })
+	s.startIngestWith(func(c *config.Ingest) {
+		c.MaxTextBytes = 2048
+		c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true
+	})
 	s.startWorker()
 	c := newContract(t, s.url)
 
@@ -388,6 +391,7 @@ func TestOpenAPIContract(t *testing.T) {
 	c.expect(s, 404, exchange{method: "POST", path: "/v1/dlq/nope/replay", token: all})
 	c.expect(s, 403, exchange{method: "POST", path: "/v1/dlq/nope/replay", token: readOnly})
 	replayDeadLetter(t, s, c, all)
+	webhookRoutes(t, s, c, all, readOnly)
 
 	c.covered()
 }

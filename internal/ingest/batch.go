@@ -73,11 +73,15 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().UTC()
 	jobs := make([]*job.Job, n)
+	var hooks callbackMemo
 	for i, sr := range req.Jobs {
 		j := &job.Job{Task: sr.Task, Input: sr.Input, Lane: sr.Lane, Options: sr.Options, Tenant: c.Tenant, Created: now}
 		aerr := s.validate(c, j)
 		if aerr == nil {
 			aerr = validateOptions(j.Options)
+		}
+		if aerr == nil {
+			aerr = hooks.resolve(s, r, j, sr.CallbackURL)
 		}
 		if aerr != nil {
 			writeError(w, inBatch(i, aerr))

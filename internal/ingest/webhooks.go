@@ -169,3 +169,24 @@ func (s *Server) resolveCallback(r *http.Request, j *job.Job, callbackURL string
 	j.Webhook = id
 	return nil
 }
+
+// callbackMemo resolves the callback URLs of one batch, each once.
+type callbackMemo map[string]string
+
+func (m *callbackMemo) resolve(s *Server, r *http.Request, j *job.Job, callbackURL string) *apiError {
+	if callbackURL == "" {
+		return nil
+	}
+	if id, ok := (*m)[callbackURL]; ok {
+		j.Webhook = id
+		return nil
+	}
+	if aerr := s.resolveCallback(r, j, callbackURL); aerr != nil {
+		return aerr
+	}
+	if *m == nil {
+		*m = callbackMemo{}
+	}
+	(*m)[callbackURL] = j.Webhook
+	return nil
+}
