@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,10 @@ type deadPage struct {
 		Reason   string    `json:"reason"`
 		Attempts int       `json:"attempts"`
 		DeadAt   time.Time `json:"dead_at"`
+		// Kind is "webhook" for an undeliverable webhook event, whose
+		// replay takes WebhookID.
+		Kind      string `json:"kind"`
+		WebhookID string `json:"webhook_id"`
 	} `json:"dead_letters"`
 	Next uint64 `json:"next"`
 }
@@ -56,7 +61,11 @@ func init() {
 						_ = json.NewEncoder(e.stdout).Encode(p)
 					} else {
 						for _, d := range p.Entries {
-							fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s: %s\n", d.JobID, d.Task, d.Attempts,
+							id, task := d.JobID, d.Task
+							if d.Kind == "webhook" {
+								id, task = d.WebhookID, "(webhook of "+d.JobID+")"
+							}
+							fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s: %s\n", id, task, d.Attempts,
 								d.DeadAt.Format(time.RFC3339), d.Code, d.Reason)
 						}
 					}
@@ -74,25 +83,26 @@ func init() {
 				return nil
 			}
 		}})
-	register(command{group: "dlq", name: "replay", summary: "replay dead jobs by id (through ingest)",
+	register(command{group: "dlq", name: "replay", summary: "replay dead jobs by id, or dead webhook events by webhook id (through ingest)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			var a apiClient
 			a.register(fs, "dlq:admin")
 			return func(ctx context.Context, e *env) error {
 				if len(e.args) == 0 {
-					return errors.New("usage: jetinferctl dlq replay [flags] <job id> [<job id> ...]")
+					return errors.New("usage: jetinferctl dlq replay [flags] <job id or webhook id> [...]")
 				}
 				var errs []error
 				for _, id := range e.args {
 					var rec struct {
-						ID     string `json:"id"`
-						Status string `json:"status"`
+						ID        string `json:"id"`
+						WebhookID string `json:"webhook_id"`
+						Status    string `json:"status"`
 					}
 					if err := a.do(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(id)+"/replay", "", nil, &rec); err != nil {
 						errs = append(errs, err)
 						continue
 					}
-					fmt.Fprintf(e.stdout, "%s %s\n", rec.ID, rec.Status)
+					fmt.Fprintf(e.stdout, "%s %s\n", cmp.Or(rec.ID, rec.WebhookID), rec.Status)
 				}
 				return errors.Join(errs...)
 			}
