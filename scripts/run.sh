@@ -84,6 +84,10 @@ secret="$H/dev.secret"
 "$BIN/jetinferctl" tenant create --tenant dev --name "make run" --if-not-exists >>"$LOGS/jetinferctl.log" 2>&1 ||
 	die "could not create the dev tenant; see $LOGS/jetinferctl.log"
 
+# Everything runs on this machine: let webhook receivers on localhost over
+# plain http be registered and called (ingest and workers read these).
+export JETINFER_WEBHOOK_ALLOW_PRIVATE="${JETINFER_WEBHOOK_ALLOW_PRIVATE:-true}"
+export JETINFER_WEBHOOK_ALLOW_HTTP="${JETINFER_WEBHOOK_ALLOW_HTTP:-true}"
 "$BIN/ingest" --addr "$ADDR" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
 ingest_pid=$!
 wait_http "http://127.0.0.1:$ingest_port/readyz" ingest "$ingest_pid"
