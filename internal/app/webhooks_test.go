@@ -3,6 +3,7 @@ package app_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -178,4 +183,72 @@ func webhookRoutes(t *testing.T, s *stack, c *contract, all, readOnly string) {
 		body: map[string]any{"jobs": []any{map[string]any{"task": "sentiment", "input": map[string]any{"text": "x"}, "callback_url": url + "/other"}}}})
 	c.expect(s, 204, exchange{method: "DELETE", path: "/v1/webhooks/" + id, token: all})
 	c.expect(s, 404, exchange{method: "DELETE", path: "/v1/webhooks/" + id, token: all})
+}
+
+// A job that finishes while its event cannot be queued (the WEBHOOKS
+// stream is gone) is not acknowledged: its redelivery queues the event
+// from the stored record once the stream is back, and the deliverers'
+// consumer comes back with it.
+func TestJobWebhookWaitsOutLostStream(t *testing.T) {
+	s := newStack(t)
+	s.startIngestWith(func(c *config.Ingest) { c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true })
+	s.startWorker()
+	rcv := webhookReceiver(t)
+	r := s.do("POST", "/v1/webhooks", s.issue(t, "acme", auth.ScopeWebhooksAdmin), map[string]any{"url": rcv + "/h"})
+	if r.status != http.StatusCreated {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	configureReceiver(t, rcv, map[string]any{"path": "/h", "secret": r.json(t)["secret"]})
+
+	nc := s.nats.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := js.DeleteStream(ctx, job.StreamWebhooks); err != nil {
+		t.Fatal(err)
+	}
+	r = s.do("POST", "/v1/jobs", s.token, map[string]any{"task": "sentiment",
+		"input": map[string]any{"text": "Profits rose."}, "callback_url": rcv + "/h"})
+	if r.status != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	if final, _ := s.poll(id); final["status"] != "succeeded" {
+		t.Fatalf("job %v", final)
+	}
+	// The job is not acknowledged: it comes back, still without a stream
+	// for its event.
+	cons, err := js.Consumer(ctx, job.StreamJobs, queue.ConsumerName(job.LaneInteractive, "sentiment"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.NumRedelivered > 0 {
+			break
+		}
+		if ci.NumAckPending == 0 && ci.NumPending == 0 || time.Now().After(deadline) {
+			t.Fatalf("the job was acknowledged without its webhook event: %+v", ci)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := queue.EnsureStreams(ctx, js, queue.DefaultTopology()); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for len(receiverState(t, rcv, "/h").Events) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("event never delivered after the stream came back: %+v", receiverState(t, rcv, "/h"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ev := receiverState(t, rcv, "/h").Events[0]; ev.Data["id"] != id || ev.Type != "job.succeeded" {
+		t.Fatalf("event %+v", ev)
+	}
 }

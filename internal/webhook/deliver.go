@@ -148,8 +148,30 @@ func NewDeliverer(cfg Config, src Source, eps Endpoints, log *slog.Logger, meter
 }
 
 // Run delivers events until ctx ends, then waits for the attempts in
-// flight (each bounded by the timeout) and returns.
+// flight (each bounded by the timeout) and returns. A consumer that fails
+// (deleted with its stream, a lost connection) is set up again after a
+// pause rather than ending the worker around it.
 func (d *Deliverer) Run(ctx context.Context) error {
+	slots := make(chan struct{}, d.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for pause := time.Second; ; pause = min(2*pause, time.Minute) {
+		err := d.consume(ctx, slots, &wg)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.log.WarnContext(ctx, "webhook consumer failed; starting it again", slog.Any("error", err), slog.Duration("in", pause))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(pause):
+		}
+	}
+}
+
+// consume pulls events and starts an attempt for each until ctx ends (nil)
+// or the consumer fails.
+func (d *Deliverer) consume(ctx context.Context, slots chan struct{}, wg *sync.WaitGroup) error {
 	p, err := d.src.PullWebhooks(ctx, queue.WebhookConsumerConfig{
 		AckWait:       d.cfg.Timeout + 30*time.Second,
 		MaxAckPending: d.cfg.MaxPending,
@@ -157,17 +179,18 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer p.Stop()
 	stop := context.AfterFunc(ctx, p.Stop)
 	defer stop()
-	slots := make(chan struct{}, d.cfg.Concurrency)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	// Settling outlives a stop: an attempt that got its answer acks it.
 	actx := context.WithoutCancel(ctx)
 	for {
 		m, err := p.Next()
-		if errors.Is(err, queue.ErrStopped) || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, queue.ErrStopped) {
+			return errors.New("webhook puller stopped")
 		}
 		if err != nil {
 			return err
@@ -183,7 +206,8 @@ func (d *Deliverer) Run(ctx context.Context) error {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-			d.release(m.Endpoint, Delivered, time.Now())
+			d.release(m.Endpoint, Gone, time.Now())
+			_ = m.NakWithDelay(0)
 			return nil
 		}
 		wg.Go(func() {
