@@ -21,7 +21,8 @@ const SecretPrefix = "whsec_"
 // specification recommends.
 const secretBytes = 24
 
-// Header names of the Standard Webhooks specification.
+// Header names of the Standard Webhooks specification (HTTP header names
+// are case-insensitive; net/http sends them canonicalized).
 const (
 	HeaderID        = "webhook-id"
 	HeaderTimestamp = "webhook-timestamp"
@@ -78,10 +79,8 @@ func SetHeaders(h http.Header, id string, ts time.Time, body []byte, secrets ...
 	if len(sigs) == 0 {
 		return fmt.Errorf("webhook %s: no signing secret", id)
 	}
-	// Set through the map: the specification's names are lower case, and
-	// some receivers compare them so.
-	h[HeaderID] = []string{id}
-	h[HeaderTimestamp] = []string{strconv.FormatInt(ts.Unix(), 10)}
-	h[HeaderSignature] = []string{strings.Join(sigs, " ")}
+	h.Set(HeaderID, id)
+	h.Set(HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	h.Set(HeaderSignature, strings.Join(sigs, " "))
 	return nil
 }
