@@ -68,7 +68,7 @@ func init() {
 func streamsStatus(ctx context.Context, q *queue.Client, w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STREAM\tMESSAGES\tBYTES\tFULL\tOLDEST\tMAX AGE")
-	for _, name := range []string{job.StreamJobs, job.StreamResults, job.StreamDLQ} {
+	for _, name := range []string{job.StreamJobs, job.StreamResults, job.StreamDLQ, job.StreamWebhooks} {
 		u, err := q.StreamUsage(ctx, name)
 		if err != nil {
 			return err

@@ -21,7 +21,7 @@ type streamSource interface {
 var _ streamSource = (*queue.Client)(nil)
 
 // polledStreams are the streams whose usage ingest exports.
-var polledStreams = []string{job.StreamJobs, job.StreamResults, job.StreamDLQ}
+var polledStreams = []string{job.StreamJobs, job.StreamResults, job.StreamDLQ, job.StreamWebhooks}
 
 // streamGauges export how full the streams are, as last polled:
 // jetinfer_stream_bytes{stream}, jetinfer_stream_messages{stream},
