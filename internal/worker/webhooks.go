@@ -64,8 +64,8 @@ func (pl *pipeline) notifyWebhooks(ctx context.Context, batch []*item, now time.
 	}
 	pl.w.log.WarnContext(ctx, "queue webhook events", slog.String("task", pl.model.Task()), slog.Any("error", err))
 	for _, it := range its {
-		if it.outcome == finish || it.outcome == redeliver {
-			it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
-		}
+		// A dead job too: its redelivery finds the dead state stored,
+		// queues the event, and dead-letters the job then.
+		it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
 	}
 }
