@@ -130,6 +130,5 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(r.Context(), "dead letter replayed", "tenant", c.Tenant, "job_id", id, "dlq_seq", e.Seq)
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
-	writeJSON(w, http.StatusAccepted, &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued,
-		Backfill: j.Backfill, DocID: j.DocID, Created: j.Created})
+	writeJSON(w, http.StatusAccepted, job.RecordOf(j, job.StatusQueued))
 }

@@ -447,7 +447,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		}
 		return wireRecord{}, false, s.unavailable(r, "job queue", err)
 	}
-	queued := &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued, Created: j.Created}
+	queued := job.RecordOf(j, job.StatusQueued)
 	if dup && !created.New {
 		// The job was enqueued by the earlier request, whose reply subject
 		// its result goes to: answer with what the store knows now.

@@ -163,8 +163,8 @@ func (c *Client) moveOne(ctx context.Context, st DeadStore, data []byte) error {
 		// A backfill document has no record to hold its outcome: RESULTS
 		// must have it before the store counts it (as the worker does). If
 		// the document had a result already, its message id drops this one.
-		rec := &job.Record{ID: m.Job.ID, Task: m.Job.Task, Lane: m.Job.Lane, Status: job.StatusDead, Error: jerr,
-			Attempts: attempts, Backfill: m.Job.Backfill, DocID: m.Job.DocID, Created: m.Job.Created, Finished: time.Now().UTC()}
+		rec := job.RecordOf(&m.Job, job.StatusDead)
+		rec.Error, rec.Attempts, rec.Finished = jerr, attempts, time.Now().UTC()
 		data, _ := json.Marshal(rec)
 		if err := c.Deliver(ctx, []Delivery{{Subject: m.Reply, MsgID: m.Job.MsgID(), Data: data}}); err != nil {
 			return err

@@ -92,13 +92,12 @@ func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 			}
 			rec, err := pl.w.st.Get(actx, it.msg.Job.Tenant, it.msg.Job.ID)
 			if err != nil {
-				rec = &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Status: it.status}
+				rec = job.RecordOf(&it.msg.Job, it.status)
 			}
 			ds = append(ds, pl.delivery(it, rec))
 		case finish, dead:
-			rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: it.status,
-				Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
-				DocID: it.msg.Job.DocID, Created: it.msg.Job.Created, Started: it.started, Finished: now, Timings: &it.timings}
+			rec := it.record(now)
+			rec.Timings = &it.timings
 			if it.msg.Reply != "" && it.msg.Job.Backfill == "" {
 				ds = append(ds, pl.delivery(it, rec))
 			}
@@ -201,9 +200,8 @@ func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, no
 		if it.outcome == dead {
 			st = job.StatusDead
 		}
-		rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: st,
-			Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
-			DocID: it.msg.Job.DocID, Meta: it.msg.Job.Meta, Created: it.msg.Job.Created, Started: it.started, Finished: now}
+		rec := it.record(now)
+		rec.Status = st
 		ds = append(ds, pl.delivery(it, rec))
 		its = append(its, it)
 	}
@@ -235,4 +233,12 @@ func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, no
 	for _, it := range its {
 		it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
 	}
+}
+
+// record is the item's final record as of now.
+func (it *item) record(now time.Time) *job.Record {
+	rec := job.RecordOf(&it.msg.Job, it.status)
+	rec.Result, rec.Error, rec.Attempts = it.result, it.err, it.msg.Attempt
+	rec.Started, rec.Finished = it.started, now
+	return rec
 }
