@@ -16,18 +16,19 @@
 // grow to a window of several model calls, which the batch planner cuts so
 // that documents of similar length share a call and padding stays small.
 //
-// Interactive work also overtakes bulk work already batched. While
-// interactive jobs are about (one arrived within the last second), bulk
-// batches shrink to a quarter of the batch size, and each bulk-only batch
-// first pauses (Config.BulkPause); an interactive job that arrives during the
-// pause, or while a bulk batch waits for the model, goes to it on its own, and the deferred bulk batch runs next
-// without pausing again, so an interactive job waits behind at most one small
-// bulk batch and the backfill is slowed, never starved. An interactive job
-// that arrives while a batch waits for a busy model joins it at the front.
-// On a small machine, where ingest, NATS and Redis share the CPU with the
-// worker, a backfill at full speed would otherwise delay synchronous calls
-// severalfold.
-
+// Interactive work also overtakes bulk work already batched. The rules for
+// it are a pure policy, batch.Lanes: while interactive jobs are about (one
+// arrived within the last second), bulk batches shrink to a quarter of the
+// batch size, and each bulk-only batch first pauses (Config.BulkPause); an
+// interactive job that arrives during the pause, or while a bulk batch
+// waits for the model, goes to it on its own, and the deferred bulk batch
+// runs next without pausing again, so an interactive job waits behind at
+// most one small bulk batch and the backfill is slowed, never starved. An
+// interactive job that arrives while a batch with interactive jobs waits
+// for a busy model joins it at the front. On a small machine, where ingest,
+// NATS and Redis share the CPU with the worker, a backfill at full speed
+// would otherwise delay synchronous calls severalfold.
+//
 // Backfill documents have no job record: their results go to the RESULTS
 // stream before their final state is counted in the backfill's counters (see
 // package store), and identical texts under the same model version reuse a

@@ -18,6 +18,9 @@ import (
 	"github.com/jetinfer/jetinfer/internal/store"
 )
 
+// Msg is one delivery of a job.
+type Msg = queue.Msg
+
 // Prepared is a document tokenized for its model.
 type Prepared interface {
 	// Rows is the number of model rows (windows) the document needs.
@@ -195,13 +198,14 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 	})
 	defer stop()
 	for i, m := range w.models {
-		planner, err := batch.NewPlanner(batch.Policy{MaxSize: w.cfg.BatchSize, MaxWait: w.cfg.BatchWait, MaxTokens: w.cfg.BatchTokens})
+		planner, err := batch.NewPlanner(batch.Policy{MaxSize: w.cfg.BatchSize, MaxTokens: w.cfg.BatchTokens})
 		if err != nil {
 			w.stopPullers()
 			return fmt.Errorf("batch policy: %w", err)
 		}
 		pl := &pipeline{w: w, model: m, inter: ps[i][job.LaneInteractive], bulk: ps[i][job.LaneBulk],
-			backfill: ps[i][job.LaneBackfill], planner: planner, soft: ctx}
+			backfill: ps[i][job.LaneBackfill], planner: planner, soft: ctx,
+			lanes: batch.NewLanes(w.cfg.BatchSize, w.cfg.BatchTokens, w.cfg.BulkPause)}
 		g.Go(func() error { return pl.run(gctx) })
 	}
 	err := g.Wait()
