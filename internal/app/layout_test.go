@@ -23,7 +23,7 @@ var layoutRules = map[string][]string{
 	"internal/ingest":    {"github.com/nats-io/", "github.com/yalue/"},
 	"internal/infer":     {"github.com/nats-io/", "net/http", "net"},
 	"internal/tokenize":  {"github.com/yalue/"},
-	"internal/worker":    {"github.com/nats-io/", "github.com/yalue/"},
+	"internal/worker":    {"github.com/nats-io/", "github.com/yalue/", module + "internal/queue"},
 	"internal/backfill":  {"github.com/yalue/"},
 	"internal/batch":     {"os", "io", "bufio", "net", "net/", "database/", "github.com/", "golang.org/", module},
 	"internal/telemetry": {module},

@@ -96,9 +96,10 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		BatchWait:   cfg.BatchWait,
 		BulkPause:   cfg.BulkPause,
 		BatchTokens: cfg.BatchTokens,
-		Consumer:    queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending},
+		AckWait:     cfg.AckWait,
 		Tracer:      tp,
-	}, q, st, models, log, metrics)
+	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
+		st, models, log, metrics)
 
 	health := &http.Server{
 		Addr: cfg.HTTPAddr,

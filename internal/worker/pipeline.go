@@ -13,23 +13,12 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
-)
-
-// outcome is what happens to a job once its batch is through.
-type outcome uint8
-
-const (
-	pending   outcome = iota // still to run
-	finish                   // write the final state, deliver, ack
-	dead                     // write dead, dead-letter, terminate
-	retry                    // nak with delay
-	redeliver                // already final: send the stored record again, ack
 )
 
 // item is one delivery moving through a pipeline.
 type item struct {
-	msg      *queue.Msg
+	msg      *Msg
+	sink     sink // where its outcome goes, chosen once (sinkOf)
 	prep     Prepared
 	received time.Time
 	started  time.Time
@@ -41,8 +30,9 @@ type item struct {
 	err     *job.Error
 	delay   time.Duration
 	timings job.Timings
-	// reuseKey and reused: a backfill document's reuse-cache key, and
-	// whether its result came from that cache instead of the model.
+	// reuseKey and reused: its reuse-cache key (backfill documents only;
+	// see sink), and whether its result came from that cache instead of
+	// the model.
 	reuseKey string
 	reused   bool
 	// parked: RESULTS refused the result; the item waits in pl.parked.
@@ -59,11 +49,11 @@ type item struct {
 type pipeline struct {
 	w     *Worker
 	model Model
-	inter *queue.Puller
-	bulk  *queue.Puller
+	inter Puller
+	bulk  Puller
 	// backfill is the backfill lane's first puller; parking stops it while
 	// RESULTS is full and starts another when it has room (park.go).
-	backfill *queue.Puller
+	backfill Puller
 	// names are the span names, built once (namesOnce).
 	namesOnce sync.Once
 	names     spanNames
@@ -83,7 +73,7 @@ func (pl *pipeline) run(ctx context.Context) error {
 	pl.hand = newInHand()
 	bctx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
-	go pl.hand.beat(bctx, pl.w.cfg.Consumer.AckWait/3, func() { pl.w.m.heartbeats.Add(1) })
+	go pl.hand.beat(bctx, pl.w.cfg.AckWait/3, func() { pl.w.m.heartbeats.Add(1) })
 	pl.parked.wake, pl.parked.lane = make(chan struct{}, 1), pl.backfill
 	if pl.soft == nil {
 		pl.soft = ctx
@@ -96,10 +86,10 @@ func (pl *pipeline) run(ctx context.Context) error {
 	// Unbuffered, so that a batch keeps growing until the runner takes it.
 	batches := make(chan []*item)
 	done := make(chan []*item, 1)
-	g.Go(func() error { pl.pump(ctx, pl.inter, inter); return nil })
+	g.Go(func() error { pl.pump(ctx, job.LaneInteractive, pl.inter, inter); return nil })
 	g.Go(func() error {
 		var feeders sync.WaitGroup
-		feeders.Go(func() { pl.pumpFrom(ctx, pl.bulk, bulk) })
+		feeders.Go(func() { pl.pumpFrom(ctx, job.LaneBulk, pl.bulk, bulk) })
 		feeders.Go(func() { pl.pumpBackfill(ctx, bulk) })
 		feeders.Wait()
 		close(bulk)
@@ -117,20 +107,20 @@ func (pl *pipeline) run(ctx context.Context) error {
 }
 
 // pump moves messages from a puller to a channel until the puller stops.
-func (pl *pipeline) pump(ctx context.Context, p *queue.Puller, out chan<- *queue.Msg) {
+func (pl *pipeline) pump(ctx context.Context, lane job.Lane, p Puller, out chan<- *Msg) {
 	defer close(out)
-	pl.pumpFrom(ctx, p, out)
+	pl.pumpFrom(ctx, lane, p, out)
 }
 
 // pumpFrom moves messages from a puller to out until the puller stops.
-func (pl *pipeline) pumpFrom(ctx context.Context, p *queue.Puller, out chan<- *queue.Msg) {
+func (pl *pipeline) pumpFrom(ctx context.Context, lane job.Lane, p Puller, out chan<- *Msg) {
 	for {
 		m, err := p.Next()
-		if errors.Is(err, queue.ErrStopped) {
+		if errors.Is(err, job.ErrStopped) {
 			return
 		}
 		if err != nil {
-			pl.w.log.WarnContext(ctx, "pull failed", slog.String("task", p.Task), slog.String("lane", string(p.Lane)), slog.Any("error", err))
+			pl.w.log.WarnContext(ctx, "pull failed", slog.String("task", pl.model.Task()), slog.String("lane", string(lane)), slog.Any("error", err))
 			select {
 			case <-ctx.Done():
 				return
@@ -149,27 +139,26 @@ func (pl *pipeline) pumpFrom(ctx context.Context, p *queue.Puller, out chan<- *q
 
 // prepare decodes and tokenizes one delivery; a job that cannot succeed gets
 // its outcome at once and never reaches the model.
-func (pl *pipeline) prepare(ctx context.Context, m *queue.Msg) *item {
+func (pl *pipeline) prepare(ctx context.Context, m *Msg) *item {
 	now := time.Now()
-	it := &item{msg: m, received: now}
+	it := &item{msg: m, sink: sinkOf(m), received: now}
 	switch {
 	case m.DecodeErr != nil:
-		it.fail(dead, job.CodeInvalidInput, m.DecodeErr)
+		it.deadWith(job.CodeInvalidInput, m.DecodeErr)
 	case !m.Job.Deadline.IsZero() && now.After(m.Job.Deadline):
-		it.fail(finish, job.CodeDeadline, errors.New("deadline passed before the job ran"))
-		it.status = job.StatusFailed
+		it.finishWith(job.StatusFailed, nil, errorOf(job.CodeDeadline, errors.New("deadline passed before the job ran")))
 	default:
 		p, err := pl.model.Prepare(m.Job.Input.Text, m.Job.Options)
 		if err != nil {
 			if code, ok := job.IsPermanent(err); ok {
-				it.fail(dead, code, err)
+				it.deadWith(code, err)
 			} else {
-				it.fail(retry, job.CodeInternal, err)
-				it.delay = pl.w.retryDelay(m.Attempt)
+				it.retryLater(pl.w.retryDelay(m.Attempt), errorOf(job.CodeInternal, err))
 			}
 			break
 		}
 		it.prep = p
+		it.reuseKey = it.sink.reuseKey(pl.model, &m.Job)
 		it.timings.Tokenize = ms(time.Since(now))
 	}
 	if !m.Enqueued.IsZero() {
@@ -178,14 +167,6 @@ func (pl *pipeline) prepare(ctx context.Context, m *queue.Msg) *item {
 	pl.w.m.received(ctx, &m.Job, m.Attempt)
 	pl.startJobSpan(ctx, it)
 	return it
-}
-
-func (it *item) fail(o outcome, code string, err error) {
-	it.outcome = o
-	it.err = errorOf(code, err)
-	if o == dead {
-		it.status = job.StatusDead
-	}
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/store"
 )
 
 // runBatches marks each batch's jobs running, runs the model, and hands the
@@ -52,7 +51,7 @@ func (pl *pipeline) runBatch(ctx context.Context, batch []*item) error {
 	if mark == nil {
 		return nil
 	}
-	if hasBackfill(batch) {
+	if hasReusable(batch) {
 		if err := mark.run(ctx, pl); err != nil {
 			return err
 		}
@@ -85,9 +84,11 @@ func runnable(batch []*item) []*item {
 	return out
 }
 
-func hasBackfill(batch []*item) bool {
+// hasReusable reports whether a runnable item of the batch may find its
+// result in the reuse cache.
+func hasReusable(batch []*item) bool {
 	for _, it := range batch {
-		if it.msg.Job.Backfill != "" {
+		if it.outcome == pending && it.reuseKey != "" {
 			return true
 		}
 	}
@@ -138,7 +139,7 @@ func (m *marking) apply(batch []*item) {
 		it.started = m.now
 		it.timings.Batch = ms(m.now.Sub(it.received))
 		if m.sts[k].Final() {
-			it.outcome, it.status, it.result = redeliver, m.sts[k], nil
+			it.resendStored(m.sts[k])
 		}
 	}
 }
@@ -202,7 +203,7 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	if err != nil {
 		if ctx.Err() != nil {
 			for _, it := range items {
-				it.outcome, it.delay = retry, 0
+				it.retryLater(0, nil)
 			}
 			return nil
 		}
@@ -216,11 +217,11 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 			// The documents that fail alone while their neighbours run are
 			// poison: no retry will help them.
 			for _, it := range solo {
-				it.fail(dead, job.CodeModelError, fmt.Errorf("the model fails on this document alone: %s", it.err.Message))
+				it.deadWith(job.CodeModelError, fmt.Errorf("the model fails on this document alone: %s", it.err.Message))
 			}
 			return nil
 		}
-		pl.settle(items[0], err)
+		pl.failed(items[0], err)
 		if items[0].outcome == retry && !errors.As(err, new(*job.RetryError)) {
 			return items[:1]
 		}
@@ -233,45 +234,39 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 		it.timings.Infer = perDoc
 		it.inferred = done
 		if outs[i].Err != nil {
-			pl.settle(it, outs[i].Err)
+			pl.failed(it, outs[i].Err)
 			continue
 		}
-		it.outcome, it.status, it.result = finish, job.StatusSucceeded, outs[i].Result
+		it.finishWith(job.StatusSucceeded, outs[i].Result, nil)
 	}
 	return nil
 }
 
-// settle records a per-document failure.
-func (pl *pipeline) settle(it *item, err error) {
+// failed records a per-document failure, as its error instructs.
+func (pl *pipeline) failed(it *item, err error) {
 	if code, ok := job.IsPermanent(err); ok {
-		it.fail(dead, code, err)
+		it.deadWith(code, err)
 		return
 	}
 	var ra *job.RetryError
 	if errors.As(err, &ra) {
-		it.outcome, it.delay, it.err = retry, ra.Delay, errorOf(job.CodeModelError, err)
+		it.retryLater(ra.Delay, errorOf(job.CodeModelError, err))
 		return
 	}
-	it.outcome, it.delay, it.err = retry, pl.w.retryDelay(it.msg.Attempt), errorOf(errCode(err), err)
+	it.retryLater(pl.w.retryDelay(it.msg.Attempt), errorOf(errCode(err), err))
 }
 
-// reuse answers the runnable backfill documents whose text was already run
-// under the same model version and options from the reuse cache, in one
-// round trip; such documents never reach the model. A cache that does not
-// answer only costs the saving.
+// reuse answers the runnable items whose text was already run under the
+// same model version and options from the reuse cache, in one round trip;
+// such items never reach the model. A cache that does not answer only
+// costs the saving.
 func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
-	v, ok := pl.model.(Versioned)
-	if !ok {
-		return
-	}
 	var keys []string
 	var its []*item
 	for _, it := range batch {
-		if it.outcome != pending || it.msg.Job.Backfill == "" {
+		if it.outcome != pending || it.reuseKey == "" {
 			continue
 		}
-		j := &it.msg.Job
-		it.reuseKey = store.ReuseKey(j.Task, v.Version(), j.Input.Text, j.Options)
 		keys = append(keys, it.reuseKey)
 		its = append(its, it)
 	}
@@ -285,7 +280,8 @@ func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
 	}
 	for i, r := range res {
 		if r != nil {
-			its[i].outcome, its[i].status, its[i].result, its[i].reused = finish, job.StatusSucceeded, r, true
+			its[i].finishWith(job.StatusSucceeded, r, nil)
+			its[i].reused = true
 		}
 	}
 }
