@@ -156,8 +156,8 @@ func (c *Client) moveOne(ctx context.Context, st DeadStore, data []byte) error {
 	}
 	attempts := int(adv.Deliveries)
 	m := decodeStored(raw, attempts)
-	reason := fmt.Sprintf("gave up after %d deliveries", attempts)
-	jerr := &job.Error{Code: job.CodeMaxDeliver, Message: reason}
+	jerr := job.Exhausted(attempts)
+	reason := jerr.Message
 	backfill := m.DecodeErr == nil && m.Job.Backfill != ""
 	if backfill && m.Reply != "" {
 		// A backfill document has no record to hold its outcome: RESULTS

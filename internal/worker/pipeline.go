@@ -150,11 +150,7 @@ func (pl *pipeline) prepare(ctx context.Context, m *Msg) *item {
 	default:
 		p, err := pl.model.Prepare(m.Job.Input.Text, m.Job.Options)
 		if err != nil {
-			if code, ok := job.IsPermanent(err); ok {
-				it.deadWith(code, err)
-			} else {
-				it.retryLater(pl.w.retryDelay(m.Attempt), errorOf(job.CodeInternal, err))
-			}
+			pl.judged(it, err, job.CodeInternal)
 			break
 		}
 		it.prep = p

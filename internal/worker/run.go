@@ -242,18 +242,20 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	return nil
 }
 
-// failed records a per-document failure, as its error instructs.
+// failed records a per-document failure as the dead-letter policy
+// (job.Judge) decides.
 func (pl *pipeline) failed(it *item, err error) {
-	if code, ok := job.IsPermanent(err); ok {
-		it.deadWith(code, err)
-		return
+	pl.judged(it, err, job.CodeModelError)
+}
+
+// judged moves the item to dead or to a retry, as job.Judge decides for
+// err; fallback is the code of an error that does not name one.
+func (pl *pipeline) judged(it *item, err error, fallback string) {
+	if v := job.Judge(err, it.msg.Attempt, pl.w.cfg.RetryBase, fallback); v.Dead {
+		it.deadWith(v.Err.Code, err)
+	} else {
+		it.retryLater(v.Delay, v.Err)
 	}
-	var ra *job.RetryError
-	if errors.As(err, &ra) {
-		it.retryLater(ra.Delay, errorOf(job.CodeModelError, err))
-		return
-	}
-	it.retryLater(pl.w.retryDelay(it.msg.Attempt), errorOf(errCode(err), err))
 }
 
 // reuse answers the runnable items whose text was already run under the

@@ -255,23 +255,11 @@ func (w *Worker) stopPullers() {
 	w.ready = false
 }
 
-// retryDelay is the redelivery delay before attempt+1.
+// retryDelay is the redelivery delay before attempt+1 (job.Backoff).
 func (w *Worker) retryDelay(attempt int) time.Duration {
-	d := w.cfg.RetryBase
-	for i := 1; i < attempt && d < time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, time.Minute)
+	return job.Backoff(w.cfg.RetryBase, attempt)
 }
 
 func errorOf(code string, err error) *job.Error {
 	return &job.Error{Code: code, Message: err.Error()}
-}
-
-// errCode is the code a job error is recorded with.
-func errCode(err error) string {
-	if c, ok := job.IsPermanent(err); ok {
-		return c
-	}
-	return job.CodeModelError
 }
