@@ -20,7 +20,7 @@ var layoutRules = map[string][]string{
 	"internal/tenant":    {"github.com/nats-io/", "github.com/yalue/"},
 	"internal/store":     {"github.com/nats-io/", "github.com/yalue/"},
 	"internal/queue":     {module + "internal/infer", module + "internal/ingest"},
-	"internal/ingest":    {"github.com/nats-io/", "github.com/yalue/"},
+	"internal/ingest":    {"github.com/nats-io/", "github.com/yalue/", module + "internal/queue"},
 	"internal/infer":     {"github.com/nats-io/", "net/http", "net"},
 	"internal/tokenize":  {"github.com/yalue/"},
 	"internal/worker":    {"github.com/nats-io/", "github.com/yalue/", module + "internal/queue"},

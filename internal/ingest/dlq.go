@@ -10,15 +10,14 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // DeadLetters is the DLQ as the admin API uses it.
 type DeadLetters interface {
-	ListDead(ctx context.Context, tenant string, after uint64, limit int) (queue.DeadPage, error)
-	FindDead(ctx context.Context, tenant, id string) (*queue.DeadEntry, error)
-	DeadJob(ctx context.Context, e *queue.DeadEntry) (*job.Job, error)
-	Replay(ctx context.Context, e *queue.DeadEntry, j *job.Job) error
+	ListDead(ctx context.Context, tenant string, after uint64, limit int) (job.DeadPage, error)
+	FindDead(ctx context.Context, tenant, id string) (*job.DeadEntry, error)
+	DeadJob(ctx context.Context, e *job.DeadEntry) (*job.Job, error)
+	Replay(ctx context.Context, e *job.DeadEntry, j *job.Job) error
 }
 
 // DeadRecords is what a replay needs of the result store.
@@ -29,10 +28,6 @@ type DeadRecords interface {
 	// MarkDead puts the record back when the replay could not be published.
 	MarkDead(ctx context.Context, j *job.Job, e *job.Error, attempts int, now time.Time) (job.Status, error)
 }
-
-var (
-	_ DeadLetters = (*queue.Client)(nil)
-)
 
 // maxDLQPage caps ?limit= on GET /v1/dlq.
 const maxDLQPage = 500
@@ -86,7 +81,7 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	e, err := s.dlq.FindDead(ctx, c.Tenant, id)
-	if errors.Is(err, queue.ErrDeadNotFound) {
+	if errors.Is(err, job.ErrDeadNotFound) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
 		return
 	}
@@ -95,7 +90,7 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	j, err := s.dlq.DeadJob(ctx, e)
-	if errors.Is(err, queue.ErrDeadNotFound) {
+	if errors.Is(err, job.ErrDeadNotFound) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
 		return
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
 
@@ -427,7 +426,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		return wireRecord{rec: rec}, rec.Status.Final(), nil
 	}
 	var reply string
-	var results <-chan queue.Reply
+	var results <-chan job.Reply
 	if wait > 0 {
 		var done func()
 		reply, results, done = s.replies.Register(j.ID)
@@ -440,7 +439,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
 		_ = s.recs.Abandon(actx, j.Tenant, j.ID)
 		cancel()
-		if errors.Is(err, queue.ErrFull) {
+		if errors.Is(err, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; retry later")
 			e.RetryAfterS = 5
 			return wireRecord{}, false, e

@@ -141,21 +141,14 @@ func (pl *pipeline) settle(ctx context.Context, it *item) {
 	switch it.outcome {
 	case finish, resend:
 		err = it.msg.Ack()
-		var t *job.Timings
-		if it.outcome == finish {
-			t = &it.timings
-		}
-		pl.w.m.finished(ctx, &it.msg.Job, it.status, t, time.Since(it.doneAt()))
-		endJobSpan(it, it.status)
+		pl.ended(ctx, it)
 	case dead:
 		code, msg := job.CodeInvalidInput, "dead"
 		if it.err != nil {
 			code, msg = it.err.Code, it.err.Message
 		}
 		err = pl.w.q.DeadLetter(ctx, it.msg, code, msg)
-		pl.w.m.finished(ctx, &it.msg.Job, job.StatusDead, &it.timings, time.Since(it.doneAt()))
-		pl.w.m.deadLettered(ctx, &it.msg.Job)
-		endJobSpan(it, job.StatusDead)
+		pl.ended(ctx, it)
 	case retry, pending:
 		err = it.msg.NakWithDelay(it.delay)
 		pl.w.m.retries.Add(1)
@@ -164,6 +157,22 @@ func (pl *pipeline) settle(ctx context.Context, it *item) {
 	if err != nil {
 		pl.w.log.WarnContext(ctx, "settle message", slog.String("job_id", it.msg.Job.ID), slog.Any("error", err))
 	}
+}
+
+// ended is the one place where the worker is done with a job in its final
+// state (stored, delivered, its message settled): finished here, or found
+// final by the store (resend). What must happen once per final state in
+// this worker (metrics, the job's span) happens here.
+func (pl *pipeline) ended(ctx context.Context, it *item) {
+	var t *job.Timings
+	if it.outcome != resend {
+		t = &it.timings
+	}
+	pl.w.m.finished(ctx, &it.msg.Job, it.status, t, time.Since(it.doneAt()))
+	if it.outcome == dead {
+		pl.w.m.deadLettered(ctx, &it.msg.Job)
+	}
+	endJobSpan(it, it.status)
 }
 
 func parkedOf(batch []*item) []*item {

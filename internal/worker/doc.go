@@ -40,8 +40,17 @@
 // between those steps leaves the job to be redelivered, and the redelivery
 // finds the final state already there.
 //
-// Errors carry instructions (package job): a permanent error dead-letters the
-// job at once; a failed batch is split in halves and retried so one poison
-// document cannot fail its neighbours; anything else is retried with backoff
-// until MaxDeliver, after which the dead-letter mover takes the job.
+// A job's state has one owner: the item that carries it through the
+// pipeline changes only through the transitions in state.go (finishWith,
+// deadWith, retryLater, resendStored), and records are built by
+// job.RecordOf. Where an outcome goes is a sink chosen once per message: a
+// job's record is replied to its caller after the store holds its final
+// state; a backfill document's result line goes to RESULTS before. The
+// worker is done with a job in its final state in one place, ended.
+//
+// Errors carry instructions (package job), and job.Judge is the dead-letter
+// policy: a permanent error dead-letters the job at once; a failed batch is
+// split in halves and retried so one poison document cannot fail its
+// neighbours; anything else is retried with backoff until MaxDeliver, after
+// which the dead-letter mover takes the job.
 package worker
