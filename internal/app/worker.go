@@ -97,7 +97,10 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		BulkPause:   cfg.BulkPause,
 		BatchTokens: cfg.BatchTokens,
 		AckWait:     cfg.AckWait,
-		Tracer:      tp,
+		// The latency budget's flags: see config.Worker.
+		LatencyBudget:     cfg.LatencyBudget,
+		InteractiveRecent: cfg.InteractiveRecent,
+		Tracer:            tp,
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 

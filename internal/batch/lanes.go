@@ -6,6 +6,18 @@ import "time"
 // worker treats interactive traffic as about (Lanes.InteractiveFor).
 const DefaultInteractiveFor = time.Second
 
+// DefaultRecentFor is how long after an interactive job arrives bulk
+// batches stay within the latency budget (Lanes.RecentFor): interactive
+// callers come back within minutes, and one that waits for a full-size bulk
+// batch of a slow model waits seconds.
+const DefaultRecentFor = 5 * time.Minute
+
+// DefaultLatencyBudget is the default latency budget of a bulk batch while
+// interactive traffic is recent, suited to CPUs, where a call costs about
+// its padded tokens and small calls lose little throughput. GPUs, where a
+// call costs about the same whether full or not, want a larger one (1s).
+const DefaultLatencyBudget = 250 * time.Millisecond
+
 // Shape is what the lane rules need to know of a batch being formed: how
 // many items it holds, their padded tokens (each item's rows × its longest
 // row, summed), and whether any of them is interactive.
@@ -34,6 +46,10 @@ type Shape struct {
 //     call (QuarterSize), so that an interactive job waits behind at most a
 //     small one; with only bulk work about, to Window calls, so that the
 //     planner can sort similar lengths together and padding stays small.
+//     While interactive traffic is recent (InteractiveRecent), a bulk
+//     batch also holds at most BulkCap padded tokens: the latency budget
+//     in tokens, learnt from the model's cost (Cost.TokensWithin), so that
+//     an interactive job waits for about one budget even on a slow model.
 //   - Cut: a bulk batch that grew past a quarter call before interactive
 //     traffic appeared runs its first quarter now; the rest is carried to
 //     the next batch.
@@ -61,6 +77,13 @@ type Lanes struct {
 	// InteractiveFor is how long interactive traffic counts as about after
 	// an interactive job arrives. Defaults to DefaultInteractiveFor.
 	InteractiveFor time.Duration
+	// RecentFor is how long interactive traffic counts as recent after an
+	// interactive job arrives, for BulkCap. Defaults to DefaultRecentFor.
+	RecentFor time.Duration
+	// BulkCap is the most padded tokens of a bulk batch while interactive
+	// traffic is recent; 0 means no cap. The caller sets it from the
+	// model's learnt cost and its latency budget.
+	BulkCap int
 
 	lastInteractive time.Time
 }
@@ -70,7 +93,7 @@ type Lanes struct {
 // default.
 func NewLanes(size, tokens int, pause time.Duration) *Lanes {
 	return &Lanes{Size: max(size, 1), Tokens: tokens, Window: DefaultWindowBatches,
-		Pause: pause, InteractiveFor: DefaultInteractiveFor}
+		Pause: pause, InteractiveFor: DefaultInteractiveFor, RecentFor: DefaultRecentFor}
 }
 
 // Saw records that an item of class c arrived at now.
@@ -86,6 +109,12 @@ func (l *Lanes) InteractiveAbout(now time.Time) bool {
 	return !l.lastInteractive.IsZero() && now.Sub(l.lastInteractive) < l.InteractiveFor
 }
 
+// InteractiveRecent reports whether an interactive job arrived within
+// RecentFor of now.
+func (l *Lanes) InteractiveRecent(now time.Time) bool {
+	return !l.lastInteractive.IsZero() && now.Sub(l.lastInteractive) < l.RecentFor
+}
+
 // QuarterSize is the size of a bulk batch while interactive traffic is
 // about: a quarter of a model call, at least one item.
 func (l *Lanes) QuarterSize() int { return max(1, l.Size/4) }
@@ -96,16 +125,20 @@ func (l *Lanes) Limit(b Shape, now time.Time) (items, tokens int) {
 	case b.Interactive:
 		return l.Size, l.Tokens
 	case l.InteractiveAbout(now):
-		return l.QuarterSize(), l.Tokens
+		items, tokens = l.QuarterSize(), l.Tokens
 	default:
-		return l.Window * l.Size, l.Window * l.Tokens
+		items, tokens = l.Window*l.Size, l.Window*l.Tokens
 	}
+	if l.BulkCap > 0 && l.InteractiveRecent(now) && (tokens <= 0 || l.BulkCap < tokens) {
+		tokens = l.BulkCap
+	}
+	return items, tokens
 }
 
 // Room reports whether batch b may take another item at now.
 func (l *Lanes) Room(b Shape, now time.Time) bool {
 	n, tokens := l.Limit(b, now)
-	return b.Len < n && (l.Tokens <= 0 || b.Tokens < tokens)
+	return b.Len < n && (tokens <= 0 || b.Tokens < tokens)
 }
 
 // Cut is how many of b's items run now; the caller carries the rest,

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -58,9 +59,17 @@ func TestLanesLimit(t *testing.T) {
 		{"bulk with interactive about: a quarter call", 0, Shape{Len: 1}, 8, 1000},
 		{"interactive in the batch: one call", 0, Shape{Len: 1, Interactive: true}, 32, 1000},
 		{"interactive in the batch, none about since: one call", time.Hour, Shape{Len: 1, Interactive: true}, 32, 1000},
+		{"capped: bulk alone but interactive recent", time.Minute, Shape{Len: 1}, 4 * 32, 300},
+		{"capped: quarter while interactive about", 0, Shape{Len: 1}, 8, 300},
+		{"cap lapses once interactive traffic is long gone", time.Hour, Shape{Len: 1}, 4 * 32, 4 * 1000},
+		{"the cap never binds an interactive batch", 0, Shape{Len: 1, Interactive: true}, 32, 1000},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n, tokens := lanesAt(tc.ago).Limit(tc.b, t0)
+			l := lanesAt(tc.ago)
+			if strings.Contains(tc.name, "cap") {
+				l.BulkCap = 300
+			}
+			n, tokens := l.Limit(tc.b, t0)
 			if n != tc.wantN || tokens != tc.wantTokens {
 				t.Errorf("Limit = %d items, %d tokens; want %d, %d", n, tokens, tc.wantN, tc.wantTokens)
 			}
@@ -89,6 +98,16 @@ func TestLanesRoom(t *testing.T) {
 			}
 		})
 	}
+	t.Run("capped batch full at the cap, a lone item always fits", func(t *testing.T) {
+		l := lanesAt(time.Minute)
+		l.BulkCap = 300
+		if l.Room(Shape{Len: 2, Tokens: 300}, t0) {
+			t.Error("room past the cap")
+		}
+		if !l.Room(Shape{Len: 0}, t0) {
+			t.Error("no room for a first item")
+		}
+	})
 	t.Run("no token budget", func(t *testing.T) {
 		l := NewLanes(4, -1, 0)
 		if !l.Room(Shape{Len: 3, Tokens: 1 << 20}, t0) {

@@ -39,6 +39,7 @@ func (pl *pipeline) collect(ctx context.Context, inter, bulk <-chan *Msg, out ch
 	for c.inter != nil || c.bulk != nil || len(c.carry) > 0 {
 		c.batch, c.carry = c.carry, nil
 		carried := len(c.batch) > 0
+		c.lanes.BulkCap = c.pl.bulkCap()
 		c.tokens = tokensOf(c.batch)
 		if !carried {
 			select {

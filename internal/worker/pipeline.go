@@ -59,7 +59,11 @@ type pipeline struct {
 	names     spanNames
 
 	planner *batch.Planner
-	lanes   *batch.Lanes
+	lanes   *batch.Lanes // the collector's
+	// cost is the model's learnt cost per call: the runner feeds it, the
+	// collector reads the latency budget in tokens from it.
+	costMu  sync.Mutex
+	cost    batch.Cost
 	lengths []int
 	classes []batch.Class
 

@@ -229,6 +229,7 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	}
 	pl.w.m.observeRun(ctx, pl.model.Task(), st, len(items))
 	done := time.Now()
+	pl.observeCost(st, done.Sub(t0))
 	perDoc := ms(done.Sub(t0))
 	for i, it := range items {
 		it.timings.Infer = perDoc
@@ -240,6 +241,25 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 		it.finishWith(job.StatusSucceeded, outs[i].Result, nil)
 	}
 	return nil
+}
+
+// observeCost feeds one successful call to the model's cost. RunStats is
+// the one account of a call's rows and padded tokens (a document split into
+// windows counts each window as a row).
+func (pl *pipeline) observeCost(st RunStats, d time.Duration) {
+	pl.costMu.Lock()
+	pl.cost.Observe(st.Rows, st.PaddedTokens, d)
+	pl.costMu.Unlock()
+}
+
+// bulkCap is the latency budget in padded tokens, 0 for no cap.
+func (pl *pipeline) bulkCap() int {
+	if pl.w.cfg.LatencyBudget <= 0 {
+		return 0
+	}
+	pl.costMu.Lock()
+	defer pl.costMu.Unlock()
+	return pl.cost.TokensWithin(pl.w.cfg.LatencyBudget)
 }
 
 // failed records a per-document failure as the dead-letter policy

@@ -111,6 +111,16 @@ type Config struct {
 	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
+	// LatencyBudget caps a bulk or backfill batch at what the model is
+	// expected to run in this long, from its learnt cost per padded token
+	// and per row, while interactive jobs arrived within InteractiveRecent:
+	// an interactive job then waits for about one budget. 0 means no cap
+	// (the worker binary's --latency-budget defaults to
+	// batch.DefaultLatencyBudget).
+	LatencyBudget time.Duration
+	// InteractiveRecent is how long after an interactive job the budget
+	// applies. Defaults to batch.DefaultRecentFor.
+	InteractiveRecent time.Duration
 	// AckWait is how long the queue waits for a message's acknowledgement
 	// before it redelivers it; messages in hand are kept alive every third
 	// of it. Defaults to 30s.
@@ -225,7 +235,7 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 		}
 		pl := &pipeline{w: w, model: m, inter: ps[i][job.LaneInteractive], bulk: ps[i][job.LaneBulk],
 			backfill: ps[i][job.LaneBackfill], planner: planner, soft: ctx,
-			lanes: batch.NewLanes(w.cfg.BatchSize, w.cfg.BatchTokens, w.cfg.BulkPause)}
+			lanes: w.lanes()}
 		g.Go(func() error { return pl.run(gctx) })
 	}
 	err := g.Wait()
@@ -253,6 +263,15 @@ func (w *Worker) stopPullers() {
 		p.Stop()
 	}
 	w.ready = false
+}
+
+// lanes is a pipeline's lane policy.
+func (w *Worker) lanes() *batch.Lanes {
+	l := batch.NewLanes(w.cfg.BatchSize, w.cfg.BatchTokens, w.cfg.BulkPause)
+	if w.cfg.InteractiveRecent > 0 {
+		l.RecentFor = w.cfg.InteractiveRecent
+	}
+	return l
 }
 
 // retryDelay is the redelivery delay before attempt+1 (job.Backoff).

@@ -203,7 +203,7 @@ func (m *fakeModel) Run(_ context.Context, in []worker.Prepared) ([]worker.Outpu
 			outs[i].Result = json.RawMessage(`{"label":"ok"}`)
 		}
 	}
-	return outs, worker.RunStats{Rows: len(in)}, nil
+	return outs, worker.RunStats{Rows: len(in), PaddedTokens: 4 * len(in)}, nil
 }
 
 // release lets every call through from now on.
@@ -344,6 +344,34 @@ func TestWorker(t *testing.T) {
 		}
 		if st := b.status(t, "b40"); st != job.StatusSucceeded {
 			t.Errorf("the bulk backlog's last job is %s: starved", st)
+		}
+	})
+
+	t.Run("LatencyBudgetCapsBulkWhileInteractiveRecent", func(t *testing.T) {
+		t.Parallel()
+		// A budget far below one row's learnt cost caps bulk batches at one
+		// document while interactive traffic is recent.
+		b := setup(t, worker.Config{BatchSize: 64, LatencyBudget: time.Nanosecond}, true)
+		b.job(t, "i0", "interactive", job.LaneInteractive, 1)
+		<-b.model.started
+		b.model.gate <- struct{}{}
+		b.settled(t, 1)
+		// Past the one second in which interactive traffic is "about" (and
+		// bulk batches are quarter size anyway), within the minutes in
+		// which it is recent: the rule is about time, so the test waits.
+		time.Sleep(1100 * time.Millisecond)
+		b.job(t, "b0", "bulk zero", job.LaneBulk, 1)
+		<-b.model.started
+		for i := 1; i <= 20; i++ {
+			b.job(t, fmt.Sprintf("b%d", i), "bulk", job.LaneBulk, 1)
+		}
+		b.waitNexts(t, job.LaneBulk, 3) // b0 ran, b1 batched, b2 handed out
+		b.model.release()
+		b.settled(t, 21)
+		for _, c := range b.model.callsSoFar()[2:] {
+			if len(c) != 1 {
+				t.Fatalf("a bulk call ran %d documents within a budget of one", len(c))
+			}
 		}
 	})
 
