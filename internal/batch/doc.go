@@ -6,10 +6,12 @@
 // values.
 //
 // Lanes shares one model between the interactive lane and the bulk lanes.
-// Each of its rules is a method (InteractiveAbout, Limit, Cut, PauseFor,
-// GrowWhileWaiting, OnInteractive, Overflow), taking the batch being formed
-// as a Shape and the time; the worker's collect loop only waits on channels
-// and acts on the answers.
+// Each of its rules is a method (InteractiveAbout, InteractiveRecent,
+// Limit, Cut, PauseFor, GrowWhileWaiting, OnInteractive, Overflow), taking
+// the batch being formed as a Shape and the time; the worker's collect loop
+// only waits on channels and acts on the answers. Cost learns a model's
+// cost per padded token and per row from its calls, so that bulk batches
+// can be held to a latency budget while interactive traffic is recent.
 //
 // A Policy bounds one model call by rows (MaxSize) and by padded tokens
 // (MaxTokens: rows × longest row, because a batch is padded to its longest

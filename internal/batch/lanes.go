@@ -57,7 +57,8 @@ type Shape struct {
 //     Pause before it runs (unless it is a carried batch, which made way
 //     once already), leaving the CPU to the interactive jobs that share it.
 //   - GrowWhileWaiting: a batch waiting for a busy model takes more bulk
-//     work while it has room and no interactive traffic is about.
+//     work while it has room and no interactive traffic is about;
+//     GrowWhilePaused: a paused batch fills its room meanwhile.
 //   - OnInteractive: an interactive job that arrives while a batch waits
 //     (paused, or for the model) preempts a bulk batch, which is carried
 //     and runs next; it joins a batch that has interactive jobs already, at
