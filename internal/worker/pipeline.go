@@ -71,6 +71,7 @@ type pipeline struct {
 	planner *batch.Planner
 	lengths []int
 	classes []batch.Class
+	rows    []int // windows per item, so that the planner bounds rows, not documents
 
 	hand   *inHand // messages held, kept alive with InProgress
 	parked parking // backfill documents whose results RESULTS refused
