@@ -245,7 +245,7 @@ func TestPlanRowsCountsWindows(t *testing.T) {
 			[]int{5, 5, 5, 5}, []int{3, 1, 2, 2}, [][]int{{0, 1}, {2, 3}}},
 		{"token cap counts rows × longest", with(func(p *Policy) { p.MaxTokens = 20 }),
 			[]int{4, 4, 4}, []int{2, 3, 1}, [][]int{{0, 1}, {2}}},
-		{"windows of two documents share a call", with(func(p *Policy) { p.MaxSize, p.MaxTokens = 32, 1 << 20 }),
+		{"windows of two documents share a call", with(func(p *Policy) { p.MaxSize, p.MaxTokens = 32, 1<<20 }),
 			[]int{128, 128, 40}, []int{21, 2, 1}, [][]int{{0, 1, 2}}},
 		{"more rows than MaxSize alone", with(func(p *Policy) { p.MaxSize, p.Window = 4, 4 }),
 			[]int{5, 5, 5}, []int{1, 9, 1}, [][]int{{0}, {1}, {2}}},
