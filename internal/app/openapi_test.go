@@ -397,7 +397,8 @@ func TestOpenAPIContract(t *testing.T) {
 func replayDeadLetter(t *testing.T, s *stack, c *contract, token string) {
 	t.Helper()
 	r := c.expect(s, 202, exchange{method: "POST", path: "/v1/jobs", token: token,
-		body: map[string]any{"task": "sentiment", "input": map[string]any{"text": strings.Repeat("up ", 600)}}})
+		body: map[string]any{"task": "sentiment", "input": map[string]any{"text": strings.Repeat("up ", 600)},
+			"options": map[string]any{"long_input": "error"}}})
 	id := r.json(t)["id"].(string)
 	final, _ := s.poll(id)
 	if final["status"] != "dead" {

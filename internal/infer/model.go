@@ -65,6 +65,10 @@ type manifest struct {
 	FunctionToApply string `json:"function_to_apply"`
 	Description     string `json:"description"`
 	RandomWeights   bool   `json:"random_weights"`
+	// LongInput and MaxWindows are the model's defaults for long texts
+	// (long.go).
+	LongInput  string `json:"long_input"`
+	MaxWindows int    `json:"max_windows"`
 }
 
 // hfConfig is the part of config.json jetinfer reads.
@@ -97,6 +101,10 @@ type Model struct {
 	fn      scoreFunc
 	pooling string // "mean" or "cls"
 	norm    bool
+	// The defaults for long texts, which a job's options can override
+	// (long.go).
+	longInput  string
+	maxWindows int
 
 	sess       *ort.DynamicAdvancedSession
 	hasMask    bool
@@ -115,10 +123,6 @@ type Model struct {
 	tagsOnce  sync.Once
 	labelTags []labelTag
 }
-
-// maxWindows bounds how many windows one token-classification document may
-// need; a longer document is rejected as too long.
-const maxWindows = 256
 
 // LoadModel loads the model directory dir and opens an ONNX Runtime session
 // for it. A broken directory fails with an error naming the file and what is
@@ -222,6 +226,9 @@ func (m *Model) readManifest(dir string) error {
 	} else {
 		m.stride = -1 // a quarter of the window, once the window is known
 	}
+	if err := m.readLong(p, mf); err != nil {
+		return err
+	}
 	m.info.Task = mf.Task
 	m.info.Kind = mf.Kind
 	m.info.Version = mf.Version
@@ -294,7 +301,7 @@ func (m *Model) loadTokenizer(dir string) error {
 	if m.stride < 0 {
 		m.stride = m.window / 4
 	}
-	if m.info.Kind == TokenClassification && m.stride >= m.window {
+	if m.stride >= m.window {
 		return fmt.Errorf("%s: stride %d must be smaller than max_length minus special tokens (%d)", mf, m.stride, m.window)
 	}
 	return nil

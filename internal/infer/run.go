@@ -55,6 +55,7 @@ type runBuf struct {
 	spans  []span
 	emb    []float32
 	acc    []float64
+	wacc   []float64 // the weighted sum of window embeddings
 	res    []byte
 	ends   []int
 }
@@ -281,15 +282,16 @@ func (m *Model) post(b *runBuf, inputs []*Input, out []float32, dim, T int) []Ou
 		case TextClassification:
 			b.scores = grow(b.scores, dim)
 			b.order = grow(b.order, dim)
-			if err = scoreLabels(m.fn, out[row*dim:(row+1)*dim], b.scores, b.order); err == nil {
+			if err = m.scoreWindows(b, in, out, dim, row); err == nil {
 				b.res = appendLabels(b.res, m.info.Labels, b.scores, b.order, in.topK)
+				b.res = appendLongFields(b.res, in)
 			}
 		case FeatureExtraction:
 			b.emb = grow(b.emb, dim)
 			b.acc = grow(b.acc, dim)
-			k := in.Tokens()
-			if err = pool(b.emb, b.acc, out[row*T*dim:(row*T+k)*dim], k, m.pooling == "mean", m.norm); err == nil {
+			if err = m.poolWindows(b, in, out, dim, T, row); err == nil {
 				b.res = appendEmbedding(b.res, b.emb)
+				b.res = appendLongFields(b.res, in)
 			}
 		case TokenClassification:
 			err = m.postTokens(b, in, out, dim, T, row, tags)
@@ -348,6 +350,7 @@ func (m *Model) postTokens(b *runBuf, in *Input, out []float32, dim, T, row int,
 		b.units, b.mean = wordUnits(b.units, b.preds, b.sub, in.agg, b.probs, dim, b.mean)
 	}
 	b.res, b.spans = appendEntities(b.res, b.spans, in.text, in.ids, in.offs, b.preds, b.units, m.info.Labels, tags, in.agg, m.tok, p0, m.unkID)
+	b.res = appendLongFields(b.res, in)
 	return nil
 }
 

@@ -133,6 +133,9 @@ func validateOptions(o job.Options) *apiError {
 	default:
 		return fieldError("options.aggregation", "aggregation must be \"simple\", \"first\", \"average\", \"max\" or \"none\"")
 	}
+	if e := o.CheckLong(); e != nil {
+		return fieldError(e.Field, "%s", e.Msg)
+	}
 	return nil
 }
 

@@ -67,13 +67,28 @@ type Input struct {
 type Options struct {
 	// TopK limits a text-classification result to the best K labels; 0 means all.
 	TopK int `json:"top_k,omitempty"`
-	// Truncate lets an input longer than the model's maximum be cut instead of
-	// rejected (token classification windows long inputs instead).
+	// Truncate is the older spelling of LongInput LongTruncate, kept for
+	// clients that send it; token classification windows long inputs
+	// whatever it says unless LongInput asks otherwise.
 	Truncate bool `json:"truncate,omitempty"`
 	// Aggregation is the token-classification aggregation strategy, as
 	// transformers' pipeline names them: "simple" (the default), "first",
 	// "average", "max", or "none".
 	Aggregation string `json:"aggregation,omitempty"`
+	// LongInput is what to do with a text longer than one model row:
+	// LongWindow, LongTruncate or LongError; "" means the model's default
+	// (jetinfer.json "long_input", itself LongWindow unless set).
+	LongInput string `json:"long_input,omitempty"`
+	// TruncationSide is which end LongTruncate keeps, and which windows a
+	// document past its window cap keeps: SideRight (the default) keeps
+	// the beginning, SideLeft the end.
+	TruncationSide string `json:"truncation_side,omitempty"`
+	// WindowAggregation is how a text classification over several windows
+	// becomes one answer: WindowMean (the default) or WindowMax.
+	WindowAggregation string `json:"window_aggregation,omitempty"`
+	// MaxWindows caps the windows of one document; 0 means the model's cap.
+	// It can only lower the model's cap; ingest lowers it to the tenant's.
+	MaxWindows int `json:"max_windows,omitempty"`
 }
 
 // Job is the message body on a jobs.<lane>.<task> subject.

@@ -66,6 +66,7 @@ type pipeline struct {
 	cost    batch.Cost
 	lengths []int
 	classes []batch.Class
+	rows    []int // windows per item, so that the planner bounds rows, not documents
 
 	hand   *inHand // messages held, kept alive with InProgress
 	parked parking // backfill documents whose results RESULTS refused

@@ -160,16 +160,20 @@ func (m *marking) skip(batch []*item) {
 func (pl *pipeline) infer(ctx context.Context, items []*item) {
 	lengths := pl.lengths[:0]
 	classes := pl.classes[:0]
+	rows := pl.rows[:0]
 	for _, it := range items {
 		lengths = append(lengths, it.prep.Tokens())
+		// A long document's windows are rows of the call like short
+		// documents: the planner bounds a call's rows and padded tokens.
+		rows = append(rows, it.prep.Rows())
 		c := batch.Bulk
 		if it.msg.Job.Lane == job.LaneInteractive {
 			c = batch.Interactive
 		}
 		classes = append(classes, c)
 	}
-	pl.lengths, pl.classes = lengths, classes
-	groups := pl.planner.Plan(lengths, classes)
+	pl.lengths, pl.classes, pl.rows = lengths, classes, rows
+	groups := pl.planner.PlanRows(lengths, rows, classes)
 	calls := make([][]*item, len(groups))
 	for g, idx := range groups {
 		calls[g] = make([]*item, len(idx))
