@@ -34,6 +34,7 @@ type Input struct {
 	starts []int             // first token of each row: windows of token classification; {0} otherwise
 	topK   int
 	agg    aggregation
+	pair   *pairInput // pairs, rerank, zero-shot and tokenize inputs (pairs.go)
 }
 
 // Rows is the number of rows the input takes in a batch: its windows for token
@@ -43,6 +44,9 @@ func (in *Input) Rows() int { return len(in.starts) }
 // Tokens is the length of the input's longest row, special tokens included:
 // what the batcher pads to.
 func (in *Input) Tokens() int {
+	if in.pair != nil {
+		return in.pair.tokens
+	}
 	n := len(in.ids)
 	if n > in.m.window {
 		n = in.m.window

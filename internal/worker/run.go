@@ -271,7 +271,7 @@ func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
 			continue
 		}
 		j := &it.msg.Job
-		it.reuseKey = store.ReuseKey(j.Task, v.Version(), j.Input.Text, j.Options)
+		it.reuseKey = store.ReuseKey(j.Task, v.Version(), j.Input, j.Options)
 		keys = append(keys, it.reuseKey)
 		its = append(its, it)
 	}
