@@ -103,7 +103,7 @@ type Model struct {
 	tok     *tokenize.Tokenizer
 	prefix  []int64 // special tokens before a sequence
 	pairTpl tokenize.PairTemplate
-	nli     nliIDs // zero-shot classification's classes
+	nli     nliIDs  // zero-shot classification's classes
 	suffix  []int64 // special tokens after it
 	padID   int64
 	unkID   int64 // the unknown token, -1 when the vocabulary has none
