@@ -15,6 +15,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -167,6 +168,16 @@ func TestPairsThroughTheStack(t *testing.T) {
 	}
 	if r := s.do("POST", "/v1/tokenize/sentiment", only, map[string]any{"text": "q"}); r.status != http.StatusOK {
 		t.Errorf("tokenize of an allowed task: %d %s", r.status, r.body)
+	}
+
+	// Quota counts model rows: a rerank of four documents is four.
+	s.createTenant(tenant.Tenant{ID: "few", Enabled: true, DailyQuota: 3})
+	few := s.issue(t, "few", auth.ScopeJobsWrite)
+	if r := s.do("POST", "/v1/rerank", few, map[string]any{"model": crossEncoderTask, "query": "q", "documents": docs}); r.status != http.StatusTooManyRequests {
+		t.Errorf("a rerank of %d documents on a quota of 3: %d %s", len(docs), r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/rerank", few, map[string]any{"model": crossEncoderTask, "query": "q", "documents": docs[:3]}); r.status != http.StatusOK {
+		t.Errorf("a rerank of 3 documents on a quota of 3: %d %s", r.status, r.body)
 	}
 
 	// Zero-shot through /v1/infer, in Hugging Face's shape.
