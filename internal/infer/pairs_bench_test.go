@@ -10,9 +10,9 @@ import (
 
 // BenchmarkPairs measures the pair pipelines end to end (PrepareInput, one
 // Run): a rerank of 32 news paragraphs (testdata/news.txt, repeated to 32)
-// against a query on the
-// cross-encoder, a zero-shot job of 8 candidate labels on the NLI model, and
-// one pair per row as text/text_pair (32 a batch). It reports rows/s (model
+// against a query on the cross-encoder, a zero-shot job of 8 candidate
+// labels on the NLI model, and one pair per row as text/text_pair (32 a
+// batch). It reports rows/s (model
 // rows: pairs) and prepost_share, the share of Go time around the model.
 func BenchmarkPairs(b *testing.B) {
 	docs := newsDocs(b)
