@@ -102,9 +102,9 @@ type Model struct {
 	info    Info
 	tok     *tokenize.Tokenizer
 	prefix  []int64 // special tokens before a sequence
-	pairTpl tokenize.PairTemplate
-	nli     nliIDs  // zero-shot classification's classes
 	suffix  []int64 // special tokens after it
+	pairTpl tokenize.PairTemplate
+	nli     nliIDs // zero-shot classification's classes
 	padID   int64
 	unkID   int64 // the unknown token, -1 when the vocabulary has none
 	window  int   // content tokens per row: MaxLength minus the special tokens

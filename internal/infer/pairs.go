@@ -269,10 +269,11 @@ func (m *Model) postPairs(b *runBuf, in *Input, out []float32, dim, row int) err
 		n := len(p.bs)
 		b.scores = grow(b.scores, n)
 		var one [1]float64
+		var idx [1]int
 		for r := range n {
 			// The relevance is the model's function (sigmoid for one
 			// logit) of the row's first logit.
-			if err := scoreLabels(m.fn, rows[r*dim:r*dim+1], one[:], []int{0}); err != nil {
+			if err := scoreLabels(m.fn, rows[r*dim:r*dim+1], one[:], idx[:]); err != nil {
 				return err
 			}
 			b.scores[r] = one[0]
