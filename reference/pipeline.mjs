@@ -31,7 +31,9 @@
 //                         per non-special token, "O" included.
 //   zero-shot-classification  options {candidate_labels: [...], hypothesis_template,
 //                         multi_label} as transformers.js's zero-shot pipeline takes them,
-//                         one pipeline call per text.
+//                         one pipeline call per text. With option_sets (an array of such
+//                         options, one batch holding every text) the model loads once and
+//                         results holds one list of per-text results per set.
 //   text-ranking          transformers.js has no pipeline for cross-encoders: the texts
 //                         and text_pairs go through its tokenizer as pairs
 //                         (tokenizer(texts, {text_pair, padding, truncation})) and
@@ -162,8 +164,15 @@ async function main() {
     for (let i = 0; i < req.texts.length; i += batch) {
       const chunk = req.texts.slice(i, i + batch);
       if (kind === "zero-shot-classification") {
-        const { candidate_labels, ...zs } = opts;
-        for (const text of chunk) results.push(await pipe(text, candidate_labels, zs));
+        // option_sets: one result list per set of options, from one load.
+        const sets = Array.isArray(req.option_sets) ? req.option_sets : null;
+        for (const o of sets ?? [opts]) {
+          const { candidate_labels, ...zs } = o;
+          const out = [];
+          for (const text of chunk) out.push(await pipe(text, candidate_labels, zs));
+          if (sets) results.push(out);
+          else results.push(...out);
+        }
         continue;
       }
       if (kind === "text-ranking") {
@@ -180,7 +189,7 @@ async function main() {
     }
     runMs = performance.now() - t0;
   }
-  if (results.length !== req.texts.length) fail(`got ${results.length} results for ${req.texts.length} texts`);
+  if (results.length !== req.texts.length && !(Array.isArray(req.option_sets) && results.length === req.option_sets.length)) fail(`got ${results.length} results for ${req.texts.length} texts`);
   await pipe.dispose();
   process.stdout.write(
     JSON.stringify({ model: path.basename(dir), kind, n: req.texts.length, load_ms: loadMs, run_ms: runMs, results }) + "\n",

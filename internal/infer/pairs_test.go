@@ -98,22 +98,35 @@ func TestZeroShotParityWithTransformersJS(t *testing.T) {
 		{"template", job.Options{CandidateLabels: labels[:3], HypothesisTemplate: "This news story is about {}."}},
 		{"one-label", job.Options{CandidateLabels: labels[:1]}},
 	}
-	runs := make([]*referenceRun, len(cases))
+	sets := make([]map[string]any, len(cases))
 	for i, tc := range cases {
 		o := map[string]any{"candidate_labels": tc.opts.CandidateLabels, "multi_label": tc.opts.MultiLabel}
 		if tc.opts.HypothesisTemplate != "" {
 			o["hypothesis_template"] = tc.opts.HypothesisTemplate
 		}
-		runs[i] = startReferenceReq(t, node, map[string]any{"model_dir": m.Info().Dir, "texts": texts, "threads": 1, "options": o})
+		sets[i] = o
+	}
+	// One reference process loads the model once for every case.
+	ref := startReferenceReq(t, node, map[string]any{"model_dir": m.Info().Dir, "texts": texts, "threads": 1, "option_sets": sets})
+	inputs := make([]job.Input, len(texts))
+	for k, s := range texts {
+		inputs[k] = job.Input{Text: s}
+	}
+	gots := make([][]json.RawMessage, len(cases)) // while the reference loads
+	for i, tc := range cases {
+		gots[i] = runInputs(t, m, tc.opts, inputs...)
+	}
+	var perSet [][]json.RawMessage
+	for _, r := range ref.results(t, len(cases)) {
+		var rs []json.RawMessage
+		if err := json.Unmarshal(r, &rs); err != nil || len(rs) != len(texts) {
+			t.Fatalf("reference option set: %v (%d results)", err, len(rs))
+		}
+		perSet = append(perSet, rs)
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			inputs := make([]job.Input, len(texts))
-			for k, s := range texts {
-				inputs[k] = job.Input{Text: s}
-			}
-			got := runInputs(t, m, tc.opts, inputs...)
-			want := runs[i].results(t, len(texts))
+			got, want := gots[i], perSet[i]
 			for k := range texts {
 				g := decode[zeroShotResult](t, got[k])
 				var w zeroShotResult
