@@ -237,6 +237,8 @@ func TestOpenAPIContract(t *testing.T) {
 	c.expect(s, 200, exchange{method: "POST", path: "/v1/rerank", token: all, body: map[string]any{"model": crossEncoderTask,
 		"query": "oil", "documents": []any{"Oil rose.", map[string]any{"text": "Stocks fell."}}, "top_n": 1, "return_documents": true}})
 	c.expect(s, 400, exchange{method: "POST", path: "/v1/rerank", token: all, body: map[string]any{"model": crossEncoderTask, "query": "oil", "documents": []string{}}, invalid: true})
+	c.expect(s, 200, exchange{method: "POST", path: "/v2/rerank", token: all, body: map[string]any{"model": crossEncoderTask, "query": "oil", "documents": []string{"Oil rose.", "Stocks fell."}, "top_n": 2}})
+	c.expect(s, 400, exchange{method: "POST", path: "/v2/rerank", token: all, body: map[string]any{"model": "nope", "query": "oil", "documents": []string{"x"}}})
 	c.expect(s, 403, exchange{method: "POST", path: "/v1/rerank", token: readOnly, body: map[string]any{"model": crossEncoderTask, "query": "oil", "documents": []string{"x"}}})
 	c.expect(s, 200, exchange{method: "POST", path: "/v1/jobs?wait=20s", token: all, body: map[string]any{"task": crossEncoderTask,
 		"input": map[string]any{"text": "oil", "documents": []string{"Oil rose.", "Stocks fell."}}, "options": map[string]any{"top_n": 1}}})

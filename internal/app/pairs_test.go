@@ -123,6 +123,14 @@ func TestPairsThroughTheStack(t *testing.T) {
 		}
 	}
 
+	// Cohere's v2 clients: the same body on /v2/rerank, the same answer.
+	r = s.do("POST", "/v2/rerank", all, map[string]any{"model": crossEncoderTask, "query": "oil prices", "documents": docs})
+	var v2 rerankAnswer
+	if err := json.Unmarshal(r.body, &v2); err != nil || r.status != http.StatusOK || len(v2.Results) != len(docs) ||
+		v2.Results[0].Index != jina.Results[0].Index || v2.Results[0].RelevanceScore != jina.Results[0].RelevanceScore {
+		t.Fatalf("/v2/rerank: %d %s", r.status, r.body)
+	}
+
 	// The same rerank as an async job.
 	r = s.do("POST", "/v1/jobs", all, map[string]any{"task": crossEncoderTask, "input": map[string]any{"text": "oil prices", "documents": docs}, "lane": "bulk"})
 	if r.status != http.StatusAccepted {
