@@ -21,8 +21,8 @@ func (a modelAdapter) Task() string { return a.m.Info().Task }
 // Version lets the worker reuse results only under the same model version.
 func (a modelAdapter) Version() string { return a.m.Info().Version }
 
-func (a modelAdapter) Prepare(text string, opts job.Options) (worker.Prepared, error) {
-	in, err := a.m.Prepare(text, opts)
+func (a modelAdapter) Prepare(input job.Input, opts job.Options) (worker.Prepared, error) {
+	in, err := a.m.PrepareInput(input, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -231,7 +231,7 @@ func checkPlan(t *testing.T, p Policy, lengths []int, classes []Class, batches [
 }
 
 func TestPlanRowsCountsWindows(t *testing.T) {
-	greedy := Policy{BatchOverhead: -1, MaxWait: -1, KeepOrder: true}
+	greedy := Policy{BatchOverhead: -1, KeepOrder: true}
 	with := func(f func(*Policy)) Policy { p := greedy; f(&p); return p }
 	for _, tc := range []struct {
 		name    string
@@ -240,15 +240,15 @@ func TestPlanRowsCountsWindows(t *testing.T) {
 		rows    []int
 		want    [][]int
 	}{
-		{"size cap counts rows", with(func(p *Policy) { p.MaxSize, p.Window = 4, 4 }),
+		{"size cap counts rows", with(func(p *Policy) { p.MaxSize = 4 }),
 			[]int{5, 5, 5, 5}, []int{3, 1, 2, 2}, [][]int{{0, 1}, {2, 3}}},
 		{"token cap counts rows × longest", with(func(p *Policy) { p.MaxTokens = 20 }),
 			[]int{4, 4, 4}, []int{2, 3, 1}, [][]int{{0, 1}, {2}}},
 		{"windows of two documents share a call", with(func(p *Policy) { p.MaxSize, p.MaxTokens = 32, 1<<20 }),
 			[]int{128, 128, 40}, []int{21, 2, 1}, [][]int{{0, 1, 2}}},
-		{"more rows than MaxSize alone", with(func(p *Policy) { p.MaxSize, p.Window = 4, 4 }),
+		{"more rows than MaxSize alone", with(func(p *Policy) { p.MaxSize = 4 }),
 			[]int{5, 5, 5}, []int{1, 9, 1}, [][]int{{0}, {1}, {2}}},
-		{"nil rows is Plan", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"nil rows is Plan", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{5, 5, 5}, nil, [][]int{{0, 1}, {2}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -70,6 +70,25 @@
 // windows' pooled embeddings, then L2-normalised: with mean pooling, the mean
 // of every token state of every window. docs/operations.md says why.
 //
+// # Pairs
+//
+// PrepareInput takes a job's whole input. A text with a text_pair is one row
+// through the tokenizer's pair template ([CLS] A [SEP] B [SEP], token type
+// ids 1 for B), answered with the model's labels, or for a text-ranking
+// model (a cross-encoder) with {"relevance_score"}. A rerank job (a query
+// and documents on a text-ranking model) takes one row per document and
+// answers the documents by relevance with their indices; a zero-shot job (a
+// text and candidate labels on a zero-shot-classification model, an NLI
+// classifier) takes one row per label, its hypothesis made from the
+// template, and answers Hugging Face's {"sequence","labels","scores"}: the
+// softmax of the entailment logits across labels, or with multi_label each
+// label's softmax of entailment against contradiction, as transformers.js's
+// pipeline computes them. The rows of one job are batched together, with
+// other jobs' rows. A pair longer than max_length is cut longest first, as
+// Hugging Face's tokenizers do with truncation=True. A tokenize job takes no
+// row: PrepareInput makes its result (counts, and ids, tokens and code point
+// offsets on request) and Run only hands it back.
+//
 // # Aggregation
 //
 // Aggregation "simple" is that of Python's transformers

@@ -29,7 +29,20 @@ const (
 	TokenClassification Kind = "token-classification"
 	// FeatureExtraction turns a document into one embedding vector.
 	FeatureExtraction Kind = "feature-extraction"
+	// ZeroShotClassification is an NLI classifier (labels include
+	// entailment) that scores a text against candidate labels given per
+	// job, each as the hypothesis of a (premise, hypothesis) pair.
+	ZeroShotClassification Kind = "zero-shot-classification"
+	// TextRanking is a cross-encoder: one relevance logit for a (query,
+	// passage) pair; it answers rerank jobs.
+	TextRanking Kind = "text-ranking"
 )
+
+// perRow reports whether the kind's graph answers one vector of logits per
+// row ([batch, labels]) rather than one per token.
+func (k Kind) perRow() bool {
+	return k == TextClassification || k == ZeroShotClassification || k == TextRanking
+}
 
 // Info describes a loaded model, as GET /v1/models shows it.
 type Info struct {
@@ -94,6 +107,8 @@ type Model struct {
 	tok     *tokenize.Tokenizer
 	prefix  []int64 // special tokens before a sequence
 	suffix  []int64 // special tokens after it
+	pairTpl tokenize.PairTemplate
+	nli     nliIDs // zero-shot classification's classes
 	padID   int64
 	unkID   int64 // the unknown token, -1 when the vocabulary has none
 	window  int   // content tokens per row: MaxLength minus the special tokens
@@ -184,12 +199,12 @@ func (m *Model) readManifest(dir string) error {
 		}
 		return err
 	}
-	switch mf.Kind {
-	case TextClassification, TokenClassification, FeatureExtraction:
-	case "":
-		return fmt.Errorf("%s: kind is missing (want %s, %s or %s)", p, TextClassification, TokenClassification, FeatureExtraction)
-	default:
-		return fmt.Errorf("%s: unknown kind %q (want %s, %s or %s)", p, mf.Kind, TextClassification, TokenClassification, FeatureExtraction)
+	kinds := []Kind{TextClassification, TokenClassification, FeatureExtraction, ZeroShotClassification, TextRanking}
+	switch {
+	case mf.Kind == "":
+		return fmt.Errorf("%s: kind is missing (want one of %v)", p, kinds)
+	case !slices.Contains(kinds, mf.Kind):
+		return fmt.Errorf("%s: unknown kind %q (want one of %v)", p, mf.Kind, kinds)
 	}
 	if mf.Task == "" {
 		mf.Task = filepath.Base(dir)
@@ -260,6 +275,9 @@ func (m *Model) readConfig(dir string) error {
 			labels[i] = v
 		}
 		m.info.Labels = labels
+		if err := m.nliLabels(p); err != nil {
+			return err
+		}
 	}
 	if m.fn == -1 {
 		m.fn = fnSoftmax
@@ -291,6 +309,7 @@ func (m *Model) loadTokenizer(dir string) error {
 	m.tok = tok
 	m.unkID = findUnk(p, tok)
 	m.prefix = tpl.Prefix
+	m.pairTpl = tok.PairTemplate()
 	m.suffix = tpl.Suffix
 	m.padID = tok.PadID()
 	m.window = m.info.MaxLength - len(m.prefix) - len(m.suffix)
@@ -361,7 +380,7 @@ func (m *Model) checkGraph(p string) error {
 	var want []string
 	rank := 3
 	switch m.info.Kind {
-	case TextClassification:
+	case TextClassification, ZeroShotClassification, TextRanking:
 		want, rank = []string{"logits"}, 2
 	case TokenClassification:
 		want = []string{"logits"}

@@ -38,6 +38,7 @@ type Input struct {
 	// classification takes each label's highest score over windows.
 	truncated bool
 	winMax    bool
+	pair   *pairInput // pairs, rerank, zero-shot and tokenize inputs (pairs.go)
 }
 
 // Rows is the number of rows the input takes in a batch: its windows.
@@ -46,6 +47,9 @@ func (in *Input) Rows() int { return len(in.starts) }
 // Tokens is the length of the input's longest row, special tokens included:
 // what the batcher pads to.
 func (in *Input) Tokens() int {
+	if in.pair != nil {
+		return in.pair.tokens
+	}
 	n := len(in.ids)
 	if n > in.m.window {
 		n = in.m.window

@@ -175,8 +175,9 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	// Validate the task and options as those of a job with some text.
-	probe := &job.Job{Task: req.Task, Lane: job.LaneBulk, Input: job.Input{Text: "x"}, Options: req.Options}
+	// Validate the task and options as those of a job with some text; its
+	// Backfill marks it as one whose documents (and text_pair) come later.
+	probe := &job.Job{Task: req.Task, Lane: job.LaneBulk, Input: job.Input{Text: "x"}, Options: req.Options, Backfill: "new"}
 	if aerr := s.validate(c, probe); aerr != nil {
 		writeError(w, aerr)
 		return
@@ -369,7 +370,7 @@ func (u *upload) flush() *apiError {
 		}
 		inChunk[d.ID] = true
 		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBackfill,
-			Input: job.Input{Text: d.Text}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
+			Input: job.Input{Text: d.Text, TextPair: d.TextPair}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
 		jlines = append(jlines, lines[i])
 	}
 	if len(jobs) == 0 {

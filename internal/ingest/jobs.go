@@ -30,8 +30,10 @@ type SubmitRequest struct {
 
 // InferRequest is the body of POST /v1/infer/{task}.
 type InferRequest struct {
-	Text    string      `json:"text"`
-	Options job.Options `json:"options,omitzero"`
+	Text string `json:"text"`
+	// TextPair makes the input a pair (see job.Input).
+	TextPair string      `json:"text_pair,omitempty"`
+	Options  job.Options `json:"options,omitzero"`
 }
 
 // newJobID returns a random job id, or one derived from the tenant's
@@ -51,7 +53,12 @@ func newJobID(tenant, idemKey string) string {
 func requestHash(j *job.Job) string {
 	h := sha256.New()
 	opts, _ := json.Marshal(j.Options)
-	for _, s := range []string{j.Task, string(j.Lane), j.Input.Text, string(opts)} {
+	text := j.Input.Text
+	if j.Input.TextPair != "" || len(j.Input.Documents) > 0 {
+		in, _ := json.Marshal(j.Input)
+		text = string(in)
+	}
+	for _, s := range []string{j.Task, string(j.Lane), text, string(opts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
@@ -63,7 +70,8 @@ func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
 	if j.Task == "" {
 		return fieldError("task", "task is required")
 	}
-	if _, ok := s.catalog.Lookup(j.Task); !ok || !job.ValidTaskName(j.Task) {
+	info, ok := s.catalog.Lookup(j.Task)
+	if !ok || !job.ValidTaskName(j.Task) {
 		var tasks []string
 		for _, m := range s.catalog.Models() {
 			tasks = append(tasks, m.Task)
@@ -83,7 +91,10 @@ func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
 	}
 	text, aerr := validateText("input.text", j.Input.Text, s.cfg.MaxTextBytes, j.Options.Truncate)
 	j.Input.Text = text
-	return aerr
+	if aerr != nil {
+		return aerr
+	}
+	return checkPairs(info.Kind, j, s.cfg.MaxTextBytes, j.Backfill == "")
 }
 
 // validateText checks a document's text. A text over max bytes is refused
@@ -207,12 +218,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	var req InferRequest
 	j, created, aerr := s.accept(w, r, &req, func() *job.Job {
-		return &job.Job{Task: r.PathValue("task"), Input: job.Input{Text: req.Text}, Lane: job.LaneInteractive, Options: req.Options}
+		return &job.Job{Task: r.PathValue("task"), Input: job.Input{Text: req.Text, TextPair: req.TextPair}, Lane: job.LaneInteractive, Options: req.Options}
 	})
 	if aerr != nil {
-		if aerr.Field == "input.text" {
-			aerr.Field = "text"
-			aerr.Message = strings.ReplaceAll(aerr.Message, "input.text", "text")
+		if aerr.Field == "input.text" || aerr.Field == "input.text_pair" {
+			aerr.Field = strings.TrimPrefix(aerr.Field, "input.")
+			aerr.Message = strings.ReplaceAll(aerr.Message, "input.", "")
 		}
 		writeError(w, aerr)
 		return
@@ -238,12 +249,16 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 
 // accept authenticates, admits, decodes and validates a job request.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build func() *job.Job) (*job.Job, *recorded, *apiError) {
-	c, _ := auth.FromContext(r.Context())
 	key, body, aerr := s.intake(w, r, dst)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	j := build()
+	return s.acceptJob(w, r, key, body, build())
+}
+
+// acceptJob is accept once the body is decoded into the job j.
+func (s *Server) acceptJob(w http.ResponseWriter, r *http.Request, key string, body *countingReader, j *job.Job) (*job.Job, *recorded, *apiError) {
+	c, _ := auth.FromContext(r.Context())
 	j.Tenant = c.Tenant
 	if aerr := s.validate(c, j); aerr != nil {
 		return nil, nil, aerr
@@ -320,7 +335,7 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		done = make(chan struct{})
 		go func() { defer close(done); create() }()
 	}
-	adm, aerr := s.admitBody(w, r, c, 1, bodyBytes)
+	adm, aerr := s.admitBody(w, r, c, jobCost(j), bodyBytes)
 	if aerr == nil || adm.Allowed {
 		// The admission named the tenant's TTL: remember it for the
 		// next request, and use it now if the record is yet to be made.

@@ -59,9 +59,34 @@ func (s Status) Final() bool {
 
 // Input is what a job runs on.
 type Input struct {
-	// Text is the document, UTF-8.
+	// Text is the document, UTF-8: with TextPair or Documents, the first
+	// text of each pair (a query, a premise).
 	Text string `json:"text"`
+	// TextPair, when set, makes the input a pair (text, text_pair) that
+	// goes through the tokenizer's pair template: a query and a passage
+	// for a cross-encoder, a premise and a hypothesis for an NLI model.
+	TextPair string `json:"text_pair,omitempty"`
+	// Documents are the passages a text-ranking model ranks against Text
+	// (a rerank job), or, for a tokenize job, the texts to count besides
+	// Text.
+	Documents []string `json:"documents,omitempty"`
 }
+
+// MaxPairRows is the most rows one job may run as pairs: documents of a
+// rerank job, candidate labels of a zero-shot job. Each is a model row, so
+// the bound keeps one job's batch within a worker's memory.
+const MaxPairRows = 256
+
+// MaxTokenizeTexts is the most texts one tokenize job counts.
+const MaxTokenizeTexts = 1000
+
+// The values of Options.Tokenize.
+const (
+	// TokenizeCount answers token counts only.
+	TokenizeCount = "count"
+	// TokenizeTokens answers token counts, ids, tokens and offsets.
+	TokenizeTokens = "tokens"
+)
 
 // Options tune one job. The zero value means "the model's defaults".
 type Options struct {
@@ -89,7 +114,27 @@ type Options struct {
 	// MaxWindows caps the windows of one document; 0 means the model's cap.
 	// It can only lower the model's cap; ingest lowers it to the tenant's.
 	MaxWindows int `json:"max_windows,omitempty"`
+	// CandidateLabels are the labels a zero-shot classification scores
+	// the text against, each put into HypothesisTemplate.
+	CandidateLabels []string `json:"candidate_labels,omitempty"`
+	// HypothesisTemplate turns a candidate label into a hypothesis: "{}"
+	// is replaced by the label. Empty means DefaultHypothesisTemplate.
+	HypothesisTemplate string `json:"hypothesis_template,omitempty"`
+	// MultiLabel scores each candidate label on its own (entailment
+	// against contradiction) instead of making the scores sum to 1.
+	MultiLabel bool `json:"multi_label,omitempty"`
+	// TopN keeps the best N documents of a rerank job; 0 keeps all.
+	TopN int `json:"top_n,omitempty"`
+	// ReturnDocuments puts each document's text into a rerank result.
+	ReturnDocuments bool `json:"return_documents,omitempty"`
+	// Tokenize, when set, makes the job count tokens instead of running
+	// the model: TokenizeCount or TokenizeTokens.
+	Tokenize string `json:"tokenize,omitempty"`
 }
+
+// DefaultHypothesisTemplate is the zero-shot hypothesis template of Hugging
+// Face's pipelines.
+const DefaultHypothesisTemplate = "This example is {}."
 
 // Job is the message body on a jobs.<lane>.<task> subject.
 type Job struct {

@@ -72,7 +72,7 @@ func (resultsSink) reuseKey(m Model, j *job.Job) string {
 	if !ok {
 		return ""
 	}
-	return store.ReuseKey(j.Task, v.Version(), j.Input.Text, j.Options)
+	return store.ReuseKey(j.Task, v.Version(), j.Input, j.Options)
 }
 
 func (resultsSink) before(it *item, now time.Time) (job.Delivery, bool) {

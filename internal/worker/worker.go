@@ -55,7 +55,9 @@ type RunStats struct {
 // Model is what a worker needs of a loaded model.
 type Model interface {
 	Task() string
-	Prepare(text string, opts job.Options) (Prepared, error)
+	// Prepare tokenizes a job's input (a text, a pair, a rerank's query
+	// and documents) with its options.
+	Prepare(in job.Input, opts job.Options) (Prepared, error)
 	Run(ctx context.Context, in []Prepared) ([]Output, RunStats, error)
 }
 

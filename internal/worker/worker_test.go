@@ -168,7 +168,8 @@ func (p prep) Tokens() int { return 2 + len(strings.Fields(p.text)) }
 
 func (m *fakeModel) Task() string { return task }
 
-func (m *fakeModel) Prepare(text string, _ job.Options) (worker.Prepared, error) {
+func (m *fakeModel) Prepare(in job.Input, _ job.Options) (worker.Prepared, error) {
+	text := in.Text
 	if text == "toolong" {
 		return nil, job.Permanent(job.CodeInputTooLong, errors.New("input too long"))
 	}
