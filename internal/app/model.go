@@ -47,5 +47,5 @@ func (a modelAdapter) Run(ctx context.Context, in []worker.Prepared) ([]worker.O
 
 func modelInfo(i infer.Info) job.ModelInfo {
 	return job.ModelInfo{Task: i.Task, Kind: string(i.Kind), Labels: i.Labels, Version: i.Version,
-		MaxLength: i.MaxLength, Description: i.Description, RandomWeights: i.RandomWeights}
+		MaxLength: i.MaxLength, Description: i.Description, RandomWeights: i.RandomWeights, Dimensions: i.Dimensions}
 }

@@ -289,7 +289,7 @@ func (m *Model) post(b *runBuf, inputs []*Input, out []float32, dim, T int) []Ou
 			b.acc = grow(b.acc, dim)
 			k := in.Tokens()
 			if err = pool(b.emb, b.acc, out[row*T*dim:(row*T+k)*dim], k, m.pooling == "mean", m.norm); err == nil {
-				b.res = appendEmbedding(b.res, b.emb)
+				b.res = appendEmbedding(b.res, b.emb, k)
 			}
 		case TokenClassification:
 			err = m.postTokens(b, in, out, dim, T, row, tags)

@@ -245,4 +245,7 @@ type ModelInfo struct {
 	Description string   `json:"description,omitempty"`
 	// RandomWeights marks benchmark models whose answers mean nothing.
 	RandomWeights bool `json:"random_weights,omitempty"`
+	// Dimensions lists the sizes a feature-extraction model's embeddings
+	// may be cut to (and renormalised); empty means they are never cut.
+	Dimensions []int `json:"dimensions,omitempty"`
 }

@@ -1,0 +1,313 @@
+package app_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/app"
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// embedTask is the task of the random-weight MiniLM embedding model.
+const embedTask = "bench-embed"
+
+// embedModelDir is a copy of the random-weight MiniLM embedding model whose
+// jetinfer.json declares the sizes its embeddings may be cut to (the model
+// files themselves are linked, not copied).
+func embedModelDir(t *testing.T, dims []int) string {
+	t.Helper()
+	src := testenv.ModelDir(t, "minilm-l6-random-embed")
+	dst := filepath.Join(t.TempDir(), "minilm-l6-random-embed")
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.Name() == "jetinfer.json" {
+			continue
+		}
+		if err := os.Symlink(filepath.Join(src, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(src, "jetinfer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mf map[string]any
+	if err := json.Unmarshal(data, &mf); err != nil {
+		t.Fatal(err)
+	}
+	mf["dimensions"] = dims
+	data, _ = json.Marshal(mf)
+	if err := os.WriteFile(filepath.Join(dst, "jetinfer.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// startWorkerWith runs a worker serving the comma-separated model dirs.
+func (s *stack) startWorkerWith(models string) {
+	t := s.t
+	var cfg config.Worker
+	defaults(&cfg)
+	cfg.NATS.URL = s.nats.URL()
+	cfg.Redis.URL = s.redis.URL()
+	cfg.ORTLib = testenv.ORTLib(t)
+	cfg.Models = models
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.IntraOpThreads = 1
+	cfg.Log.Level = "warn"
+	ready := make(chan struct{})
+	s.run("worker", func(ctx context.Context) error {
+		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
+	})
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("worker did not become ready")
+	}
+}
+
+// runOpenAIClient runs reference/openai_client.mjs (the official openai npm
+// client) against the stack and decodes what it prints into out.
+func runOpenAIClient(t *testing.T, s *stack, token string, out any) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("the openai client test needs node: %v (run `make deps`)", err)
+	}
+	ref := filepath.Join(testenv.RepoRoot(), "reference")
+	if _, err := os.Stat(filepath.Join(ref, "node_modules", "openai", "package.json")); err != nil {
+		t.Fatalf("the openai client test needs reference/node_modules/openai: %v (run `make deps`)", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join(ref, "openai_client.mjs"))
+	cmd.Env = append(os.Environ(), "JETINFER_OPENAI_URL="+s.url+"/openai/v1", "JETINFER_TOKEN="+token, "JETINFER_MODEL="+embedTask)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	data, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openai_client.mjs: %v\n%s", err, stderr.String())
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		t.Fatalf("openai_client.mjs printed %q: %v", data, err)
+	}
+}
+
+func decodeFloat32Base64(t *testing.T, s string) []float32 {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || len(b)%4 != 0 {
+		t.Fatalf("base64 embedding %q: %v", s, err)
+	}
+	v := make([]float32, len(b)/4)
+	for i := range v {
+		v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return v
+}
+
+func norm(v []float32) float64 {
+	sq := 0.0
+	for _, x := range v {
+		sq += float64(x) * float64(x)
+	}
+	return math.Sqrt(sq)
+}
+
+// TestOpenAIClient runs the official openai npm client, configured only by
+// base URL and API key, against the real stack: models, embeddings as
+// floats and base64, several inputs, and an error; and checks that the
+// embeddings are the native API's for the same text.
+func TestOpenAIClient(t *testing.T) {
+	s := newStack(t)
+	s.startIngest()
+	s.startWorkerWith(testenv.ModelDir(t, "sentiment") + "," + embedModelDir(t, []int{384, 128}))
+	token := s.issue(t, "acme", auth.ScopeJobsWrite, auth.ScopeJobsRead)
+
+	var got struct {
+		Models []string `json:"models"`
+		Model  struct {
+			ID, Object string
+			Dimensions []int `json:"dimensions"`
+		} `json:"model"`
+		Default []float32 `json:"default"`
+		Float   []float32 `json:"float"`
+		Base64  string    `json:"base64"`
+		Object  string    `json:"object"`
+		Usage   struct {
+			PromptTokens int `json:"prompt_tokens"`
+			TotalTokens  int `json:"total_tokens"`
+		} `json:"usage"`
+		Many []struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		} `json:"many"`
+		ManyUsage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"manyUsage"`
+		Error struct {
+			Status            int
+			Type, Code, Param string
+			IsAPIError        bool `json:"isAPIError"`
+		} `json:"error"`
+	}
+	runOpenAIClient(t, s, token, &got)
+
+	if strings.Join(got.Models, ",") != "bench-embed,sentiment" && strings.Join(got.Models, ",") != "sentiment,bench-embed" {
+		t.Errorf("models.list: %v, want bench-embed and sentiment", got.Models)
+	}
+	if got.Model.ID != embedTask || got.Model.Object != "model" || len(got.Model.Dimensions) != 2 {
+		t.Errorf("models.retrieve: %+v", got.Model)
+	}
+	if got.Object != "list" || len(got.Float) != 384 {
+		t.Fatalf("embeddings.create: object %q, %d floats; want list, 384", got.Object, len(got.Float))
+	}
+	// The same vector three ways: JSON numbers, the client's own decoding
+	// of base64, and base64 decoded here as little-endian float32.
+	b64 := decodeFloat32Base64(t, got.Base64)
+	for i := range got.Float {
+		if got.Default[i] != got.Float[i] || b64[i] != got.Float[i] {
+			t.Fatalf("embedding[%d]: float %v, client-decoded base64 %v, base64 %v", i, got.Float[i], got.Default[i], b64[i])
+		}
+	}
+	if n := norm(got.Float); math.Abs(n-1) > 1e-5 {
+		t.Errorf("embedding norm %v, want 1", n)
+	}
+
+	// The native API's answer for the same text: the same job, the same vector.
+	native := s.do("POST", "/v1/infer/"+embedTask, token, map[string]any{"text": "Shares of the chipmaker rose 4% after record quarterly profits."})
+	var rec struct {
+		Result struct {
+			Embedding []float32 `json:"embedding"`
+			Tokens    int       `json:"tokens"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(native.body, &rec); err != nil || native.status != 200 {
+		t.Fatalf("native infer: %d %s", native.status, native.body)
+	}
+	for i := range rec.Result.Embedding {
+		if rec.Result.Embedding[i] != got.Float[i] {
+			t.Fatalf("embedding[%d] = %v, the native API's is %v", i, got.Float[i], rec.Result.Embedding[i])
+		}
+	}
+	if got.Usage.PromptTokens != rec.Result.Tokens || got.Usage.TotalTokens != rec.Result.Tokens || rec.Result.Tokens < 10 {
+		t.Errorf("usage %+v, want the %d tokens the model read", got.Usage, rec.Result.Tokens)
+	}
+
+	if len(got.Many) != 3 {
+		t.Fatalf("three inputs answered %d embeddings", len(got.Many))
+	}
+	for i, d := range got.Many {
+		if d.Index != i {
+			t.Errorf("data[%d].index = %d", i, d.Index)
+		}
+	}
+	if got.Many[0].Embedding[0] != got.Float[0] || got.Many[2].Embedding[0] != got.Float[0] || got.Many[1].Embedding[0] == got.Float[0] {
+		t.Errorf("inputs answered out of order")
+	}
+	if got.ManyUsage.PromptTokens <= 2*rec.Result.Tokens {
+		t.Errorf("usage of three inputs %d, want more than twice %d", got.ManyUsage.PromptTokens, rec.Result.Tokens)
+	}
+
+	if e := got.Error; !e.IsAPIError || e.Status != 400 || e.Type != "invalid_request_error" || e.Code != "unknown_task" || e.Param != "model" {
+		t.Errorf("unknown model: %+v, want an APIError 400 invalid_request_error unknown_task on param model", e)
+	}
+}
+
+// TestOpenAIEmbeddingsRequests checks, over plain HTTP, what the client test
+// does not reach: dimensions, the gate's errors in OpenAI's shape, and
+// refused inputs.
+func TestOpenAIEmbeddingsRequests(t *testing.T) {
+	s := newStack(t)
+	s.startIngest()
+	s.startWorkerWith(testenv.ModelDir(t, "sentiment") + "," + embedModelDir(t, []int{384, 128}))
+	token := s.issue(t, "acme", auth.ScopeJobsWrite)
+	readOnly := s.issue(t, "acme", auth.ScopeJobsRead)
+	text := "Oil prices fell on Tuesday."
+
+	full := s.do("POST", "/openai/v1/embeddings", token, map[string]any{"model": embedTask, "input": text})
+	cut := s.do("POST", "/openai/v1/embeddings", token, map[string]any{"model": embedTask, "input": text, "dimensions": 128})
+	var a, b struct {
+		Data []struct {
+			Embedding []float32 `json:"embedding"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(full.body, &a); err != nil || full.status != 200 {
+		t.Fatalf("embeddings: %d %s", full.status, full.body)
+	}
+	if err := json.Unmarshal(cut.body, &b); err != nil || cut.status != 200 {
+		t.Fatalf("embeddings with dimensions: %d %s", cut.status, cut.body)
+	}
+	v, w := a.Data[0].Embedding, b.Data[0].Embedding
+	if len(w) != 128 || math.Abs(norm(w)-1) > 1e-5 {
+		t.Fatalf("dimensions 128: %d values of norm %v, want 128 of norm 1", len(w), norm(w))
+	}
+	// Cut and renormalised: the direction of the full vector's first 128.
+	scale := norm(v[:128])
+	for i := range w {
+		if math.Abs(float64(w[i])-float64(v[i])/scale) > 1e-6 {
+			t.Fatalf("value %d: %v, want %v", i, w[i], float64(v[i])/scale)
+		}
+	}
+
+	for _, c := range []struct {
+		name, token string
+		body        any
+		status      int
+		typ, code   string
+		param       any
+	}{
+		{"no token", "", map[string]any{"model": embedTask, "input": text}, 401, "authentication_error", "unauthorized", nil},
+		{"no scope", readOnly, map[string]any{"model": embedTask, "input": text}, 403, "permission_error", "insufficient_scope", nil},
+		{"undeclared dimensions", token, map[string]any{"model": embedTask, "input": text, "dimensions": 100}, 400, "invalid_request_error", "invalid_request", "dimensions"},
+		{"not an embedding model", token, map[string]any{"model": "sentiment", "input": text}, 400, "invalid_request_error", "invalid_request", "model"},
+		{"empty input", token, map[string]any{"model": embedTask, "input": []string{text, " "}}, 400, "invalid_request_error", "invalid_request", "input[1]"},
+		{"no input", token, map[string]any{"model": embedTask}, 400, "invalid_request_error", "invalid_request", "input"},
+		{"token ids", token, map[string]any{"model": embedTask, "input": []int{101, 2023, 102}}, 400, "invalid_request_error", "tokens_not_supported", "input"},
+		{"bad format", token, map[string]any{"model": embedTask, "input": text, "encoding_format": "int8"}, 400, "invalid_request_error", "invalid_request", "encoding_format"},
+		{"unknown field", token, map[string]any{"model": embedTask, "input": text, "temperature": 1}, 400, "invalid_request_error", "unknown_field", "temperature"},
+		{"too long", token, map[string]any{"model": embedTask, "input": strings.Repeat("word ", 400)}, 422, "invalid_request_error", "input_too_long", "input"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := s.do("POST", "/openai/v1/embeddings", c.token, c.body)
+			var e struct {
+				Error map[string]any `json:"error"`
+			}
+			if err := json.Unmarshal(r.body, &e); err != nil || r.status != c.status {
+				t.Fatalf("%d %s, want %d", r.status, r.body, c.status)
+			}
+			if e.Error["type"] != c.typ || e.Error["code"] != c.code || e.Error["param"] != c.param || e.Error["message"] == "" {
+				t.Errorf("error %v, want type %s code %s param %v", e.Error, c.typ, c.code, c.param)
+			}
+			if _, ok := e.Error["param"]; !ok {
+				t.Errorf("error %v has no param (OpenAI's shape has it, null when no field is at fault)", e.Error)
+			}
+		})
+	}
+
+	// Models: a token limited to one task sees that one only.
+	r := s.do("GET", "/openai/v1/models/sentiment", token, nil)
+	if r.status != 200 {
+		t.Errorf("GET /models/sentiment: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/openai/v1/models/nope", token, nil); r.status != 404 || !strings.Contains(string(r.body), `"not_found_error"`) {
+		t.Errorf("GET /models/nope: %d %s", r.status, r.body)
+	}
+}
