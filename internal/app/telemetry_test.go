@@ -139,7 +139,7 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 	if v := value(t, in, `jetinfer_ingest_publish_seconds_count{lane="interactive"}`); v != n/2 {
 		t.Errorf("publish count %v", v)
 	}
-	if v := value(t, in, `jetinfer_http_requests_total{code="200",method="POST",route="POST /v1/jobs"}`); v != n {
+	if v := value(t, in, `http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="200",http_route="POST /v1/jobs"}`); v != n {
 		t.Errorf("requests %v, want %d", v, n)
 	}
 
@@ -345,7 +345,7 @@ func checkDashboard(t *testing.T, scraped string) {
 			have[f[0]] = true
 		}
 	}
-	metricRE := regexp.MustCompile(`jetinfer_[a-z_]+`)
+	metricRE := regexp.MustCompile(`jetinfer_[a-z_]+|http_server_[a-z_]+`)
 	check := func(what, expr string) int {
 		n := 0
 		for _, m := range metricRE.FindAllString(expr, -1) {
