@@ -139,7 +139,7 @@ func TestOpenAIClient(t *testing.T) {
 	s := newStack(t)
 	s.startIngest()
 	s.startWorkerWith(testenv.ModelDir(t, "sentiment") + "," + embedModelDir(t, []int{384, 128}))
-	token := s.issue(t, "acme", auth.ScopeJobsWrite, auth.ScopeJobsRead)
+	token := s.issue(t, "acme", auth.ScopeJobsWrite, auth.ScopeJobsRead, auth.ScopeBackfillsWrite)
 
 	var got struct {
 		Models []string `json:"models"`
@@ -167,6 +167,20 @@ func TestOpenAIClient(t *testing.T) {
 			Type, Code, Param string
 			IsAPIError        bool `json:"isAPIError"`
 		} `json:"error"`
+		Batch struct {
+			File struct {
+				ID, Object, Purpose string
+			} `json:"file"`
+			ID, Created, Status string
+			Counts              struct {
+				Total, Completed, Failed int
+			} `json:"counts"`
+			Output, Errors []batchOutput
+		} `json:"batch"`
+		BadFile struct {
+			Status               int
+			Code, Param, Message string
+		} `json:"badFile"`
 	}
 	runOpenAIClient(t, s, token, &got)
 
@@ -224,6 +238,15 @@ func TestOpenAIClient(t *testing.T) {
 	}
 	if got.ManyUsage.PromptTokens <= 2*rec.Result.Tokens {
 		t.Errorf("usage of three inputs %d, want more than twice %d", got.ManyUsage.PromptTokens, rec.Result.Tokens)
+	}
+
+	checkBatch(t, got.Batch.Created, got.Batch.Status, got.Batch.Counts.Total, got.Batch.Counts.Completed, got.Batch.Counts.Failed,
+		got.Batch.Output, got.Batch.Errors, got.Float)
+	if got.Batch.File.Object != "file" || got.Batch.File.Purpose != "batch" || !strings.HasPrefix(got.Batch.ID, "batch_") {
+		t.Errorf("file %+v, batch %s", got.Batch.File, got.Batch.ID)
+	}
+	if b := got.BadFile; b.Status != 400 || b.Code != "invalid_batch_line" || b.Param != "file" || !strings.Contains(b.Message, "line 4") {
+		t.Errorf("a file naming two models: %+v, want 400 invalid_batch_line on file at line 4", b)
 	}
 
 	if e := got.Error; !e.IsAPIError || e.Status != 400 || e.Type != "invalid_request_error" || e.Code != "unknown_task" || e.Param != "model" {
@@ -309,5 +332,63 @@ func TestOpenAIEmbeddingsRequests(t *testing.T) {
 	}
 	if r := s.do("GET", "/openai/v1/models/nope", token, nil); r.status != 404 || !strings.Contains(string(r.body), `"not_found_error"`) {
 		t.Errorf("GET /models/nope: %d %s", r.status, r.body)
+	}
+}
+
+// batchOutput is a line of a batch's output or error file.
+type batchOutput struct {
+	ID       string `json:"id"`
+	CustomID string `json:"custom_id"`
+	Response struct {
+		StatusCode int `json:"status_code"`
+		Body       struct {
+			Data []struct {
+				Embedding json.RawMessage `json:"embedding"`
+			} `json:"data"`
+			Usage struct {
+				PromptTokens int `json:"prompt_tokens"`
+			} `json:"usage"`
+			Error struct {
+				Code string `json:"code"`
+			} `json:"error"`
+		} `json:"body"`
+	} `json:"response"`
+}
+
+// checkBatch checks the batch of three lines the client ran: a (floats), b
+// (base64, cut to 128) and c (too long: an error line).
+func checkBatch(t *testing.T, created, status string, total, completed, failed int, output, errs []batchOutput, want []float32) {
+	t.Helper()
+	if created != "in_progress" || status != "completed" || total != 3 || completed != 2 || failed != 1 {
+		t.Fatalf("batch created %s, ended %s with %d requests, %d completed, %d failed; want in_progress, completed, 3, 2, 1",
+			created, status, total, completed, failed)
+	}
+	if len(output) != 2 || len(errs) != 1 {
+		t.Fatalf("output file %d lines, error file %d; want 2 and 1", len(output), len(errs))
+	}
+	for _, l := range output {
+		if l.Response.StatusCode != 200 || len(l.Response.Body.Data) != 1 || l.Response.Body.Usage.PromptTokens < 10 || !strings.HasPrefix(l.ID, "batch_req_") {
+			t.Fatalf("output line %+v", l)
+		}
+		switch l.CustomID {
+		case "a":
+			var v []float32
+			if err := json.Unmarshal(l.Response.Body.Data[0].Embedding, &v); err != nil || len(v) != len(want) || v[0] != want[0] || v[383] != want[383] {
+				t.Errorf("line a: the embedding differs from POST /embeddings' for the same text")
+			}
+		case "b":
+			var s string
+			if err := json.Unmarshal(l.Response.Body.Data[0].Embedding, &s); err != nil {
+				t.Fatalf("line b asked for base64: %s", l.Response.Body.Data[0].Embedding)
+			}
+			if v := decodeFloat32Base64(t, s); len(v) != 128 || math.Abs(norm(v)-1) > 1e-5 {
+				t.Errorf("line b: %d values of norm %v, want 128 of norm 1", len(v), norm(v))
+			}
+		default:
+			t.Errorf("output line for custom_id %q", l.CustomID)
+		}
+	}
+	if e := errs[0]; e.CustomID != "c" || e.Response.StatusCode != 422 || e.Response.Body.Error.Code != "input_too_long" {
+		t.Errorf("error line %+v, want custom_id c, 422 input_too_long", e)
 	}
 }

@@ -73,8 +73,9 @@ func (s *Server) openAIRoutes(mux *http.ServeMux) {
 	route("POST", "/embeddings", auth.ScopeJobsWrite, s.openAIEmbeddings)
 	route("GET", "/models", "", s.openAIAdmitted(s.openAIModels))
 	route("GET", "/models/{id}", "", s.openAIAdmitted(s.openAIModel))
+	s.openAIBatchRoutes(route)
 	mux.HandleFunc(OpenAIPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeOpenAIError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s; this surface serves /embeddings, /models",
+		writeOpenAIError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s; this surface serves /embeddings, /models, /files and /batches",
 			r.Method, strings.TrimPrefix(r.URL.Path, OpenAIPrefix)))
 	})
 }
