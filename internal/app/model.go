@@ -12,8 +12,9 @@ import (
 type modelAdapter struct{ m *infer.Model }
 
 var (
-	_ worker.Model     = modelAdapter{}
-	_ worker.Versioned = modelAdapter{}
+	_ worker.Model      = modelAdapter{}
+	_ worker.Versioned  = modelAdapter{}
+	_ worker.TokenModel = modelAdapter{}
 )
 
 func (a modelAdapter) Task() string { return a.m.Info().Task }
@@ -23,6 +24,15 @@ func (a modelAdapter) Version() string { return a.m.Info().Version }
 
 func (a modelAdapter) Prepare(text string, opts job.Options) (worker.Prepared, error) {
 	in, err := a.m.Prepare(text, opts)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// PrepareTokens runs token ids a client made with the model's tokenizer.
+func (a modelAdapter) PrepareTokens(ids []int64, opts job.Options) (worker.Prepared, error) {
+	in, err := a.m.PrepareTokens(ids, opts)
 	if err != nil {
 		return nil, err
 	}

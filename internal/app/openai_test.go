@@ -17,6 +17,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/testenv"
+	"github.com/jetinfer/jetinfer/internal/tokenize"
 )
 
 // embedTask is the task of the random-weight MiniLM embedding model.
@@ -303,7 +304,9 @@ func TestOpenAIEmbeddingsRequests(t *testing.T) {
 		{"not an embedding model", token, map[string]any{"model": "sentiment", "input": text}, 400, "invalid_request_error", "invalid_request", "model"},
 		{"empty input", token, map[string]any{"model": embedTask, "input": []string{text, " "}}, 400, "invalid_request_error", "invalid_request", "input[1]"},
 		{"no input", token, map[string]any{"model": embedTask}, 400, "invalid_request_error", "invalid_request", "input"},
-		{"token ids", token, map[string]any{"model": embedTask, "input": []int{101, 2023, 102}}, 400, "invalid_request_error", "tokens_not_supported", "input"},
+		{"token id outside the vocabulary", token, map[string]any{"model": embedTask, "input": []int{2023, 10_000_000}}, 422, "invalid_request_error", "invalid_input", "input"},
+		{"negative token id", token, map[string]any{"model": embedTask, "input": [][]int{{2023}, {-1}}}, 400, "invalid_request_error", "invalid_request", "input[1]"},
+		{"token ids of a text model", token, map[string]any{"model": "sentiment", "input": []int{2023}}, 400, "invalid_request_error", "invalid_request", "model"},
 		{"bad format", token, map[string]any{"model": embedTask, "input": text, "encoding_format": "int8"}, 400, "invalid_request_error", "invalid_request", "encoding_format"},
 		{"unknown field", token, map[string]any{"model": embedTask, "input": text, "temperature": 1}, 400, "invalid_request_error", "unknown_field", "temperature"},
 		{"too long", token, map[string]any{"model": embedTask, "input": strings.Repeat("word ", 400)}, 422, "invalid_request_error", "input_too_long", "input"},
@@ -325,8 +328,40 @@ func TestOpenAIEmbeddingsRequests(t *testing.T) {
 		})
 	}
 
+	// Token ids made with the model's own tokenizer run as they are: with or
+	// without its special tokens, they embed as the text does.
+	tok, err := tokenize.Load(filepath.Join(testenv.ModelDir(t, "minilm-l6-random-embed"), "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := tok.Encode(text).IDs
+	tpl := tok.Template()
+	withSpecials := append(append(append([]int64{}, tpl.Prefix...), ids...), tpl.Suffix...)
+	r := s.do("POST", "/openai/v1/embeddings", token, map[string]any{"model": embedTask, "input": [][]int64{ids, withSpecials}})
+	var byTokens struct {
+		Data []struct {
+			Embedding []float32 `json:"embedding"`
+		} `json:"data"`
+		Usage struct {
+			PromptTokens int `json:"prompt_tokens"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(r.body, &byTokens); err != nil || r.status != 200 || len(byTokens.Data) != 2 {
+		t.Fatalf("embeddings of token ids: %d %s", r.status, r.body)
+	}
+	for k, d := range byTokens.Data {
+		for i := range v {
+			if d.Embedding[i] != v[i] {
+				t.Fatalf("input[%d]: value %d of the token ids' embedding is %v, the text's %v", k, i, d.Embedding[i], v[i])
+			}
+		}
+	}
+	if want := 2 * (len(ids) + len(tpl.Prefix) + len(tpl.Suffix)); byTokens.Usage.PromptTokens != want {
+		t.Errorf("usage of token ids %d, want %d", byTokens.Usage.PromptTokens, want)
+	}
+
 	// Models: a token limited to one task sees that one only.
-	r := s.do("GET", "/openai/v1/models/sentiment", token, nil)
+	r = s.do("GET", "/openai/v1/models/sentiment", token, nil)
 	if r.status != 200 {
 		t.Errorf("GET /models/sentiment: %d %s", r.status, r.body)
 	}

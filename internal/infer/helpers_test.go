@@ -101,6 +101,7 @@ type labelsResult struct {
 type embeddingResult struct {
 	Embedding []float64 `json:"embedding"`
 	Dim       int       `json:"dim"`
+	Tokens    int       `json:"tokens"`
 }
 
 type entitiesResult struct {

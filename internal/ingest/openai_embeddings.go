@@ -64,44 +64,81 @@ type EmbeddingUsage struct {
 	TotalTokens  int `json:"total_tokens"`
 }
 
-// embeddingInputs reads input: a string or an array of strings. Token id
-// arrays are refused with a message saying what to send instead.
-func embeddingInputs(raw json.RawMessage) ([]string, *apiError) {
+// maxInputTokens bounds the token ids of one input: far above any model's
+// max_length, it only keeps a request from holding millions.
+const maxInputTokens = 1 << 16
+
+// embeddingInputs reads input: a string, an array of strings, an array of
+// token ids or an array of arrays of token ids. Token ids are the model's
+// own (made with its tokenizer) and are run as they are.
+func embeddingInputs(raw json.RawMessage) ([]job.Input, *apiError) {
 	raw = bytes.TrimSpace(raw)
+	const want = "input must be a string, an array of strings, an array of token ids or an array of arrays of token ids"
 	if len(raw) == 0 || string(raw) == "null" {
-		return nil, fieldError("input", "input is required: a string or an array of strings")
+		return nil, fieldError("input", "input is required: %s", strings.TrimPrefix(want, "input must be "))
 	}
 	var one string
 	if raw[0] == '"' {
 		if err := json.Unmarshal(raw, &one); err != nil {
 			return nil, fieldError("input", "input is not a valid JSON string")
 		}
-		return []string{one}, nil
-	}
-	if raw[0] != '[' {
-		return nil, fieldError("input", "input must be a string or an array of strings")
+		return []job.Input{{Text: one}}, nil
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(raw, &items); err != nil {
-		return nil, fieldError("input", "input must be a string or an array of strings")
+	if raw[0] != '[' || json.Unmarshal(raw, &items) != nil {
+		return nil, fieldError("input", "%s", want)
 	}
-	if len(items) == 0 || len(items) > MaxEmbeddingInputs {
+	if len(items) == 0 {
+		return nil, fieldError("input", "input must not be empty")
+	}
+	if first := bytes.TrimSpace(items[0]); len(first) > 0 && first[0] != '"' && first[0] != '[' {
+		// One array of token ids.
+		ids, aerr := tokenIDs("input", raw)
+		if aerr != nil {
+			return nil, aerr
+		}
+		return []job.Input{{Tokens: ids}}, nil
+	}
+	if len(items) > MaxEmbeddingInputs {
 		return nil, fieldError("input", "input must hold 1 to %d items, not %d", MaxEmbeddingInputs, len(items))
 	}
-	texts := make([]string, len(items))
+	ins := make([]job.Input, len(items))
 	for i, it := range items {
 		it = bytes.TrimSpace(it)
-		if len(it) > 0 && (it[0] == '[' || it[0] == '-' || it[0] >= '0' && it[0] <= '9') {
-			e := fieldError("input", "input holds token ids; this server tokenizes with each model's own tokenizer, so send text "+
-				"(LangChain: set check_embedding_ctx_length=False, which otherwise sends tiktoken ids meant for OpenAI's models)")
-			e.Code = "tokens_not_supported"
-			return nil, e
+		field := fmt.Sprintf("input[%d]", i)
+		if len(it) > 0 && it[0] == '[' {
+			ids, aerr := tokenIDs(field, it)
+			if aerr != nil {
+				return nil, aerr
+			}
+			ins[i].Tokens = ids
+			continue
 		}
-		if err := json.Unmarshal(it, &texts[i]); err != nil {
-			return nil, fieldError(fmt.Sprintf("input[%d]", i), "input[%d] must be a string", i)
+		if err := json.Unmarshal(it, &ins[i].Text); err != nil {
+			return nil, fieldError(field, "%s must be a string or an array of token ids", field)
 		}
 	}
-	return texts, nil
+	return ins, nil
+}
+
+// tokenIDs reads one array of token ids.
+func tokenIDs(field string, raw json.RawMessage) ([]int64, *apiError) {
+	var ids []int64
+	if err := json.Unmarshal(raw, &ids); err != nil {
+		return nil, fieldError(field, "%s must be an array of token ids (non-negative integers)", field)
+	}
+	switch {
+	case len(ids) == 0:
+		return nil, fieldError(field, "%s holds no token ids", field)
+	case len(ids) > maxInputTokens:
+		return nil, fieldError(field, "%s holds %d token ids, more than %d", field, len(ids), maxInputTokens)
+	}
+	for _, id := range ids {
+		if id < 0 {
+			return nil, fieldError(field, "%s holds the negative token id %d", field, id)
+		}
+	}
+	return ids, nil
 }
 
 // openAIEmbeddings serves POST /openai/v1/embeddings: every input is a job
@@ -181,16 +218,23 @@ func (s *Server) embeddingJobs(c *auth.Claims, key string, req *EmbeddingRequest
 	default:
 		return nil, fieldError("encoding_format", "encoding_format must be \"float\" or \"base64\", not %q", req.EncodingFormat)
 	}
-	texts, aerr := embeddingInputs(req.Input)
+	inputs, aerr := embeddingInputs(req.Input)
 	if aerr != nil {
 		return nil, aerr
 	}
 	now := time.Now().UTC()
-	jobs := make([]*job.Job, len(texts))
-	for i, text := range texts {
-		j := &job.Job{Task: req.Model, Input: job.Input{Text: text}, Lane: job.LaneInteractive, Tenant: c.Tenant, Created: now}
-		if aerr := s.validate(c, j); aerr != nil {
-			return nil, openAIField(aerr, i, len(texts))
+	jobs := make([]*job.Job, len(inputs))
+	for i, in := range inputs {
+		j := &job.Job{Task: req.Model, Input: in, Lane: job.LaneInteractive, Tenant: c.Tenant, Created: now}
+		if in.Tokens != nil {
+			// Validated as a job with some text; the worker checks the
+			// ids against the model's vocabulary.
+			j.Input.Text = "x"
+		}
+		aerr := s.validate(c, j)
+		j.Input.Text = in.Text
+		if aerr != nil {
+			return nil, openAIField(aerr, i, len(inputs))
 		}
 		ik := ""
 		if key != "" {

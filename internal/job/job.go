@@ -61,6 +61,10 @@ func (s Status) Final() bool {
 type Input struct {
 	// Text is the document, UTF-8.
 	Text string `json:"text"`
+	// Tokens, when set, are token ids made with the model's own tokenizer,
+	// run as they are in place of Text (feature extraction only; the
+	// OpenAI-compatible embeddings take them).
+	Tokens []int64 `json:"tokens,omitempty"`
 }
 
 // Options tune one job. The zero value means "the model's defaults".

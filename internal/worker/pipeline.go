@@ -300,7 +300,7 @@ func (pl *pipeline) prepare(ctx context.Context, m *queue.Msg) *item {
 		it.fail(finish, job.CodeDeadline, errors.New("deadline passed before the job ran"))
 		it.status = job.StatusFailed
 	default:
-		p, err := pl.model.Prepare(m.Job.Input.Text, m.Job.Options)
+		p, err := prepareInput(pl.model, &m.Job)
 		if err != nil {
 			if code, ok := job.IsPermanent(err); ok {
 				it.fail(dead, code, err)
