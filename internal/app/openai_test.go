@@ -1,11 +1,14 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
+	"mime/multipart"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 	"github.com/jetinfer/jetinfer/internal/tokenize"
 )
@@ -425,5 +429,91 @@ func checkBatch(t *testing.T, created, status string, total, completed, failed i
 	}
 	if e := errs[0]; e.CustomID != "c" || e.Response.StatusCode != 422 || e.Response.Body.Error.Code != "input_too_long" {
 		t.Errorf("error line %+v, want custom_id c, 422 input_too_long", e)
+	}
+}
+
+// uploadBatchFile posts lines as a batch input file, the way OpenAI's
+// clients do (multipart: file, then purpose).
+func (s *stack) uploadBatchFile(t *testing.T, token, purpose string, lines ...string) response {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", "requests.jsonl")
+	for _, l := range lines {
+		fmt.Fprintln(fw, l)
+	}
+	_ = mw.WriteField("purpose", purpose)
+	_ = mw.Close()
+	return s.post("/openai/v1/files", token, mw.FormDataContentType(), body.Bytes())
+}
+
+// A batch that no worker runs can be canceled; a file runs in one batch
+// only; a batch's files exist once it is final; what is not a batch file
+// is refused.
+func TestOpenAIBatchLifecycle(t *testing.T) {
+	s := newStack(t)
+	q := s.announce()
+	if err := q.Announce(context.Background(), job.ModelInfo{Task: "idle-embed", Kind: "feature-extraction", Version: "test", MaxLength: 128}); err != nil {
+		t.Fatal(err)
+	}
+	s.startIngest()
+	token := s.issue(t, "acme", auth.ScopeBackfillsWrite)
+	line := func(id string) string {
+		return `{"custom_id":"` + id + `","method":"POST","url":"/v1/embeddings","body":{"model":"idle-embed","input":"Oil rose."}}`
+	}
+	r := s.uploadBatchFile(t, token, "batch", line("a"), line("b"), line("c"))
+	var file struct{ ID, Purpose string }
+	if err := json.Unmarshal(r.body, &file); err != nil || r.status != 200 || !strings.HasPrefix(file.ID, "file-") {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	batchID := "batch_" + strings.TrimPrefix(file.ID, "file-")
+	if r := s.do("GET", "/openai/v1/batches/"+batchID, token, nil); r.status != 404 {
+		t.Errorf("a batch before POST /batches: %d %s", r.status, r.body)
+	}
+	create := map[string]any{"input_file_id": file.ID, "endpoint": "/v1/embeddings", "completion_window": "24h"}
+	r = s.do("POST", "/openai/v1/batches", token, create)
+	var batch struct {
+		ID, Status    string
+		RequestCounts struct{ Total, Completed, Failed int } `json:"request_counts"`
+		OutputFileID  *string                                `json:"output_file_id"`
+	}
+	if err := json.Unmarshal(r.body, &batch); err != nil || r.status != 200 || batch.ID != batchID || batch.Status != "in_progress" || batch.RequestCounts.Total != 3 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/openai/v1/batches", token, create); r.status != 409 {
+		t.Errorf("a second batch of one file: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/openai/v1/files/"+file.ID+"-output/content", token, nil); r.status != 409 {
+		t.Errorf("output of a running batch: %d %s", r.status, r.body)
+	}
+	r = s.do("POST", "/openai/v1/batches/"+batchID+"/cancel", token, nil)
+	if err := json.Unmarshal(r.body, &batch); err != nil || r.status != 200 || batch.Status != "cancelled" || batch.OutputFileID == nil {
+		t.Fatalf("cancel: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/openai/v1/files/"+*batch.OutputFileID+"/content", token, nil); r.status != 200 || len(bytes.TrimSpace(r.body)) != 0 {
+		t.Errorf("output of a batch canceled before any result: %d %q", r.status, r.body)
+	}
+	if r := s.do("GET", "/openai/v1/batches/"+batchID, s.issue(t, "globex", auth.ScopeBackfillsWrite), nil); r.status != 404 {
+		t.Errorf("another tenant's batch: %d %s", r.status, r.body)
+	}
+
+	for _, c := range []struct {
+		name, purpose string
+		lines         []string
+		param, code   string
+	}{
+		{"purpose", "fine-tune", []string{line("a")}, "purpose", "invalid_request"},
+		{"empty", "batch", nil, "file", "invalid_request"},
+		{"repeated custom_id", "batch", []string{line("a"), line("a")}, "file", "duplicate_custom_id"},
+		{"another endpoint", "batch", []string{line("a"), `{"custom_id":"b","method":"POST","url":"/v1/chat/completions","body":{"model":"idle-embed","input":"x"}}`}, "file", "invalid_batch_line"},
+		{"not JSON", "batch", []string{"{"}, "file", "invalid_batch_line"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := s.uploadBatchFile(t, token, c.purpose, c.lines...)
+			var e struct{ Error map[string]any }
+			if err := json.Unmarshal(r.body, &e); err != nil || r.status != 400 || e.Error["param"] != c.param || e.Error["code"] != c.code {
+				t.Errorf("%d %s, want 400 %s on %s", r.status, r.body, c.code, c.param)
+			}
+		})
 	}
 }
