@@ -438,11 +438,16 @@ func (s *stack) uploadBatchFile(t *testing.T, token, purpose string, lines ...st
 	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
+	if purpose != "batch" { // purpose first: refused before the file is read
+		_ = mw.WriteField("purpose", purpose)
+	}
 	fw, _ := mw.CreateFormFile("file", "requests.jsonl")
 	for _, l := range lines {
 		fmt.Fprintln(fw, l)
 	}
-	_ = mw.WriteField("purpose", purpose)
+	if purpose == "batch" {
+		_ = mw.WriteField("purpose", purpose)
+	}
 	_ = mw.Close()
 	return s.post("/openai/v1/files", token, mw.FormDataContentType(), body.Bytes())
 }

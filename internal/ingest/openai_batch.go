@@ -149,6 +149,15 @@ func (s *Server) openAIUpload(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, aerr)
 		return
 	}
+	if s.bf.Results != nil && s.resultsFull(r.Context()) {
+		// As POST /v1/backfills/{id}/documents: the results of what is
+		// queued need the room first.
+		e := errorf(http.StatusServiceUnavailable, "results_full",
+			"the RESULTS stream is %.0f%%+ full: finished batches' results must be purged first; retry later", resultsFullAt*100)
+		e.RetryAfterS = 2
+		writeOpenAIError(w, e)
+		return
+	}
 	mr, err := r.MultipartReader()
 	if err != nil {
 		writeOpenAIError(w, fieldError("file", "the body must be multipart/form-data with fields purpose and file: %v", err))
@@ -171,6 +180,11 @@ func (s *Server) openAIUpload(w http.ResponseWriter, r *http.Request) {
 			v, _ := io.ReadAll(io.LimitReader(part, 64))
 			purpose = string(v)
 		case "file":
+			if purpose != "" && purpose != "batch" {
+				// Refused before a line is queued.
+				part.Close()
+				continue
+			}
 			filename = part.FileName()
 			aerr = fu.read(w, r, part)
 		}
