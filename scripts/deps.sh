@@ -6,7 +6,7 @@
 #   bin/nats-server              go install of the nats-server version in go.mod
 #   tokenizers/<name>/...        tokenizer.json / vocab.txt files from two Go modules (downloaded, not built)
 #   Debian packages              redis-server, python3-onnx, python3-numpy (apt, as root)
-#   reference/node_modules       the JavaScript reference harness (npm ci --ignore-scripts)
+#   reference/node_modules       the JavaScript reference harness and the openai client (npm ci --ignore-scripts)
 #
 # `scripts/deps.sh cuda` (make deps-cuda) instead installs, for GPU workers,
 # lib/cuda/: a copy of the ONNX Runtime core above with the CUDA 13 / cuDNN 9

@@ -89,7 +89,11 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		return fmt.Errorf("metrics: %w", err)
 	}
 	for _, m := range models {
-		metrics.Init(m.Task())
+		version := ""
+		if v, ok := m.(worker.Versioned); ok {
+			version = v.Version()
+		}
+		metrics.Init(m.Task(), version)
 	}
 	w := worker.New(worker.Config{
 		BatchSize:   cfg.BatchSize,

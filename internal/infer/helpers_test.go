@@ -109,6 +109,7 @@ type embeddingResult struct {
 	Embedding []float64 `json:"embedding"`
 	Dim       int       `json:"dim"`
 	longFields
+	Tokens int `json:"tokens"`
 }
 
 type entitiesResult struct {

@@ -128,6 +128,16 @@ func (in *Input) rowTokens(r int) int {
 	return e - s + len(in.m.prefix) + len(in.m.suffix)
 }
 
+// docTokens is the number of tokens the input's text came to, special tokens
+// counted once however many windows ran it: what the caller was charged for
+// in a usage count.
+func (in *Input) docTokens() int {
+	if in.Rows() == 1 {
+		return in.Tokens()
+	}
+	return len(in.ids) + len(in.m.prefix) + len(in.m.suffix)
+}
+
 // scoreWindows scores a text classification over the input's rows (from
 // row on): each row's scores as for a single row, then per label the mean
 // over rows weighted by each row's tokens, or, with window aggregation max,

@@ -64,6 +64,11 @@ type Info struct {
 	// RandomWeights is true for benchmark models whose weights are random:
 	// their answers have the cost of real ones and no meaning.
 	RandomWeights bool
+	// Dimensions lists the sizes a feature-extraction model's embeddings
+	// may be cut to (jetinfer.json "dimensions"): only a model trained for
+	// it (Matryoshka representation learning) keeps its meaning when cut,
+	// so a model that declares none is never cut.
+	Dimensions []int
 }
 
 // manifest is jetinfer.json.
@@ -82,6 +87,7 @@ type manifest struct {
 	// (long.go).
 	LongInput  string `json:"long_input"`
 	MaxWindows int    `json:"max_windows"`
+	Dimensions []int  `json:"dimensions"`
 }
 
 // hfConfig is the part of config.json jetinfer reads.
@@ -250,6 +256,15 @@ func (m *Model) readManifest(dir string) error {
 	m.info.MaxLength = mf.MaxLength
 	m.info.Description = mf.Description
 	m.info.RandomWeights = mf.RandomWeights
+	if len(mf.Dimensions) > 0 && mf.Kind != FeatureExtraction {
+		return fmt.Errorf("%s: dimensions is only for feature-extraction models", p)
+	}
+	for _, d := range mf.Dimensions {
+		if d <= 0 {
+			return fmt.Errorf("%s: dimensions holds %d; each must be a positive embedding size", p, d)
+		}
+	}
+	m.info.Dimensions = mf.Dimensions
 	return nil
 }
 

@@ -38,7 +38,7 @@ type Input struct {
 	// classification takes each label's highest score over windows.
 	truncated bool
 	winMax    bool
-	pair   *pairInput // pairs, rerank, zero-shot and tokenize inputs (pairs.go)
+	pair      *pairInput // pairs, rerank, zero-shot and tokenize inputs (pairs.go)
 }
 
 // Rows is the number of rows the input takes in a batch: its windows.

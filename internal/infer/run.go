@@ -300,7 +300,7 @@ func (m *Model) post(b *runBuf, inputs []*Input, out []float32, dim, T int) []Ou
 			b.emb = grow(b.emb, dim)
 			b.acc = grow(b.acc, dim)
 			if err = m.poolWindows(b, in, out, dim, T, row); err == nil {
-				b.res = appendEmbedding(b.res, b.emb)
+				b.res = appendEmbedding(b.res, b.emb, in.docTokens())
 				b.res = appendLongFields(b.res, in)
 			}
 		case m.info.Kind == TokenClassification:

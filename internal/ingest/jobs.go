@@ -62,6 +62,10 @@ func requestHash(j *job.Job) string {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
+	for _, id := range j.Input.Tokens {
+		h.Write(strconv.AppendInt(nil, id, 10))
+		h.Write([]byte{','})
+	}
 	return job.IDEncoding.EncodeToString(h.Sum(nil))
 }
 

@@ -155,6 +155,7 @@ func (s *Server) routes() http.Handler {
 	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.cancelBackfill))
 	v1("GET /v1/dlq", auth.ScopeDLQAdmin, s.admitted(0, s.listDLQ))
 	v1("POST /v1/dlq/{id}/replay", auth.ScopeDLQAdmin, s.admitted(1, s.replayDLQ))
+	s.openAIRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -70,6 +70,10 @@ type Input struct {
 	// (a rerank job), or, for a tokenize job, the texts to count besides
 	// Text.
 	Documents []string `json:"documents,omitempty"`
+	// Tokens, when set, are token ids made with the model's own tokenizer,
+	// run as they are in place of Text (feature extraction only; the
+	// OpenAI-compatible embeddings take them).
+	Tokens []int64 `json:"tokens,omitempty"`
 }
 
 // MaxPairRows is the most rows one job may run as pairs: documents of a
@@ -305,4 +309,7 @@ type ModelInfo struct {
 	Description string   `json:"description,omitempty"`
 	// RandomWeights marks benchmark models whose answers mean nothing.
 	RandomWeights bool `json:"random_weights,omitempty"`
+	// Dimensions lists the sizes a feature-extraction model's embeddings
+	// may be cut to (and renormalised); empty means they are never cut.
+	Dimensions []int `json:"dimensions,omitempty"`
 }

@@ -153,7 +153,7 @@ func (pl *pipeline) prepare(ctx context.Context, m *Msg) *item {
 	case !m.Job.Deadline.IsZero() && now.After(m.Job.Deadline):
 		it.finishWith(job.StatusFailed, nil, errorOf(job.CodeDeadline, errors.New("deadline passed before the job ran")))
 	default:
-		p, err := pl.model.Prepare(m.Job.Input, m.Job.Options)
+		p, err := prepareInput(pl.model, &m.Job)
 		if err != nil {
 			pl.judged(it, err, job.CodeInternal)
 			break
