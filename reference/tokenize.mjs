@@ -18,6 +18,11 @@
 // units; the offsets are converted to UTF-8 bytes before printing. Whatever
 // cannot be aligned is reported in an "error" field rather than guessed, and
 // the derived token sequence is checked against encode()'s.
+//
+// With "pairs": [[a, b], ...] in the request, the output also holds
+// "pairs": [{"ids": [...], "token_type_ids": [...]}, ...]: each pair encoded
+// with special tokens through the post-processor's pair template, as
+// transformers.js's tokenizer(a, {text_pair: b}) feeds a cross-encoder.
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -166,4 +171,8 @@ const results = input.texts.map((text) => {
     return { error: String(err?.message ?? err) };
   }
 });
-process.stdout.write(JSON.stringify({ results }) + "\n");
+const pairs = (input.pairs ?? []).map(([a, b]) => {
+  const r = tok.encode(a, { text_pair: b, add_special_tokens: true, return_token_type_ids: true });
+  return { ids: r.ids, token_type_ids: r.token_type_ids ?? null };
+});
+process.stdout.write(JSON.stringify({ results, pairs }) + "\n");

@@ -6,8 +6,8 @@
 #   bin/nats-server              go install of the nats-server version in go.mod
 #   tokenizers/<name>/...        tokenizer.json / vocab.txt files from two Go modules (downloaded, not built)
 #   Debian packages              redis-server, python3-onnx, python3-numpy (apt, as root)
-#   reference/node_modules       the JavaScript reference harness (npm ci --ignore-scripts): transformers.js,
-#                                tokenizers, and standardwebhooks for the webhook receiver the tests run
+#   reference/node_modules       the JavaScript reference harness, the openai client, and standardwebhooks for
+#                                the webhook receiver the tests run (npm ci --ignore-scripts)
 #
 # `scripts/deps.sh cuda` (make deps-cuda) instead installs, for GPU workers,
 # lib/cuda/: a copy of the ONNX Runtime core above with the CUDA 13 / cuDNN 9

@@ -7,6 +7,10 @@
 #   minilm-l6-random-classifier    MiniLM-L6 + pooler + 2-label head, RANDOM weights; task "bench-classify"
 #   minilm-l6-random-embed         MiniLM-L6 encoder, RANDOM weights; task "bench-embed"
 #   bert-base-cased-random-ner     BERT-base-cased + 9 CoNLL labels, RANDOM weights; task "bench-ner"
+#   minilm-l6-random-cross-encoder MiniLM-L6 cross-encoder (one relevance logit, as
+#                                  ms-marco-MiniLM-L-6-v2), RANDOM weights; task "bench-rerank"
+#   minilm-l6-random-nli           MiniLM-L6 NLI classifier (contradiction/entailment/neutral),
+#                                  RANDOM weights; task "bench-zeroshot"
 #
 # Usage: scripts/models.sh [name ...]   (no names: all of them)
 #
@@ -121,4 +125,12 @@ fi
 if want bert-base-cased-random-ner; then
 	build bert-base-cased-random-ner bert_random --arch bert-base-cased --head token --task bench-ner \
 		--seed 1003 --max-length 512 --stride 128 --vocab-txt "$TOK/bert-base-cased/vocab.txt"
+fi
+if want minilm-l6-random-cross-encoder; then
+	build minilm-l6-random-cross-encoder bert_random --arch minilm-l6 --head cross-encoder --task bench-rerank \
+		--seed 1004 --max-length 512 --tokenizer-json "$TOK/all-MiniLM-L6-v2/tokenizer.json"
+fi
+if want minilm-l6-random-nli; then
+	build minilm-l6-random-nli bert_random --arch minilm-l6 --head nli --task bench-zeroshot \
+		--seed 1005 --max-length 512 --tokenizer-json "$TOK/all-MiniLM-L6-v2/tokenizer.json"
 fi

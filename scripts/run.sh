@@ -8,7 +8,9 @@
 #
 # Settings (environment): JETINFER_ADDR (ingest, default :8080),
 # JETINFER_RUN_NATS_PORT (4222), JETINFER_RUN_REDIS_PORT (6390),
-# JETINFER_RUN_MODELS (comma-separated model dirs; default the sentiment model),
+# JETINFER_RUN_MODELS (comma-separated model dirs; default the sentiment model
+# and the random-weight MiniLM embedding model, task bench-embed, which the
+# OpenAI-compatible embeddings and batches serve),
 # JETINFER_RUN_WORKERS (worker processes, default 1),
 # JETINFER_RUN_WORKER_PORT (first worker's health port, default 9090; worker N
 # uses this plus N), JETINFER_RUN_BIN (where the binaries are, default bin).
@@ -20,7 +22,7 @@ H="${JETINFER_HOME:-$ROOT/.jetinfer}"
 ADDR="${JETINFER_ADDR:-:8080}"
 NATS_PORT="${JETINFER_RUN_NATS_PORT:-4222}"
 REDIS_PORT="${JETINFER_RUN_REDIS_PORT:-6390}"
-MODELS="${JETINFER_RUN_MODELS:-$H/models/sentiment}"
+MODELS="${JETINFER_RUN_MODELS:-$H/models/sentiment,$H/models/minilm-l6-random-embed}"
 WORKERS="${JETINFER_RUN_WORKERS:-1}"
 WORKER_PORT="${JETINFER_RUN_WORKER_PORT:-9090}"
 BIN="${JETINFER_RUN_BIN:-bin}"
@@ -133,6 +135,10 @@ Wait for the result in the same request:
 
 Models served:
   curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/models
+
+OpenAI clients: base URL $base/openai/v1, API key \$TOKEN (docs/openai.md):
+  curl -s -H "Authorization: Bearer \$TOKEN" $base/openai/v1/embeddings \\
+       -d '{"model":"bench-embed","input":"Shares surged after record profits."}'
 
 Press Ctrl-C to stop.
 MSG

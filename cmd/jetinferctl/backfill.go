@@ -99,6 +99,7 @@ type runOpts struct {
 	interactive string // auto, yes, no
 	keepResults bool
 	exportStep  int
+	options     jobOptions
 }
 
 func init() {
@@ -117,6 +118,7 @@ func init() {
 			fs.StringVar(&o.interactive, "progress-bar", "auto", "draw a progress bar: auto (on a terminal), yes or no")
 			fs.BoolVar(&o.keepResults, "keep-results", false, "keep results in the server's RESULTS stream once written to --out (by default each export step purges what it wrote, so that a backfill bigger than the stream goes on)")
 			fs.IntVar(&o.exportStep, "export-step", 10000, "results read, written, synced and purged per export step")
+			o.options.register(fs)
 			return func(ctx context.Context, e *env) error { return runBackfill(ctx, o, e) }
 		}})
 	register(command{group: "backfill", name: "status", summary: "show a backfill's progress",
@@ -229,7 +231,11 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 		fmt.Fprintf(e.stderr, "resuming backfill %s after line %d\n", st.Backfill, st.DoneLine)
 	} else {
 		var p backfill.Progress
-		body, _ := json.Marshal(map[string]any{"task": o.task, "name": o.name})
+		req := map[string]any{"task": o.task, "name": o.name}
+		if len(o.options.m) > 0 {
+			req["options"] = o.options.m
+		}
+		body, _ := json.Marshal(req)
 		if err := o.api.do(ctx, "POST", "/v1/backfills", "application/json", bytes.NewReader(body), &p); err != nil {
 			return fmt.Errorf("create backfill: %w", err)
 		}
@@ -240,6 +246,7 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 		fmt.Fprintf(e.stderr, "backfill %s created\n", p.ID)
 	}
 	bar := newProgressBar(e.stderr, o.interactive, o.poll)
+	bar.uploaded.Store(st.Sealed)
 	// The results are exported while the backfill runs, so that RESULTS
 	// never has to hold more than the export lags behind.
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -247,7 +254,8 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	exported := make(chan error, 1)
 	bar.exported.add(st.ResultsLines)
 	x := &exporter{api: &o.api, st: st, path: o.out + ".part", out: o.out, keep: o.keepResults, step: max(o.exportStep, 1), poll: o.poll,
-		save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf, exported: &bar.exported}
+		save: func(edit func(*runState)) error { return st.update(o.state, edit) }, warnf: bar.printf, exported: &bar.exported,
+		dead: bar.noteDead}
 	go func() {
 		err := x.run(ctx) // at once when an earlier run finished the export
 		if err != nil {
@@ -274,6 +282,7 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 			stop()
 			return cause(err)
 		}
+		bar.uploaded.Store(true)
 		var p backfill.Progress
 		if err := o.api.do(ctx, "POST", "/v1/backfills/"+st.Backfill+"/seal", "", nil, &p); err != nil {
 			stop()
@@ -296,6 +305,7 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 	n := st.ResultsLines
 	fmt.Fprintf(e.stdout, "backfill %s %s: %d submitted, %d succeeded (%d reused), %d failed, %d dead, %d canceled; %d results in %s\n",
 		p.ID, p.State, p.Submitted, p.Succeeded, p.Reused, p.Failed, p.Dead, p.Canceled, n, o.out)
+	bar.reasons(e.stdout)
 	if want := p.Succeeded + p.Failed + p.Dead; n != want {
 		return fmt.Errorf("results file has %d lines, want %d", n, want)
 	}
@@ -310,7 +320,12 @@ func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *e
 		return err
 	}
 	defer f.Close()
-	r, err := backfill.Decompress(f)
+	if fi, err := f.Stat(); err == nil {
+		bar.inputSize = fi.Size()
+	}
+	// Progress is measured against the whole file: the bytes read from it
+	// (compressed, for .gz) and the documents found in them.
+	r, err := backfill.Decompress(&countReader{r: f, n: &bar.inputRead})
 	if err != nil {
 		return fmt.Errorf("%s: %w", o.in, err)
 	}
@@ -334,6 +349,7 @@ func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *e
 		switch {
 		case err == nil:
 			lastLine = line
+			bar.docRead.add(1)
 			if line <= st.DoneLine {
 				continue
 			}
@@ -451,4 +467,16 @@ type lineCounter struct {
 func (c *lineCounter) Write(p []byte) (int, error) {
 	c.n += int64(bytes.Count(p, []byte{'\n'}))
 	return c.w.Write(p)
+}
+
+// countReader counts the bytes read through it into n.
+type countReader struct {
+	r io.Reader
+	n *counter
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.add(int64(k))
+	return k, err
 }

@@ -37,6 +37,9 @@ type exporter struct {
 	step  int           // results read per step
 	poll  time.Duration // pause when caught up with a running backfill
 	warnf func(format string, a ...any)
+	// dead, when set, is told the error of each dead document's line
+	// written (and of those already in the file when it is reopened).
+	dead func(code, message string)
 	// exported, when set, counts the lines written (for the progress bar).
 	exported *counter
 
@@ -122,14 +125,13 @@ func (x *exporter) open() error {
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var lines int64
 	for sc.Scan() {
-		var l struct {
-			ID string `json:"id"`
-		}
+		var l exportedLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			f.Close()
 			return fmt.Errorf("%s: line %d: %w", x.path, lines+1, err)
 		}
 		x.seen[backfill.Fingerprint(l.ID)] = struct{}{}
+		x.noteDead(&l)
 		lines++
 	}
 	if err := sc.Err(); err != nil {
@@ -161,13 +163,12 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	read, written := 0, int64(0)
 	var added []uint64 // forgotten again if the step fails
+	var dead []exportedLine
 	fail := func(err error) (int, error) { return 0, x.rewind(added, err) }
 	for sc.Scan() {
 		read++
 		line := bytes.TrimSpace(sc.Bytes())
-		var l struct {
-			ID string `json:"id"`
-		}
+		var l exportedLine
 		if err := json.Unmarshal(line, &l); err != nil {
 			return fail(fmt.Errorf("results line: %w", err))
 		}
@@ -177,6 +178,9 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 		}
 		x.seen[fp] = struct{}{}
 		added = append(added, fp)
+		if l.Status == "dead" {
+			dead = append(dead, l) // told once the step is saved
+		}
 		if _, err := w.Write(line); err != nil {
 			return fail(err)
 		}
@@ -213,6 +217,9 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 	if x.exported != nil {
 		x.exported.add(written)
 	}
+	for i := range dead {
+		x.noteDead(&dead[i])
+	}
 	if through := x.st.ResultsSeq; !x.keep && through > x.purged {
 		// Once the state is saved these results are never read again. A
 		// failed purge is tried again by the next step, through its own
@@ -248,4 +255,26 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-time.After(d):
 		return nil
 	}
+}
+
+// exportedLine is the part of a results line the exporter reads.
+type exportedLine struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Error  *struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// noteDead tells x.dead about a dead document's line.
+func (x *exporter) noteDead(l *exportedLine) {
+	if x.dead == nil || l.Status != "dead" {
+		return
+	}
+	code, msg := "unknown", ""
+	if l.Error != nil {
+		code, msg = l.Error.Code, l.Error.Message
+	}
+	x.dead(code, msg)
 }

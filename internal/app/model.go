@@ -12,8 +12,9 @@ import (
 type modelAdapter struct{ m *infer.Model }
 
 var (
-	_ worker.Model     = modelAdapter{}
-	_ worker.Versioned = modelAdapter{}
+	_ worker.Model      = modelAdapter{}
+	_ worker.Versioned  = modelAdapter{}
+	_ worker.TokenModel = modelAdapter{}
 )
 
 func (a modelAdapter) Task() string { return a.m.Info().Task }
@@ -21,8 +22,17 @@ func (a modelAdapter) Task() string { return a.m.Info().Task }
 // Version lets the worker reuse results only under the same model version.
 func (a modelAdapter) Version() string { return a.m.Info().Version }
 
-func (a modelAdapter) Prepare(text string, opts job.Options) (worker.Prepared, error) {
-	in, err := a.m.Prepare(text, opts)
+func (a modelAdapter) Prepare(input job.Input, opts job.Options) (worker.Prepared, error) {
+	in, err := a.m.PrepareInput(input, opts)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// PrepareTokens runs token ids a client made with the model's tokenizer.
+func (a modelAdapter) PrepareTokens(ids []int64, opts job.Options) (worker.Prepared, error) {
+	in, err := a.m.PrepareTokens(ids, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -47,5 +57,5 @@ func (a modelAdapter) Run(ctx context.Context, in []worker.Prepared) ([]worker.O
 
 func modelInfo(i infer.Info) job.ModelInfo {
 	return job.ModelInfo{Task: i.Task, Kind: string(i.Kind), Labels: i.Labels, Version: i.Version,
-		MaxLength: i.MaxLength, Description: i.Description, RandomWeights: i.RandomWeights}
+		MaxLength: i.MaxLength, Description: i.Description, RandomWeights: i.RandomWeights, Dimensions: i.Dimensions}
 }

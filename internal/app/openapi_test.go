@@ -193,7 +193,7 @@ func TestOpenAPIContract(t *testing.T) {
 		c.MaxTextBytes = 2048
 		c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true
 	})
-	s.startWorker()
+	s.startWorkerModels("sentiment", crossEncoderDir)
 	c := newContract(t, s.url)
 
 	all := s.issue(t, "acme", auth.Scopes...)
@@ -235,6 +235,19 @@ func TestOpenAPIContract(t *testing.T) {
 	c.expect(s, 401, exchange{method: "GET", path: "/v1/jobs/" + id})
 	c.expect(s, 403, exchange{method: "DELETE", path: "/v1/jobs/" + id, token: readOnly})
 	c.expect(s, 504, exchange{method: "POST", path: "/v1/infer/ner?wait=50ms", token: all, body: text})
+
+	// Pairs: rerank (Cohere and Jina shapes), a rerank job, tokenize.
+	c.expect(s, 200, exchange{method: "POST", path: "/v1/rerank", token: all, body: map[string]any{"model": crossEncoderTask,
+		"query": "oil", "documents": []any{"Oil rose.", map[string]any{"text": "Stocks fell."}}, "top_n": 1, "return_documents": true}})
+	c.expect(s, 400, exchange{method: "POST", path: "/v1/rerank", token: all, body: map[string]any{"model": crossEncoderTask, "query": "oil", "documents": []string{}}, invalid: true})
+	c.expect(s, 200, exchange{method: "POST", path: "/v2/rerank", token: all, body: map[string]any{"model": crossEncoderTask, "query": "oil", "documents": []string{"Oil rose.", "Stocks fell."}, "top_n": 2}})
+	c.expect(s, 400, exchange{method: "POST", path: "/v2/rerank", token: all, body: map[string]any{"model": "nope", "query": "oil", "documents": []string{"x"}}})
+	c.expect(s, 403, exchange{method: "POST", path: "/v1/rerank", token: readOnly, body: map[string]any{"model": crossEncoderTask, "query": "oil", "documents": []string{"x"}}})
+	c.expect(s, 200, exchange{method: "POST", path: "/v1/jobs?wait=20s", token: all, body: map[string]any{"task": crossEncoderTask,
+		"input": map[string]any{"text": "oil", "documents": []string{"Oil rose.", "Stocks fell."}}, "options": map[string]any{"top_n": 1}}})
+	c.expect(s, 200, exchange{method: "POST", path: "/v1/infer/" + crossEncoderTask, token: all, body: map[string]any{"text": "oil", "text_pair": "Oil rose."}})
+	c.expect(s, 200, exchange{method: "POST", path: "/v1/tokenize/sentiment", token: all, body: map[string]any{"text": "Oil rose.", "texts": []string{"Stocks fell."}, "return_tokens": true}})
+	c.expect(s, 400, exchange{method: "POST", path: "/v1/tokenize/sentiment", token: all, body: map[string]any{}})
 
 	// Idempotency: same key and body → the same job; another body → 409.
 	key := map[string]string{"Idempotency-Key": "order-17"}
@@ -401,7 +414,8 @@ func TestOpenAPIContract(t *testing.T) {
 func replayDeadLetter(t *testing.T, s *stack, c *contract, token string) {
 	t.Helper()
 	r := c.expect(s, 202, exchange{method: "POST", path: "/v1/jobs", token: token,
-		body: map[string]any{"task": "sentiment", "input": map[string]any{"text": strings.Repeat("up ", 600)}}})
+		body: map[string]any{"task": "sentiment", "input": map[string]any{"text": strings.Repeat("up ", 600)},
+			"options": map[string]any{"long_input": "error"}}})
 	id := r.json(t)["id"].(string)
 	final, _ := s.poll(id)
 	if final["status"] != "dead" {

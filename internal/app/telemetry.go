@@ -3,8 +3,10 @@ package app
 import (
 	"context"
 	"log/slog"
+	"os"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/jetinfer/jetinfer/internal/config"
@@ -15,19 +17,39 @@ import (
 )
 
 // newTelemetry builds a process's meter provider (served at /metrics) and
-// tracer provider. Spans go to hooks.Spans when set; otherwise they are made
-// (and propagate) but not exported.
+// tracer provider. Spans go to hooks.Spans when set, and both spans and
+// metrics go over OTLP when the standard OTEL_* variables ask for it
+// (telemetry.ExportWanted); otherwise spans are made (and propagate) but
+// not exported.
 func newTelemetry(service string, c config.Trace, hooks Hooks) (*telemetry.Metrics, *sdktrace.TracerProvider, error) {
-	metrics, err := telemetry.NewMetrics()
+	ctx := context.Background()
+	exp, err := telemetry.NewExport(ctx, os.Getenv)
 	if err != nil {
+		return nil, nil, err
+	}
+	res := telemetry.Resource(ctx, service)
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	if exp.Metrics != nil {
+		mopts = append(mopts, sdkmetric.WithReader(exp.Metrics))
+	}
+	metrics, err := telemetry.NewMetrics(mopts...)
+	if err != nil {
+		if exp.Spans != nil {
+			_ = exp.Spans.Shutdown(ctx)
+		}
 		return nil, nil, err
 	}
 	var procs []sdktrace.SpanProcessor
 	if hooks.Spans != nil {
 		procs = append(procs, hooks.Spans)
 	}
-	tp, err := telemetry.NewTracerProvider(telemetry.TraceConfig{Service: service, SampleRatio: c.SampleRatio}, procs...)
+	if exp.Spans != nil {
+		procs = append(procs, exp.Spans)
+	}
+	tp, err := telemetry.NewTracerProvider(telemetry.TraceConfig{Service: service, SampleRatio: c.SampleRatio,
+		SamplerFromEnv: telemetry.SamplerFromEnv(os.Getenv), Resource: res}, procs...)
 	if err != nil {
+		_ = metrics.Shutdown(ctx)
 		return nil, nil, err
 	}
 	return metrics, tp, nil
@@ -35,7 +57,8 @@ func newTelemetry(service string, c config.Trace, hooks Hooks) (*telemetry.Metri
 
 // shutdownTelemetry flushes the providers.
 func shutdownTelemetry(m *telemetry.Metrics, tp *sdktrace.TracerProvider) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// Long enough for a last OTLP export of the spans and metrics in hand.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = tp.Shutdown(ctx)
 	_ = m.Shutdown(ctx)

@@ -139,7 +139,7 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 	if v := value(t, in, `jetinfer_ingest_publish_seconds_count{lane="interactive"}`); v != n/2 {
 		t.Errorf("publish count %v", v)
 	}
-	if v := value(t, in, `jetinfer_http_requests_total{code="200",method="POST",route="POST /v1/jobs"}`); v != n {
+	if v := value(t, in, `http_server_request_duration_seconds_count{http_request_method="POST",http_response_status_code="200",http_route="POST /v1/jobs"}`); v != n {
 		t.Errorf("requests %v, want %d", v, n)
 	}
 
@@ -148,7 +148,7 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		out = scrape(t, workerURL)
-		if strings.Contains(out, `jetinfer_worker_jobs_finished_total{lane="bulk",status="succeeded",task="sentiment",tenant="acme"} 3`) &&
+		if strings.Contains(out, `jetinfer_worker_jobs_finished_total{lane="bulk",model_version="afinn-165-fin-1",status="succeeded",task="sentiment",tenant="acme"} 3`) &&
 			strings.Contains(out, `jetinfer_consumer_pending{lane="bulk",task="sentiment"} 0`) {
 			break
 		}
@@ -157,37 +157,37 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if v := value(t, out, `jetinfer_worker_jobs_finished_total{lane="interactive",status="succeeded",task="sentiment",tenant="acme"}`); v != n/2 {
+	if v := value(t, out, `jetinfer_worker_jobs_finished_total{lane="interactive",model_version="afinn-165-fin-1",status="succeeded",task="sentiment",tenant="acme"}`); v != n/2 {
 		t.Errorf("interactive finished %v", v)
 	}
 	for _, stage := range []string{"queue", "batch", "tokenize", "infer", "deliver", "total"} {
-		if v := value(t, out, `jetinfer_worker_job_stage_seconds_count{lane="interactive",stage="`+stage+`",task="sentiment"}`); v != n/2 {
+		if v := value(t, out, `jetinfer_worker_job_stage_seconds_count{lane="interactive",model_version="afinn-165-fin-1",stage="`+stage+`",task="sentiment"}`); v != n/2 {
 			t.Errorf("stage %s count %v, want %d", stage, v, n/2)
 		}
 	}
-	total := value(t, out, `jetinfer_worker_job_stage_seconds_sum{lane="interactive",stage="total",task="sentiment"}`)
-	infer := value(t, out, `jetinfer_worker_job_stage_seconds_sum{lane="interactive",stage="infer",task="sentiment"}`)
+	total := value(t, out, `jetinfer_worker_job_stage_seconds_sum{lane="interactive",model_version="afinn-165-fin-1",stage="total",task="sentiment"}`)
+	infer := value(t, out, `jetinfer_worker_job_stage_seconds_sum{lane="interactive",model_version="afinn-165-fin-1",stage="infer",task="sentiment"}`)
 	if !(infer > 0 && total >= infer && total < 30) {
 		t.Errorf("total %vs, infer %vs: want 0 < infer ≤ total", total, infer)
 	}
 	batches := value(t, out, `jetinfer_worker_batches_total`)
-	docs := value(t, out, `jetinfer_worker_batch_size_sum{task="sentiment"}`)
-	if batches < 1 || docs != n || value(t, out, `jetinfer_worker_batch_size_count{task="sentiment"}`) != batches {
+	docs := value(t, out, `jetinfer_worker_batch_size_sum{model_version="afinn-165-fin-1",task="sentiment"}`)
+	if batches < 1 || docs != n || value(t, out, `jetinfer_worker_batch_size_count{model_version="afinn-165-fin-1",task="sentiment"}`) != batches {
 		t.Errorf("batches %v, documents in batches %v (want %d)", batches, docs, n)
 	}
 	tokens, padded := value(t, out, `jetinfer_worker_tokens_total`), value(t, out, `jetinfer_worker_padded_tokens_total`)
 	if tokens < n || padded < tokens {
 		t.Errorf("tokens %v padded %v", tokens, padded)
 	}
-	if v := value(t, out, `jetinfer_worker_batch_padding_ratio_count{task="sentiment"}`); v != batches {
+	if v := value(t, out, `jetinfer_worker_batch_padding_ratio_count{model_version="afinn-165-fin-1",task="sentiment"}`); v != batches {
 		t.Errorf("padding ratio observations %v, want %v", v, batches)
 	}
 	value(t, out, `jetinfer_consumer_ack_pending{lane="interactive",task="sentiment"}`)
 	for _, lane := range []string{"interactive", "bulk"} {
-		if v := value(t, out, `jetinfer_worker_redeliveries_total{lane="`+lane+`",task="sentiment"}`); v != 0 {
+		if v := value(t, out, `jetinfer_worker_redeliveries_total{lane="`+lane+`",model_version="afinn-165-fin-1",task="sentiment"}`); v != 0 {
 			t.Errorf("%s redeliveries %v where there were none", lane, v)
 		}
-		if v := value(t, out, `jetinfer_worker_dead_letters_total{lane="`+lane+`",task="sentiment"}`); v != 0 {
+		if v := value(t, out, `jetinfer_worker_dead_letters_total{lane="`+lane+`",model_version="afinn-165-fin-1",task="sentiment"}`); v != 0 {
 			t.Errorf("%s dead letters %v where there were none", lane, v)
 		}
 	}
@@ -345,7 +345,7 @@ func checkDashboard(t *testing.T, scraped string) {
 			have[f[0]] = true
 		}
 	}
-	metricRE := regexp.MustCompile(`jetinfer_[a-z_]+`)
+	metricRE := regexp.MustCompile(`jetinfer_[a-z_]+|http_server_[a-z_]+`)
 	check := func(what, expr string) int {
 		n := 0
 		for _, m := range metricRE.FindAllString(expr, -1) {

@@ -90,17 +90,25 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		return fmt.Errorf("metrics: %w", err)
 	}
 	for _, m := range models {
-		metrics.Init(m.Task())
+		version := ""
+		if v, ok := m.(worker.Versioned); ok {
+			version = v.Version()
+		}
+		metrics.Init(m.Task(), version)
 	}
 	w := worker.New(worker.Config{
 		BatchSize:   cfg.BatchSize,
 		BatchWait:   cfg.BatchWait,
 		BulkPause:   cfg.BulkPause,
 		BatchTokens: cfg.BatchTokens,
-		Consumer:    queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending},
-		Tracer:      tp,
-		Webhooks:    webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook")),
-	}, q, st, models, log, metrics)
+		AckWait:     cfg.AckWait,
+		// The latency budget's flags: see config.Worker.
+		LatencyBudget:     cfg.LatencyBudget,
+		InteractiveRecent: cfg.InteractiveRecent,
+		Tracer:            tp,
+		Webhooks:          webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook")),
+	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
+		st, models, log, metrics)
 
 	health := &http.Server{
 		Addr: cfg.HTTPAddr,

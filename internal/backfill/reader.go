@@ -14,11 +14,14 @@ import (
 	"unicode/utf8"
 )
 
-// Doc is one document of a backfill: {"id","text","meta"}.
+// Doc is one document of a backfill: {"id","text","text_pair","meta"}. A
+// document with a text_pair is a pair (a query and a passage for a
+// cross-encoder, a premise and a hypothesis for an NLI model).
 type Doc struct {
-	ID   string          `json:"id"`
-	Text string          `json:"text"`
-	Meta json.RawMessage `json:"meta,omitempty"`
+	ID       string          `json:"id"`
+	Text     string          `json:"text"`
+	TextPair string          `json:"text_pair,omitempty"`
+	Meta     json.RawMessage `json:"meta,omitempty"`
 }
 
 // LineError is a rejected line: the reader skips it and goes on.
@@ -159,6 +162,7 @@ func decodeDoc(line []byte) (Doc, string) {
 	var raw struct {
 		ID   json.RawMessage `json:"id"`
 		Text *string         `json:"text"`
+		Pair string          `json:"text_pair"`
 		Meta json.RawMessage `json:"meta"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -169,7 +173,7 @@ func decodeDoc(line []byte) (Doc, string) {
 	if dec.More() {
 		return Doc{}, "invalid JSON: more than one value on the line"
 	}
-	d := Doc{Meta: raw.Meta}
+	d := Doc{Meta: raw.Meta, TextPair: raw.Pair}
 	if raw.Text != nil {
 		d.Text = *raw.Text
 	}
@@ -221,6 +225,12 @@ func (l Limits) Check(d *Doc) string {
 		return "text is not valid UTF-8"
 	case strings.TrimSpace(d.Text) == "":
 		return "text is only white space"
+	case len(d.TextPair)+len(d.Text) > l.MaxTextBytes:
+		return fmt.Sprintf("text and text_pair are %d bytes, more than the limit of %d", len(d.Text)+len(d.TextPair), l.MaxTextBytes)
+	case !utf8.ValidString(d.TextPair):
+		return "text_pair is not valid UTF-8"
+	case d.TextPair != "" && strings.TrimSpace(d.TextPair) == "":
+		return "text_pair is only white space"
 	case len(d.Meta) > l.MaxMetaBytes:
 		return fmt.Sprintf("meta is longer than %d bytes", l.MaxMetaBytes)
 	}
@@ -228,15 +238,15 @@ func (l Limits) Check(d *Doc) string {
 }
 
 // NewCSV reads documents from CSV with a header row naming an id and a
-// text column (any others are ignored; a meta column must hold a JSON
-// object). Line numbers are those of each record's first line.
+// text column, and optionally a text_pair column (any others are ignored;
+// a meta column must hold a JSON object). Line numbers are those of each record's first line.
 func NewCSV(r io.Reader, l Limits) Reader {
 	l = l.withDefaults()
 	lr := &recordLimiter{r: r, max: int64(l.MaxLineBytes) + 64<<10}
 	cr := csv.NewReader(lr)
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1
-	return &csvReader{cr: cr, lr: lr, lim: l, idCol: -1, textCol: -1, metaCol: -1}
+	return &csvReader{cr: cr, lr: lr, lim: l, idCol: -1, textCol: -1, metaCol: -1, pairCol: -1}
 }
 
 type csvReader struct {
@@ -245,6 +255,7 @@ type csvReader struct {
 	lim                     Limits
 	header                  bool
 	idCol, textCol, metaCol int
+	pairCol                 int
 	fields                  int
 }
 
@@ -314,6 +325,9 @@ func (c *csvReader) Next() (Doc, int64, error) {
 			return Doc{}, line, &LineError{Line: line, Reason: fmt.Sprintf("record longer than %d bytes", c.lim.MaxLineBytes)}
 		}
 		d := Doc{ID: strings.TrimSpace(rec[c.idCol]), Text: rec[c.textCol]}
+		if c.pairCol >= 0 {
+			d.TextPair = rec[c.pairCol]
+		}
 		if c.metaCol >= 0 && strings.TrimSpace(rec[c.metaCol]) != "" {
 			m := []byte(strings.TrimSpace(rec[c.metaCol]))
 			var obj map[string]json.RawMessage
@@ -339,6 +353,8 @@ func (c *csvReader) readHeader(rec []string) error {
 			c.textCol = i
 		case "meta":
 			c.metaCol = i
+		case "text_pair":
+			c.pairCol = i
 		}
 	}
 	if c.idCol < 0 || c.textCol < 0 {

@@ -14,7 +14,7 @@ func BenchmarkPlan(b *testing.B) {
 			for i := n / 4; i < n; i++ {
 				classes[i] = Bulk // a quarter interactive, the rest bulk
 			}
-			pl, err := NewPlanner(Policy{Window: max(n, DefaultMaxSize)})
+			pl, err := NewPlanner(Policy{})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -34,27 +34,7 @@ func BenchmarkPaddingRatio(b *testing.B) {
 	}
 }
 
-// BenchmarkCollector measures a window's full cycle: Add every item, check
-// Ready, Flush.
-func BenchmarkCollector(b *testing.B) {
-	lengths := loadNewsLengths(b, 128)
-	c, err := NewCollector[int](Policy{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := c.Policy().Window
-	b.ReportAllocs()
-	for b.Loop() {
-		for i := range w {
-			c.Add(i, lengths[i], Class(i%2), t0)
-			_ = c.Ready(t0)
-		}
-		c.Flush()
-	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*w), "ns/item")
-}
-
-// BenchmarkPadding reports the padding ratio of the plans a Collector would
+// BenchmarkPadding reports the padding ratio of the plans the worker would
 // make over testdata/news_lengths.txt, with and without length sorting, at
 // batch 32. The sub-benchmark with the default window and 128-token
 // truncation is the figure (goal: sorted ≤ 0.10).
@@ -63,7 +43,7 @@ func BenchmarkPadding(b *testing.B) {
 		lengths := loadNewsLengths(b, trunc)
 		for _, window := range []int{32, 128, 256} {
 			b.Run(fmt.Sprintf("trunc=%d/window=%d", trunc, window), func(b *testing.B) {
-				p := Policy{MaxSize: 32, Window: window}.WithDefaults()
+				p := Policy{MaxSize: 32}.WithDefaults()
 				var sorted, unsorted float64
 				for b.Loop() {
 					p.KeepOrder = false

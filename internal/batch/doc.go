@@ -1,28 +1,30 @@
-// Package batch is jetinfer's dynamic batching policy: given the jobs a
-// worker has pulled for one task, each already tokenized, it decides which
-// of them run together in one model call, and when. It does no I/O, starts
-// no goroutines and reads no clock, so every rule is tested with plain
+// Package batch is jetinfer's batching and lane-scheduling policy: given the
+// jobs a worker has pulled for one task, each already tokenized, it decides
+// how far a batch grows, when it yields to interactive work, and which jobs
+// share one model call. It does no I/O, starts no goroutines and reads no
+// clock: callers pass the current time, so every rule is tested with plain
 // values.
 //
-// A Policy bounds a batch by rows (MaxSize) and by padded tokens
+// Lanes shares one model between the interactive lane and the bulk lanes.
+// Each of its rules is a method (InteractiveAbout, InteractiveRecent,
+// Limit, Cut, PauseFor, GrowWhileWaiting, OnInteractive, Overflow), taking
+// the batch being formed as a Shape and the time; the worker's collect loop
+// only waits on channels and acts on the answers. Cost learns a model's
+// cost per padded token and per row from its calls, so that bulk batches
+// can be held to a latency budget while interactive traffic is recent.
+//
+// A Policy bounds one model call by rows (MaxSize) and by padded tokens
 // (MaxTokens: rows × longest row, because a batch is padded to its longest
-// row), says how long the first item may wait for company (MaxWait), and
-// how many items are planned together (Window).
-//
-// A Collector holds the waiting items. The worker adds each message with
-// its token length and Class (Interactive or Bulk) and the current time,
-// arms a timer at Collector.Deadline, and flushes when Collector.Ready says
-// so: the window is full, or its oldest item has waited MaxWait.
-//
-// Flushing runs a Planner over the window. The Planner orders items by
-// class first, so bulk (backfill) items never run before interactive ones,
-// then by length within a class, so that each batch holds similar lengths;
-// then it cuts that order into contiguous batches, choosing the cuts that
-// minimise padded tokens plus a fixed cost per batch (BatchOverhead). The
-// last interactive batch may be topped up with bulk items: interactive
-// items are sorted longest first and bulk items shortest first, so the two
-// meet at similar lengths. Planning a window of 128 news documents this way
-// keeps padding under 10%, against about 48% in arrival order.
+// row). A Planner cuts a window of items into calls under it: it orders
+// items by class first, so bulk (backfill) items never run before
+// interactive ones, then by length within a class, so that each call holds
+// similar lengths; then it cuts that order into contiguous calls, choosing
+// the cuts that minimise padded tokens plus a fixed cost per call
+// (BatchOverhead). The last interactive call may be topped up with bulk
+// items: interactive items are sorted longest first and bulk items shortest
+// first, so the two meet at similar lengths. Planning a window of 128 news
+// documents (DefaultWindowBatches calls) this way keeps padding under 10%,
+// against about 48% in arrival order.
 //
 // PaddingRatio measures one batch's padding, for the worker's metrics.
 package batch

@@ -25,6 +25,7 @@ type Planner struct {
 	keys    []uint64
 	order   []int // item indices in planned order
 	lens    []int // their lengths, clamped
+	rows    []int // their rows, in planned order; nil when every item is one row
 	best    []int
 	from    []int
 	batches [][]int
@@ -69,7 +70,20 @@ func (pl *Planner) Policy() Policy { return pl.policy }
 // The returned slices belong to the Planner and are valid until the next
 // call to Plan.
 func (pl *Planner) Plan(lengths []int, classes []Class) [][]int {
+	return pl.PlanRows(lengths, nil, classes)
+}
+
+// PlanRows is Plan for items that take several rows of one model call each
+// (the windows of a long document, every window padded to the item's
+// length): rows[i] is item i's row count (less than 1 counts as 1), and
+// MaxSize and MaxTokens bound a batch's rows and rows × longest row rather
+// than its items. An item with more rows than MaxSize gets a batch of its
+// own. A nil rows is Plan.
+func (pl *Planner) PlanRows(lengths, rows []int, classes []Class) [][]int {
 	n := len(lengths)
+	if rows != nil && len(rows) != n {
+		panic("batch: PlanRows: len(rows) != len(lengths)")
+	}
 	if classes != nil && len(classes) != n {
 		panic("batch: Plan: len(classes) != len(lengths)")
 	}
@@ -99,6 +113,13 @@ func (pl *Planner) Plan(lengths []int, classes []Class) [][]int {
 		pl.order[i] = idx
 		pl.lens[i] = clampLen(lengths[idx])
 	}
+	pl.rows = pl.rows[:0]
+	if rows != nil {
+		pl.rows = slices.Grow(pl.rows, n)[:n]
+		for i, k := range pl.keys {
+			pl.rows[i] = max(1, rows[int(uint32(k))])
+		}
+	}
 
 	pl.cut()
 	return pl.batches
@@ -120,12 +141,19 @@ func (pl *Planner) cut() {
 	lens, costs, from := pl.lens[:n], pl.best[:n+1], pl.from[:n+1]
 	costs[0] = 0
 	for j := 1; j <= n; j++ {
-		best, start, longest := math.MaxInt, j-1, 0
-		for i := j - 1; i >= 0 && j-i <= size; i-- {
+		best, start, longest, rows := math.MaxInt, j-1, 0, 0
+		for i := j - 1; i >= 0; i-- {
 			longest = max(longest, lens[i])
-			rows := j - i
+			if len(pl.rows) > 0 {
+				rows += pl.rows[i]
+			} else {
+				rows++
+			}
+			if i < j-1 && rows > size {
+				break // a lone item may exceed MaxSize rows
+			}
 			padded := rows * longest
-			if rows > 1 && budget > 0 && padded > budget {
+			if i < j-1 && budget > 0 && padded > budget {
 				break // the longest row only grows as the batch grows
 			}
 			if c := costs[i] + overhead + padded; c < best {

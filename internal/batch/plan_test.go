@@ -14,7 +14,7 @@ const (
 
 func TestPlan(t *testing.T) {
 	// greedy: as few batches as the limits allow, so tests see the limits.
-	greedy := Policy{BatchOverhead: -1, MaxWait: -1}
+	greedy := Policy{BatchOverhead: -1}
 	with := func(f func(*Policy)) Policy { p := greedy; f(&p); return p }
 	for _, tc := range []struct {
 		name    string
@@ -25,7 +25,7 @@ func TestPlan(t *testing.T) {
 	}{
 		{"empty", greedy, nil, nil, [][]int{}},
 		{"one item", greedy, []int{7}, nil, [][]int{{0}}},
-		{"size cap", with(func(p *Policy) { p.MaxSize, p.Window, p.KeepOrder = 2, 2, true }),
+		{"size cap", with(func(p *Policy) { p.MaxSize, p.KeepOrder = 2, true }),
 			[]int{3, 3, 3, 3, 3}, nil, [][]int{{0, 1}, {2, 3}, {4}}},
 		{"token cap counts rows × longest", with(func(p *Policy) { p.MaxTokens, p.KeepOrder = 10, true }),
 			[]int{1, 1, 6, 4}, nil, [][]int{{0, 1}, {2}, {3}}},
@@ -37,30 +37,30 @@ func TestPlan(t *testing.T) {
 			[]int{3, 20, 3}, nil, [][]int{{0}, {1}, {2}}},
 		{"oversize item alone, sorted", with(func(p *Policy) { p.MaxTokens = 10 }),
 			[]int{20, 3, 3}, []Class{B, B, B}, [][]int{{1, 2}, {0}}},
-		{"no token budget", with(func(p *Policy) { p.MaxTokens, p.MaxSize, p.Window = -1, 2, 2 }),
+		{"no token budget", with(func(p *Policy) { p.MaxTokens, p.MaxSize = -1, 2 }),
 			[]int{100000, 100000, 1}, nil, [][]int{{0, 1}, {2}}},
-		{"bulk sorted shortest first", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"bulk sorted shortest first", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{5, 1, 5, 1}, []Class{B, B, B, B}, [][]int{{1, 3}, {0, 2}}},
-		{"interactive sorted longest first", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"interactive sorted longest first", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{1, 5, 3}, nil, [][]int{{1, 2}, {0}}},
-		{"ties keep arrival order", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"ties keep arrival order", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{4, 4, 4, 4}, []Class{B, B, B, B}, [][]int{{0, 1}, {2, 3}}},
-		{"keep order", with(func(p *Policy) { p.MaxSize, p.Window, p.KeepOrder = 2, 2, true }),
+		{"keep order", with(func(p *Policy) { p.MaxSize, p.KeepOrder = 2, true }),
 			[]int{5, 1, 5, 1}, []Class{B, B, B, B}, [][]int{{0, 1}, {2, 3}}},
-		{"short bulk never jumps ahead of interactive", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"short bulk never jumps ahead of interactive", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{1, 1, 9, 9}, []Class{B, B, I, I}, [][]int{{2, 3}, {0, 1}}},
-		{"classes ordered even with keep order", with(func(p *Policy) { p.MaxSize, p.Window, p.KeepOrder = 2, 2, true }),
+		{"classes ordered even with keep order", with(func(p *Policy) { p.MaxSize, p.KeepOrder = 2, true }),
 			[]int{1, 1, 9}, []Class{B, B, I}, [][]int{{2}, {0, 1}}},
-		{"boundary batch tops up with the shortest bulk", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"boundary batch tops up with the shortest bulk", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{8, 2, 9, 1}, []Class{B, I, B, I}, [][]int{{1, 3}, {0, 2}}},
-		{"boundary batch meets similar lengths", with(func(p *Policy) { p.MaxSize, p.Window = 3, 3 }),
+		{"boundary batch meets similar lengths", with(func(p *Policy) { p.MaxSize = 3 }),
 			[]int{30, 10, 11, 40, 50, 12}, []Class{I, I, B, B, B, B}, [][]int{{0, 1, 2}, {5, 3, 4}}},
-		{"three classes", with(func(p *Policy) { p.MaxSize, p.Window = 2, 2 }),
+		{"three classes", with(func(p *Policy) { p.MaxSize = 2 }),
 			[]int{1, 2, 3}, []Class{2, 1, 0}, [][]int{{2, 1}, {0}}},
-		{"overhead buys a split", Policy{MaxSize: 4, Window: 4, BatchOverhead: 10},
+		{"overhead buys a split", Policy{MaxSize: 4, BatchOverhead: 10},
 			// one batch: 4×100 = 400 + 10; two: 2×1 + 2×100 + 20 = 222.
 			[]int{100, 1, 100, 1}, []Class{B, B, B, B}, [][]int{{1, 3}, {0, 2}}},
-		{"overhead too dear to split", Policy{MaxSize: 4, Window: 4, BatchOverhead: 300},
+		{"overhead too dear to split", Policy{MaxSize: 4, BatchOverhead: 300},
 			[]int{100, 1, 100, 1}, []Class{B, B, B, B}, [][]int{{1, 3, 0, 2}}},
 		{"negative length counts as zero", with(func(p *Policy) { p.MaxTokens, p.KeepOrder = 4, true }),
 			[]int{-5, 4}, nil, [][]int{{0}, {1}}},
@@ -85,7 +85,7 @@ func TestPlan(t *testing.T) {
 func TestPlanSortingReducesPadding(t *testing.T) {
 	lengths := []int{2, 30, 2, 30, 2, 30, 2, 30}
 	classes := slices.Repeat([]Class{B}, len(lengths))
-	p := Policy{MaxSize: 4, Window: 8, BatchOverhead: -1}
+	p := Policy{MaxSize: 4, BatchOverhead: -1}
 	sorted := planPadding(lengths, Plan(p, lengths, classes))
 	p.KeepOrder = true
 	unsorted := planPadding(lengths, Plan(p, lengths, classes))
@@ -149,7 +149,6 @@ func randPolicy(r *rand.Rand) Policy {
 		BatchOverhead: r.IntN(2048) - 256,
 		KeepOrder:     r.IntN(2) == 0,
 	}
-	p.Window = p.MaxSize
 	return p
 }
 
@@ -161,7 +160,7 @@ func FuzzPlan(f *testing.F) {
 		if size == 0 {
 			size = 1
 		}
-		p := Policy{MaxSize: int(size), Window: int(size), MaxTokens: int(tokens), BatchOverhead: int(overhead), KeepOrder: keep}
+		p := Policy{MaxSize: int(size), MaxTokens: int(tokens), BatchOverhead: int(overhead), KeepOrder: keep}
 		// Each pair of bytes is one item: a length (scaled to reach past
 		// the budget) and a class.
 		var lengths []int
@@ -228,5 +227,39 @@ func checkPlan(t *testing.T, p Policy, lengths []int, classes []Class, batches [
 			ca%2 == 1 && clampLen(lengths[a]) > clampLen(lengths[b]):
 			t.Fatalf("items %d (len %d) and %d (len %d) of class %d out of length order", a, lengths[a], b, lengths[b], ca)
 		}
+	}
+}
+
+func TestPlanRowsCountsWindows(t *testing.T) {
+	greedy := Policy{BatchOverhead: -1, KeepOrder: true}
+	with := func(f func(*Policy)) Policy { p := greedy; f(&p); return p }
+	for _, tc := range []struct {
+		name    string
+		p       Policy
+		lengths []int
+		rows    []int
+		want    [][]int
+	}{
+		{"size cap counts rows", with(func(p *Policy) { p.MaxSize = 4 }),
+			[]int{5, 5, 5, 5}, []int{3, 1, 2, 2}, [][]int{{0, 1}, {2, 3}}},
+		{"token cap counts rows × longest", with(func(p *Policy) { p.MaxTokens = 20 }),
+			[]int{4, 4, 4}, []int{2, 3, 1}, [][]int{{0, 1}, {2}}},
+		{"windows of two documents share a call", with(func(p *Policy) { p.MaxSize, p.MaxTokens = 32, 1<<20 }),
+			[]int{128, 128, 40}, []int{21, 2, 1}, [][]int{{0, 1, 2}}},
+		{"more rows than MaxSize alone", with(func(p *Policy) { p.MaxSize = 4 }),
+			[]int{5, 5, 5}, []int{1, 9, 1}, [][]int{{0}, {1}, {2}}},
+		{"nil rows is Plan", with(func(p *Policy) { p.MaxSize = 2 }),
+			[]int{5, 5, 5}, nil, [][]int{{0, 1}, {2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pl, err := NewPlanner(tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := pl.PlanRows(tc.lengths, tc.rows, nil)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("PlanRows(%v, %v) = %v, want %v", tc.lengths, tc.rows, got, tc.want)
+			}
+		})
 	}
 }

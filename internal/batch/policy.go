@@ -1,19 +1,18 @@
 package batch
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
 // Default values that Policy.WithDefaults fills in.
 const (
 	DefaultMaxSize   = 32
-	DefaultMaxWait   = 5 * time.Millisecond
 	DefaultMaxTokens = 8192
 	// DefaultBatchOverhead is the default Policy.BatchOverhead.
 	DefaultBatchOverhead = 512
-	// DefaultWindowBatches is how many batches' worth of items the Collector
-	// gathers by default (Window = DefaultWindowBatches × MaxSize).
+	// DefaultWindowBatches is how many model calls' worth of bulk items a
+	// worker gathers for one plan while no interactive job is about (see
+	// Lanes): on news text truncated at 128 tokens, padding is about 48% in
+	// arrival order, 21% sorted within a window of one call and 9% within
+	// four (BenchmarkPadding).
 	DefaultWindowBatches = 4
 )
 
@@ -24,15 +23,11 @@ const MaxMaxSize = 1 << 16
 // are treated as MaxLength. It is far beyond any model's context.
 const MaxLength = 1<<24 - 1
 
-// Policy bounds one batch and says how long items wait to form one. The zero
+// Policy bounds one model call and says how to cut a window into calls. The zero
 // value is usable: WithDefaults turns every zero field into its default.
 type Policy struct {
 	// MaxSize is the most rows (items) in one batch. Defaults to 32.
 	MaxSize int
-	// MaxWait is how long the oldest item in a Collector may wait for company
-	// before the Collector must be flushed. A negative value means no wait:
-	// the Collector is ready as soon as it holds an item. Defaults to 5ms.
-	MaxWait time.Duration
 	// MaxTokens is the padded token budget of one batch: rows × the longest
 	// row. An item longer than the budget gets a batch of its own. A negative
 	// value means no token budget (only MaxSize bounds a batch). Defaults
@@ -50,17 +45,8 @@ type Policy struct {
 	// their class. By default items of one class are sorted by length so
 	// that a batch holds similar lengths and padding stays small; sorting
 	// helps most when several batches' worth of items is planned at once
-	// (see Window). Defaults to false (sort by length).
+	// (DefaultWindowBatches). Defaults to false (sort by length).
 	KeepOrder bool
-	// Window is how many items a Collector gathers before it is full and
-	// must be flushed, even before MaxWait runs out. A window of several
-	// batches lets length sorting group similar lengths: on news text
-	// truncated at 128 tokens, padding is about 48% in arrival order, 21%
-	// sorted within a window of one batch and 9% within four (see
-	// BenchmarkPadding). The price is that a full window's batches run one
-	// after the other before newer items are planned. Set it to MaxSize to
-	// plan one batch at a time. Defaults to 4 × MaxSize.
-	Window int
 }
 
 // WithDefaults returns p with every zero field set to its default.
@@ -68,17 +54,11 @@ func (p Policy) WithDefaults() Policy {
 	if p.MaxSize == 0 {
 		p.MaxSize = DefaultMaxSize
 	}
-	if p.MaxWait == 0 {
-		p.MaxWait = DefaultMaxWait
-	}
 	if p.MaxTokens == 0 {
 		p.MaxTokens = DefaultMaxTokens
 	}
 	if p.BatchOverhead == 0 {
 		p.BatchOverhead = DefaultBatchOverhead
-	}
-	if p.Window == 0 {
-		p.Window = DefaultWindowBatches * p.MaxSize
 	}
 	return p
 }
@@ -91,16 +71,6 @@ func (p Policy) Validate() error {
 	}
 	if p.MaxSize > MaxMaxSize {
 		return fmt.Errorf("batch: MaxSize must be at most %d, got %d", MaxMaxSize, p.MaxSize)
-	}
-	if p.Window < 0 {
-		return fmt.Errorf("batch: Window must not be negative, got %d", p.Window)
-	}
-	size := p.MaxSize
-	if size == 0 {
-		size = DefaultMaxSize
-	}
-	if p.Window > 0 && p.Window < size {
-		return fmt.Errorf("batch: Window (%d) must be at least MaxSize (%d)", p.Window, size)
 	}
 	if p.MaxTokens > MaxLength {
 		return fmt.Errorf("batch: MaxTokens must be at most %d, got %d", MaxLength, p.MaxTokens)

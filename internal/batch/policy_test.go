@@ -3,18 +3,16 @@ package batch
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestPolicyWithDefaults(t *testing.T) {
 	got := Policy{}.WithDefaults()
-	want := Policy{MaxSize: 32, MaxWait: 5 * time.Millisecond, MaxTokens: 8192, BatchOverhead: 512, Window: 128}
+	want := Policy{MaxSize: 32, MaxTokens: 8192, BatchOverhead: 512}
 	if got != want {
 		t.Errorf("Policy{}.WithDefaults() = %+v, want %+v", got, want)
 	}
-	set := Policy{MaxSize: 8, MaxWait: -1, MaxTokens: -1, BatchOverhead: -1, KeepOrder: true}
+	set := Policy{MaxSize: 8, MaxTokens: -1, BatchOverhead: -1, KeepOrder: true}
 	want = set
-	want.Window = 32
 	if got := set.WithDefaults(); got != want {
 		t.Errorf("WithDefaults kept %+v, want %+v", got, want)
 	}
@@ -26,12 +24,10 @@ func TestPolicyValidate(t *testing.T) {
 		field string // "" for valid
 	}{
 		{Policy{}, ""},
-		{Policy{MaxWait: -1, MaxTokens: -1, BatchOverhead: -1}, ""},
-		{Policy{MaxSize: 4, Window: 4}, ""},
+		{Policy{MaxTokens: -1, BatchOverhead: -1}, ""},
+		{Policy{MaxSize: 4}, ""},
 		{Policy{MaxSize: -1}, "MaxSize"},
 		{Policy{MaxSize: MaxMaxSize + 1}, "MaxSize"},
-		{Policy{Window: -1}, "Window"},
-		{Policy{Window: 16}, "Window"}, // smaller than the default MaxSize 32
 		{Policy{MaxTokens: MaxLength + 1}, "MaxTokens"},
 	} {
 		err := tc.p.Validate()
@@ -43,9 +39,6 @@ func TestPolicyValidate(t *testing.T) {
 		}
 		if _, nerr := NewPlanner(tc.p); (nerr == nil) != (err == nil) {
 			t.Errorf("%+v: NewPlanner error %v, Validate %v", tc.p, nerr, err)
-		}
-		if _, nerr := NewCollector[int](tc.p); (nerr == nil) != (err == nil) {
-			t.Errorf("%+v: NewCollector error %v, Validate %v", tc.p, nerr, err)
 		}
 	}
 }

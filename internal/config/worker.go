@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/jetinfer/jetinfer/internal/batch"
 )
 
 // Worker is the configuration of cmd/worker.
@@ -41,6 +43,14 @@ type Worker struct {
 	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
+	// LatencyBudget caps a bulk or backfill batch at what the model is
+	// expected to run in this long (from its learnt cost) while interactive
+	// jobs arrived within InteractiveRecent; 0 turns the cap off. Defaults
+	// to batch.DefaultLatencyBudget (250ms, for CPUs; about 1s suits GPUs).
+	LatencyBudget time.Duration
+	// InteractiveRecent is how long after an interactive job LatencyBudget
+	// applies. Defaults to batch.DefaultRecentFor (5m).
+	InteractiveRecent time.Duration
 	// AckWait must cover one batch. Defaults to 30s.
 	AckWait time.Duration
 	// MaxDeliver is how often a job is tried before it is dead-lettered. Defaults to 5.
@@ -75,6 +85,8 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BatchWait, "batch-wait", 0, "how long the first job of a batch waits for company (batches also grow while the model is busy)")
 	fs.DurationVar(&c.BulkPause, "bulk-pause", 10*time.Millisecond, "pause before each bulk-lane batch while interactive jobs are arriving (0: none)")
 	fs.IntVar(&c.BatchTokens, "batch-tokens", 8192, "padded token budget of one model call")
+	fs.DurationVar(&c.LatencyBudget, "latency-budget", batch.DefaultLatencyBudget, "while interactive jobs are recent, bulk batches are sized to run in about this long by the model's learnt cost (0: no cap; about 1s suits GPUs)")
+	fs.DurationVar(&c.InteractiveRecent, "interactive-recent", batch.DefaultRecentFor, "how long after an interactive job --latency-budget applies")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream ack wait; must cover one batch")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 5, "deliveries before a job is dead-lettered")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1024, "unacknowledged jobs per consumer across workers")
@@ -131,6 +143,12 @@ func (c *Worker) Validate() error {
 	}
 	if c.BulkPause < 0 || c.BulkPause > time.Second {
 		errs = append(errs, fmt.Errorf("bulk-pause: %s is outside 0..1s", c.BulkPause))
+	}
+	if c.LatencyBudget < 0 {
+		errs = append(errs, fmt.Errorf("latency-budget: %s is negative; 0 turns the cap off", c.LatencyBudget))
+	}
+	if c.InteractiveRecent < 0 {
+		errs = append(errs, fmt.Errorf("interactive-recent: %s is negative", c.InteractiveRecent))
 	}
 	if c.BatchWait < 0 {
 		errs = append(errs, fmt.Errorf("batch-wait: %s is negative", c.BatchWait))

@@ -53,6 +53,13 @@ func scoreLabels(fn scoreFunc, logits []float32, scores []float64, order []int) 
 			scores[i] = float64(l)
 		}
 	}
+	sortOrder(scores, order)
+	return nil
+}
+
+// sortOrder sets order to the class indices sorted by descending score, ties
+// by class index.
+func sortOrder(scores []float64, order []int) {
 	for i := range order {
 		order[i] = i
 	}
@@ -65,7 +72,6 @@ func scoreLabels(fn scoreFunc, logits []float32, scores []float64, order []int) 
 		}
 		return 0
 	})
-	return nil
 }
 
 // appendLabels appends {"labels":[{"label":..,"score":..},...]} for the first

@@ -9,10 +9,10 @@
 //
 //   - Prepare tokenizes one document (pure Go, cheap, safe for concurrent use)
 //     and rejects, with a permanent job error, input that can never succeed:
-//     empty text, invalid UTF-8, or text longer than the model's max_length
-//     when truncation is off. Token classification never rejects a long
-//     document: it cuts it into overlapping windows of max_length tokens, the
-//     windows overlapping by the model's stride.
+//     empty text, invalid UTF-8, or text longer than one row under
+//     long_input "error". By default every kind cuts a long document into
+//     overlapping windows of max_length tokens, the windows overlapping by
+//     the model's stride, up to the model's window cap (long.go).
 //   - Run pads a batch of prepared inputs to its longest row, runs the session
 //     once for the whole batch and turns the outputs into JSON results in the
 //     shapes of Hugging Face's pipelines (text-classification,
@@ -58,8 +58,36 @@
 // central (farthest from that window's edges; on a tie the earlier window
 // wins), so each token is labelled once, with as much context on both sides
 // as the windows give it. Entities are then aggregated over the whole
-// document, and their offsets point into the original text. A document
-// needing more than 256 windows is rejected as too long.
+// document, and their offsets point into the original text.
+//
+// # Windows of text classification and feature extraction
+//
+// The windows of one document are rows of the batch like any short
+// document's, and the worker's planner counts them as rows. After inference
+// a text classification takes, per label, the mean of the windows' scores
+// weighted by each window's tokens (or with window_aggregation "max" the
+// highest), and a feature extraction the token-weighted mean of the
+// windows' pooled embeddings, then L2-normalised: with mean pooling, the mean
+// of every token state of every window. docs/operations.md says why.
+//
+// # Pairs
+//
+// PrepareInput takes a job's whole input. A text with a text_pair is one row
+// through the tokenizer's pair template ([CLS] A [SEP] B [SEP], token type
+// ids 1 for B), answered with the model's labels, or for a text-ranking
+// model (a cross-encoder) with {"relevance_score"}. A rerank job (a query
+// and documents on a text-ranking model) takes one row per document and
+// answers the documents by relevance with their indices; a zero-shot job (a
+// text and candidate labels on a zero-shot-classification model, an NLI
+// classifier) takes one row per label, its hypothesis made from the
+// template, and answers Hugging Face's {"sequence","labels","scores"}: the
+// softmax of the entailment logits across labels, or with multi_label each
+// label's softmax of entailment against contradiction, as transformers.js's
+// pipeline computes them. The rows of one job are batched together, with
+// other jobs' rows. A pair longer than max_length is cut longest first, as
+// Hugging Face's tokenizers do with truncation=True. A tokenize job takes no
+// row: PrepareInput makes its result (counts, and ids, tokens and code point
+// offsets on request) and Run only hands it back.
 //
 // # Aggregation
 //

@@ -37,8 +37,10 @@ func pool(dst []float32, acc []float64, hidden []float32, n int, mean, norm bool
 	return nil
 }
 
-// appendEmbedding appends {"embedding":[...],"dim":N}.
-func appendEmbedding(dst []byte, emb []float32) []byte {
+// appendEmbedding appends {"embedding":[...],"dim":N,"tokens":T}, where T
+// is the number of tokens the model read, special tokens included: what an
+// OpenAI-style usage count reports.
+func appendEmbedding(dst []byte, emb []float32, tokens int) []byte {
 	dst = append(dst, `{"embedding":[`...)
 	for i, v := range emb {
 		if i > 0 {
@@ -48,5 +50,7 @@ func appendEmbedding(dst []byte, emb []float32) []byte {
 	}
 	dst = append(dst, `],"dim":`...)
 	dst = appendInt(dst, len(emb))
+	dst = append(dst, `,"tokens":`...)
+	dst = appendInt(dst, tokens)
 	return append(dst, '}')
 }

@@ -96,11 +96,20 @@ type labelsResult struct {
 		Label string  `json:"label"`
 		Score float64 `json:"score"`
 	} `json:"labels"`
+	longFields
+}
+
+// longFields are what a result says of a long input (appendLongFields).
+type longFields struct {
+	Windows   int  `json:"windows"`
+	Truncated bool `json:"truncated"`
 }
 
 type embeddingResult struct {
 	Embedding []float64 `json:"embedding"`
 	Dim       int       `json:"dim"`
+	longFields
+	Tokens int `json:"tokens"`
 }
 
 type entitiesResult struct {
@@ -113,6 +122,7 @@ type entitiesResult struct {
 		Start       int     `json:"start"`
 		End         int     `json:"end"`
 	} `json:"entities"`
+	longFields
 }
 
 func decode[T any](t testing.TB, raw json.RawMessage) T {

@@ -29,7 +29,20 @@ const (
 	TokenClassification Kind = "token-classification"
 	// FeatureExtraction turns a document into one embedding vector.
 	FeatureExtraction Kind = "feature-extraction"
+	// ZeroShotClassification is an NLI classifier (labels include
+	// entailment) that scores a text against candidate labels given per
+	// job, each as the hypothesis of a (premise, hypothesis) pair.
+	ZeroShotClassification Kind = "zero-shot-classification"
+	// TextRanking is a cross-encoder: one relevance logit for a (query,
+	// passage) pair; it answers rerank jobs.
+	TextRanking Kind = "text-ranking"
 )
+
+// perRow reports whether the kind's graph answers one vector of logits per
+// row ([batch, labels]) rather than one per token.
+func (k Kind) perRow() bool {
+	return k == TextClassification || k == ZeroShotClassification || k == TextRanking
+}
 
 // Info describes a loaded model, as GET /v1/models shows it.
 type Info struct {
@@ -51,6 +64,11 @@ type Info struct {
 	// RandomWeights is true for benchmark models whose weights are random:
 	// their answers have the cost of real ones and no meaning.
 	RandomWeights bool
+	// Dimensions lists the sizes a feature-extraction model's embeddings
+	// may be cut to (jetinfer.json "dimensions"): only a model trained for
+	// it (Matryoshka representation learning) keeps its meaning when cut,
+	// so a model that declares none is never cut.
+	Dimensions []int
 }
 
 // manifest is jetinfer.json.
@@ -65,6 +83,11 @@ type manifest struct {
 	FunctionToApply string `json:"function_to_apply"`
 	Description     string `json:"description"`
 	RandomWeights   bool   `json:"random_weights"`
+	// LongInput and MaxWindows are the model's defaults for long texts
+	// (long.go).
+	LongInput  string `json:"long_input"`
+	MaxWindows int    `json:"max_windows"`
+	Dimensions []int  `json:"dimensions"`
 }
 
 // hfConfig is the part of config.json jetinfer reads.
@@ -90,6 +113,8 @@ type Model struct {
 	tok     *tokenize.Tokenizer
 	prefix  []int64 // special tokens before a sequence
 	suffix  []int64 // special tokens after it
+	pairTpl tokenize.PairTemplate
+	nli     nliIDs // zero-shot classification's classes
 	padID   int64
 	unkID   int64 // the unknown token, -1 when the vocabulary has none
 	window  int   // content tokens per row: MaxLength minus the special tokens
@@ -97,6 +122,10 @@ type Model struct {
 	fn      scoreFunc
 	pooling string // "mean" or "cls"
 	norm    bool
+	// The defaults for long texts, which a job's options can override
+	// (long.go).
+	longInput  string
+	maxWindows int
 
 	sess       *ort.DynamicAdvancedSession
 	hasMask    bool
@@ -115,10 +144,6 @@ type Model struct {
 	tagsOnce  sync.Once
 	labelTags []labelTag
 }
-
-// maxWindows bounds how many windows one token-classification document may
-// need; a longer document is rejected as too long.
-const maxWindows = 256
 
 // LoadModel loads the model directory dir and opens an ONNX Runtime session
 // for it. A broken directory fails with an error naming the file and what is
@@ -180,12 +205,12 @@ func (m *Model) readManifest(dir string) error {
 		}
 		return err
 	}
-	switch mf.Kind {
-	case TextClassification, TokenClassification, FeatureExtraction:
-	case "":
-		return fmt.Errorf("%s: kind is missing (want %s, %s or %s)", p, TextClassification, TokenClassification, FeatureExtraction)
-	default:
-		return fmt.Errorf("%s: unknown kind %q (want %s, %s or %s)", p, mf.Kind, TextClassification, TokenClassification, FeatureExtraction)
+	kinds := []Kind{TextClassification, TokenClassification, FeatureExtraction, ZeroShotClassification, TextRanking}
+	switch {
+	case mf.Kind == "":
+		return fmt.Errorf("%s: kind is missing (want one of %v)", p, kinds)
+	case !slices.Contains(kinds, mf.Kind):
+		return fmt.Errorf("%s: unknown kind %q (want one of %v)", p, mf.Kind, kinds)
 	}
 	if mf.Task == "" {
 		mf.Task = filepath.Base(dir)
@@ -222,12 +247,24 @@ func (m *Model) readManifest(dir string) error {
 	} else {
 		m.stride = -1 // a quarter of the window, once the window is known
 	}
+	if err := m.readLong(p, mf); err != nil {
+		return err
+	}
 	m.info.Task = mf.Task
 	m.info.Kind = mf.Kind
 	m.info.Version = mf.Version
 	m.info.MaxLength = mf.MaxLength
 	m.info.Description = mf.Description
 	m.info.RandomWeights = mf.RandomWeights
+	if len(mf.Dimensions) > 0 && mf.Kind != FeatureExtraction {
+		return fmt.Errorf("%s: dimensions is only for feature-extraction models", p)
+	}
+	for _, d := range mf.Dimensions {
+		if d <= 0 {
+			return fmt.Errorf("%s: dimensions holds %d; each must be a positive embedding size", p, d)
+		}
+	}
+	m.info.Dimensions = mf.Dimensions
 	return nil
 }
 
@@ -253,6 +290,9 @@ func (m *Model) readConfig(dir string) error {
 			labels[i] = v
 		}
 		m.info.Labels = labels
+		if err := m.nliLabels(p); err != nil {
+			return err
+		}
 	}
 	if m.fn == -1 {
 		m.fn = fnSoftmax
@@ -284,6 +324,7 @@ func (m *Model) loadTokenizer(dir string) error {
 	m.tok = tok
 	m.unkID = findUnk(p, tok)
 	m.prefix = tpl.Prefix
+	m.pairTpl = tok.PairTemplate()
 	m.suffix = tpl.Suffix
 	m.padID = tok.PadID()
 	m.window = m.info.MaxLength - len(m.prefix) - len(m.suffix)
@@ -294,7 +335,7 @@ func (m *Model) loadTokenizer(dir string) error {
 	if m.stride < 0 {
 		m.stride = m.window / 4
 	}
-	if m.info.Kind == TokenClassification && m.stride >= m.window {
+	if m.stride >= m.window {
 		return fmt.Errorf("%s: stride %d must be smaller than max_length minus special tokens (%d)", mf, m.stride, m.window)
 	}
 	return nil
@@ -354,7 +395,7 @@ func (m *Model) checkGraph(p string) error {
 	var want []string
 	rank := 3
 	switch m.info.Kind {
-	case TextClassification:
+	case TextClassification, ZeroShotClassification, TextRanking:
 		want, rank = []string{"logits"}, 2
 	case TokenClassification:
 		want = []string{"logits"}

@@ -202,6 +202,7 @@ type parityToken struct {
 type parityEmbedding struct {
 	Embedding []float64 `json:"embedding"`
 	Dim       int       `json:"dim"`
+	Tokens    int       `json:"tokens"`
 }
 
 // compareLabels compares a text-classification result with the reference's.

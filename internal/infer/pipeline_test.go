@@ -229,7 +229,10 @@ func TestPrepareRejects(t *testing.T) {
 		{"empty", cls, "", job.Options{}, job.CodeInvalidInput},
 		{"blank", cls, " \n\t ", job.Options{}, job.CodeInvalidInput},
 		{"invalid UTF-8", cls, "caf\xe9 au lait", job.Options{}, job.CodeInvalidInput},
-		{"too long", cls, long, job.Options{}, job.CodeInputTooLong},
+		{"too long with long_input error", cls, long, job.Options{LongInput: job.LongError}, job.CodeInputTooLong},
+		{"too long for ner with long_input error", ner, long, job.Options{LongInput: job.LongError}, job.CodeInputTooLong},
+		{"unknown long_input", cls, "ok", job.Options{LongInput: "split"}, job.CodeInvalidInput},
+		{"unknown window_aggregation", cls, "ok", job.Options{WindowAggregation: "sum"}, job.CodeInvalidInput},
 		{"negative top_k", cls, "ok", job.Options{TopK: -1}, job.CodeInvalidInput},
 		{"unknown aggregation", ner, "ok", job.Options{Aggregation: "mean"}, job.CodeInvalidInput},
 		{"empty ner", ner, "", job.Options{}, job.CodeInvalidInput},
@@ -353,5 +356,41 @@ func TestRunWithOutputAllocatedByONNXRuntime(t *testing.T) {
 				t.Errorf("%s doc %d: %.200s, want %.200s", name, i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// Token ids made with the model's tokenizer embed as their text does, with
+// or without the special tokens; the result counts the tokens the model
+// read; ids outside the vocabulary, and ids for a classifier, are refused.
+func TestPrepareTokens(t *testing.T) {
+	m := loadModel(t, embedModel)
+	const text = "Oil rose after the cartel cut output."
+	byText, _ := runTexts(t, m, job.Options{}, text)
+	ids := append([]int64(nil), m.tok.Encode(text).IDs...)
+	special := append(append(append([]int64(nil), m.prefix...), ids...), m.suffix...)
+	for _, in := range [][]int64{ids, special} {
+		p, err := m.PrepareTokens(in, job.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, _, err := m.Run(context.Background(), []*Input{p})
+		if err != nil || outs[0].Err != nil {
+			t.Fatalf("run: %v %v", err, outs[0].Err)
+		}
+		if string(outs[0].Result) != string(byText[0]) {
+			t.Fatalf("ids %v embed differently from their text", in)
+		}
+		if r := decode[embeddingResult](t, outs[0].Result); r.Tokens != len(special) {
+			t.Errorf("tokens %d, want %d", r.Tokens, len(special))
+		}
+	}
+	if _, err := m.PrepareTokens([]int64{ids[0], int64(m.tok.VocabSize())}, job.Options{}); err == nil {
+		t.Error("an id outside the vocabulary was taken")
+	}
+	if _, err := m.PrepareTokens(make([]int64, m.window+1), job.Options{}); err == nil {
+		t.Error("too many ids were taken without truncate")
+	}
+	if _, err := loadModel(t, classifierModel).PrepareTokens(ids, job.Options{}); err == nil {
+		t.Error("a classifier took token ids")
 	}
 }

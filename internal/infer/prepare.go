@@ -31,18 +31,25 @@ type Input struct {
 	text   string
 	ids    []int64           // the document's tokens, without special tokens (truncated when asked)
 	offs   []tokenize.Offset // byte offsets of ids (token classification only)
-	starts []int             // first token of each row: windows of token classification; {0} otherwise
+	starts []int             // first token of each row: its windows, or {0}
 	topK   int
 	agg    aggregation
+	// Long inputs (long.go): part of the text was left out, and text
+	// classification takes each label's highest score over windows.
+	truncated bool
+	winMax    bool
+	pair      *pairInput // pairs, rerank, zero-shot and tokenize inputs (pairs.go)
 }
 
-// Rows is the number of rows the input takes in a batch: its windows for token
-// classification, 1 otherwise.
+// Rows is the number of rows the input takes in a batch: its windows.
 func (in *Input) Rows() int { return len(in.starts) }
 
 // Tokens is the length of the input's longest row, special tokens included:
 // what the batcher pads to.
 func (in *Input) Tokens() int {
+	if in.pair != nil {
+		return in.pair.tokens
+	}
 	n := len(in.ids)
 	if n > in.m.window {
 		n = in.m.window
@@ -59,10 +66,10 @@ func (in *Input) rowSpan(r int) (start, end int) {
 
 // Prepare tokenizes text for the model. It is cheap, pure Go and safe for
 // concurrent use. Input that can never succeed gets a permanent job error
-// (see job.Permanent): empty text, invalid UTF-8, an unknown aggregation, or
-// for text classification and feature extraction text longer than the model's
-// max_length when opts.Truncate is false. Token classification instead splits
-// a long document into overlapping windows.
+// (see job.Permanent): empty text, invalid UTF-8, an unknown option, or
+// text longer than one row under long_input "error". Otherwise a long text
+// is split into overlapping windows, or truncated, as opts and the model's
+// defaults say (see longPlan).
 func (m *Model) Prepare(text string, opts job.Options) (*Input, error) {
 	if strings.TrimSpace(text) == "" {
 		return nil, job.Permanent(job.CodeInvalidInput, errors.New("text is empty"))
@@ -72,6 +79,10 @@ func (m *Model) Prepare(text string, opts job.Options) (*Input, error) {
 	}
 	if opts.TopK < 0 {
 		return nil, job.Permanent(job.CodeInvalidInput, fmt.Errorf("top_k %d is negative", opts.TopK))
+	}
+	plan, err := m.longPlan(opts)
+	if err != nil {
+		return nil, err
 	}
 	in := &Input{m: m, text: text, topK: opts.TopK}
 	switch opts.Aggregation {
@@ -96,26 +107,9 @@ func (m *Model) Prepare(text string, opts job.Options) (*Input, error) {
 		}
 	}()
 	m.tok.EncodeTo(enc, text)
-	n := len(enc.IDs)
-
-	if m.info.Kind == TokenClassification {
-		nw := numWindows(n, m.window, m.stride)
-		if nw > maxWindows {
-			return nil, job.Permanent(job.CodeInputTooLong, fmt.Errorf("text is %d tokens, %d windows of %d; %s takes at most %d windows", n, nw, m.info.MaxLength, m.info.Task, maxWindows))
-		}
-		in.ids = append(make([]int64, 0, n), enc.IDs...)
-		in.offs = append(make([]tokenize.Offset, 0, n), enc.Offsets...)
-		in.starts = windowStarts(make([]int, 0, nw), n, m.window, m.stride)
-		return in, nil
+	if err := m.cut(in, enc, plan); err != nil {
+		return nil, err
 	}
-	if n > m.window {
-		if !opts.Truncate {
-			return nil, job.Permanent(job.CodeInputTooLong, fmt.Errorf("text is %d tokens; %s takes at most %d with its %d special tokens (set truncate to cut it)", n, m.info.Task, m.info.MaxLength, len(m.prefix)+len(m.suffix)))
-		}
-		n = m.window
-	}
-	in.ids = append(make([]int64, 0, n), enc.IDs[:n]...)
-	in.starts = zeroStart
 	return in, nil
 }
 

@@ -55,6 +55,7 @@ type runBuf struct {
 	spans  []span
 	emb    []float32
 	acc    []float64
+	wacc   []float64 // the weighted sum of window embeddings
 	res    []byte
 	ends   []int
 }
@@ -136,15 +137,23 @@ func (m *Model) Run(ctx context.Context, inputs []*Input) ([]Output, Stats, erro
 	n := st.Rows * T
 	b.ids = grow(b.ids, n)
 	b.mask = grow(b.mask, n)
+	// Token type ids are 0 but for pairs, which fill their own.
+	b.types = grow(b.types, n)
+	clear(b.types)
 	row := 0
 	for _, in := range inputs {
 		for r := range in.Rows() {
-			s, e := in.rowSpan(r)
 			ids := b.ids[row*T : (row+1)*T]
 			mask := b.mask[row*T : (row+1)*T]
-			k := copy(ids, m.prefix)
-			k += copy(ids[k:], in.ids[s:e])
-			k += copy(ids[k:], m.suffix)
+			var k int
+			if in.pair != nil {
+				k = in.pair.fill(m.pairTpl, ids, b.types[row*T:(row+1)*T], r)
+			} else {
+				s, e := in.rowSpan(r)
+				k = copy(ids, m.prefix)
+				k += copy(ids[k:], in.ids[s:e])
+				k += copy(ids[k:], m.suffix)
+			}
 			st.Tokens += k
 			for i := range k {
 				mask[i] = 1
@@ -156,13 +165,13 @@ func (m *Model) Run(ctx context.Context, inputs []*Input) ([]Output, Stats, erro
 			row++
 		}
 	}
-	if m.hasTypes {
-		b.types = grow(b.types, n)
-		clear(b.types)
-	}
 
 	t0 := time.Now()
-	out, dims, err := m.infer(ctx, b, st.Rows, T)
+	var out []float32
+	dims := max(m.outDim, 0)
+	if st.Rows > 0 { // a batch of tokenize jobs only runs no model
+		out, dims, err = m.infer(ctx, b, st.Rows, T)
+	}
 	st.Infer = time.Since(t0)
 	if err != nil {
 		return nil, st, fmt.Errorf("run %s: %w", m.info.Task, err)
@@ -204,7 +213,7 @@ func (m *Model) infer(ctx context.Context, b *runBuf, rows, T int) ([]float32, i
 	var outShape ort.Shape
 	outs := []ort.Value{nil}
 	if m.outDim > 0 {
-		if m.info.Kind == TextClassification {
+		if m.info.Kind.perRow() {
 			outShape = ort.NewShape(int64(rows), int64(m.outDim))
 		} else {
 			outShape = ort.NewShape(int64(rows), int64(T), int64(m.outDim))
@@ -250,7 +259,7 @@ func (m *Model) infer(ctx context.Context, b *runBuf, rows, T int) ([]float32, i
 	}
 	s := t.GetShape()
 	wantRank := 3
-	if m.info.Kind == TextClassification {
+	if m.info.Kind.perRow() {
 		wantRank = 2
 	}
 	if len(s) != wantRank || s[0] != int64(rows) || (wantRank == 3 && s[1] != int64(T)) {
@@ -277,21 +286,24 @@ func (m *Model) post(b *runBuf, inputs []*Input, out []float32, dim, T int) []Ou
 	for i, in := range inputs {
 		var err error
 		start := len(b.res)
-		switch m.info.Kind {
-		case TextClassification:
+		switch {
+		case in.pair != nil:
+			err = m.postPairs(b, in, out, dim, row)
+		case m.info.Kind.perRow():
 			b.scores = grow(b.scores, dim)
 			b.order = grow(b.order, dim)
-			if err = scoreLabels(m.fn, out[row*dim:(row+1)*dim], b.scores, b.order); err == nil {
+			if err = m.scoreWindows(b, in, out, dim, row); err == nil {
 				b.res = appendLabels(b.res, m.info.Labels, b.scores, b.order, in.topK)
+				b.res = appendLongFields(b.res, in)
 			}
-		case FeatureExtraction:
+		case m.info.Kind == FeatureExtraction:
 			b.emb = grow(b.emb, dim)
 			b.acc = grow(b.acc, dim)
-			k := in.Tokens()
-			if err = pool(b.emb, b.acc, out[row*T*dim:(row*T+k)*dim], k, m.pooling == "mean", m.norm); err == nil {
-				b.res = appendEmbedding(b.res, b.emb)
+			if err = m.poolWindows(b, in, out, dim, T, row); err == nil {
+				b.res = appendEmbedding(b.res, b.emb, in.docTokens())
+				b.res = appendLongFields(b.res, in)
 			}
-		case TokenClassification:
+		case m.info.Kind == TokenClassification:
 			err = m.postTokens(b, in, out, dim, T, row, tags)
 		}
 		row += in.Rows()
@@ -348,6 +360,7 @@ func (m *Model) postTokens(b *runBuf, in *Input, out []float32, dim, T, row int,
 		b.units, b.mean = wordUnits(b.units, b.preds, b.sub, in.agg, b.probs, dim, b.mean)
 	}
 	b.res, b.spans = appendEntities(b.res, b.spans, in.text, in.ids, in.offs, b.preds, b.units, m.info.Labels, tags, in.agg, m.tok, p0, m.unkID)
+	b.res = appendLongFields(b.res, in)
 	return nil
 }
 

@@ -16,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
 
@@ -36,7 +35,7 @@ type Records interface {
 
 // Replies hands out reply subjects whose results arrive on a channel.
 type Replies interface {
-	Register(token string) (subject string, results <-chan queue.Reply, cancel func())
+	Register(token string) (subject string, results <-chan job.Reply, cancel func())
 }
 
 // Catalog tells which tasks the fleet serves.

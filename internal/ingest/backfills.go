@@ -15,7 +15,6 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // Backfills is the backfill store as ingest uses it.
@@ -30,15 +29,15 @@ type Backfills interface {
 
 // BatchPublisher publishes chunks of backfill documents.
 type BatchPublisher interface {
-	PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*job.Job) string) []queue.Published
+	PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*job.Job) string) []job.Published
 }
 
 // ResultReader reads the results of a backfill from the RESULTS stream and
 // purges those an export has stored; StreamUsage tells how full a stream is.
 type ResultReader interface {
-	ReadResults(ctx context.Context, backfill string, after uint64) (*queue.Results, error)
+	ReadResults(ctx context.Context, backfill string, after uint64) (job.ResultStream, error)
 	PurgeResults(ctx context.Context, backfill string, through uint64) error
-	StreamUsage(ctx context.Context, name string) (queue.Usage, error)
+	StreamUsage(ctx context.Context, name string) (job.Usage, error)
 }
 
 // resultsRoom remembers, for a second, whether RESULTS has room for the
@@ -79,11 +78,7 @@ func (s *Server) resultsFull(ctx context.Context) bool {
 	return rr.full
 }
 
-var (
-	_ Backfills      = (*backfill.Store)(nil)
-	_ BatchPublisher = (*queue.Client)(nil)
-	_ ResultReader   = (*queue.Client)(nil)
-)
+var _ Backfills = (*backfill.Store)(nil)
 
 // BackfillDeps are what the /v1/backfills routes need; without them those
 // routes answer 501.
@@ -180,8 +175,9 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	// Validate the task and options as those of a job with some text.
-	probe := &job.Job{Task: req.Task, Lane: job.LaneBulk, Input: job.Input{Text: "x"}, Options: req.Options}
+	// Validate the task and options as those of a job with some text; its
+	// Backfill marks it as one whose documents (and text_pair) come later.
+	probe := &job.Job{Task: req.Task, Lane: job.LaneBulk, Input: job.Input{Text: "x"}, Options: req.Options, Backfill: "new"}
 	if aerr := s.validate(c, probe); aerr != nil {
 		writeError(w, aerr)
 		return
@@ -374,7 +370,7 @@ func (u *upload) flush() *apiError {
 		}
 		inChunk[d.ID] = true
 		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBackfill,
-			Input: job.Input{Text: d.Text}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
+			Input: job.Input{Text: d.Text, TextPair: d.TextPair}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
 		jlines = append(jlines, lines[i])
 	}
 	if len(jobs) == 0 {
@@ -415,7 +411,7 @@ func (u *upload) flush() *apiError {
 	}
 	u.resp.Accepted += fresh
 	if firstErr != nil {
-		if errors.Is(firstErr, queue.ErrFull) {
+		if errors.Is(firstErr, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; resend from line %d later", u.resp.NextLine)
 			e.RetryAfterS = 5
 			return e
@@ -507,7 +503,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	}
 	for {
 		data, seq, pending, err := rr.Next(ctx, time.Second)
-		if errors.Is(err, queue.ErrNoResult) {
+		if errors.Is(err, job.ErrNoResult) {
 			if fl != nil && unflushed > 0 {
 				fl.Flush()
 				unflushed = 0

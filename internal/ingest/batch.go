@@ -74,6 +74,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC()
 	jobs := make([]*job.Job, n)
 	var hooks callbackMemo
+	var cost int64 // documents of quota: model rows (see jobCost)
 	for i, sr := range req.Jobs {
 		j := &job.Job{Task: sr.Task, Input: sr.Input, Lane: sr.Lane, Options: sr.Options, Tenant: c.Tenant, Created: now}
 		aerr := s.validate(c, j)
@@ -93,8 +94,9 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		j.ID = newJobID(c.Tenant, ik)
 		jobs[i] = j
+		cost += jobCost(j)
 	}
-	adm, aerr := s.admitBody(w, r, c, int64(n), body.n)
+	adm, aerr := s.admitBody(w, r, c, cost, body.n)
 	if aerr != nil {
 		writeError(w, aerr)
 		return

@@ -10,17 +10,16 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // DeadLetters is the DLQ as the admin API uses it.
 type DeadLetters interface {
-	ListDead(ctx context.Context, tenant string, after uint64, limit int) (queue.DeadPage, error)
-	FindDead(ctx context.Context, tenant, id string) (*queue.DeadEntry, error)
-	DeadJob(ctx context.Context, e *queue.DeadEntry) (*job.Job, error)
-	Replay(ctx context.Context, e *queue.DeadEntry, j *job.Job) error
+	ListDead(ctx context.Context, tenant string, after uint64, limit int) (job.DeadPage, error)
+	FindDead(ctx context.Context, tenant, id string) (*job.DeadEntry, error)
+	DeadJob(ctx context.Context, e *job.DeadEntry) (*job.Job, error)
+	Replay(ctx context.Context, e *job.DeadEntry, j *job.Job) error
 	// ReplayWebhook queues a dead webhook event for delivery again.
-	ReplayWebhook(ctx context.Context, e *queue.DeadEntry) error
+	ReplayWebhook(ctx context.Context, e *job.DeadEntry) error
 }
 
 // DeadRecords is what a replay needs of the result store.
@@ -31,10 +30,6 @@ type DeadRecords interface {
 	// MarkDead puts the record back when the replay could not be published.
 	MarkDead(ctx context.Context, j *job.Job, e *job.Error, attempts int, now time.Time) (job.Status, error)
 }
-
-var (
-	_ DeadLetters = (*queue.Client)(nil)
-)
 
 // maxDLQPage caps ?limit= on GET /v1/dlq.
 const maxDLQPage = 500
@@ -88,7 +83,7 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	e, err := s.dlq.FindDead(ctx, c.Tenant, id)
-	if errors.Is(err, queue.ErrDeadNotFound) {
+	if errors.Is(err, job.ErrDeadNotFound) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
 		return
 	}
@@ -96,12 +91,12 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "dead-letter queue", err))
 		return
 	}
-	if e.Kind == queue.DeadKindWebhook {
+	if e.Kind == job.DeadKindWebhook {
 		s.replayWebhook(ctx, w, r, e)
 		return
 	}
 	j, err := s.dlq.DeadJob(ctx, e)
-	if errors.Is(err, queue.ErrDeadNotFound) {
+	if errors.Is(err, job.ErrDeadNotFound) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
 		return
 	}
@@ -136,15 +131,14 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(r.Context(), "dead letter replayed", "tenant", c.Tenant, "job_id", id, "dlq_seq", e.Seq)
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
-	writeJSON(w, http.StatusAccepted, &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued,
-		Backfill: j.Backfill, DocID: j.DocID, Created: j.Created})
+	writeJSON(w, http.StatusAccepted, job.RecordOf(j, job.StatusQueued))
 }
 
 // replayWebhook replays the dead letter of an undeliverable webhook event:
 // 202 with the event's ids; the receiver sees the same webhook-id again.
-func (s *Server) replayWebhook(ctx context.Context, w http.ResponseWriter, r *http.Request, e *queue.DeadEntry) {
+func (s *Server) replayWebhook(ctx context.Context, w http.ResponseWriter, r *http.Request, e *job.DeadEntry) {
 	err := s.dlq.ReplayWebhook(ctx, e)
-	if errors.Is(err, queue.ErrDeadNotFound) {
+	if errors.Is(err, job.ErrDeadNotFound) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for webhook %q", e.WebhookID))
 		return
 	}
@@ -153,6 +147,6 @@ func (s *Server) replayWebhook(ctx context.Context, w http.ResponseWriter, r *ht
 		return
 	}
 	s.log.InfoContext(r.Context(), "webhook dead letter replayed", "tenant", e.Tenant, "webhook_id", e.WebhookID, "dlq_seq", e.Seq)
-	writeJSON(w, http.StatusAccepted, map[string]string{"kind": queue.DeadKindWebhook, "webhook_id": e.WebhookID,
+	writeJSON(w, http.StatusAccepted, map[string]string{"kind": job.DeadKindWebhook, "webhook_id": e.WebhookID,
 		"job_id": e.JobID, "endpoint": e.Endpoint, "status": "queued"})
 }

@@ -59,6 +59,7 @@ func (p *checkedPublisher) Publish(ctx context.Context, j *job.Job, reply string
 	if j.Options.TopK < 0 || (j.Options.Aggregation != "" && j.Options.Aggregation != "simple" && j.Options.Aggregation != "none") {
 		why = append(why, fmt.Sprintf("options %+v", j.Options))
 	}
+	why = append(why, pairProblems(p.catalog, j)...)
 	p.mu.Lock()
 	p.n++
 	if len(why) > 0 {
@@ -101,6 +102,8 @@ func newFuzzAPI(tb testing.TB) *fuzzAPI {
 	for _, m := range []job.ModelInfo{
 		{Task: "sentiment", Kind: "text-classification", Version: "fuzz", MaxLength: 128},
 		{Task: "ner", Kind: "token-classification", Version: "fuzz", MaxLength: 128},
+		{Task: "rerank", Kind: "text-ranking", Version: "fuzz", MaxLength: 128},
+		{Task: "zeroshot", Kind: "zero-shot-classification", Version: "fuzz", MaxLength: 128},
 	} {
 		if err := q.Announce(ctx, m); err != nil {
 			tb.Fatal(err)

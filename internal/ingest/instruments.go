@@ -14,7 +14,6 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
 )
 
@@ -78,7 +77,7 @@ func (in *instruments) laneSet(l job.Lane) []metric.RecordOption {
 // traceReply records the result's arrival as a span under the worker's job
 // span, whose context the reply carries: the trace goes from the request
 // through the worker and back to this instance.
-func (s *Server) traceReply(ctx context.Context, rep queue.Reply) {
+func (s *Server) traceReply(ctx context.Context, rep job.Reply) {
 	parent := telemetry.ExtractHeaders(rep.Header)
 	if !parent.IsValid() {
 		return

@@ -17,7 +17,6 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
 
@@ -34,8 +33,10 @@ type SubmitRequest struct {
 
 // InferRequest is the body of POST /v1/infer/{task}.
 type InferRequest struct {
-	Text    string      `json:"text"`
-	Options job.Options `json:"options,omitzero"`
+	Text string `json:"text"`
+	// TextPair makes the input a pair (see job.Input).
+	TextPair string      `json:"text_pair,omitempty"`
+	Options  job.Options `json:"options,omitzero"`
 }
 
 // newJobID returns a random job id, or one derived from the tenant's
@@ -55,9 +56,18 @@ func newJobID(tenant, idemKey string) string {
 func requestHash(j *job.Job) string {
 	h := sha256.New()
 	opts, _ := json.Marshal(j.Options)
-	for _, s := range []string{j.Task, string(j.Lane), j.Input.Text, string(opts)} {
+	text := j.Input.Text
+	if j.Input.TextPair != "" || len(j.Input.Documents) > 0 {
+		in, _ := json.Marshal(j.Input)
+		text = string(in)
+	}
+	for _, s := range []string{j.Task, string(j.Lane), text, string(opts)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
+	}
+	for _, id := range j.Input.Tokens {
+		h.Write(strconv.AppendInt(nil, id, 10))
+		h.Write([]byte{','})
 	}
 	if j.Webhook != "" {
 		// Only when set, so that the digests of jobs without one stay as
@@ -72,7 +82,8 @@ func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
 	if j.Task == "" {
 		return fieldError("task", "task is required")
 	}
-	if _, ok := s.catalog.Lookup(j.Task); !ok || !job.ValidTaskName(j.Task) {
+	info, ok := s.catalog.Lookup(j.Task)
+	if !ok || !job.ValidTaskName(j.Task) {
 		var tasks []string
 		for _, m := range s.catalog.Models() {
 			tasks = append(tasks, m.Task)
@@ -92,7 +103,10 @@ func (s *Server) validate(c *auth.Claims, j *job.Job) *apiError {
 	}
 	text, aerr := validateText("input.text", j.Input.Text, s.cfg.MaxTextBytes, j.Options.Truncate)
 	j.Input.Text = text
-	return aerr
+	if aerr != nil {
+		return aerr
+	}
+	return checkPairs(info.Kind, j, s.cfg.MaxTextBytes, j.Backfill == "")
 }
 
 // validateText checks a document's text. A text over max bytes is refused
@@ -141,6 +155,9 @@ func validateOptions(o job.Options) *apiError {
 	case "", "simple", "first", "average", "max", "none":
 	default:
 		return fieldError("options.aggregation", "aggregation must be \"simple\", \"first\", \"average\", \"max\" or \"none\"")
+	}
+	if e := o.CheckLong(); e != nil {
+		return fieldError(e.Field, "%s", e.Msg)
 	}
 	return nil
 }
@@ -213,12 +230,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	var req InferRequest
 	j, created, aerr := s.accept(w, r, &req, func() *job.Job {
-		return &job.Job{Task: r.PathValue("task"), Input: job.Input{Text: req.Text}, Lane: job.LaneInteractive, Options: req.Options}
+		return &job.Job{Task: r.PathValue("task"), Input: job.Input{Text: req.Text, TextPair: req.TextPair}, Lane: job.LaneInteractive, Options: req.Options}
 	})
 	if aerr != nil {
-		if aerr.Field == "input.text" {
-			aerr.Field = "text"
-			aerr.Message = strings.ReplaceAll(aerr.Message, "input.text", "text")
+		if aerr.Field == "input.text" || aerr.Field == "input.text_pair" {
+			aerr.Field = strings.TrimPrefix(aerr.Field, "input.")
+			aerr.Message = strings.ReplaceAll(aerr.Message, "input.", "")
 		}
 		writeError(w, aerr)
 		return
@@ -244,12 +261,21 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 
 // accept authenticates, admits, decodes and validates a job request.
 func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build func() *job.Job) (*job.Job, *recorded, *apiError) {
-	c, _ := auth.FromContext(r.Context())
 	key, body, aerr := s.intake(w, r, dst)
 	if aerr != nil {
 		return nil, nil, aerr
 	}
-	j := build()
+	callbackURL := ""
+	if cb, ok := dst.(callbacker); ok {
+		callbackURL = cb.callback()
+	}
+	return s.acceptJob(w, r, key, body, build(), callbackURL)
+}
+
+// acceptJob is accept once the body is decoded into the job j; callbackURL
+// is the request's callback_url, or empty.
+func (s *Server) acceptJob(w http.ResponseWriter, r *http.Request, key string, body *countingReader, j *job.Job, callbackURL string) (*job.Job, *recorded, *apiError) {
+	c, _ := auth.FromContext(r.Context())
 	j.Tenant = c.Tenant
 	if aerr := s.validate(c, j); aerr != nil {
 		return nil, nil, aerr
@@ -257,10 +283,8 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build f
 	if aerr := validateOptions(j.Options); aerr != nil {
 		return nil, nil, aerr
 	}
-	if cb, ok := dst.(callbacker); ok {
-		if aerr := s.resolveCallback(r, j, cb.callback()); aerr != nil {
-			return nil, nil, aerr
-		}
+	if aerr := s.resolveCallback(r, j, callbackURL); aerr != nil {
+		return nil, nil, aerr
 	}
 	j.ID = newJobID(c.Tenant, key)
 	j.Created = time.Now().UTC()
@@ -331,7 +355,7 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		done = make(chan struct{})
 		go func() { defer close(done); create() }()
 	}
-	adm, aerr := s.admitBody(w, r, c, 1, bodyBytes)
+	adm, aerr := s.admitBody(w, r, c, jobCost(j), bodyBytes)
 	if aerr == nil || adm.Allowed {
 		// The admission named the tenant's TTL: remember it for the
 		// next request, and use it now if the record is yet to be made.
@@ -440,7 +464,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		return wireRecord{rec: rec}, rec.Status.Final(), nil
 	}
 	var reply string
-	var results <-chan queue.Reply
+	var results <-chan job.Reply
 	if wait > 0 {
 		var done func()
 		reply, results, done = s.replies.Register(j.ID)
@@ -453,14 +477,14 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
 		_ = s.recs.Abandon(actx, j.Tenant, j.ID)
 		cancel()
-		if errors.Is(err, queue.ErrFull) {
+		if errors.Is(err, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; retry later")
 			e.RetryAfterS = 5
 			return wireRecord{}, false, e
 		}
 		return wireRecord{}, false, s.unavailable(r, "job queue", err)
 	}
-	queued := &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: job.StatusQueued, Created: j.Created}
+	queued := job.RecordOf(j, job.StatusQueued)
 	if dup && !created.New {
 		// The job was enqueued by the earlier request, whose reply subject
 		// its result goes to: answer with what the store knows now.

@@ -140,6 +140,13 @@ func (s *Server) routes() http.Handler {
 	v1("POST /v1/jobs", auth.ScopeJobsWrite, s.submitJob)
 	v1("POST /v1/jobs/batch", auth.ScopeJobsWrite, s.submitBatch)
 	v1("POST /v1/infer/{task}", auth.ScopeJobsWrite, s.infer)
+	// Rerank and tokenize name their task in the body's "model" and in the
+	// path; accept checks it against the token's tasks claim (validate)
+	// before admission, as for every job.
+	v1("POST /v1/rerank", auth.ScopeJobsWrite, s.rerank)
+	// Cohere's v2 clients post the same body (documents as strings) here.
+	v1("POST /v2/rerank", auth.ScopeJobsWrite, s.rerank)
+	v1("POST /v1/tokenize/{task}", auth.ScopeJobsWrite, s.tokenize)
 	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.admitted(0, s.getJob))
 	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.admitted(0, s.cancelJob))
 	v1("GET /v1/models", "", s.admitted(0, s.listModels))
@@ -156,6 +163,7 @@ func (s *Server) routes() http.Handler {
 	v1("GET /v1/webhooks", auth.ScopeWebhooksAdmin, s.admitted(0, s.listWebhooks))
 	v1("DELETE /v1/webhooks/{id}", auth.ScopeWebhooksAdmin, s.admitted(0, s.deleteWebhook))
 	v1("POST /v1/webhooks/{id}/rotate", auth.ScopeWebhooksAdmin, s.admitted(0, s.rotateWebhook))
+	s.openAIRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

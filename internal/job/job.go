@@ -59,22 +59,86 @@ func (s Status) Final() bool {
 
 // Input is what a job runs on.
 type Input struct {
-	// Text is the document, UTF-8.
+	// Text is the document, UTF-8: with TextPair or Documents, the first
+	// text of each pair (a query, a premise).
 	Text string `json:"text"`
+	// TextPair, when set, makes the input a pair (text, text_pair) that
+	// goes through the tokenizer's pair template: a query and a passage
+	// for a cross-encoder, a premise and a hypothesis for an NLI model.
+	TextPair string `json:"text_pair,omitempty"`
+	// Documents are the passages a text-ranking model ranks against Text
+	// (a rerank job), or, for a tokenize job, the texts to count besides
+	// Text.
+	Documents []string `json:"documents,omitempty"`
+	// Tokens, when set, are token ids made with the model's own tokenizer,
+	// run as they are in place of Text (feature extraction only; the
+	// OpenAI-compatible embeddings take them).
+	Tokens []int64 `json:"tokens,omitempty"`
 }
+
+// MaxPairRows is the most rows one job may run as pairs: documents of a
+// rerank job, candidate labels of a zero-shot job. Each is a model row, so
+// the bound keeps one job's batch within a worker's memory.
+const MaxPairRows = 256
+
+// MaxTokenizeTexts is the most texts one tokenize job counts.
+const MaxTokenizeTexts = 1000
+
+// The values of Options.Tokenize.
+const (
+	// TokenizeCount answers token counts only.
+	TokenizeCount = "count"
+	// TokenizeTokens answers token counts, ids, tokens and offsets.
+	TokenizeTokens = "tokens"
+)
 
 // Options tune one job. The zero value means "the model's defaults".
 type Options struct {
 	// TopK limits a text-classification result to the best K labels; 0 means all.
 	TopK int `json:"top_k,omitempty"`
-	// Truncate lets an input longer than the model's maximum be cut instead of
-	// rejected (token classification windows long inputs instead).
+	// Truncate is the older spelling of LongInput LongTruncate, kept for
+	// clients that send it; token classification windows long inputs
+	// whatever it says unless LongInput asks otherwise.
 	Truncate bool `json:"truncate,omitempty"`
 	// Aggregation is the token-classification aggregation strategy, as
 	// transformers' pipeline names them: "simple" (the default), "first",
 	// "average", "max", or "none".
 	Aggregation string `json:"aggregation,omitempty"`
+	// LongInput is what to do with a text longer than one model row:
+	// LongWindow, LongTruncate or LongError; "" means the model's default
+	// (jetinfer.json "long_input", itself LongWindow unless set).
+	LongInput string `json:"long_input,omitempty"`
+	// TruncationSide is which end LongTruncate keeps, and which windows a
+	// document past its window cap keeps: SideRight (the default) keeps
+	// the beginning, SideLeft the end.
+	TruncationSide string `json:"truncation_side,omitempty"`
+	// WindowAggregation is how a text classification over several windows
+	// becomes one answer: WindowMean (the default) or WindowMax.
+	WindowAggregation string `json:"window_aggregation,omitempty"`
+	// MaxWindows caps the windows of one document; 0 means the model's cap.
+	// It can only lower the model's cap; ingest lowers it to the tenant's.
+	MaxWindows int `json:"max_windows,omitempty"`
+	// CandidateLabels are the labels a zero-shot classification scores
+	// the text against, each put into HypothesisTemplate.
+	CandidateLabels []string `json:"candidate_labels,omitempty"`
+	// HypothesisTemplate turns a candidate label into a hypothesis: "{}"
+	// is replaced by the label. Empty means DefaultHypothesisTemplate.
+	HypothesisTemplate string `json:"hypothesis_template,omitempty"`
+	// MultiLabel scores each candidate label on its own (entailment
+	// against contradiction) instead of making the scores sum to 1.
+	MultiLabel bool `json:"multi_label,omitempty"`
+	// TopN keeps the best N documents of a rerank job; 0 keeps all.
+	TopN int `json:"top_n,omitempty"`
+	// ReturnDocuments puts each document's text into a rerank result.
+	ReturnDocuments bool `json:"return_documents,omitempty"`
+	// Tokenize, when set, makes the job count tokens instead of running
+	// the model: TokenizeCount or TokenizeTokens.
+	Tokenize string `json:"tokenize,omitempty"`
 }
+
+// DefaultHypothesisTemplate is the zero-shot hypothesis template of Hugging
+// Face's pipelines.
+const DefaultHypothesisTemplate = "This example is {}."
 
 // Job is the message body on a jobs.<lane>.<task> subject.
 type Job struct {
@@ -171,6 +235,20 @@ func WebhookSubject(tenant, endpoint string) string {
 	return "webhooks." + DLQTenantToken(tenant) + "." + endpoint
 }
 
+// ParseWebhookSubject splits a WebhookSubject into its tenant token and
+// endpoint id; ok is false for any other subject.
+func ParseWebhookSubject(subject string) (tenantToken, endpoint string, ok bool) {
+	rest, found := strings.CutPrefix(subject, "webhooks.")
+	if !found {
+		return "", "", false
+	}
+	tenantToken, endpoint, ok = strings.Cut(rest, ".")
+	if !ok || tenantToken == "" || endpoint == "" || strings.Contains(endpoint, ".") {
+		return "", "", false
+	}
+	return tenantToken, endpoint, true
+}
+
 // Subject returns the subject a job for task on lane is published to.
 func Subject(l Lane, task string) string { return "jobs." + string(l) + "." + task }
 
@@ -258,4 +336,7 @@ type ModelInfo struct {
 	Description string   `json:"description,omitempty"`
 	// RandomWeights marks benchmark models whose answers mean nothing.
 	RandomWeights bool `json:"random_weights,omitempty"`
+	// Dimensions lists the sizes a feature-extraction model's embeddings
+	// may be cut to (and renormalised); empty means they are never cut.
+	Dimensions []int `json:"dimensions,omitempty"`
 }

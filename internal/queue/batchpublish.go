@@ -12,13 +12,7 @@ import (
 )
 
 // Published is the outcome of one job of PublishBatch.
-type Published struct {
-	// Dup reports that JetStream already held a message with the job's
-	// de-duplication id (within its duplicate window).
-	Dup bool
-	// Err is why the job was not enqueued (ErrFull, ErrUnavailable...).
-	Err error
-}
+type Published = job.Published
 
 // PublishBatch enqueues jobs with asynchronous publishes that are all in
 // flight at once, then waits for every confirmation: a chunk of backfill

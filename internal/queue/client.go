@@ -17,8 +17,9 @@ import (
 // Errors callers branch on with errors.Is.
 var (
 	// ErrFull means the JOBS stream is at its limits and refuses new jobs:
-	// the caller should push back (429/503 with Retry-After).
-	ErrFull = errors.New("queue full")
+	// the caller should push back (429/503 with Retry-After). It is
+	// job.ErrFull.
+	ErrFull = job.ErrFull
 	// ErrUnavailable means JetStream did not answer: the server is down,
 	// restarting, or has lost its quorum.
 	ErrUnavailable = errors.New("queue unavailable")
@@ -197,36 +198,15 @@ func classify(err error) error {
 	return err
 }
 
-// Delivery is one result to send: to an inbox with a core publish, or to a
-// results.<backfill> or webhooks.<tenant>.<endpoint> subject through
-// JetStream so the RESULTS or WEBHOOKS stream keeps it.
-type Delivery struct {
-	Subject string
-	// MsgID de-duplicates results published to JetStream.
-	MsgID string
-	Data  []byte
-	// Header carries the trace context of the job's span, or is nil.
-	Header map[string][]string
-}
+// Delivery is one result to send; see job.Delivery.
+type Delivery = job.Delivery
 
-// Deliver sends every delivery and returns once JetStream confirmed those it
-// stores. Core publishes to inboxes are fire-and-forget: a caller that has
-// stopped waiting finds the result in the result store. When JetStream
-// refuses some results, the error is a *DeliverError naming them.
-func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
-	var futs []jetstream.PubAckFuture
-	var fidx []int
-	for i, d := range ds {
+// Reply sends results to waiting callers' inboxes with core publishes,
+// fire-and-forget: a caller that has stopped waiting finds the result in
+// the result store.
+func (c *Client) Reply(_ context.Context, ds []Delivery) error {
+	for _, d := range ds {
 		if d.Subject == "" {
-			continue
-		}
-		if strings.HasPrefix(d.Subject, "results.") || strings.HasPrefix(d.Subject, "webhooks.") {
-			msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)}
-			f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(d.MsgID))
-			if err != nil {
-				return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
-			}
-			futs, fidx = append(futs, f), append(fidx, i)
 			continue
 		}
 		var err error
@@ -238,6 +218,31 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 		if err != nil {
 			return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
 		}
+	}
+	return nil
+}
+
+// PublishResults stores backfill documents' results in the RESULTS stream,
+// de-duplicated by their MsgID, and returns once JetStream confirmed them.
+// When JetStream refuses some, the error is a *DeliverError naming them.
+func (c *Client) PublishResults(ctx context.Context, ds []Delivery) error {
+	return c.publishStored(ctx, ds)
+}
+
+// publishStored publishes ds through JetStream, de-duplicated by their
+// MsgID, and waits for every acknowledgement; the stream is the one their
+// subjects belong to. When JetStream refuses some, the error is a
+// *DeliverError naming them.
+func (c *Client) publishStored(ctx context.Context, ds []Delivery) error {
+	futs := make([]jetstream.PubAckFuture, 0, len(ds))
+	fidx := make([]int, 0, len(ds))
+	for i, d := range ds {
+		msg := &nats.Msg{Subject: d.Subject, Data: d.Data, Header: nats.Header(d.Header)}
+		f, err := c.js.PublishMsgAsync(msg, jetstream.WithMsgID(d.MsgID))
+		if err != nil {
+			return classify(fmt.Errorf("publish %s: %w", d.Subject, err))
+		}
+		futs, fidx = append(futs, f), append(fidx, i)
 	}
 	var de *DeliverError
 	for k, f := range futs {
@@ -258,17 +263,6 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 	return nil
 }
 
-// DeliverError reports the deliveries JetStream did not store; the rest
-// are stored. It unwraps to the first refusal (ErrFull when RESULTS is at
-// its limits).
-type DeliverError struct {
-	// Failed are indexes into the deliveries given to Deliver.
-	Failed []int
-	Err    error
-}
-
-func (e *DeliverError) Error() string {
-	return fmt.Sprintf("%d results not stored: %v", len(e.Failed), e.Err)
-}
-
-func (e *DeliverError) Unwrap() error { return e.Err }
+// DeliverError reports the deliveries JetStream did not store; see
+// job.DeliverError.
+type DeliverError = job.DeliverError

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -35,17 +34,7 @@ func (c *Client) ConsumerBacklog(ctx context.Context, l job.Lane, task string) (
 }
 
 // Usage is how full a stream is.
-type Usage struct {
-	// Bytes and Msgs are what the stream holds.
-	Bytes, Msgs uint64
-	// MaxBytes and MaxMsgs are its limits (0 or -1: none).
-	MaxBytes, MaxMsgs int64
-	// First is when its oldest message was stored (zero when empty); MaxAge
-	// is how long messages are kept (0: until a limit or an ack removes
-	// them).
-	First  time.Time
-	MaxAge time.Duration
-}
+type Usage = job.Usage
 
 // StreamUsage asks the server how full a stream is (one round trip).
 func (c *Client) StreamUsage(ctx context.Context, name string) (Usage, error) {

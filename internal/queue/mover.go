@@ -156,17 +156,17 @@ func (c *Client) moveOne(ctx context.Context, st DeadStore, data []byte) error {
 	}
 	attempts := int(adv.Deliveries)
 	m := decodeStored(raw, attempts)
-	reason := fmt.Sprintf("gave up after %d deliveries", attempts)
-	jerr := &job.Error{Code: job.CodeMaxDeliver, Message: reason}
+	jerr := job.Exhausted(attempts)
+	reason := jerr.Message
 	backfill := m.DecodeErr == nil && m.Job.Backfill != ""
 	if backfill && m.Reply != "" {
 		// A backfill document has no record to hold its outcome: RESULTS
 		// must have it before the store counts it (as the worker does). If
 		// the document had a result already, its message id drops this one.
-		rec := &job.Record{ID: m.Job.ID, Task: m.Job.Task, Lane: m.Job.Lane, Status: job.StatusDead, Error: jerr,
-			Attempts: attempts, Backfill: m.Job.Backfill, DocID: m.Job.DocID, Created: m.Job.Created, Finished: time.Now().UTC()}
+		rec := job.RecordOf(&m.Job, job.StatusDead)
+		rec.Error, rec.Attempts, rec.Finished = jerr, attempts, time.Now().UTC()
 		data, _ := json.Marshal(rec)
-		if err := c.Deliver(ctx, []Delivery{{Subject: m.Reply, MsgID: m.Job.MsgID(), Data: data}}); err != nil {
+		if err := c.PublishResults(ctx, []Delivery{{Subject: m.Reply, MsgID: m.Job.MsgID(), Data: data}}); err != nil {
 			return err
 		}
 	}
@@ -190,7 +190,7 @@ func (c *Client) moveOne(ctx context.Context, st DeadStore, data []byte) error {
 			return fmt.Errorf("get job %s: %w", m.Job.ID, err)
 		}
 		data, _ := json.Marshal(rec)
-		if err := c.Deliver(ctx, []Delivery{{Subject: m.Reply, MsgID: m.Job.MsgID(), Data: data}}); err != nil {
+		if err := c.Reply(ctx, []Delivery{{Subject: m.Reply, MsgID: m.Job.MsgID(), Data: data}}); err != nil {
 			return err
 		}
 	}
@@ -236,13 +236,13 @@ func (s storedMsg) TermWithReason(string) error      { return errStored }
 func (c *Client) copyToDLQ(ctx context.Context, m *Msg, code, reason string, attempts int) error {
 	task := m.Job.Task
 	if task == "" || !job.ValidTaskName(task) {
-		if _, t, err := job.ParseSubject(m.Subject()); err == nil && job.ValidTaskName(t) {
+		if _, t, err := job.ParseSubject(m.Subject); err == nil && job.ValidTaskName(t) {
 			task = t
 		} else {
 			task = "_unknown"
 		}
 	}
-	msg := &nats.Msg{Subject: job.DLQSubject(task, m.Job.Tenant, m.Job.ID), Data: m.Data(), Header: nats.Header{}}
+	msg := &nats.Msg{Subject: job.DLQSubject(task, m.Job.Tenant, m.Job.ID), Data: m.Data, Header: nats.Header{}}
 	for k, v := range m.Header {
 		// Nats-Msg-Id, Nats-Expected-Stream and the like were the original
 		// publish's instructions to JetStream, not the dead letter's.
@@ -253,7 +253,7 @@ func (c *Client) copyToDLQ(ctx context.Context, m *Msg, code, reason string, att
 	}
 	msg.Header.Set(job.HeaderError, code+": "+reason)
 	msg.Header.Set(job.HeaderAttempts, strconv.Itoa(attempts))
-	msg.Header.Set(HeaderSubject, m.Subject())
+	msg.Header.Set(HeaderSubject, m.Subject)
 	msg.Header.Set(HeaderJobSeq, strconv.FormatUint(m.StreamSeq, 10))
 	if m.Job.ID != "" {
 		msg.Header.Set(HeaderJobID, m.Job.ID)

@@ -16,38 +16,14 @@ import (
 )
 
 // ErrDeadNotFound is returned when a tenant has no dead letter for a job.
-var ErrDeadNotFound = errors.New("dead letter not found")
+var ErrDeadNotFound = job.ErrDeadNotFound
 
-// DeadEntry is one dead letter as the DLQ admin API shows it.
-type DeadEntry struct {
-	// Seq is the dead letter's sequence in the DLQ stream.
-	Seq    uint64    `json:"seq"`
-	JobID  string    `json:"job_id"`
-	Tenant string    `json:"-"`
-	Task   string    `json:"task"`
-	Lane   job.Lane  `json:"lane,omitempty"`
-	Code   string    `json:"code"`
-	Reason string    `json:"reason"`
-	DeadAt time.Time `json:"dead_at"`
-	// Attempts is how often the job was delivered before it died.
-	Attempts int `json:"attempts"`
-	// Kind is DeadKindWebhook for an undeliverable webhook event (JobID
-	// is then the job it reports on, WebhookID the id replay takes), and
-	// empty for a dead job.
-	Kind      string `json:"kind,omitempty"`
-	WebhookID string `json:"webhook_id,omitempty"`
-	// Endpoint is the webhook endpoint id of a webhook dead letter.
-	Endpoint string `json:"endpoint,omitempty"`
-
-	replyTo string // a backfill's results subject, kept on replay
-}
+// DeadEntry is one dead letter as the DLQ admin API shows it; see
+// job.DeadEntry.
+type DeadEntry = job.DeadEntry
 
 // DeadPage is one page of a tenant's dead letters, oldest first.
-type DeadPage struct {
-	Entries []DeadEntry `json:"dead_letters"`
-	// Next is the cursor of the following page, 0 when this is the last.
-	Next uint64 `json:"next,omitempty"`
-}
+type DeadPage = job.DeadPage
 
 func deadEntry(seq uint64, t time.Time, h nats.Header) DeadEntry {
 	e := DeadEntry{Seq: seq, DeadAt: t.UTC(), JobID: h.Get(HeaderJobID), Tenant: h.Get(job.HeaderTenant)}
@@ -58,8 +34,8 @@ func deadEntry(seq uint64, t time.Time, h nats.Header) DeadEntry {
 	}
 	if id := h.Get(HeaderWebhookID); id != "" {
 		e.Kind, e.WebhookID = DeadKindWebhook, id
-		if parts := strings.Split(h.Get(HeaderSubject), "."); len(parts) == 3 && parts[0] == "webhooks" {
-			e.Endpoint = parts[2]
+		if _, ep, ok := job.ParseWebhookSubject(h.Get(HeaderSubject)); ok {
+			e.Endpoint = ep
 		}
 	}
 	return e
@@ -207,7 +183,7 @@ func (c *Client) DeadJob(ctx context.Context, e *DeadEntry) (*job.Job, error) {
 		return nil, fmt.Errorf("dead letter #%d holds job %s of another tenant or id", e.Seq, j.ID)
 	}
 	if reply := raw.Header.Get(job.HeaderReply); strings.HasPrefix(reply, "results.") {
-		e.replyTo = reply
+		e.ReplyTo = reply
 	}
 	return &j, nil
 }
@@ -217,7 +193,7 @@ func (c *Client) DeadJob(ctx context.Context, e *DeadEntry) (*job.Job, error) {
 // the dead letter. A backfill document's result goes to its results subject
 // again; a synchronous caller's inbox is long gone, so none is kept.
 func (c *Client) Replay(ctx context.Context, e *DeadEntry, j *job.Job) error {
-	if _, err := c.publish(ctx, j, j.MsgID()+":replay:"+strconv.FormatUint(e.Seq, 10), e.replyTo, nil); err != nil {
+	if _, err := c.publish(ctx, j, j.MsgID()+":replay:"+strconv.FormatUint(e.Seq, 10), e.ReplyTo, nil); err != nil {
 		return err
 	}
 	s, err := c.js.Stream(ctx, job.StreamDLQ)

@@ -229,7 +229,7 @@ func TestMoverIsIdempotent(t *testing.T) {
 func TestMoverBackfillDocument(t *testing.T) {
 	_, q, st, ctx := moverEnv(t)
 	j := &job.Job{ID: "doc-9", Tenant: "acme", Task: "sentiment", Lane: job.LaneBulk, Backfill: "bf1", DocID: "doc-9",
-		Input: job.Input{Text: "x"}, Created: time.Now()}
+		Meta: json.RawMessage(`{"source":"archive"}`), Input: job.Input{Text: "x"}, Created: time.Now()}
 	if _, err := q.Publish(ctx, j, job.ResultsSubject("bf1"), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -263,6 +263,10 @@ func TestMoverBackfillDocument(t *testing.T) {
 	var rec job.Record
 	if err := json.Unmarshal(m.Data, &rec); err != nil || rec.Status != job.StatusDead || rec.DocID != "doc-9" || rec.Error.Code != job.CodeMaxDeliver {
 		t.Fatalf("result %s: %v", m.Data, err)
+	}
+	// The result line is exported like any other: with the document's meta.
+	if string(rec.Meta) != `{"source":"archive"}` {
+		t.Fatalf("dead document's result lost its meta: %s", m.Data)
 	}
 	if _, err := st.Get(ctx, "acme", "doc-9"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the mover wrote a job record for a backfill document: %v", err)

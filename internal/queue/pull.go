@@ -14,7 +14,7 @@ import (
 
 // ErrStopped is returned by Puller.Next once the puller was stopped or
 // drained and no buffered message is left.
-var ErrStopped = errors.New("puller stopped")
+var ErrStopped = job.ErrStopped
 
 // Puller pulls the jobs of one lane and task from its durable consumer.
 type Puller struct {
@@ -44,7 +44,7 @@ func (p *Puller) Next() (*Msg, error) {
 	m, err := p.it.Next()
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return nil, ErrStopped
+			return nil, job.ErrStopped
 		}
 		return nil, fmt.Errorf("next %s: %w", ConsumerName(p.Lane, p.Task), err)
 	}
@@ -57,35 +57,17 @@ func (p *Puller) Stop() { p.it.Stop() }
 // Drain stops pulling but lets Next hand out the messages already buffered.
 func (p *Puller) Drain() { p.it.Drain() }
 
-// Msg is one delivery of a job.
-type Msg struct {
-	// Job is the decoded job; when DecodeErr is set it holds whatever could
-	// be recovered (possibly nothing).
-	Job job.Job
-	// DecodeErr is why the payload is not a valid job; such a message can
-	// never succeed.
-	DecodeErr error
-	// Reply is where the result goes (Jetinfer-Reply), or empty.
-	Reply string
-	// Attempt is the delivery count, 1 for the first delivery.
-	Attempt int
-	// Enqueued is when JetStream stored the message.
-	Enqueued time.Time
-	// StreamSeq is the message's sequence in the JOBS stream.
-	StreamSeq uint64
-	// Header is the message's headers (trace context among them).
-	Header Header
-	m      jetstream.Msg
-}
+// Msg is one delivery of a job; see job.Msg.
+type Msg = job.Msg
 
 func newMsg(m jetstream.Msg) *Msg {
-	msg := &Msg{m: m, Attempt: 1, Header: Header(m.Headers())}
+	h := m.Headers()
+	msg := &Msg{Attempt: 1, Header: Header(h), Subject: m.Subject(), Data: m.Data(), Settler: settler{m}}
 	if md, err := m.Metadata(); err == nil {
 		msg.Attempt = int(md.NumDelivered)
 		msg.Enqueued = md.Timestamp
 		msg.StreamSeq = md.Sequence.Stream
 	}
-	h := m.Headers()
 	msg.Reply = h.Get(job.HeaderReply)
 	if err := json.Unmarshal(m.Data(), &msg.Job); err != nil {
 		msg.DecodeErr = fmt.Errorf("decode job: %w", err)
@@ -102,21 +84,10 @@ func newMsg(m jetstream.Msg) *Msg {
 	return msg
 }
 
-// Ack acknowledges the message: the job is done with.
-func (m *Msg) Ack() error { return m.m.Ack() }
+// settler settles a JetStream delivery.
+type settler struct{ m jetstream.Msg }
 
-// NakWithDelay asks for a redelivery after d.
-func (m *Msg) NakWithDelay(d time.Duration) error { return m.m.NakWithDelay(d) }
-
-// Term stops redelivery of the message for good, with a reason the server
-// reports in its advisory.
-func (m *Msg) Term(reason string) error { return m.m.TermWithReason(reason) }
-
-// InProgress resets the message's ack timer while a long batch runs.
-func (m *Msg) InProgress() error { return m.m.InProgress() }
-
-// Data is the raw payload.
-func (m *Msg) Data() []byte { return m.m.Data() }
-
-// Subject is the subject the job was published to.
-func (m *Msg) Subject() string { return m.m.Subject() }
+func (s settler) Ack() error                         { return s.m.Ack() }
+func (s settler) NakWithDelay(d time.Duration) error { return s.m.NakWithDelay(d) }
+func (s settler) Term(reason string) error           { return s.m.TermWithReason(reason) }
+func (s settler) InProgress() error                  { return s.m.InProgress() }

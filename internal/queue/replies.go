@@ -7,17 +7,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/jetinfer/jetinfer/internal/job"
 )
 
-// Reply is a result as it reached this process's inbox.
-type Reply struct {
-	Data []byte
-	// Header carries the trace context of the worker's job span, when the
-	// job is traced.
-	Header map[string][]string
-	// Arrived is when the subscription received it.
-	Arrived time.Time
-}
+// Reply is a result as it reached this process's inbox; see job.Reply.
+type Reply = job.Reply
 
 // Replies routes results sent to this process's inbox subjects to the
 // requests waiting for them. One wildcard subscription serves every waiter,

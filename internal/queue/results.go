@@ -12,8 +12,9 @@ import (
 	"github.com/jetinfer/jetinfer/internal/job"
 )
 
-// ErrNoResult means no result arrived within the wait given to Next.
-var ErrNoResult = errors.New("no result yet")
+// ErrNoResult means no result arrived within the wait given to Next; it
+// is job.ErrNoResult.
+var ErrNoResult = job.ErrNoResult
 
 // Results reads the results of one backfill from the RESULTS stream, oldest
 // first, with an ordered (ephemeral, flow-controlled) consumer.
@@ -25,7 +26,7 @@ type Results struct {
 
 // ReadResults starts reading results.<backfill> after stream sequence
 // after (0: from the first).
-func (c *Client) ReadResults(ctx context.Context, backfill string, after uint64) (*Results, error) {
+func (c *Client) ReadResults(ctx context.Context, backfill string, after uint64) (job.ResultStream, error) {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{job.ResultsSubject(backfill)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -104,3 +105,5 @@ func (c *Client) PurgeResults(ctx context.Context, backfill string, through uint
 	}
 	return nil
 }
+
+var _ job.ResultStream = (*Results)(nil)

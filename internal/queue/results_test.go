@@ -41,7 +41,7 @@ func TestResultsFullRefusesThenPurges(t *testing.T) {
 	var refused []queue.Delivery
 	for i := 0; refused == nil && i < 100; i += 4 {
 		ds := []queue.Delivery{delivery("bf1", i), delivery("bf1", i+1), delivery("bf1", i+2), delivery("bf1", i+3)}
-		err := q.Deliver(ctx, ds)
+		err := q.PublishResults(ctx, ds)
 		var de *queue.DeliverError
 		switch {
 		case err == nil:
@@ -83,13 +83,13 @@ func TestResultsFullRefusesThenPurges(t *testing.T) {
 	rr.Stop()
 	// Purging through the second result frees room for the refused ones,
 	// leaves the rest, and touches no other backfill.
-	if err := q.Deliver(ctx, []queue.Delivery{delivery("bf2", 0)}); !errors.Is(err, queue.ErrFull) {
+	if err := q.PublishResults(ctx, []queue.Delivery{delivery("bf2", 0)}); !errors.Is(err, queue.ErrFull) {
 		t.Fatalf("another backfill's result into a full stream: %v", err)
 	}
 	if err := q.PurgeResults(ctx, "bf1", second); err != nil {
 		t.Fatal(err)
 	}
-	if err := q.Deliver(ctx, refused[:1]); err != nil {
+	if err := q.PublishResults(ctx, refused[:1]); err != nil {
 		t.Fatalf("after the purge: %v", err)
 	}
 	rr, err = q.ReadResults(ctx, "bf1", 0)

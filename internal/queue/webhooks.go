@@ -26,8 +26,9 @@ const (
 	deadKindWebhook = "_webhook"
 )
 
-// DeadKindWebhook is DeadEntry.Kind of an undeliverable webhook event.
-const DeadKindWebhook = "webhook"
+// DeadKindWebhook is DeadEntry.Kind of an undeliverable webhook event; see
+// job.DeadKindWebhook.
+const DeadKindWebhook = job.DeadKindWebhook
 
 // webhookStream is the WEBHOOKS stream of t: a work queue of events that
 // keeps at most WebhooksMaxPerEndpoint waiting for one endpoint, so that a
@@ -48,6 +49,15 @@ func (t Topology) webhookStream() jetstream.StreamConfig {
 		DiscardNewPerSubject: true,
 		MaxMsgSize:           4 << 20,
 	}
+}
+
+// PublishWebhooks queues webhook events in the WEBHOOKS stream (subjects
+// from job.WebhookSubject), de-duplicated by their MsgID (the webhook-id),
+// and returns once JetStream confirmed them. When JetStream refuses some
+// (ErrFull: their endpoint's backlog is full), the error is a
+// *DeliverError naming them.
+func (c *Client) PublishWebhooks(ctx context.Context, ds []Delivery) error {
+	return c.publishStored(ctx, ds)
 }
 
 // WebhookConsumerConfig tunes the deliverers' durable consumer.

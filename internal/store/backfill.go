@@ -46,10 +46,17 @@ func MarkOf(tenant, id, docID string) DocMark {
 	}
 }
 
-// ReuseKey is the key of the cached result of text under a model version
-// and options: identical texts reuse it instead of running the model.
-func ReuseKey(task, version, text string, opts job.Options) string {
+// ReuseKey is the key of the cached result of an input under a model
+// version and options: identical inputs reuse it instead of running the
+// model. A pair's second text is part of the input (one query against many
+// passages gives many results).
+func ReuseKey(task, version string, in job.Input, opts job.Options) string {
 	o, _ := json.Marshal(opts)
+	text := in.Text
+	if in.TextPair != "" || len(in.Documents) > 0 {
+		d, _ := json.Marshal(in)
+		text = string(d)
+	}
 	h := sha256.New()
 	for _, s := range []string{task, version, string(o), text} {
 		h.Write([]byte(s))

@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -14,23 +13,21 @@ import (
 )
 
 // HTTPMiddleware starts a server span for every request, parented on the
-// request's traceparent, and records jetinfer.http.requests (by route,
-// method and status code) and jetinfer.http.request.duration. The route is
-// the ServeMux pattern that served the request, so ids in paths never become
-// label values.
+// request's traceparent, and records http.server.request.duration as the
+// OpenTelemetry HTTP semantic conventions name it, with http.route,
+// http.request.method and http.response.status_code (Prometheus:
+// http_server_request_duration_seconds{http_route,http_request_method,
+// http_response_status_code}); its count is the number of requests. The
+// route is the ServeMux pattern that served the request, so ids in paths
+// never become label values.
 func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Meter) (http.Handler, error) {
 	tracer := tp.Tracer("github.com/jetinfer/jetinfer/internal/telemetry")
-	requests, err := meter.Int64Counter("jetinfer.http.requests",
-		metric.WithDescription("HTTP requests served, by route, method and status code"))
+	duration, err := meter.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of HTTP server requests."), metric.WithExplicitBucketBoundaries(LatencyBuckets...))
 	if err != nil {
 		return nil, err
 	}
-	duration, err := meter.Float64Histogram("jetinfer.http.request.duration", metric.WithUnit("s"),
-		metric.WithDescription("HTTP request duration, by route"), metric.WithExplicitBucketBoundaries(LatencyBuckets...))
-	if err != nil {
-		return nil, err
-	}
-	var sets sync.Map // routeKey → *routeSets
+	var sets sync.Map // routeKey → []metric.RecordOption
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
@@ -54,27 +51,17 @@ func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Met
 		key := routeKey{route: route, method: r.Method, status: rw.status}
 		v, ok := sets.Load(key)
 		if !ok {
-			v, _ = sets.LoadOrStore(key, &routeSets{
-				all: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route),
-					attribute.String("method", r.Method), attribute.String("code", strconv.Itoa(rw.status))))},
-				route: []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("route", route)))},
-			})
+			v, _ = sets.LoadOrStore(key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+				attribute.String("http.route", route), attribute.String("http.request.method", r.Method),
+				attribute.Int("http.response.status_code", rw.status)))})
 		}
-		rs := v.(*routeSets)
-		requests.Add(r.Context(), 1, rs.all...)
-		duration.Record(r.Context(), time.Since(start).Seconds(), rs.route...)
+		duration.Record(r.Context(), time.Since(start).Seconds(), v.([]metric.RecordOption)...)
 	}), nil
 }
 
 type routeKey struct {
 	route, method string
 	status        int
-}
-
-// routeSets are prebuilt option slices: passed with ..., they are not copied.
-type routeSets struct {
-	all   []metric.AddOption
-	route []metric.RecordOption
 }
 
 // statusWriter remembers the status code written. It passes Flush through

@@ -39,8 +39,9 @@ type Metrics struct {
 }
 
 // NewMetrics returns a meter provider whose instruments are served by
-// Handler, together with the Go runtime and process collectors.
-func NewMetrics() (*Metrics, error) {
+// Handler, together with the Go runtime and process collectors. opts add to
+// the provider (another reader, such as an OTLP exporter's; a resource).
+func NewMetrics(opts ...sdkmetric.Option) (*Metrics, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	exp, err := otelprom.New(
@@ -52,7 +53,8 @@ func NewMetrics() (*Metrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus exporter: %w", err)
 	}
-	return &Metrics{reg: reg, provider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))}, nil
+	opts = append([]sdkmetric.Option{sdkmetric.WithReader(exp)}, opts...)
+	return &Metrics{reg: reg, provider: sdkmetric.NewMeterProvider(opts...)}, nil
 }
 
 // Meter returns the meter for an instrumentation scope (a package path).

@@ -25,6 +25,12 @@ type TraceConfig struct {
 	// parent) that are recorded; a parent's decision is always followed.
 	// 0 records only traces whose caller sampled them.
 	SampleRatio float64
+	// SamplerFromEnv leaves the sampler to OTEL_TRACES_SAMPLER (and
+	// OTEL_TRACES_SAMPLER_ARG), as the SDK reads them, instead of
+	// SampleRatio.
+	SamplerFromEnv bool
+	// Resource describes the process; nil means service.name = Service.
+	Resource *resource.Resource
 }
 
 // NewTracerProvider returns a tracer provider that makes real spans (with
@@ -35,10 +41,13 @@ func NewTracerProvider(cfg TraceConfig, procs ...sdktrace.SpanProcessor) (*sdktr
 	if cfg.SampleRatio < 0 || cfg.SampleRatio > 1 {
 		return nil, fmt.Errorf("trace sample ratio %g is outside 0..1", cfg.SampleRatio)
 	}
-	res := resource.NewSchemaless(attribute.String("service.name", cfg.Service))
-	opts := []sdktrace.TracerProviderOption{
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(linkSampler{sdktrace.TraceIDRatioBased(cfg.SampleRatio)})),
+	res := cfg.Resource
+	if res == nil {
+		res = resource.NewSchemaless(attribute.String("service.name", cfg.Service))
+	}
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	if !cfg.SamplerFromEnv {
+		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(linkSampler{sdktrace.TraceIDRatioBased(cfg.SampleRatio)})))
 	}
 	for _, p := range procs {
 		opts = append(opts, sdktrace.WithSpanProcessor(p))

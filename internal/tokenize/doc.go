@@ -9,6 +9,12 @@
 // pooled working memory, so a worker encoding batch after batch does not
 // allocate. A Tokenizer is safe for concurrent use.
 //
+// PairTemplate is the post-processor's template for a pair of sequences
+// (query and passage, premise and hypothesis): its special tokens and the
+// token type id of every position, filled into a caller's buffers by Fill.
+// TestPairParityWithReference requires the same ids and type ids as
+// @huggingface/tokenizers' encode(a, {text_pair: b}).
+//
 // # What runs natively
 //
 // Models WordPiece and WordLevel, with

@@ -26,6 +26,7 @@ type Tokenizer struct {
 	// continuing-subword prefix (WordPiece's "##", or a BPE's own).
 	subwords bool
 	template Template
+	pair     PairTemplate
 	padID    int64
 	scratch  sync.Pool
 }
@@ -83,6 +84,9 @@ func Parse(data []byte) (*Tokenizer, error) {
 	t := &Tokenizer{subwords: mc.continuesSubwords()}
 	var err error
 	if t.template, err = parseTemplate(c.PostProcessor); err != nil {
+		return nil, err
+	}
+	if t.pair, err = parsePairTemplate(c.PostProcessor); err != nil {
 		return nil, err
 	}
 	if err := t.buildNative(&c, &mc); err != nil {

@@ -36,7 +36,7 @@ func EventID(jobID string, status job.Status) string {
 
 // Sink is what a Publisher needs of the queue.
 type Sink interface {
-	Deliver(ctx context.Context, ds []queue.Delivery) error
+	PublishWebhooks(ctx context.Context, ds []job.Delivery) error
 }
 
 var _ Sink = (*queue.Client)(nil)
@@ -69,7 +69,7 @@ func NewPublisher(q Sink, log *slog.Logger, meter metric.Meter) *Publisher {
 // other error is returned, and the caller retries; the copy a retry
 // publishes is de-duplicated by its webhook-id.
 func (p *Publisher) Publish(ctx context.Context, jobs []*job.Job, recs []*job.Record) error {
-	var ds []queue.Delivery
+	var ds []job.Delivery
 	var idx []int
 	for i, j := range jobs {
 		if j.Webhook == "" {
@@ -89,16 +89,16 @@ func (p *Publisher) Publish(ctx context.Context, jobs []*job.Job, recs []*job.Re
 			return err
 		}
 		id := EventID(j.ID, rec.Status)
-		ds = append(ds, queue.Delivery{Subject: job.WebhookSubject(j.Tenant, j.Webhook), MsgID: id, Data: body,
+		ds = append(ds, job.Delivery{Subject: job.WebhookSubject(j.Tenant, j.Webhook), MsgID: id, Data: body,
 			Header: map[string][]string{queue.HeaderWebhookID: {id}, queue.HeaderJobID: {j.ID}, job.HeaderTenant: {j.Tenant}}})
 		idx = append(idx, i)
 	}
 	if len(ds) == 0 {
 		return nil
 	}
-	err := p.q.Deliver(ctx, ds)
-	var de *queue.DeliverError
-	if errors.As(err, &de) && errors.Is(err, queue.ErrFull) {
+	err := p.q.PublishWebhooks(ctx, ds)
+	var de *job.DeliverError
+	if errors.As(err, &de) && errors.Is(err, job.ErrFull) {
 		for _, k := range de.Failed {
 			j := jobs[idx[k]]
 			p.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", j.Tenant)))

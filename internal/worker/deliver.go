@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"math"
@@ -10,11 +9,10 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
 
-// deliverBatches writes final states, sends results, and acknowledges.
+// deliverBatches writes final states, sends results, and settles messages.
 func (pl *pipeline) deliverBatches(ctx context.Context, in <-chan []*item) error {
 	for batch := range in {
 		pl.deliver(ctx, batch)
@@ -25,115 +23,113 @@ func (pl *pipeline) deliverBatches(ctx context.Context, in <-chan []*item) error
 	return nil
 }
 
+// deliver ends a batch in the order the contract fixes: results that must
+// be stored durably first (backfill documents' result lines), then the
+// final states in the store (first final state wins), then the webhook
+// events of jobs that ask for one, then replies to waiting callers, then
+// each message settled with the queue.
 func (pl *pipeline) deliver(ctx context.Context, batch []*item) {
 	// Acks and nacks must go out even while the worker is being stopped.
 	actx := context.WithoutCancel(ctx)
 	now := time.Now()
-	pl.deliverBackfill(ctx, actx, batch, now)
+	pl.publishFirst(ctx, actx, batch, now)
 	if parked := parkedOf(batch); len(parked) > 0 {
 		// Off the batch before they are handed over: the unparker owns
 		// them from then on.
 		batch = slices.DeleteFunc(slices.Clone(batch), func(it *item) bool { return it.parked })
 		pl.park(ctx, parked)
 	}
-	var finals []store.Final
-	var fidx []*item
-	for _, it := range batch {
-		if it.outcome == finish || it.outcome == dead {
-			if it.outcome == dead {
-				it.status = job.StatusDead
-			}
-			if it.msg.Job.ID == "" || it.msg.Job.Tenant == "" {
-				continue // undecodable: no record to write, only a dead letter
-			}
-			it.timings.Delivery = ms(now.Sub(it.doneAt()))
-			// Whole microseconds, like every stage: a float sum of two
-			// would print as 0.8280000000000001.
-			it.timings.Total = float64(now.Sub(it.received).Microseconds()+int64(math.Round(it.timings.Queue*1000))) / 1000
-			t := it.timings
-			f := store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
-				Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey}
-			if it.unmarked {
-				f.Started = it.started
-			}
-			finals = append(finals, f)
-			fidx = append(fidx, it)
-		}
-	}
-	if len(finals) > 0 {
-		var sts []job.Status
-		err := pl.untilStored(ctx, "finish", func(sctx context.Context) (err error) {
-			sts, err = pl.w.st.Finish(sctx, finals, now)
-			return err
-		})
-		if err != nil {
-			// A hard stop during a store outage: leave the jobs to redelivery.
-			for _, it := range fidx {
-				it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
-			}
-		} else {
-			for i, it := range fidx {
-				if sts[i] != it.status {
-					// An earlier delivery or a cancellation got there first:
-					// its state stands, and is what the caller must see.
-					it.outcome, it.status = redeliver, sts[i]
-				}
-			}
-		}
-	}
+	pl.store(ctx, batch, now)
+	// After the final states are stored and before any reply or ack: a
+	// job acknowledged without its webhook event queued would never send it.
 	pl.notifyWebhooks(actx, batch, now)
-	var ds []queue.Delivery
+	var ds []job.Delivery
 	for _, it := range batch {
 		switch it.outcome {
-		case redeliver:
-			if it.msg.Reply == "" || it.msg.Job.Backfill != "" {
-				// A backfill document's result went to RESULTS before its
-				// final state was stored.
-				continue
+		case resend:
+			if d, ok := it.sink.resend(actx, pl.w.st, it); ok {
+				ds = append(ds, d)
 			}
-			rec, err := pl.w.st.Get(actx, it.msg.Job.Tenant, it.msg.Job.ID)
-			if err != nil {
-				rec = &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Status: it.status}
-			}
-			ds = append(ds, pl.delivery(it, rec))
 		case finish, dead:
-			rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: it.status,
-				Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
-				DocID: it.msg.Job.DocID, Created: it.msg.Job.Created, Started: it.started, Finished: now, Timings: &it.timings}
-			if it.msg.Reply != "" && it.msg.Job.Backfill == "" {
-				ds = append(ds, pl.delivery(it, rec))
+			if d, ok := it.sink.after(it, now); ok {
+				ds = append(ds, d)
 			}
 		}
 	}
 	if len(ds) > 0 {
 		dctx, cancel := context.WithTimeout(actx, 10*time.Second)
-		err := pl.w.q.Deliver(dctx, ds)
+		err := pl.w.q.Reply(dctx, ds)
 		cancel()
 		if err != nil {
 			// The final state is stored; a redelivery will send it again.
 			pl.w.log.WarnContext(ctx, "deliver results", slog.String("task", pl.model.Task()), slog.Any("error", err))
 			for _, it := range batch {
-				if it.outcome == finish || it.outcome == redeliver {
-					it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+				if it.outcome == finish || it.outcome == resend {
+					it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
 				}
 			}
 		}
 	}
 	for _, it := range batch {
-		pl.settleMsg(actx, it)
+		pl.settle(actx, it)
 	}
 }
 
-func (pl *pipeline) delivery(it *item, rec *job.Record) queue.Delivery {
-	data, _ := json.Marshal(rec)
-	return queue.Delivery{Subject: it.msg.Reply, MsgID: it.msg.Job.MsgID(), Data: data, Header: replyHeader(it)}
+// store writes the final states of the batch's items that have one, in one
+// round trip, holding the batch while the store is away. An item the store
+// finds final already keeps the stored state, which it resends.
+func (pl *pipeline) store(ctx context.Context, batch []*item, now time.Time) {
+	var finals []store.Final
+	var fidx []*item
+	for _, it := range batch {
+		if !it.final() {
+			continue
+		}
+		if it.msg.Job.ID == "" || it.msg.Job.Tenant == "" {
+			continue // undecodable: no record to write, only a dead letter
+		}
+		it.timings.Delivery = ms(now.Sub(it.doneAt()))
+		// Whole microseconds, like every stage: a float sum of two
+		// would print as 0.8280000000000001.
+		it.timings.Total = float64(now.Sub(it.received).Microseconds()+int64(math.Round(it.timings.Queue*1000))) / 1000
+		t := it.timings
+		f := store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
+			Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey}
+		if it.unmarked {
+			f.Started = it.started
+		}
+		finals = append(finals, f)
+		fidx = append(fidx, it)
+	}
+	if len(finals) == 0 {
+		return
+	}
+	var sts []job.Status
+	err := pl.untilStored(ctx, "finish", func(sctx context.Context) (err error) {
+		sts, err = pl.w.st.Finish(sctx, finals, now)
+		return err
+	})
+	if err != nil {
+		// A hard stop during a store outage: leave the jobs to redelivery.
+		for _, it := range fidx {
+			it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
+		}
+		return
+	}
+	for i, it := range fidx {
+		if sts[i] != it.status {
+			// An earlier delivery or a cancellation got there first: its
+			// state stands, and is what the caller must see.
+			it.resendStored(sts[i])
+		}
+	}
 }
 
-// settleMsg acknowledges, naks or dead-letters one message.
-func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
+// settle settles one message with the queue: ack, nak, or dead-letter.
+func (pl *pipeline) settle(ctx context.Context, it *item) {
 	defer pl.hand.remove(it.msg)
 	var err error
-	if it.outcome == redeliver && it.status == job.StatusDead {
+	if it.outcome == resend && it.status == job.StatusDead {
 		// An earlier delivery stored the dead state but did not live to
 		// dead-letter the job: do it now (the DLQ copy is de-duplicated).
 		code, msg := job.CodeInternal, "dead"
@@ -147,23 +143,16 @@ func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
 		return
 	}
 	switch it.outcome {
-	case finish, redeliver:
+	case finish, resend:
 		err = it.msg.Ack()
-		var t *job.Timings
-		if it.outcome == finish {
-			t = &it.timings
-		}
-		pl.w.m.finished(ctx, &it.msg.Job, it.status, t, time.Since(it.doneAt()))
-		endJobSpan(it, it.status)
+		pl.ended(ctx, it)
 	case dead:
 		code, msg := job.CodeInvalidInput, "dead"
 		if it.err != nil {
 			code, msg = it.err.Code, it.err.Message
 		}
 		err = pl.w.q.DeadLetter(ctx, it.msg, code, msg)
-		pl.w.m.finished(ctx, &it.msg.Job, job.StatusDead, &it.timings, time.Since(it.doneAt()))
-		pl.w.m.deadLettered(ctx, &it.msg.Job)
-		endJobSpan(it, job.StatusDead)
+		pl.ended(ctx, it)
 	case retry, pending:
 		err = it.msg.NakWithDelay(it.delay)
 		pl.w.m.retries.Add(1)
@@ -172,6 +161,22 @@ func (pl *pipeline) settleMsg(ctx context.Context, it *item) {
 	if err != nil {
 		pl.w.log.WarnContext(ctx, "settle message", slog.String("job_id", it.msg.Job.ID), slog.Any("error", err))
 	}
+}
+
+// ended is the one place where the worker is done with a job in its final
+// state (stored, delivered, its message settled): finished here, or found
+// final by the store (resend). What must happen once per final state in
+// this worker (metrics, the job's span) happens here.
+func (pl *pipeline) ended(ctx context.Context, it *item) {
+	var t *job.Timings
+	if it.outcome != resend {
+		t = &it.timings
+	}
+	pl.w.m.finished(ctx, &it.msg.Job, it.status, t, time.Since(it.doneAt()))
+	if it.outcome == dead {
+		pl.w.m.deadLettered(ctx, &it.msg.Job)
+	}
+	endJobSpan(it, it.status)
 }
 
 func parkedOf(batch []*item) []*item {
@@ -184,43 +189,38 @@ func parkedOf(batch []*item) []*item {
 	return out
 }
 
-// deliverBackfill publishes the final results of backfill documents to
-// their RESULTS subject before their final state is stored: a backfill
-// document has no job record to hold its result, so once the store counts
-// it final, RESULTS must have it already. A redelivery after a store
-// failure publishes again and JetStream drops the copy by its message id.
-// Documents whose results a full RESULTS refuses are marked parked; those
-// whose publish fails otherwise are retried later.
-func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, now time.Time) {
-	var ds []queue.Delivery
+// publishFirst stores the results their sinks want stored before the final
+// state (backfill documents' result lines, which have no job record to
+// hold them: once the store counts a document final, RESULTS must have its
+// result already). A redelivery after a store failure publishes again and
+// JetStream drops the copy by its message id. Items whose results a full
+// RESULTS refuses are marked parked; those whose publish fails otherwise
+// are retried later.
+func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now time.Time) {
+	var ds []job.Delivery
 	var its []*item
 	for _, it := range batch {
-		if (it.outcome != finish && it.outcome != dead) || it.msg.Job.Backfill == "" || it.msg.Reply == "" {
+		if !it.final() {
 			continue
 		}
-		st := it.status
-		if it.outcome == dead {
-			st = job.StatusDead
+		if d, ok := it.sink.before(it, now); ok {
+			ds = append(ds, d)
+			its = append(its, it)
 		}
-		rec := &job.Record{ID: it.msg.Job.ID, Task: it.msg.Job.Task, Lane: it.msg.Job.Lane, Status: st,
-			Result: it.result, Error: it.err, Attempts: it.msg.Attempt, Backfill: it.msg.Job.Backfill,
-			DocID: it.msg.Job.DocID, Meta: it.msg.Job.Meta, Created: it.msg.Job.Created, Started: it.started, Finished: now}
-		ds = append(ds, pl.delivery(it, rec))
-		its = append(its, it)
 	}
 	if len(ds) == 0 {
 		return
 	}
 	dctx, cancel := context.WithTimeout(actx, 10*time.Second)
-	err := pl.w.q.Deliver(dctx, ds)
+	err := pl.w.q.PublishResults(dctx, ds)
 	cancel()
 	if err == nil {
 		return
 	}
-	if errors.Is(err, queue.ErrFull) {
+	if errors.Is(err, job.ErrFull) {
 		// RESULTS is full: the refused documents are parked (park.go); the
 		// others were stored and go on.
-		var de *queue.DeliverError
+		var de *job.DeliverError
 		if errors.As(err, &de) {
 			for _, i := range de.Failed {
 				its[i].parked = true
@@ -234,6 +234,6 @@ func (pl *pipeline) deliverBackfill(ctx, actx context.Context, batch []*item, no
 	}
 	pl.w.log.WarnContext(ctx, "deliver backfill results", slog.String("task", pl.model.Task()), slog.Any("error", err))
 	for _, it := range its {
-		it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+		it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
 	}
 }

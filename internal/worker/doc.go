@@ -16,18 +16,19 @@
 // grow to a window of several model calls, which the batch planner cuts so
 // that documents of similar length share a call and padding stays small.
 //
-// Interactive work also overtakes bulk work already batched. While
-// interactive jobs are about (one arrived within the last second), bulk
-// batches shrink to a quarter of the batch size, and each bulk-only batch
-// first pauses (Config.BulkPause); an interactive job that arrives during the
-// pause, or while a bulk batch waits for the model, goes to it on its own, and the deferred bulk batch runs next
-// without pausing again, so an interactive job waits behind at most one small
-// bulk batch and the backfill is slowed, never starved. An interactive job
-// that arrives while a batch waits for a busy model joins it at the front.
-// On a small machine, where ingest, NATS and Redis share the CPU with the
-// worker, a backfill at full speed would otherwise delay synchronous calls
-// severalfold.
-
+// Interactive work also overtakes bulk work already batched. The rules for
+// it are a pure policy, batch.Lanes: while interactive jobs are about (one
+// arrived within the last second), bulk batches shrink to a quarter of the
+// batch size, and each bulk-only batch first pauses (Config.BulkPause); an
+// interactive job that arrives during the pause, or while a bulk batch
+// waits for the model, goes to it on its own, and the deferred bulk batch
+// runs next without pausing again, so an interactive job waits behind at
+// most one small bulk batch and the backfill is slowed, never starved. An
+// interactive job that arrives while a batch with interactive jobs waits
+// for a busy model joins it at the front. On a small machine, where ingest,
+// NATS and Redis share the CPU with the worker, a backfill at full speed
+// would otherwise delay synchronous calls severalfold.
+//
 // Backfill documents have no job record: their results go to the RESULTS
 // stream before their final state is counted in the backfill's counters (see
 // package store), and identical texts under the same model version reuse a
@@ -39,8 +40,17 @@
 // between those steps leaves the job to be redelivered, and the redelivery
 // finds the final state already there.
 //
-// Errors carry instructions (package job): a permanent error dead-letters the
-// job at once; a failed batch is split in halves and retried so one poison
-// document cannot fail its neighbours; anything else is retried with backoff
-// until MaxDeliver, after which the dead-letter mover takes the job.
+// A job's state has one owner: the item that carries it through the
+// pipeline changes only through the transitions in state.go (finishWith,
+// deadWith, retryLater, resendStored), and records are built by
+// job.RecordOf. Where an outcome goes is a sink chosen once per message: a
+// job's record is replied to its caller after the store holds its final
+// state; a backfill document's result line goes to RESULTS before. The
+// worker is done with a job in its final state in one place, ended.
+//
+// Errors carry instructions (package job), and job.Judge is the dead-letter
+// policy: a permanent error dead-letters the job at once; a failed batch is
+// split in halves and retried so one poison document cannot fail its
+// neighbours; anything else is retried with backoff until MaxDeliver, after
+// which the dead-letter mover takes the job.
 package worker

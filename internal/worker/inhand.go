@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // inHand is the set of messages a pipeline holds, from the moment its
@@ -16,18 +14,18 @@ import (
 // kept alive with InProgress, not only the batch that runs.
 type inHand struct {
 	mu   sync.Mutex
-	msgs map[*queue.Msg]struct{}
+	msgs map[*Msg]struct{}
 }
 
-func newInHand() *inHand { return &inHand{msgs: map[*queue.Msg]struct{}{}} }
+func newInHand() *inHand { return &inHand{msgs: map[*Msg]struct{}{}} }
 
-func (h *inHand) add(m *queue.Msg) {
+func (h *inHand) add(m *Msg) {
 	h.mu.Lock()
 	h.msgs[m] = struct{}{}
 	h.mu.Unlock()
 }
 
-func (h *inHand) remove(m *queue.Msg) {
+func (h *inHand) remove(m *Msg) {
 	h.mu.Lock()
 	delete(h.msgs, m)
 	h.mu.Unlock()
@@ -41,7 +39,7 @@ func (h *inHand) beat(ctx context.Context, every time.Duration, onRound func()) 
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var batch []*queue.Msg
+	var batch []*Msg
 	for {
 		select {
 		case <-ctx.Done():

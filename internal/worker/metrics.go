@@ -19,19 +19,25 @@ import (
 // metrics are scraped, and labelled instruments use attribute sets built
 // once per label combination.
 //
+// Every series labelled by task also carries model_version, the version of
+// the model serving the task (jetinfer.json "version"), so that two versions
+// rolled out side by side can be compared.
+//
 // Exported names (Prometheus): jetinfer_worker_jobs_finished_total{tenant,
-// task,lane,status}, jetinfer_worker_job_stage_seconds{task,lane,stage} with
+// task,model_version,lane,status},
+// jetinfer_worker_job_stage_seconds{task,model_version,lane,stage} with
 // stage queue (broker wait), batch (batch wait), tokenize, infer, deliver and
-// total, jetinfer_worker_batch_size{task} (documents per model call),
-// jetinfer_worker_batch_tokens{task} (padded tokens per call),
-// jetinfer_worker_batch_padding_ratio{task}, jetinfer_worker_batches_total,
+// total, jetinfer_worker_batch_size{task,model_version} (documents per
+// model call), jetinfer_worker_batch_tokens{task,model_version} (padded
+// tokens per call), jetinfer_worker_batch_padding_ratio{task,model_version},
+// jetinfer_worker_batches_total,
 // jetinfer_worker_rows_total, jetinfer_worker_tokens_total,
 // jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
 // jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
 // jetinfer_worker_store_retries_total, jetinfer_worker_results_full_retries_total,
 // jetinfer_worker_results_held,
-// jetinfer_worker_redeliveries_total{task,lane},
-// jetinfer_worker_dead_letters_total{task,lane} and
+// jetinfer_worker_redeliveries_total{task,model_version,lane},
+// jetinfer_worker_dead_letters_total{task,model_version,lane} and
 // jetinfer_consumer_pending{task,lane} / jetinfer_consumer_ack_pending{task,lane}.
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
@@ -51,6 +57,7 @@ type Metrics struct {
 	// Attribute sets, built once per label combination; typed maps, not a
 	// sync.Map, so that a lookup does not box its key.
 	setsMu   sync.RWMutex
+	versions map[string]string // task → model version, set by Init
 	finSets  map[finishedKey][]metric.AddOption
 	laneSets map[laneKey]*laneSets
 	taskSets map[string][]metric.RecordOption
@@ -68,10 +75,14 @@ type laneSets struct {
 	lane                                          []metric.AddOption
 }
 
-// Init creates the task's event counters (redeliveries, dead letters) at
-// zero for every lane, so that they are scraped, and rate() works, before
-// the first event.
-func (m *Metrics) Init(task string) {
+// Init names the version of the model serving task, which the task's
+// series carry, and creates its event counters (redeliveries, dead
+// letters) at zero for every lane, so that they are scraped, and rate()
+// works, before the first event. It is called before the task's first job.
+func (m *Metrics) Init(task, version string) {
+	m.setsMu.Lock()
+	m.versions[task] = version
+	m.setsMu.Unlock()
 	ctx := context.Background()
 	for _, l := range job.Lanes {
 		ls := m.lane(task, l)
@@ -100,7 +111,7 @@ func NewMetrics() *Metrics {
 // NewExportedMetrics returns metrics whose instruments are created on meter.
 func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 	m := &Metrics{jobs: map[[2]string]int64{}, pending: map[[2]string][2]int64{},
-		finSets: map[finishedKey][]metric.AddOption{}, laneSets: map[laneKey]*laneSets{},
+		versions: map[string]string{}, finSets: map[finishedKey][]metric.AddOption{}, laneSets: map[laneKey]*laneSets{},
 		taskSets: map[string][]metric.RecordOption{}}
 	var err error
 	must := func(e error) {
@@ -202,13 +213,14 @@ func (m *Metrics) lane(task string, lane job.Lane) *laneSets {
 	if ok {
 		return ls
 	}
+	version := m.version(task)
 	st := func(stage string) []metric.RecordOption {
-		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task),
+		return []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), version,
 			attribute.String("lane", string(lane)), attribute.String("stage", stage)))}
 	}
 	ls = &laneSets{queue: st("queue"), batch: st("batch"), tokenize: st("tokenize"), infer: st("infer"),
 		deliver: st("deliver"), total: st("total"),
-		lane: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("lane", string(lane))))}}
+		lane: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), version, attribute.String("lane", string(lane))))}}
 	m.setsMu.Lock()
 	defer m.setsMu.Unlock()
 	if prev, ok := m.laneSets[k]; ok {
@@ -218,6 +230,13 @@ func (m *Metrics) lane(task string, lane job.Lane) *laneSets {
 	return ls
 }
 
+// version is the model_version attribute of task's series.
+func (m *Metrics) version(task string) attribute.KeyValue {
+	m.setsMu.RLock()
+	defer m.setsMu.RUnlock()
+	return attribute.String("model_version", m.versions[task])
+}
+
 func (m *Metrics) taskSet(task string) []metric.RecordOption {
 	m.setsMu.RLock()
 	set, ok := m.taskSets[task]
@@ -225,12 +244,13 @@ func (m *Metrics) taskSet(task string) []metric.RecordOption {
 	if ok {
 		return set
 	}
+	version := m.version(task)
 	m.setsMu.Lock()
 	defer m.setsMu.Unlock()
 	if set, ok := m.taskSets[task]; ok {
 		return set
 	}
-	set = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task)))}
+	set = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), version))}
 	m.taskSets[task] = set
 	return set
 }
@@ -265,7 +285,7 @@ func (m *Metrics) finished(ctx context.Context, j *job.Job, s job.Status, t *job
 	m.setsMu.RUnlock()
 	if !ok {
 		set = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", j.Tenant),
-			attribute.String("task", j.Task), attribute.String("lane", string(j.Lane)), attribute.String("status", string(s))))}
+			attribute.String("task", j.Task), m.version(j.Task), attribute.String("lane", string(j.Lane)), attribute.String("status", string(s))))}
 		m.setsMu.Lock()
 		m.finSets[k] = set
 		m.setsMu.Unlock()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // parking holds the backfill documents whose results the RESULTS stream
@@ -34,7 +33,7 @@ type parking struct {
 	// when it may pull again. lane is the backfill lane's current puller.
 	paused  bool
 	resumed chan struct{}
-	lane    *queue.Puller
+	lane    Puller
 }
 
 // park keeps refused items and stops the backfill lane.
@@ -44,7 +43,7 @@ func (pl *pipeline) park(ctx context.Context, its []*item) {
 	pk.mu.Lock()
 	pk.items = append(pk.items, its...)
 	pause := !pk.paused
-	var p *queue.Puller
+	var p Puller
 	if pause {
 		pk.paused, pk.resumed, p = true, make(chan struct{}), pk.lane
 	}
@@ -128,21 +127,22 @@ func (pl *pipeline) releaseParked(ctx context.Context) {
 	pk.mu.Unlock()
 	pl.w.m.resultsHeld.Add(-int64(len(its)))
 	for _, it := range its {
-		it.parked, it.outcome, it.delay = false, retry, pl.w.retryDelay(it.msg.Attempt)
-		pl.settleMsg(ctx, it)
+		it.parked = false
+		it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
+		pl.settle(ctx, it)
 	}
 }
 
 // pumpBackfill is pumpFrom for the backfill lane, which park may stop: it
 // then waits for the lane to resume and pulls again with a fresh puller,
 // unless the worker is stopping.
-func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *queue.Msg) {
+func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *Msg) {
 	pk := &pl.parked
 	pk.mu.Lock()
 	p := pk.lane
 	pk.mu.Unlock()
 	for {
-		pl.pumpFrom(ctx, p, out)
+		pl.pumpFrom(ctx, job.LaneBackfill, p, out)
 		pk.mu.Lock()
 		paused, resumed := pk.paused, pk.resumed
 		pk.mu.Unlock()
@@ -172,9 +172,9 @@ func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *queue.Msg) {
 
 // repull starts a new backfill puller, retrying while JetStream is away,
 // and registers it with the worker so that a soft stop drains it.
-func (pl *pipeline) repull(ctx context.Context) (*queue.Puller, error) {
+func (pl *pipeline) repull(ctx context.Context) (Puller, error) {
 	for {
-		p, err := pl.w.q.Pull(ctx, job.LaneBackfill, pl.model.Task(), pl.w.cfg.Consumer, pl.w.cfg.BatchSize)
+		p, err := pl.w.q.Pull(ctx, job.LaneBackfill, pl.model.Task(), pl.w.cfg.BatchSize)
 		if err == nil {
 			if pl.w.addPuller(p, pl.soft) {
 				p.Drain()

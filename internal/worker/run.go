@@ -10,7 +10,6 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/store"
 )
 
 // runBatches marks each batch's jobs running, runs the model, and hands the
@@ -52,7 +51,7 @@ func (pl *pipeline) runBatch(ctx context.Context, batch []*item) error {
 	if mark == nil {
 		return nil
 	}
-	if hasBackfill(batch) {
+	if hasReusable(batch) {
 		if err := mark.run(ctx, pl); err != nil {
 			return err
 		}
@@ -85,9 +84,11 @@ func runnable(batch []*item) []*item {
 	return out
 }
 
-func hasBackfill(batch []*item) bool {
+// hasReusable reports whether a runnable item of the batch may find its
+// result in the reuse cache.
+func hasReusable(batch []*item) bool {
 	for _, it := range batch {
-		if it.msg.Job.Backfill != "" {
+		if it.outcome == pending && it.reuseKey != "" {
 			return true
 		}
 	}
@@ -138,7 +139,7 @@ func (m *marking) apply(batch []*item) {
 		it.started = m.now
 		it.timings.Batch = ms(m.now.Sub(it.received))
 		if m.sts[k].Final() {
-			it.outcome, it.status, it.result = redeliver, m.sts[k], nil
+			it.resendStored(m.sts[k])
 		}
 	}
 }
@@ -159,16 +160,20 @@ func (m *marking) skip(batch []*item) {
 func (pl *pipeline) infer(ctx context.Context, items []*item) {
 	lengths := pl.lengths[:0]
 	classes := pl.classes[:0]
+	rows := pl.rows[:0]
 	for _, it := range items {
 		lengths = append(lengths, it.prep.Tokens())
+		// A long document's windows are rows of the call like short
+		// documents: the planner bounds a call's rows and padded tokens.
+		rows = append(rows, it.prep.Rows())
 		c := batch.Bulk
 		if it.msg.Job.Lane == job.LaneInteractive {
 			c = batch.Interactive
 		}
 		classes = append(classes, c)
 	}
-	pl.lengths, pl.classes = lengths, classes
-	groups := pl.planner.Plan(lengths, classes)
+	pl.lengths, pl.classes, pl.rows = lengths, classes, rows
+	groups := pl.planner.PlanRows(lengths, rows, classes)
 	calls := make([][]*item, len(groups))
 	for g, idx := range groups {
 		calls[g] = make([]*item, len(idx))
@@ -202,7 +207,7 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	if err != nil {
 		if ctx.Err() != nil {
 			for _, it := range items {
-				it.outcome, it.delay = retry, 0
+				it.retryLater(0, nil)
 			}
 			return nil
 		}
@@ -216,11 +221,11 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 			// The documents that fail alone while their neighbours run are
 			// poison: no retry will help them.
 			for _, it := range solo {
-				it.fail(dead, job.CodeModelError, fmt.Errorf("the model fails on this document alone: %s", it.err.Message))
+				it.deadWith(job.CodeModelError, fmt.Errorf("the model fails on this document alone: %s", it.err.Message))
 			}
 			return nil
 		}
-		pl.settle(items[0], err)
+		pl.failed(items[0], err)
 		if items[0].outcome == retry && !errors.As(err, new(*job.RetryError)) {
 			return items[:1]
 		}
@@ -228,50 +233,66 @@ func (pl *pipeline) call(ctx context.Context, items []*item) (solo []*item) {
 	}
 	pl.w.m.observeRun(ctx, pl.model.Task(), st, len(items))
 	done := time.Now()
+	pl.observeCost(st, done.Sub(t0))
 	perDoc := ms(done.Sub(t0))
 	for i, it := range items {
 		it.timings.Infer = perDoc
 		it.inferred = done
 		if outs[i].Err != nil {
-			pl.settle(it, outs[i].Err)
+			pl.failed(it, outs[i].Err)
 			continue
 		}
-		it.outcome, it.status, it.result = finish, job.StatusSucceeded, outs[i].Result
+		it.finishWith(job.StatusSucceeded, outs[i].Result, nil)
 	}
 	return nil
 }
 
-// settle records a per-document failure.
-func (pl *pipeline) settle(it *item, err error) {
-	if code, ok := job.IsPermanent(err); ok {
-		it.fail(dead, code, err)
-		return
-	}
-	var ra *job.RetryError
-	if errors.As(err, &ra) {
-		it.outcome, it.delay, it.err = retry, ra.Delay, errorOf(job.CodeModelError, err)
-		return
-	}
-	it.outcome, it.delay, it.err = retry, pl.w.retryDelay(it.msg.Attempt), errorOf(errCode(err), err)
+// observeCost feeds one successful call to the model's cost. RunStats is
+// the one account of a call's rows and padded tokens (a document split into
+// windows counts each window as a row).
+func (pl *pipeline) observeCost(st RunStats, d time.Duration) {
+	pl.costMu.Lock()
+	pl.cost.Observe(st.Rows, st.PaddedTokens, d)
+	pl.costMu.Unlock()
 }
 
-// reuse answers the runnable backfill documents whose text was already run
-// under the same model version and options from the reuse cache, in one
-// round trip; such documents never reach the model. A cache that does not
-// answer only costs the saving.
-func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
-	v, ok := pl.model.(Versioned)
-	if !ok {
-		return
+// bulkCap is the latency budget in padded tokens, 0 for no cap.
+func (pl *pipeline) bulkCap() int {
+	if pl.w.cfg.LatencyBudget <= 0 {
+		return 0
 	}
+	pl.costMu.Lock()
+	defer pl.costMu.Unlock()
+	return pl.cost.TokensWithin(pl.w.cfg.LatencyBudget)
+}
+
+// failed records a per-document failure as the dead-letter policy
+// (job.Judge) decides.
+func (pl *pipeline) failed(it *item, err error) {
+	pl.judged(it, err, job.CodeModelError)
+}
+
+// judged moves the item to dead or to a retry, as job.Judge decides for
+// err; fallback is the code of an error that does not name one.
+func (pl *pipeline) judged(it *item, err error, fallback string) {
+	if v := job.Judge(err, it.msg.Attempt, pl.w.cfg.RetryBase, fallback); v.Dead {
+		it.deadWith(v.Err.Code, err)
+	} else {
+		it.retryLater(v.Delay, v.Err)
+	}
+}
+
+// reuse answers the runnable items whose text was already run under the
+// same model version and options from the reuse cache, in one round trip;
+// such items never reach the model. A cache that does not answer only
+// costs the saving.
+func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
 	var keys []string
 	var its []*item
 	for _, it := range batch {
-		if it.outcome != pending || it.msg.Job.Backfill == "" {
+		if it.outcome != pending || it.reuseKey == "" {
 			continue
 		}
-		j := &it.msg.Job
-		it.reuseKey = store.ReuseKey(j.Task, v.Version(), j.Input.Text, j.Options)
 		keys = append(keys, it.reuseKey)
 		its = append(its, it)
 	}
@@ -285,7 +306,8 @@ func (pl *pipeline) reuse(ctx context.Context, batch []*item) {
 	}
 	for i, r := range res {
 		if r != nil {
-			its[i].outcome, its[i].status, its[i].result, its[i].reused = finish, job.StatusSucceeded, r, true
+			its[i].finishWith(job.StatusSucceeded, r, nil)
+			its[i].reused = true
 		}
 	}
 }

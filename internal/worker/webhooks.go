@@ -38,10 +38,9 @@ func (pl *pipeline) notifyWebhooks(ctx context.Context, batch []*item, now time.
 		var rec *job.Record
 		switch it.outcome {
 		case finish, dead:
-			rec = &job.Record{ID: j.ID, Task: j.Task, Lane: j.Lane, Status: it.status, Result: it.result,
-				Error: it.err, Attempts: it.msg.Attempt, Created: j.Created, Started: it.started, Finished: now,
-				Timings: &it.timings}
-		case redeliver:
+			rec = it.record(now)
+			rec.Timings = &it.timings
+		case resend:
 			// An earlier delivery stored the final state but may not have
 			// queued the event: queue it from the stored record.
 			var err error
@@ -66,6 +65,6 @@ func (pl *pipeline) notifyWebhooks(ctx context.Context, batch []*item, now time.
 	for _, it := range its {
 		// A dead job too: its redelivery finds the dead state stored,
 		// queues the event, and dead-letters the job then.
-		it.outcome, it.delay = retry, pl.w.retryDelay(it.msg.Attempt)
+		it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
 	}
 }

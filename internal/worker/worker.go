@@ -14,9 +14,22 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 )
+
+// Msg is one delivery of a job.
+type Msg = job.Msg
+
+// Puller hands out the deliveries of one lane and task.
+type Puller interface {
+	// Next blocks until a message arrives. It returns job.ErrStopped after
+	// Stop, or once Drain has handed out every buffered message.
+	Next() (*Msg, error)
+	// Stop stops pulling at once; buffered messages are left to redelivery.
+	Stop()
+	// Drain stops pulling but lets Next hand out what is buffered.
+	Drain()
+}
 
 // Prepared is a document tokenized for its model.
 type Prepared interface {
@@ -42,15 +55,25 @@ type RunStats struct {
 // Model is what a worker needs of a loaded model.
 type Model interface {
 	Task() string
-	Prepare(text string, opts job.Options) (Prepared, error)
+	// Prepare tokenizes a job's input (a text, a pair, a rerank's query
+	// and documents) with its options.
+	Prepare(in job.Input, opts job.Options) (Prepared, error)
 	Run(ctx context.Context, in []Prepared) ([]Output, RunStats, error)
 }
 
 // Queue is what a worker needs of the job queue.
 type Queue interface {
-	Pull(ctx context.Context, l job.Lane, task string, cfg queue.ConsumerConfig, prefetch int) (*queue.Puller, error)
-	Deliver(ctx context.Context, ds []queue.Delivery) error
-	DeadLetter(ctx context.Context, m *queue.Msg, code, reason string) error
+	// Pull starts pulling the jobs of lane and task from their durable
+	// consumer, keeping up to prefetch messages buffered.
+	Pull(ctx context.Context, l job.Lane, task string, prefetch int) (Puller, error)
+	// Reply sends results to waiting callers, fire-and-forget.
+	Reply(ctx context.Context, ds []job.Delivery) error
+	// PublishResults stores backfill documents' results durably; a full
+	// stream refuses with a *job.DeliverError wrapping job.ErrFull.
+	PublishResults(ctx context.Context, ds []job.Delivery) error
+	// DeadLetter copies m to the dead-letter stream with why it is dead
+	// and stops its redelivery.
+	DeadLetter(ctx context.Context, m *Msg, code, reason string) error
 }
 
 // Store is what a worker needs of the result store.
@@ -69,10 +92,10 @@ type Versioned interface {
 	Version() string
 }
 
-var (
-	_ Queue = (*queue.Client)(nil)
-	_ Store = (*store.Store)(nil)
-)
+var _ Store = (*store.Store)(nil)
+
+// DefaultAckWait is the default Config.AckWait, the queue's default.
+const DefaultAckWait = 30 * time.Second
 
 // Config tunes a Worker.
 type Config struct {
@@ -90,8 +113,20 @@ type Config struct {
 	BulkPause time.Duration
 	// BatchTokens is the padded token budget of one model call. Defaults to 8192.
 	BatchTokens int
-	// Consumer configures the durable consumers.
-	Consumer queue.ConsumerConfig
+	// LatencyBudget caps a bulk or backfill batch at what the model is
+	// expected to run in this long, from its learnt cost per padded token
+	// and per row, while interactive jobs arrived within InteractiveRecent:
+	// an interactive job then waits for about one budget. 0 means no cap
+	// (the worker binary's --latency-budget defaults to
+	// batch.DefaultLatencyBudget).
+	LatencyBudget time.Duration
+	// InteractiveRecent is how long after an interactive job the budget
+	// applies. Defaults to batch.DefaultRecentFor.
+	InteractiveRecent time.Duration
+	// AckWait is how long the queue waits for a message's acknowledgement
+	// before it redelivers it; messages in hand are kept alive every third
+	// of it. Defaults to 30s.
+	AckWait time.Duration
 	// RetryBase is the first redelivery delay after a transient failure;
 	// later ones double. Defaults to 1s.
 	RetryBase time.Duration
@@ -114,8 +149,8 @@ func (c Config) withDefaults() Config {
 	if c.BatchTokens <= 0 {
 		c.BatchTokens = 8192
 	}
-	if c.Consumer.AckWait == 0 {
-		c.Consumer = queue.DefaultConsumerConfig()
+	if c.AckWait <= 0 {
+		c.AckWait = DefaultAckWait
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = time.Second
@@ -135,7 +170,7 @@ type Worker struct {
 	traced bool
 
 	mu      sync.Mutex
-	pullers []*queue.Puller
+	pullers []Puller
 	ready   bool
 }
 
@@ -167,11 +202,11 @@ func (w *Worker) Ready() bool {
 // the same context twice for a worker without a soft stop.
 func (w *Worker) Run(ctx, hard context.Context) error {
 	g, gctx := errgroup.WithContext(hard)
-	var ps []map[job.Lane]*queue.Puller
+	var ps []map[job.Lane]Puller
 	for _, m := range w.models {
-		lanes := map[job.Lane]*queue.Puller{}
+		lanes := map[job.Lane]Puller{}
 		for _, l := range job.Lanes {
-			p, err := w.q.Pull(gctx, l, m.Task(), w.cfg.Consumer, w.cfg.BatchSize)
+			p, err := w.q.Pull(gctx, l, m.Task(), w.cfg.BatchSize)
 			if err != nil {
 				w.stopPullers()
 				return err
@@ -198,13 +233,14 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 	})
 	defer stop()
 	for i, m := range w.models {
-		planner, err := batch.NewPlanner(batch.Policy{MaxSize: w.cfg.BatchSize, MaxWait: w.cfg.BatchWait, MaxTokens: w.cfg.BatchTokens})
+		planner, err := batch.NewPlanner(batch.Policy{MaxSize: w.cfg.BatchSize, MaxTokens: w.cfg.BatchTokens})
 		if err != nil {
 			w.stopPullers()
 			return fmt.Errorf("batch policy: %w", err)
 		}
 		pl := &pipeline{w: w, model: m, inter: ps[i][job.LaneInteractive], bulk: ps[i][job.LaneBulk],
-			backfill: ps[i][job.LaneBackfill], planner: planner, soft: ctx}
+			backfill: ps[i][job.LaneBackfill], planner: planner, soft: ctx,
+			lanes: w.lanes()}
 		g.Go(func() error { return pl.run(gctx) })
 	}
 	err := g.Wait()
@@ -218,7 +254,7 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 // addPuller registers a puller started after Run began, so that a soft
 // stop drains it and the end of Run stops it. It reports whether the soft
 // stop has come already: the caller then drains it itself.
-func (w *Worker) addPuller(p *queue.Puller, soft context.Context) bool {
+func (w *Worker) addPuller(p Puller, soft context.Context) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.pullers = append(w.pullers, p)
@@ -234,23 +270,20 @@ func (w *Worker) stopPullers() {
 	w.ready = false
 }
 
-// retryDelay is the redelivery delay before attempt+1.
-func (w *Worker) retryDelay(attempt int) time.Duration {
-	d := w.cfg.RetryBase
-	for i := 1; i < attempt && d < time.Minute; i++ {
-		d *= 2
+// lanes is a pipeline's lane policy.
+func (w *Worker) lanes() *batch.Lanes {
+	l := batch.NewLanes(w.cfg.BatchSize, w.cfg.BatchTokens, w.cfg.BulkPause)
+	if w.cfg.InteractiveRecent > 0 {
+		l.RecentFor = w.cfg.InteractiveRecent
 	}
-	return min(d, time.Minute)
+	return l
+}
+
+// retryDelay is the redelivery delay before attempt+1 (job.Backoff).
+func (w *Worker) retryDelay(attempt int) time.Duration {
+	return job.Backoff(w.cfg.RetryBase, attempt)
 }
 
 func errorOf(code string, err error) *job.Error {
 	return &job.Error{Code: code, Message: err.Error()}
-}
-
-// errCode is the code a job error is recorded with.
-func errCode(err error) string {
-	if c, ok := job.IsPermanent(err); ok {
-		return c
-	}
-	return job.CodeModelError
 }

@@ -20,6 +20,11 @@ SkipLayerNormalization fusions need static sequence lengths and stay off.)
            FFN dense -> GELU (erf) -> dense + residual -> LayerNorm
   heads    embed:      last_hidden_state [B,T,hidden]
            classifier: BERT pooler (dense + tanh on [CLS]) -> dense -> logits [B,labels]
+           cross-encoder: the classifier with one logit (relevance), as
+                       cross-encoder/ms-marco-MiniLM-L-6-v2 (BertForSequenceClassification,
+                       num_labels 1); read a (query, passage) pair
+           nli:        the classifier with contradiction/entailment/neutral, as the
+                       cross-encoder/nli-* models; read a (premise, hypothesis) pair
            token:      dense -> logits [B,T,labels]
 
 Weight matrices are stored [in, out] (already transposed, as exported).
@@ -45,6 +50,8 @@ ARCHS = {
 
 CONLL = ["O", "B-MISC", "I-MISC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
 BINARY = ["NEGATIVE", "POSITIVE"]
+RELEVANCE = ["LABEL_0"]  # a cross-encoder's single relevance logit
+NLI = ["contradiction", "entailment", "neutral"]  # cross-encoder/nli-* id2label order
 F32_MIN = float(np.finfo(np.float32).min)
 
 
@@ -317,7 +324,7 @@ def _word_embeddings(w, vocab, hidden):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", choices=sorted(ARCHS), required=True)
-    ap.add_argument("--head", choices=["embed", "classifier", "token"], required=True)
+    ap.add_argument("--head", choices=["embed", "classifier", "token", "cross-encoder", "nli"], required=True)
     ap.add_argument("--task", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seed", type=int, required=True)
@@ -337,8 +344,15 @@ def main():
     elif args.head == "classifier":
         labels, kind, model_class = BINARY, "text-classification", "BertForSequenceClassification"
         label_bias = [0.0, 0.0]
+    elif args.head == "cross-encoder":
+        labels, kind, model_class = RELEVANCE, "text-ranking", "BertForSequenceClassification"
+        label_bias = [0.0]
+    elif args.head == "nli":
+        labels, kind, model_class = NLI, "zero-shot-classification", "BertForSequenceClassification"
+        label_bias = [0.0] * len(NLI)
     else:
         labels, kind, model_class, label_bias = None, "feature-extraction", "BertModel", None
+    graph_head = "classifier" if args.head in ("cross-encoder", "nli") else args.head
 
     if args.tokenizer_json:
         import json
@@ -360,10 +374,10 @@ def main():
         raise SystemExit("--tokenizer-json or --vocab-txt is required")
 
     calibration = None
-    if args.head in ("classifier", "token"):
+    if graph_head in ("classifier", "token"):
         vocab = tok["model"]["vocab"]
         calibration = [wordpiece(t, vocab, lowercase) for t in CALIBRATION_TEXTS]
-    model = build(args.arch, args.head, labels, args.seed, label_bias, calibration)
+    model = build(args.arch, graph_head, labels, args.seed, label_bias, calibration)
 
     config = {
         "architectures": [model_class],
@@ -393,7 +407,9 @@ def main():
         "stride": args.stride,
         "pooling": "mean",
         "normalize": True,
-        "function_to_apply": "softmax",
+        # A cross-encoder's relevance is the sigmoid of its logit, as
+        # sentence-transformers' CrossEncoder gives it.
+        "function_to_apply": "sigmoid" if args.head == "cross-encoder" else "softmax",
         "description": args.description
         or f"BENCHMARK ONLY: {args.arch} {kind} with RANDOM weights (seed {args.seed}); costs what the real model costs, outputs are meaningless.",
         "random_weights": True,

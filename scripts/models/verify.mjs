@@ -38,11 +38,11 @@ function fail(msg) {
   process.exit(1);
 }
 
-function run(texts, batch) {
+function run(texts, batch, extra = {}) {
   let out;
   try {
     out = execFileSync(process.execPath, [path.join(root, "reference/pipeline.mjs")], {
-      input: JSON.stringify({ model_dir: dir, texts, batch, threads: 2 }),
+      input: JSON.stringify({ model_dir: dir, texts, batch, threads: 2, ...extra }),
       maxBuffer: 1 << 30,
       stdio: ["pipe", "pipe", "inherit"],
     });
@@ -53,8 +53,16 @@ function run(texts, batch) {
 }
 
 const texts = TEXTS.map(([t]) => t);
-const batched = run(texts, texts.length);
-const single = run(texts, 1);
+// Pair models read (query, passage) and (premise, hypothesis) pairs.
+const QUERIES = ["oil prices", "who met in Berlin", "bank results"];
+const pairTexts = texts.flatMap(() => QUERIES).slice(0, texts.length);
+const LABELS = ["business", "politics", "sports", "energy"];
+let extra = {};
+if (meta.kind === "text-ranking") extra = { text_pairs: texts };
+if (meta.kind === "zero-shot-classification") extra = { options: { candidate_labels: LABELS } };
+const inputs = meta.kind === "text-ranking" ? pairTexts : texts;
+const batched = run(inputs, texts.length, extra);
+const single = run(inputs, 1, extra);
 const close = (a, b) => Math.abs(a - b) <= 1e-4;
 let summary = "";
 
@@ -108,6 +116,32 @@ switch (meta.kind) {
     });
     if (Object.keys(counts).length < 3) fail(`outputs use only ${JSON.stringify(counts)}`);
     summary = `token labels ${JSON.stringify(counts)}`;
+    break;
+  }
+  case "text-ranking": {
+    batched.results.forEach((r, i) => {
+      if (!(r.score > 0 && r.score < 1) || !Number.isFinite(r.logit)) fail(`pair ${i}: score ${r.score}, logit ${r.logit}`);
+      if (!close(r.score, single.results[i].score)) fail(`pair ${i}: batch of ${texts.length} and batch of 1 disagree`);
+    });
+    const logits = batched.results.map((r) => r.logit);
+    if (Math.max(...logits) - Math.min(...logits) < 1e-3) fail("every pair gets the same relevance");
+    summary = `relevance logits ${Math.min(...logits).toFixed(3)}..${Math.max(...logits).toFixed(3)}`;
+    break;
+  }
+  case "zero-shot-classification": {
+    if (!Object.values(config.id2label).map((l) => l.toLowerCase()).includes("entailment")) fail("id2label has no entailment");
+    const winners = {};
+    batched.results.forEach((r, i) => {
+      if (r.labels.length !== LABELS.length) fail(`text ${i}: ${r.labels.length} labels, want ${LABELS.length}`);
+      const sum = r.scores.reduce((s, x) => s + x, 0);
+      if (!close(sum, 1)) fail(`text ${i}: scores sum to ${sum}`);
+      r.labels.forEach((l, j) => {
+        const k = single.results[i].labels.indexOf(l);
+        if (k < 0 || !close(r.scores[j], single.results[i].scores[k])) fail(`text ${i}: batch and single disagree on ${l}`);
+      });
+      winners[r.labels[0]] = (winners[r.labels[0]] || 0) + 1;
+    });
+    summary = `top labels ${JSON.stringify(winners)}`;
     break;
   }
   default:

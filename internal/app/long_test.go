@@ -1,0 +1,91 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jetinfer/jetinfer/internal/app"
+	"github.com/jetinfer/jetinfer/internal/auth"
+	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// TestBackfillOfLongArticlesEndsWithNoneDead: a backfill of news articles of
+// realistic lengths, from one paragraph to several thousand tokens, ends
+// with every document succeeded on every served task (a classifier with
+// 128-token rows, an embedder with 256, the sentiment model with 512) with
+// default options: long articles are windowed, never dead-lettered for
+// their length.
+func TestBackfillOfLongArticlesEndsWithNoneDead(t *testing.T) {
+	s := newStack(t)
+	s.startIngest()
+	var cfg config.Worker
+	defaults(&cfg)
+	cfg.NATS.URL = s.nats.URL()
+	cfg.Redis.URL = s.redis.URL()
+	cfg.ORTLib = testenv.ORTLib(t)
+	cfg.Models = strings.Join([]string{testenv.ModelDir(t, "sentiment"),
+		testenv.ModelDir(t, "minilm-l6-random-classifier"), testenv.ModelDir(t, "minilm-l6-random-embed")}, ",")
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.IntraOpThreads = 2
+	cfg.Log.Level = "warn"
+	ready := make(chan struct{})
+	s.run("worker", func(ctx context.Context) error {
+		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
+	})
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		t.Fatal("worker did not become ready")
+	}
+	tok := s.issue(t, "acme", auth.ScopeBackfillsWrite)
+
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "infer", "testdata", "news.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paras := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	// Articles of 1 to 24 paragraphs (about 50 to 5,000 tokens), each
+	// starting at another paragraph so that no two texts are equal.
+	var body bytes.Buffer
+	n := 0
+	for _, k := range []int{1, 2, 4, 8, 16, 24} {
+		for start := range 2 {
+			var art []string
+			for i := range k {
+				art = append(art, paras[(start*7+i)%len(paras)])
+			}
+			line, _ := json.Marshal(map[string]any{"id": fmt.Sprint("art-", n), "text": strings.Join(art, "\n\n")})
+			body.Write(line)
+			body.WriteByte('\n')
+			n++
+		}
+	}
+	for _, task := range []string{"sentiment", "bench-classify", "bench-embed"} {
+		t.Run(task, func(t *testing.T) {
+			r := s.do("POST", "/v1/backfills", tok, map[string]any{"task": task})
+			if r.status != http.StatusCreated {
+				t.Fatalf("create: %d %s", r.status, r.body)
+			}
+			id := r.json(t)["id"].(string)
+			if a := s.sendDocs(id, tok, "application/x-ndjson", body.Bytes()); a.Accepted != int64(n) {
+				t.Fatalf("documents: %+v", a)
+			}
+			if r := s.post("/v1/backfills/"+id+"/seal", tok, "application/json", nil); r.status != http.StatusOK {
+				t.Fatalf("seal: %d %s", r.status, r.body)
+			}
+			p := s.awaitBackfill(id, tok, func(p progress) bool { return p.State == "completed" })
+			if p.Succeeded != int64(n) || p.Dead != 0 || p.Failed != 0 {
+				t.Fatalf("completed with %+v, want all %d succeeded", p, n)
+			}
+		})
+	}
+}

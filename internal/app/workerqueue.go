@@ -1,0 +1,28 @@
+package app
+
+import (
+	"context"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/worker"
+)
+
+// workerQueue is the job queue as a worker sees it: a queue.Client whose
+// pullers use the worker's consumer configuration, handed out as the
+// worker's own Puller interface so that the worker can be tested without
+// JetStream.
+type workerQueue struct {
+	*queue.Client
+	consumer queue.ConsumerConfig
+}
+
+// Pull starts pulling lane and task with the worker's consumer config.
+func (q workerQueue) Pull(ctx context.Context, l job.Lane, task string, prefetch int) (worker.Puller, error) {
+	return q.Client.Pull(ctx, l, task, q.consumer, prefetch)
+}
+
+var (
+	_ worker.Queue  = workerQueue{}
+	_ worker.Puller = (*queue.Puller)(nil)
+)
