@@ -130,6 +130,9 @@ Wait for the result in the same request:
 Models served:
   curl -s -H "Authorization: Bearer \$TOKEN" $base/v1/models
 
+The web console (paste the token to sign in; it stays in that browser tab):
+  $base/ui/
+
 Press Ctrl-C to stop.
 MSG
 wait "$ingest_pid"

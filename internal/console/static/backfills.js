@@ -82,10 +82,18 @@ export async function backfillsPage(main, signal) {
         }
       } catch { dead = new Map(); }
     }
+    // The list is redrawn every refresh: keep keyboard focus on the same
+    // button of the same backfill.
+    const focused = document.activeElement;
+    const keep = list.contains(focused) ? [focused.closest('[data-backfill]')?.dataset.backfill, focused.textContent] : null;
     fill(list, page.backfills.length ? page.backfills.map((b) => card(b, dead.get(b.id), load, signal)) : h('p', { class: 'muted', text: 'No backfills yet.' }));
     fill(more, h('div', { class: 'row' },
       pages.length > 1 ? h('button', { type: 'button', text: 'Newer', onclick: () => { pages.pop(); cursor = pages[pages.length - 1]; load(); } }) : null,
       page.next ? h('button', { type: 'button', text: 'Older', onclick: () => { cursor = page.next; pages.push(cursor); load(); } }) : null));
+    if (keep) {
+      const again = [...list.querySelectorAll(`[data-backfill="${CSS.escape(keep[0] || '')}"] button`)].find((b) => b.textContent === keep[1]);
+      again?.focus();
+    }
   };
   await load();
   const timer = setInterval(() => load().catch((e) => { if (e.name !== 'AbortError') fill(list, errorBox(e)); }), 2000);
