@@ -46,7 +46,13 @@ try {
   page.setDefaultTimeout(15000);
   const requests = [];
   page.on('request', (r) => requests.push(r.url()));
-  page.on('dialog', (d) => { problems.push(`a dialog opened: ${d.type()} ${d.message()}`); d.dismiss(); });
+  page.on('dialog', (d) => {
+    // The console's own confirmation is accepted; any other dialog is a
+    // script that should not have run.
+    if (d.type() === 'confirm' && d.message().startsWith('Cancel backfill')) return d.accept();
+    problems.push(`a dialog opened: ${d.type()} ${d.message()}`);
+    return d.dismiss();
+  });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
     if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`CSP violation: ${m.text()}`);
@@ -132,6 +138,22 @@ try {
   const saved = await readFile(await download.path(), 'utf8');
   out.downloadName = download.suggestedFilename();
   out.downloadLines = saved.split('\n').filter(Boolean).map((l) => JSON.parse(l).id).sort();
+
+  // A CSV file of quoted texts spanning lines, larger than one request:
+  // the upload must cut it between records, never inside a quoted field.
+  // Then cancel it.
+  const rows = ['id,text'];
+  for (let i = 0; i < 800; i++) rows.push(`c${i},"${'Profits rose, said ""the bank"". '.repeat(22)}\nend."`);
+  await page.locator('#bf-name').fill('csv upload');
+  await page.locator('#bf-seal').uncheck();
+  await page.locator('#bf-file').setInputFiles({ name: 'news.csv', mimeType: 'text/csv', buffer: Buffer.from(rows.join('\n') + '\n') });
+  await page.locator('#bf-start').click();
+  await page.locator('#bf-status').getByText('Uploaded to').waitFor();
+  out.csvStatus = await page.locator('#bf-status').textContent();
+  const csvCard = page.locator('article.bf').filter({ hasText: 'csv upload' });
+  await csvCard.getByRole('button', { name: 'Cancel' }).click();
+  await csvCard.and(page.locator('[data-state=canceled]')).waitFor();
+  out.csvBackfillId = await csvCard.getAttribute('data-backfill');
 
   // Dead letters: replay one.
   step('dead letters');

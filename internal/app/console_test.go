@@ -175,8 +175,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("browser script: %v\n%s\n%s", err, stderr.Bytes(), stdout)
 	}
 	var got struct {
-		Tenant, QuotaText, ParagraphText, Timings, UploadStatus, BackfillID, DownloadName, FocusOutline string
-		Marks                                                                                           []struct {
+		Tenant, QuotaText, ParagraphText, Timings, UploadStatus, CSVStatus, CSVBackfillID, BackfillID, DownloadName, FocusOutline string
+		Marks                                                                                                                     []struct {
 			Start, End int
 			Type, Text string
 		}
@@ -245,6 +245,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The backfill completed with every document, as the API says too.
 	if !strings.Contains(got.UploadStatus, "30 accepted") || !strings.Contains(got.UploadStatus, "1 rejected") {
 		t.Errorf("upload status %q", got.UploadStatus)
+	}
+	if !strings.Contains(got.CSVStatus, "800 accepted, 0 duplicates, 0 rejected") {
+		t.Errorf("CSV upload status %q", got.CSVStatus)
+	}
+	if p := s.progress(got.CSVBackfillID, tok); p.State != "canceled" || p.Submitted != 800 {
+		t.Errorf("CSV backfill %s: %+v, want 800 submitted and canceled", got.CSVBackfillID, p)
 	}
 	p := s.progress(got.BackfillID, tok)
 	if p.State != "completed" || p.Succeeded != docs {
