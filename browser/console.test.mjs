@@ -123,6 +123,8 @@ try {
   const lines = [];
   for (let i = 0; i < docs; i++) lines.push(JSON.stringify({ id: `doc-${i}`, text: `Shares of company ${i} <b>rose</b> after strong results.` }));
   lines.splice(3, 0, '{"id":"broken"');
+  // One document the model refuses: it dies, and its card counts it by reason.
+  lines.push(JSON.stringify({ id: 'too-long', text: 'up '.repeat(600) }));
   await page.locator('#bf-task').selectOption('sentiment');
   await page.locator('#bf-name').fill('console upload');
   await page.locator('#bf-file').setInputFiles({ name: 'news.ndjson', mimeType: 'application/x-ndjson', buffer: Buffer.from(lines.join('\n') + '\n') });
@@ -132,6 +134,7 @@ try {
   const card = page.locator('article.bf').filter({ hasText: 'console upload' });
   await card.and(page.locator('[data-state=completed]')).waitFor({ timeout: 30000 });
   out.backfillId = await card.getAttribute('data-backfill');
+  await card.getByText('Dead letters by reason').waitFor({ timeout: 20000 });
   out.backfillCard = await card.textContent();
   await shot('backfills');
   const [download] = await Promise.all([page.waitForEvent('download'), card.getByRole('button', { name: 'Download results' }).click()]);

@@ -175,8 +175,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("browser script: %v\n%s\n%s", err, stderr.Bytes(), stdout)
 	}
 	var got struct {
-		Tenant, QuotaText, ParagraphText, Timings, UploadStatus, CSVStatus, CSVBackfillID, BackfillID, DownloadName, FocusOutline string
-		Marks                                                                                                                     []struct {
+		Tenant, QuotaText, ParagraphText, Timings, UploadStatus, CSVStatus, CSVBackfillID, BackfillID, BackfillCard, DownloadName, FocusOutline string
+		Marks                                                                                                                                   []struct {
 			Start, End int
 			Type, Text string
 		}
@@ -243,8 +243,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// The backfill completed with every document, as the API says too.
-	if !strings.Contains(got.UploadStatus, "30 accepted") || !strings.Contains(got.UploadStatus, "1 rejected") {
+	if !strings.Contains(got.UploadStatus, "31 accepted") || !strings.Contains(got.UploadStatus, "1 rejected") {
 		t.Errorf("upload status %q", got.UploadStatus)
+	}
+	if !strings.Contains(got.BackfillCard, "input_too_long ×1") {
+		t.Errorf("backfill card shows no dead letter by reason: %q", got.BackfillCard)
 	}
 	if !strings.Contains(got.CSVStatus, "800 accepted, 0 duplicates, 0 rejected") {
 		t.Errorf("CSV upload status %q", got.CSVStatus)
@@ -253,10 +256,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("CSV backfill %s: %+v, want 800 submitted and canceled", got.CSVBackfillID, p)
 	}
 	p := s.progress(got.BackfillID, tok)
-	if p.State != "completed" || p.Succeeded != docs {
+	if p.State != "completed" || p.Succeeded != docs || p.Dead != 1 {
 		t.Errorf("backfill %s: %+v", got.BackfillID, p)
 	}
-	if len(got.DownloadLines) != docs || got.DownloadName != got.BackfillID+".ndjson" {
+	if len(got.DownloadLines) != docs+1 || got.DownloadName != got.BackfillID+".ndjson" {
 		t.Errorf("downloaded %s with %d results, want %d", got.DownloadName, len(got.DownloadLines), docs)
 	}
 

@@ -4,6 +4,7 @@ import { upload } from './upload.js';
 import { deadLetters, backfillOf } from './dlq.js';
 
 const FINAL = new Set(['completed', 'canceled']);
+const DEAD_EVERY = 15000;
 
 export async function backfillsPage(main, signal) {
   const [{ models }, who] = await Promise.all([api('GET', '/v1/models', { signal }), me()]);
@@ -68,19 +69,25 @@ export async function backfillsPage(main, signal) {
   const canDLQ = hasScope(who, 'dlq:admin');
   let cursor = '';
   let pages = [''];
+  let dead = new Map();
+  let deadAt = 0;
   const load = async () => {
     const page = await api('GET', `/v1/backfills?limit=20${cursor ? '&before=' + encodeURIComponent(cursor) : ''}`, { signal });
-    let dead = new Map();
-    if (canDLQ && page.backfills.some((b) => b.dead > 0)) {
+    // Reading the DLQ costs more than the page: its counts are refreshed
+    // every DEAD_EVERY ms, not every time the list is.
+    if (canDLQ && page.backfills.some((b) => b.dead > 0) && Date.now() - deadAt > DEAD_EVERY) {
+      deadAt = Date.now();
       try {
+        const next = new Map();
         for (const e of (await deadLetters(signal)).entries) {
           const id = backfillOf(e);
           if (!id) continue;
-          const m = dead.get(id) || new Map();
+          const m = next.get(id) || new Map();
           m.set(e.code, (m.get(e.code) || 0) + 1);
-          dead.set(id, m);
+          next.set(id, m);
         }
-      } catch { dead = new Map(); }
+        dead = next;
+      } catch { /* shown again after the next read */ }
     }
     // The list is redrawn every refresh: keep keyboard focus on the same
     // button of the same backfill.
