@@ -27,6 +27,7 @@ var layoutRules = map[string][]string{
 	"internal/backfill":  {"github.com/yalue/"},
 	"internal/batch":     {"os", "io", "bufio", "net", "net/", "database/", "github.com/", "golang.org/", module},
 	"internal/telemetry": {module},
+	"internal/console":   {module, "github.com/", "golang.org/"},
 }
 
 // TestPackageLayout checks the import boundaries that keep NATS, ONNX

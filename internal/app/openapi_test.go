@@ -402,6 +402,8 @@ func TestOpenAPIContract(t *testing.T) {
 	c.expect(s, 403, exchange{method: "POST", path: "/v1/dlq/nope/replay", token: readOnly})
 	replayDeadLetter(t, s, c, all)
 
+	consoleRoutes(t, s, c, all, readOnly, tiny)
+
 	c.covered()
 }
 
