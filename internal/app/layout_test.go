@@ -27,6 +27,7 @@ var layoutRules = map[string][]string{
 	"internal/backfill":  {"github.com/yalue/"},
 	"internal/batch":     {"os", "io", "bufio", "net", "net/", "database/", "github.com/", "golang.org/", module},
 	"internal/telemetry": {module},
+	"internal/backoff":   {"github.com/", "golang.org/", module},
 }
 
 // TestPackageLayout checks the import boundaries that keep NATS, ONNX
