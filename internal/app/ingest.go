@@ -70,7 +70,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 
-	rdb, st, err := openStore(startCtx, cfg.Redis, cfg.ResultTTL)
+	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ var layoutRules = map[string][]string{
 	"internal/batch":     {"os", "io", "bufio", "net", "net/", "database/", "github.com/", "golang.org/", module},
 	"internal/telemetry": {module},
 	"internal/console":   {module, "github.com/", "golang.org/"},
+	"internal/backoff":   {"github.com/", "golang.org/", module},
 }
 
 // TestPackageLayout checks the import boundaries that keep NATS, ONNX
