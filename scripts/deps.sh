@@ -8,6 +8,8 @@
 #   Debian packages              redis-server, python3-onnx, python3-numpy (apt, as root)
 #   reference/node_modules       the JavaScript reference harness, the openai client, and standardwebhooks for
 #                                the webhook receiver the tests run (npm ci --ignore-scripts)
+#   chromium (Debian), browser/node_modules (playwright-core)
+#                                the console's browser test: headless Chromium driven by playwright-core
 #
 # `scripts/deps.sh cuda` (make deps-cuda) instead installs, for GPU workers,
 # lib/cuda/: a copy of the ONNX Runtime core above with the CUDA 13 / cuDNN 9
@@ -27,7 +29,7 @@ JETINFER_HOME="${JETINFER_HOME:-$ROOT/.jetinfer}"
 ORT_VERSION="${JETINFER_ORT_VERSION:-1.30.0}"
 DAULET_TOKENIZERS="github.com/daulet/tokenizers@v1.24.0"
 SUGARME_TOKENIZER="github.com/sugarme/tokenizer@v0.3.0"
-APT_PACKAGES=(redis-server python3-onnx python3-numpy)
+APT_PACKAGES=(redis-server python3-onnx python3-numpy chromium)
 PY=/usr/bin/python3 # not the first python3 on PATH: Debian's python3-onnx lives here
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -55,6 +57,7 @@ fi
 apt_missing() {
 	local -a missing=()
 	command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+	[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 	if [[ -x "$PY" ]]; then
 		"$PY" -c 'import onnx' >/dev/null 2>&1 || missing+=(python3-onnx)
 		"$PY" -c 'import numpy' >/dev/null 2>&1 || missing+=(python3-numpy)
@@ -201,6 +204,19 @@ install_reference() {
 	printf '%s\n' "$want" >"$stamp"
 }
 
+# --- The console's browser test -----------------------------------------------
+# playwright-core only (no browser download: it drives Debian's chromium).
+install_browser() {
+	local dir="$ROOT/browser" stamp="$ROOT/browser/node_modules/.jetinfer-stamp" want
+	[[ -f "$dir/package-lock.json" ]] || { skip "no browser/package-lock.json"; return; }
+	want="$(cat "$dir/package.json" "$dir/package-lock.json" | sha256sum | cut -d' ' -f1)"
+	if [[ -f "$stamp" && "$(<"$stamp")" == "$want" ]]; then skip "browser/node_modules"; return; fi
+	need npm "Debian: apt-get install npm"
+	log "npm ci in browser/"
+	(cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2)
+	printf '%s\n' "$want" >"$stamp"
+}
+
 case "${1:-}" in
 "") ;;
 cuda)
@@ -215,4 +231,5 @@ install_ort
 install_tokenizers
 install_nats
 install_reference
+install_browser
 skip "all dependencies in $JETINFER_HOME"

@@ -140,6 +140,9 @@ OpenAI clients: base URL $base/openai/v1, API key \$TOKEN (docs/openai.md):
   curl -s -H "Authorization: Bearer \$TOKEN" $base/openai/v1/embeddings \\
        -d '{"model":"bench-embed","input":"Shares surged after record profits."}'
 
+The web console (paste the token to sign in; it stays in that browser tab):
+  $base/ui/
+
 Press Ctrl-C to stop.
 MSG
 wait "$ingest_pid"

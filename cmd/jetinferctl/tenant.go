@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
@@ -69,8 +71,10 @@ func newStoreFlags(fs *flag.FlagSet) *storeFlags {
 	return s
 }
 
-// use connects to Redis, runs f on the tenant store and disconnects.
-func (s *storeFlags) use(f func(*tenant.Store) error) error {
+// use connects to Redis, runs f on the tenant store and disconnects. A Redis
+// still loading its data set or failing over is waited for (--redis-start-wait),
+// saying so on stderr.
+func (s *storeFlags) use(ctx context.Context, e *env, f func(*tenant.Store) error) error {
 	if err := s.rc.Validate(); err != nil {
 		return err
 	}
@@ -80,6 +84,10 @@ func (s *storeFlags) use(f func(*tenant.Store) error) error {
 	}
 	rdb := redis.NewClient(opts)
 	defer rdb.Close()
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if err := store.WaitReady(ctx, rdb, opts.Addr, s.rc.StartWait, log); err != nil {
+		return err
+	}
 	return f(tenant.NewStore(rdb))
 }
 
@@ -165,7 +173,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				return sf.use(func(st *tenant.Store) error {
+				return sf.use(ctx, e, func(st *tenant.Store) error {
 					t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
 						DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
 						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL})
@@ -200,7 +208,7 @@ func init() {
 						p.Enabled = enabled
 					}
 				})
-				return sf.use(func(st *tenant.Store) error {
+				return sf.use(ctx, e, func(st *tenant.Store) error {
 					t, err := st.Update(ctx, tid, p)
 					if err != nil {
 						return err
@@ -216,7 +224,7 @@ func init() {
 			sf := newStoreFlags(fs)
 			asJSON := fs.Bool("json", false, "print one JSON object per tenant")
 			return func(ctx context.Context, e *env) error {
-				return sf.use(func(st *tenant.Store) error {
+				return sf.use(ctx, e, func(st *tenant.Store) error {
 					ts, err := st.List(ctx)
 					if err != nil {
 						return err
@@ -252,7 +260,7 @@ func init() {
 				if *forD <= 0 {
 					return errors.New("--for must be positive")
 				}
-				return sf.use(func(st *tenant.Store) error {
+				return sf.use(ctx, e, func(st *tenant.Store) error {
 					until := time.Now().Add(*forD)
 					var err error
 					if *tid != "" {
@@ -281,7 +289,7 @@ func tenantSwitch(name, summary, done string, set func(*tenant.Store, context.Co
 				if err != nil {
 					return err
 				}
-				return sf.use(func(st *tenant.Store) error {
+				return sf.use(ctx, e, func(st *tenant.Store) error {
 					if err := set(st, ctx, tid); err != nil {
 						return err
 					}

@@ -109,3 +109,22 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatalf("list:\n%s", out)
 	}
 }
+
+// TestTenantCreateWaitsForLoadingRedis is the second `make run` after a large
+// backfill: Redis answers LOADING while it reads its file back, and
+// creating the dev tenant must wait for it, saying so, instead of failing.
+func TestTenantCreateWaitsForLoadingRedis(t *testing.T) {
+	r := testenv.StartRedis(t)
+	r.RestartLoading(2000, 300*time.Microsecond)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"tenant", "create", "--redis-url=" + r.URL(), "--tenant", "dev", "--if-not-exists"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("tenant create against a loading Redis: %v\n%s", err, errOut.String())
+	}
+	if !strings.Contains(errOut.String(), "waiting for redis: loading its data set") {
+		t.Errorf("stderr did not say why it waited: %q", errOut.String())
+	}
+	if !strings.Contains(out.String(), "dev") {
+		t.Errorf("stdout %q does not show the tenant", out.String())
+	}
+}

@@ -23,18 +23,18 @@ func openQueue(c config.NATS, name string, log *slog.Logger) (*nats.Conn, *queue
 	return q.Conn(), q, nil
 }
 
-// openStore connects to Redis and checks it answers: both processes fail
-// fast at start when the result store is unreachable.
-func openStore(ctx context.Context, c config.Redis, ttl time.Duration) (*redis.Client, *store.Store, error) {
+// openStore connects to Redis and checks it answers. A Redis that is loading
+// its data set or failing over is waited for (c.StartWait, saying so in the
+// log); one that keeps failing, or fails otherwise, fails the start.
+func openStore(ctx context.Context, c config.Redis, ttl time.Duration, log *slog.Logger) (*redis.Client, *store.Store, error) {
 	opts, err := redis.ParseURL(c.URL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("redis-url: %w", err)
 	}
 	rdb := redis.NewClient(opts)
-	st := store.New(rdb, ttl)
-	if err := st.Ping(ctx); err != nil {
+	if err := store.WaitReady(ctx, rdb, opts.Addr, c.StartWait, log); err != nil {
 		rdb.Close()
 		return nil, nil, err
 	}
-	return rdb, st, nil
+	return rdb, store.New(rdb, ttl), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/coalesce"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/console"
 	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
@@ -70,7 +71,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 
-	rdb, st, err := openStore(startCtx, cfg.Redis, cfg.ResultTTL)
+	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
 	if err != nil {
 		return err
 	}
@@ -79,10 +80,12 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	defer creator.Close()
 
 	var admitter ingest.Admitter
+	var usage ingest.TenantUsage
 	if cfg.Tenants {
 		ta := tenant.NewAdmitter(tenant.NewStore(rdb), coalesce.Options{})
 		defer ta.Close()
 		admitter = tenantAdmission{a: ta}
+		usage = tenant.NewStore(rdb)
 	} else {
 		log.WarnContext(ctx, "tenant checks are off: any valid token is admitted without quota or rate limit")
 	}
@@ -105,7 +108,10 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		DeadRecords: st,
 		Meter:       prom.Meter("github.com/jetinfer/jetinfer/internal/ingest"),
 		Tracer:      tp,
-		Backfills:   ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q},
+		Backfills:   ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q, List: backfill.NewStore(rdb)},
+		Usage:       usage,
+		Fleet:       q,
+		Console:     console.Handler(),
 		Webhooks:    webhook.NewRegistry(rdb, cfg.Webhooks.Targets()),
 	})
 	streams, err := newStreamGauges(prom.Meter("github.com/jetinfer/jetinfer/internal/app"))

@@ -27,6 +27,8 @@ var layoutRules = map[string][]string{
 	"internal/backfill":  {"github.com/yalue/"},
 	"internal/batch":     {"os", "io", "bufio", "net", "net/", "database/", "github.com/", "golang.org/", module},
 	"internal/telemetry": {module},
+	"internal/console":   {module, "github.com/", "golang.org/"},
+	"internal/backoff":   {"github.com/", "golang.org/", module},
 	// The deliverer speaks JetStream through internal/queue and knows
 	// nothing of the API, the worker or models.
 	"internal/webhook": {"github.com/nats-io/", "github.com/yalue/", module + "internal/ingest", module + "internal/worker",

@@ -406,6 +406,8 @@ func TestOpenAPIContract(t *testing.T) {
 	replayDeadLetter(t, s, c, all)
 	webhookRoutes(t, s, c, all, readOnly)
 
+	consoleRoutes(t, s, c, all, readOnly, tiny)
+
 	c.covered()
 }
 

@@ -93,3 +93,17 @@ func storeRetries(t *testing.T, workerURL string) float64 {
 	}
 	return 0
 }
+
+// A restarted Redis answers LOADING while it reads its data set back (the
+// second `make run` after a large backfill): ingest and a worker started
+// meanwhile wait for it instead of failing, and then serve.
+func TestStartWaitsForLoadingRedis(t *testing.T) {
+	s := newStack(t)
+	s.redis.RestartLoading(2000, 400*time.Microsecond) // about 0.8 s of LOADING
+	s.startIngest()
+	s.startWorker()
+	r := s.do("POST", "/v1/infer/sentiment", s.token, map[string]any{"text": "Profits rose sharply."})
+	if r.status != 200 {
+		t.Fatalf("sync call after a loading start: %d %s", r.status, r.body)
+	}
+}

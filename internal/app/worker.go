@@ -64,16 +64,16 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		return err
 	}
 	defer nc.Close()
+	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := q.CheckStreams(startCtx); err != nil {
 		return err
 	}
-	rdb, st, err := openStore(startCtx, cfg.Redis, cfg.ResultTTL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
 	for _, info := range infos {
 		if err := q.Announce(startCtx, info); err != nil {
 			return err

@@ -117,6 +117,11 @@ func (s *Store) Create(ctx context.Context, b *Backfill, now time.Time) error {
 	p.HSet(ctx, key, "task", b.Task, "name", b.Name, "options", opts, "created_ms", now.UnixMilli(),
 		"submitted", 0, "succeeded", 0, "failed", 0, "dead", 0, "canceled", 0, "reused", 0)
 	p.PExpire(ctx, key, store.DocTTL)
+	index := store.BackfillIndexKey(b.Tenant)
+	p.ZAdd(ctx, index, redis.Z{Member: indexMember(b.Created, b.ID)})
+	// The index keeps the newest maxIndexed backfills; entries whose
+	// backfill expired are dropped as List meets them.
+	p.ZRemRangeByRank(ctx, index, 0, -maxIndexed-1)
 	if _, err := p.Exec(ctx); err != nil {
 		return fmt.Errorf("create backfill: %w", err)
 	}
@@ -129,8 +134,17 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Backfill, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get backfill %s: %w", id, err)
 	}
-	if m["state"] == "" || m["task"] == "" {
+	b := fromHash(tenant, id, m)
+	if b == nil {
 		return nil, ErrNotFound
+	}
+	return b, nil
+}
+
+// fromHash decodes the backfill hash m; nil when m holds no backfill.
+func fromHash(tenant, id string, m map[string]string) *Backfill {
+	if m["state"] == "" || m["task"] == "" {
+		return nil
 	}
 	b := &Backfill{ID: id, Tenant: tenant, Task: m["task"], Name: m["name"], State: State(m["state"]),
 		Created: store.MillisTime(m["created_ms"]), Sealed: store.MillisTime(m["sealed_ms"]), Finished: store.MillisTime(m["finished_ms"]),
@@ -139,7 +153,7 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (*Backfill, error) {
 	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
 	b.Counters = Counters{Submitted: n("submitted"), Succeeded: n("succeeded"), Failed: n("failed"),
 		Dead: n("dead"), Canceled: n("canceled"), Reused: n("reused")}
-	return b, nil
+	return b
 }
 
 // sealScript seals an open backfill and completes it at once when nothing

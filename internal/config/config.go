@@ -61,21 +61,34 @@ func (c *NATS) Validate() error {
 	return nil
 }
 
+// RedisStartWaitDefault is how long a process waits at start for a Redis
+// that is loading its data set or failing over.
+const RedisStartWaitDefault = 60 * time.Second
+
 // Redis is how a binary reaches Redis.
 type Redis struct {
 	// URL is a redis:// URL. Defaults to redis://127.0.0.1:6379/0.
 	URL string
+	// StartWait is how long to wait at start for a Redis that answers
+	// LOADING, is failing over, or does not answer yet. Defaults to
+	// RedisStartWaitDefault.
+	StartWait time.Duration
 }
 
 // RegisterFlags registers the Redis flags.
 func (c *Redis) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.URL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)")
+	fs.DurationVar(&c.StartWait, "redis-start-wait", RedisStartWaitDefault,
+		"how long to wait at start for a Redis that is loading its data set, failing over or not up yet")
 }
 
 // Validate checks the Redis settings.
 func (c *Redis) Validate() error {
 	if !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") && !strings.HasPrefix(c.URL, "unix://") {
 		return fmt.Errorf("redis-url: %q is not a redis:// URL", c.URL)
+	}
+	if c.StartWait < 0 {
+		return fmt.Errorf("redis-start-wait: must not be negative, got %s", c.StartWait)
 	}
 	return nil
 }

@@ -86,6 +86,8 @@ type BackfillDeps struct {
 	Store     Backfills
 	Publisher BatchPublisher
 	Results   ResultReader
+	// List serves GET /v1/backfills; nil answers 501.
+	List BackfillLister
 	// Chunk is how many documents are published and marked together.
 	// Defaults to 1024.
 	Chunk int

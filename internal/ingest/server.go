@@ -76,6 +76,12 @@ type Server struct {
 	outages sync.Map
 	// resultsRoom caches whether RESULTS takes more backfill documents.
 	resultsRoom resultsRoom
+
+	// usage and fleet serve GET /v1/me and /v1/fleet; backlogCache keeps
+	// the fleet's backlogs for a second.
+	usage        TenantUsage
+	fleet        Backlogs
+	backlogCache backlogCache
 }
 
 // Deps are the parts a Server is built from.
@@ -104,19 +110,27 @@ type Deps struct {
 	// producer spans whose context travels with each job); nil means none.
 	Meter  metric.Meter
 	Tracer trace.TracerProvider
+	// Usage serves the quota part of GET /v1/me; nil leaves it out.
+	Usage TenantUsage
+	// Fleet serves the backlogs of GET /v1/fleet; nil leaves them out.
+	Fleet Backlogs
+	// Console serves the web console's files at /ui/, without
+	// authentication (every call the console makes carries the user's
+	// token); nil serves none.
+	Console http.Handler
 }
 
 // New builds the API.
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg.withDefaults(), pub: d.Publisher, recs: d.Records, replies: d.Replies,
 		catalog: d.Catalog, admit: d.Admitter, verifier: d.Verifier, ready: d.Ready, log: d.Logger,
-		dlq: d.DLQ, deadRecs: d.DeadRecords, webhooks: d.Webhooks}
+		dlq: d.DLQ, deadRecs: d.DeadRecords, usage: d.Usage, fleet: d.Fleet, webhooks: d.Webhooks}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.bf = d.Backfills.withDefaults()
 	s.ins = newInstruments(d.Meter, d.Tracer)
-	s.handler = s.routes()
+	s.handler = s.routes(d.Console)
 	return s
 }
 
@@ -127,7 +141,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // balancer moves traffic away while in-flight requests finish.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes(console http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	// The middleware sets WWW-Authenticate itself: a bare challenge without
 	// a token, error="invalid_token" for a refused one (RFC 6750 §3.1).
@@ -163,6 +177,13 @@ func (s *Server) routes() http.Handler {
 	v1("GET /v1/webhooks", auth.ScopeWebhooksAdmin, s.admitted(0, s.listWebhooks))
 	v1("DELETE /v1/webhooks/{id}", auth.ScopeWebhooksAdmin, s.admitted(0, s.deleteWebhook))
 	v1("POST /v1/webhooks/{id}/rotate", auth.ScopeWebhooksAdmin, s.admitted(0, s.rotateWebhook))
+	v1("GET /v1/me", "", s.admitted(0, s.me))
+	v1("GET /v1/backfills", auth.ScopeBackfillsWrite, s.admitted(0, s.listBackfills))
+	v1("GET /v1/fleet", "", s.admitted(0, s.fleetInfo))
+	if console != nil {
+		mux.Handle("GET /ui/", console)
+		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
 	s.openAIRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -31,6 +31,13 @@ const DocBuckets = 1 << 16
 // BackfillKey is the Redis hash of a backfill's lifecycle and counters.
 func BackfillKey(tenant, id string) string { return "ji:bf:{" + tenant + "}:" + id }
 
+// BackfillIndexKey is the sorted set of a tenant's backfills, newest last:
+// every member scores 0 and is the creation time in milliseconds,
+// zero-padded to 13 digits, a colon and the backfill id, so that the set's
+// lexical order is creation order and a member is a stable page cursor. It
+// shares the tenant's hash slot with the backfill hashes.
+func BackfillIndexKey(tenant string) string { return "ji:bfi:{" + tenant + "}" }
+
 // DocMark locates the mark of one document: its bucket key and field.
 type DocMark struct {
 	Key   string

@@ -53,14 +53,48 @@ func StartRedis(t testing.TB) *Redis {
 // Start starts the server (again) on its port.
 func (r *Redis) Start() {
 	r.t.Helper()
+	r.start(nil, true)
+}
+
+// RestartLoading saves the data set, kills the server and starts it again
+// so that it stays in Redis's LOADING state (every command answered
+// "-LOADING") for about keys × perKey while it reads the snapshot back: the
+// state a large AOF or RDB holds a restarted Redis in. It writes keys keys
+// first and returns as soon as the port accepts connections.
+func (r *Redis) RestartLoading(keys int, perKey time.Duration) {
+	r.t.Helper()
+	c := r.Client(r.t)
+	ctx := context.Background()
+	for i := 0; i < keys; i += 1000 {
+		p := c.Pipeline()
+		for j := i; j < min(i+1000, keys); j++ {
+			p.Set(ctx, "testenv:loading:"+strconv.Itoa(j), j, 0)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			r.t.Fatalf("fill redis: %v", err)
+		}
+	}
+	if err := c.Save(ctx).Err(); err != nil {
+		r.t.Fatalf("redis SAVE: %v", err)
+	}
+	r.Stop()
+	// key-load-delay (µs per key) is the knob Redis's own test suite uses to
+	// make loading slow; a small events interval makes the server answer
+	// (with LOADING) while it loads, as it does for a large file.
+	r.start([]string{"--dbfilename", "dump.rdb", "--key-load-delay", strconv.FormatInt(perKey.Microseconds(), 10),
+		"--loading-process-events-interval-bytes", "1024"}, false)
+}
+
+func (r *Redis) start(extra []string, wantPong bool) {
+	r.t.Helper()
 	bin, err := RedisServerPath()
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	r.cmd = exec.Command(bin,
-		"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"))
+		"--logfile", filepath.Join(r.dir, "redis.log")}
+	r.cmd = exec.Command(bin, append(args, extra...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -70,7 +104,7 @@ func (r *Redis) Start() {
 	for {
 		c, err := net.DialTimeout("tcp", r.Addr(), 100*time.Millisecond)
 		if err == nil {
-			ok := ping(c)
+			ok := !wantPong || ping(c)
 			c.Close()
 			if ok {
 				return
