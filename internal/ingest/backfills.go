@@ -140,22 +140,12 @@ func (d BackfillDeps) withDefaults() BackfillDeps {
 	return d
 }
 
-// backfillFor loads the caller's backfill {id}, writing the error itself.
+// backfillFor returns the caller's backfill {id}, which the gate loaded.
 func (s *Server) backfillFor(w http.ResponseWriter, r *http.Request) (*auth.Claims, *backfill.Backfill, bool) {
 	c, _ := auth.FromContext(r.Context())
-	if s.bf.Store == nil {
-		writeError(w, errorf(http.StatusNotImplemented, "not_implemented", "backfills are not served here"))
-		return c, nil, false
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
-	defer cancel()
-	b, err := s.bf.Store.Get(ctx, c.Tenant, r.PathValue("id"))
-	if errors.Is(err, backfill.ErrNotFound) {
+	b := subjectOf(r).bf
+	if b == nil {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no backfill %q", r.PathValue("id")))
-		return c, nil, false
-	}
-	if err != nil {
-		writeError(w, s.unavailable(r, "backfill store", err))
 		return c, nil, false
 	}
 	return c, b, true

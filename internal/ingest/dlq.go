@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
@@ -30,6 +31,9 @@ type DeadRecords interface {
 	// MarkDead puts the record back when the replay could not be published.
 	MarkDead(ctx context.Context, j *job.Job, e *job.Error, attempts int, now time.Time) (job.Status, error)
 }
+
+// dlqTimeout bounds the DLQ lookups and the publish of one replay.
+const dlqTimeout = 15 * time.Second
 
 // maxDLQPage caps ?limit= on GET /v1/dlq.
 const maxDLQPage = 500
@@ -60,6 +64,9 @@ func (s *Server) listDLQ(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "dead-letter queue", err))
 		return
 	}
+	// A token limited to some tasks sees only their dead letters; the
+	// cursor still moves past the others.
+	page.Entries = slices.DeleteFunc(page.Entries, func(e job.DeadEntry) bool { return !c.AllowsTask(e.Task) })
 	writeJSON(w, http.StatusOK, page)
 }
 
@@ -80,28 +87,12 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), dlqTimeout)
 	defer cancel()
-	e, err := s.dlq.FindDead(ctx, c.Tenant, id)
-	if errors.Is(err, job.ErrDeadNotFound) {
-		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
-		return
-	}
-	if err != nil {
-		writeError(w, s.unavailable(r, "dead-letter queue", err))
-		return
-	}
+	sub := subjectOf(r)
+	e, j := sub.dead, sub.dj
 	if e.Kind == job.DeadKindWebhook {
 		s.replayWebhook(ctx, w, r, e)
-		return
-	}
-	j, err := s.dlq.DeadJob(ctx, e)
-	if errors.Is(err, job.ErrDeadNotFound) {
-		writeError(w, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id))
-		return
-	}
-	if err != nil {
-		writeError(w, s.unavailable(r, "dead-letter queue", err))
 		return
 	}
 	if j.Backfill != "" {

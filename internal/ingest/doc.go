@@ -25,6 +25,22 @@
 //     within the byte limit (413 text_too_long, or cut on a UTF-8 boundary
 //     when options.truncate is set).
 //
+// # The route table
+//
+// Every route is one entry of the table in routes.go (Server.Routes lists
+// it), and declares, besides its pattern and scope, its admission (AdmitFirst:
+// the gate admits it before the handler runs, costing Cost documents;
+// AdmitAfterDecode: the handler decodes and validates first, then admits
+// through the same admitRequest; AdmitPublic: no token, outside /v1 only) and
+// how it names the task it touches (TaskSource: none, the {task} path
+// parameter, the body, or the job, backfill or dead letter {id}, which the
+// gate loads and hands to the handler). One gate wraps every authenticated
+// route: token, scope, admission, then the task against the token's tasks
+// claim (403 task_not_allowed). A route that declares no admission or no task
+// source makes New panic, and the tests of internal/app send every route of
+// the table the refused requests, so a new route is one line in the table
+// and cannot skip the gate.
+//
 // Every error is {"error":{"code","message",...}}; a 400 or 413 names the
 // field at fault ("body" for the body as a whole). Another tenant's job or
 // backfill is a 404, like one that does not exist.

@@ -556,19 +556,7 @@ func traceHeaders(r *http.Request) map[string][]string {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	c, _ := auth.FromContext(r.Context())
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
-	defer cancel()
-	rec, err := s.recs.Get(ctx, c.Tenant, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, errorf(http.StatusNotFound, "not_found", "no job %q", r.PathValue("id")))
-		return
-	}
-	if err != nil {
-		writeError(w, s.unavailable(r, "result store", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, rec)
+	writeJSON(w, http.StatusOK, subjectOf(r).rec)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {

@@ -82,6 +82,8 @@ type Server struct {
 	usage        TenantUsage
 	fleet        Backlogs
 	backlogCache backlogCache
+	// table is the route table mount registered (see Routes).
+	table []Route
 }
 
 // Deps are the parts a Server is built from.
@@ -143,72 +145,20 @@ func (s *Server) Drain() { s.draining.Store(true) }
 
 func (s *Server) routes(console http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	// The middleware sets WWW-Authenticate itself: a bare challenge without
-	// a token, error="invalid_token" for a refused one (RFC 6750 §3.1).
-	authn := auth.Middleware(s.verifier, func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-		writeError(w, errorf(status, code, "%s", msg))
-	})
-	v1 := func(pattern, scope string, h http.HandlerFunc) {
-		mux.Handle(pattern, authn(s.requireScope(scope, h)))
-	}
-	v1("POST /v1/jobs", auth.ScopeJobsWrite, s.submitJob)
-	v1("POST /v1/jobs/batch", auth.ScopeJobsWrite, s.submitBatch)
-	v1("POST /v1/infer/{task}", auth.ScopeJobsWrite, s.infer)
-	// Rerank and tokenize name their task in the body's "model" and in the
-	// path; accept checks it against the token's tasks claim (validate)
-	// before admission, as for every job.
-	v1("POST /v1/rerank", auth.ScopeJobsWrite, s.rerank)
-	// Cohere's v2 clients post the same body (documents as strings) here.
-	v1("POST /v2/rerank", auth.ScopeJobsWrite, s.rerank)
-	v1("POST /v1/tokenize/{task}", auth.ScopeJobsWrite, s.tokenize)
-	v1("GET /v1/jobs/{id}", auth.ScopeJobsRead, s.admitted(0, s.getJob))
-	v1("DELETE /v1/jobs/{id}", auth.ScopeJobsWrite, s.admitted(0, s.cancelJob))
-	v1("GET /v1/models", "", s.admitted(0, s.listModels))
-	v1("POST /v1/backfills", auth.ScopeBackfillsWrite, s.createBackfill)
-	v1("GET /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.getBackfill))
-	v1("POST /v1/backfills/{id}/documents", auth.ScopeBackfillsWrite, s.addDocuments)
-	v1("POST /v1/backfills/{id}/seal", auth.ScopeBackfillsWrite, s.admitted(0, s.sealBackfill))
-	v1("GET /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.admitted(0, s.backfillResults))
-	v1("DELETE /v1/backfills/{id}/results", auth.ScopeBackfillsWrite, s.admitted(0, s.purgeBackfillResults))
-	v1("DELETE /v1/backfills/{id}", auth.ScopeBackfillsWrite, s.admitted(0, s.cancelBackfill))
-	v1("GET /v1/dlq", auth.ScopeDLQAdmin, s.admitted(0, s.listDLQ))
-	v1("POST /v1/dlq/{id}/replay", auth.ScopeDLQAdmin, s.admitted(1, s.replayDLQ))
-	v1("POST /v1/webhooks", auth.ScopeWebhooksAdmin, s.admitted(0, s.registerWebhook))
-	v1("GET /v1/webhooks", auth.ScopeWebhooksAdmin, s.admitted(0, s.listWebhooks))
-	v1("DELETE /v1/webhooks/{id}", auth.ScopeWebhooksAdmin, s.admitted(0, s.deleteWebhook))
-	v1("POST /v1/webhooks/{id}/rotate", auth.ScopeWebhooksAdmin, s.admitted(0, s.rotateWebhook))
-	v1("GET /v1/me", "", s.admitted(0, s.me))
-	v1("GET /v1/backfills", auth.ScopeBackfillsWrite, s.admitted(0, s.listBackfills))
-	v1("GET /v1/fleet", "", s.admitted(0, s.fleetInfo))
+	s.mount(mux)
 	if console != nil {
 		mux.Handle("GET /ui/", console)
 		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	}
 	s.openAIRoutes(mux)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
 
-func (s *Server) requireScope(scope string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := auth.FromContext(r.Context())
-		if !ok {
-			writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "missing credentials"))
-			return
-		}
-		if scope != "" && !c.HasScope(scope) {
-			writeError(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", scope))
-			return
-		}
-		h(w, r)
-	})
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -33,7 +33,7 @@ func deadEntry(seq uint64, t time.Time, h nats.Header) DeadEntry {
 		e.Lane, e.Task = l, task
 	}
 	if id := h.Get(HeaderWebhookID); id != "" {
-		e.Kind, e.WebhookID = DeadKindWebhook, id
+		e.Kind, e.WebhookID, e.Task = DeadKindWebhook, id, h.Get(HeaderWebhookTask)
 		if _, ep, ok := job.ParseWebhookSubject(h.Get(HeaderSubject)); ok {
 			e.Endpoint = ep
 		}

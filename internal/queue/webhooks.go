@@ -19,6 +19,10 @@ const (
 	// HeaderWebhookID is the event's webhook-id; on a dead letter it marks
 	// the letter as a webhook's.
 	HeaderWebhookID = "Jetinfer-Webhook-Id"
+	// HeaderWebhookTask is the task of the job an event reports on, so
+	// that a task-limited token sees and replays only its tasks' webhook
+	// dead letters.
+	HeaderWebhookTask = "Jetinfer-Webhook-Task"
 	// WebhookConsumer is the durable consumer every deliverer shares.
 	WebhookConsumer = "webhooks"
 	// deadKindWebhook is the task token of webhook dead letters:
@@ -161,6 +165,9 @@ func (c *Client) DeadLetterWebhook(ctx context.Context, m *WebhookMsg, code, rea
 	msg.Header.Set(job.HeaderError, code+": "+reason)
 	msg.Header.Set(job.HeaderAttempts, strconv.Itoa(m.Attempt))
 	msg.Header.Set(HeaderSubject, m.m.Subject())
+	if task := m.m.Headers().Get(HeaderWebhookTask); task != "" {
+		msg.Header.Set(HeaderWebhookTask, task)
+	}
 	if _, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID("dlq:webhooks:"+strconv.FormatUint(m.seq, 10))); err != nil {
 		return classify(fmt.Errorf("dead-letter webhook %s: %w", m.ID, err))
 	}
@@ -192,6 +199,9 @@ func (c *Client) ReplayWebhook(ctx context.Context, e *DeadEntry) error {
 	msg.Header.Set(HeaderWebhookID, e.WebhookID)
 	msg.Header.Set(HeaderJobID, e.JobID)
 	msg.Header.Set(job.HeaderTenant, e.Tenant)
+	if e.Task != "" {
+		msg.Header.Set(HeaderWebhookTask, e.Task)
+	}
 	if _, err := c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(e.WebhookID+":replay:"+strconv.FormatUint(e.Seq, 10))); err != nil {
 		return classify(fmt.Errorf("replay webhook %s: %w", e.WebhookID, err))
 	}

@@ -90,7 +90,8 @@ func (p *Publisher) Publish(ctx context.Context, jobs []*job.Job, recs []*job.Re
 		}
 		id := EventID(j.ID, rec.Status)
 		ds = append(ds, job.Delivery{Subject: job.WebhookSubject(j.Tenant, j.Webhook), MsgID: id, Data: body,
-			Header: map[string][]string{queue.HeaderWebhookID: {id}, queue.HeaderJobID: {j.ID}, job.HeaderTenant: {j.Tenant}}})
+			Header: map[string][]string{queue.HeaderWebhookID: {id}, queue.HeaderJobID: {j.ID}, job.HeaderTenant: {j.Tenant},
+				queue.HeaderWebhookTask: {j.Task}}})
 		idx = append(idx, i)
 	}
 	if len(ds) == 0 {
