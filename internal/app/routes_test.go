@@ -88,6 +88,8 @@ func TestEveryRouteIsGated(t *testing.T) {
 		"POST /v1/infer/{task}":             map[string]any{"text": "Shares rose."},
 		"POST /v1/backfills":                map[string]any{"task": "sentiment"},
 		"POST /v1/backfills/{id}/documents": `{"id":"d1","text":"Shares rose."}`,
+		"POST /v1/webhooks":                 map[string]any{"url": "https://hooks.example.com/jetinfer"},
+		"POST /v1/webhooks/{id}/rotate":     map[string]any{},
 	}
 	routes := ingest.New(ingest.Config{}, ingest.Deps{}).Routes()
 	if len(routes) < 10 {
@@ -120,7 +122,11 @@ func TestEveryRouteIsGated(t *testing.T) {
 				path = strings.Replace(path, "{id}", deadID, 1)
 			case ingest.TaskPath:
 				path = strings.Replace(path, "{task}", "sentiment", 1)
-			case ingest.TaskBody, ingest.TaskNone, ingest.TaskListed:
+			case ingest.TaskNone:
+				// A tenant's object of no task (a webhook endpoint): the
+				// gate refuses before anything is looked up.
+				path = strings.Replace(path, "{id}", "ep_unknown", 1)
+			case ingest.TaskBody, ingest.TaskListed:
 			default:
 				t.Fatalf("%s declares task source %v", rt.Pattern, rt.Task)
 			}
