@@ -4,7 +4,8 @@
 // it needs in the environment and checks the JSON this prints last.
 //
 // It signs in, runs NER on a text holding HTML and checks that no script
-// ran and that the highlighted spans are the API's entities, uploads a
+// ran and that the highlighted spans are the API's entities, ranks
+// documents holding HTML as the API does, uploads a
 // backfill from a file and waits for it to complete, downloads its
 // results, replays a dead letter, and saves a screenshot of every page.
 import { chromium } from 'playwright-core';
@@ -21,6 +22,9 @@ const base = env('CONSOLE_URL');
 const token = env('CONSOLE_TOKEN');
 const nerTask = env('CONSOLE_NER_TASK');
 const nerText = env('CONSOLE_NER_TEXT');
+const rerankTask = env('CONSOLE_RERANK_TASK');
+const rerankQuery = env('CONSOLE_RERANK_QUERY');
+const rerankDocs = env('CONSOLE_RERANK_DOCS');
 const deadJob = env('CONSOLE_DEAD_JOB');
 const docs = Number(env('CONSOLE_BACKFILL_DOCS'));
 const shots = env('CONSOLE_ARTIFACTS');
@@ -110,6 +114,19 @@ try {
   await page.locator('[data-testid=labels] li').first().waitFor();
   out.labels = await page.locator('[data-testid=labels] li').count();
   await shot('playground-sentiment');
+
+  // A rerank of documents, one holding markup: ranked as the API ranks
+  // them, each as text under its index in the request.
+  await page.locator('#task').selectOption(rerankTask);
+  await page.locator('#query').fill(rerankQuery);
+  await page.locator('#documents').fill(rerankDocs);
+  await page.locator('#run').click();
+  await page.locator('[data-testid=ranking] li').first().waitFor();
+  out.ranked = await page.locator('[data-testid=ranking] li').evaluateAll((ls) => ls.map((l) => ({
+    index: Number(l.dataset.index), score: Number(l.dataset.score), text: l.querySelector('.doc').textContent,
+  })));
+  out.rerankInjected = await page.evaluate(() => ({ xss: window.__xss ?? null, imgs: document.querySelectorAll('main img').length }));
+  await shot('playground-rerank');
 
   // Keyboard focus is visible: a focused control draws an outline.
   await page.locator('#run').focus();

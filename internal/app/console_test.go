@@ -85,8 +85,16 @@ func consoleRoutes(t *testing.T, s *stack, c *contract, all, readOnly, tiny stri
 			Lanes map[string]map[string]uint64 `json:"lanes"`
 		} `json:"tasks"`
 	}
-	if err := json.Unmarshal(r.body, &fleet); err != nil || len(fleet.Tasks) != 2 {
+	if err := json.Unmarshal(r.body, &fleet); err != nil {
 		t.Fatalf("fleet: %v %s", err, r.body)
+	}
+	var names []string
+	for _, task := range fleet.Tasks {
+		names = append(names, task.Name)
+	}
+	// The contract stack announces ner and serves sentiment and bench-rerank.
+	if !slices.Equal(names, []string{"bench-rerank", "ner", "sentiment"}) {
+		t.Fatalf("fleet: tasks %v in %s", names, r.body)
 	}
 	for _, task := range fleet.Tasks {
 		if _, ok := task.Lanes["interactive"]; task.Name == "sentiment" && !ok {
@@ -108,7 +116,8 @@ const nerText = `Reuters: <img src=x onerror="window.__xss=1;alert(1)"> and <scr
 
 // TestConsoleInBrowser drives the web console in headless Chromium against
 // the real stack: sign-in, NER on a text holding HTML (the highlighted
-// spans must be the API's entities and no script may run), a backfill
+// spans must be the API's entities and no script may run), a rerank of
+// documents holding HTML (ranked as the API ranks them), a backfill
 // uploaded from a file and watched to completion, its results downloaded,
 // and a dead letter replayed. Screenshots of each page go to
 // $JETINFER_HOME/artifacts/console.
@@ -157,6 +166,21 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The API's own ranking of the documents the browser will rank.
+	r = s.do("POST", "/v1/rerank", tok, map[string]any{"model": consoleRerank, "query": rerankQuery, "documents": rerankDocs})
+	if r.status != http.StatusOK {
+		t.Fatalf("rerank: %d %s", r.status, r.body)
+	}
+	var ranked struct {
+		Results []struct {
+			Index int     `json:"index"`
+			Score float64 `json:"relevance_score"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(r.body, &ranked); err != nil || len(ranked.Results) != len(rerankDocs) {
+		t.Fatalf("rerank: %v %s", err, r.body)
+	}
+
 	artifacts := filepath.Join(testenv.DataDir(), "artifacts", "console")
 	_ = os.RemoveAll(artifacts)
 	const docs = 30
@@ -166,6 +190,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd.Dir = filepath.Join(root, "browser")
 	cmd.Env = append(os.Environ(),
 		"CONSOLE_URL="+s.url, "CONSOLE_TOKEN="+tok, "CONSOLE_NER_TASK="+consoleNER, "CONSOLE_NER_TEXT="+nerText,
+		"CONSOLE_RERANK_TASK="+consoleRerank, "CONSOLE_RERANK_QUERY="+rerankQuery, "CONSOLE_RERANK_DOCS="+strings.Join(rerankDocs, "\n"),
 		"CONSOLE_DEAD_JOB="+dead, "CONSOLE_BACKFILL_DOCS=30", "CONSOLE_ARTIFACTS="+artifacts,
 		"CONSOLE_PROFILE="+filepath.Join(t.TempDir(), "chromium-profile"), "HOME="+t.TempDir())
 	var stderr bytes.Buffer
@@ -185,7 +210,16 @@ func TestConsoleInBrowser(t *testing.T) {
 			Xss           any
 			Imgs, Scripts int
 		}
-		Labels          int
+		Labels int
+		Ranked []struct {
+			Index int
+			Score float64
+			Text  string
+		}
+		RerankInjected struct {
+			Xss  any
+			Imgs int
+		}
 		DownloadLines   []string
 		Replayed        bool
 		Fleet           []string
@@ -238,6 +272,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got.Labels != 3 {
 		t.Errorf("sentiment shows %d label bars, want 3", got.Labels)
 	}
+	// The ranking is the API's, each document shown as text under its
+	// index in the request, and the markup in one of them never ran.
+	if len(got.Ranked) != len(ranked.Results) {
+		t.Errorf("%d ranked documents shown, the API ranks %d", len(got.Ranked), len(ranked.Results))
+	} else {
+		for i, want := range ranked.Results {
+			g := got.Ranked[i]
+			if g.Index != want.Index || g.Score != want.Score || g.Text != rerankDocs[want.Index] {
+				t.Errorf("rank %d: %+v, want index %d score %v %q", i, g, want.Index, want.Score, rerankDocs[want.Index])
+			}
+		}
+	}
+	if got.RerankInjected.Xss != nil || got.RerankInjected.Imgs != 0 {
+		t.Errorf("markup in a ranked document took effect: %+v", got.RerankInjected)
+	}
 	if got.FocusOutline == "none" || got.FocusOutline == "" {
 		t.Errorf("keyboard focus draws no outline (%q)", got.FocusOutline)
 	}
@@ -282,14 +331,32 @@ func TestConsoleInBrowser(t *testing.T) {
 // consoleNER is the token-classification task of the console test.
 const consoleNER = "bench-ner"
 
-// startConsoleWorker runs a worker serving sentiment and the NER model.
+// consoleRerank is the text-ranking task of the console test; rerankDocs
+// holds a document with markup that must stay text.
+const (
+	consoleRerank = "bench-rerank"
+	rerankQuery   = "Which bank did regulators seize?"
+)
+
+var rerankDocs = []string{
+	"Shares of Acme Corp rose after record profits.",
+	`Regulators seized <img src=x onerror="window.__xss=3;alert(3)"> Nordbank AG in Frankfurt.`,
+	"The central bank left interest rates unchanged.",
+	"Negotiators met in Brussels to resume trade talks.",
+}
+
+// startConsoleWorker runs a worker serving sentiment, the NER model and
+// the cross-encoder.
 func (s *stack) startConsoleWorker() {
 	t := s.t
 	var cfg config.Worker
 	defaults(&cfg)
 	cfg.NATS.URL, cfg.Redis.URL = s.nats.URL(), s.redis.URL()
 	cfg.ORTLib = testenv.ORTLib(t)
-	cfg.Models = testenv.ModelDir(t, "sentiment") + "," + testenv.ModelDir(t, "bert-base-cased-random-ner")
+	// sentiment refuses long texts here (long_input error), so that a job
+	// and a backfill document die for the dead-letter pages to show.
+	cfg.Models = modelDirWith(t, "sentiment", map[string]any{"long_input": "error"}) + "," + testenv.ModelDir(t, "bert-base-cased-random-ner") + "," +
+		testenv.ModelDir(t, "minilm-l6-random-cross-encoder")
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.IntraOpThreads = 1
 	cfg.Log.Level = "warn"

@@ -13,4 +13,5 @@ var (
 	_ ingest.ResultReader   = (*queue.Client)(nil)
 	_ ingest.DeadLetters    = (*queue.Client)(nil)
 	_ ingest.Replies        = (*queue.Replies)(nil)
+	_ ingest.Backlogs       = (*queue.Client)(nil)
 )

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"mime/multipart"
 	"os"
@@ -28,12 +29,19 @@ import (
 const embedTask = "bench-embed"
 
 // embedModelDir is a copy of the random-weight MiniLM embedding model whose
-// jetinfer.json declares the sizes its embeddings may be cut to (the model
-// files themselves are linked, not copied).
+// jetinfer.json declares the sizes its embeddings may be cut to, and a
+// long-input policy of error, so that the surface is seen to follow the
+// model's policy.
 func embedModelDir(t *testing.T, dims []int) string {
+	return modelDirWith(t, "minilm-l6-random-embed", map[string]any{"dimensions": dims, "long_input": "error"})
+}
+
+// modelDirWith is a copy of a built model directory whose jetinfer.json has
+// the given keys set (the model files themselves are linked, not copied).
+func modelDirWith(t *testing.T, name string, set map[string]any) string {
 	t.Helper()
-	src := testenv.ModelDir(t, "minilm-l6-random-embed")
-	dst := filepath.Join(t.TempDir(), "minilm-l6-random-embed")
+	src := testenv.ModelDir(t, name)
+	dst := filepath.Join(t.TempDir(), name)
 	if err := os.Mkdir(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +65,7 @@ func embedModelDir(t *testing.T, dims []int) string {
 	if err := json.Unmarshal(data, &mf); err != nil {
 		t.Fatal(err)
 	}
-	mf["dimensions"] = dims
+	maps.Copy(mf, set)
 	data, _ = json.Marshal(mf)
 	if err := os.WriteFile(filepath.Join(dst, "jetinfer.json"), data, 0o644); err != nil {
 		t.Fatal(err)

@@ -362,6 +362,8 @@ func poisonModel(t *testing.T) string {
 	rewrite("jetinfer.json", func(m map[string]any) {
 		m["task"] = "poison"
 		m["description"] = "chaos test: the sentiment model, failing on documents with the word " + poisonWord
+		// Too long is the other kind of poison here: refused, not windowed.
+		m["long_input"] = "error"
 	})
 	return dst
 }

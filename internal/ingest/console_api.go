@@ -12,7 +12,6 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
@@ -27,7 +26,7 @@ type TenantUsage interface {
 
 // Backlogs lists the backlog of every lane × task consumer of JOBS.
 type Backlogs interface {
-	Backlogs(ctx context.Context) ([]queue.NamedBacklog, error)
+	TaskBacklogs(ctx context.Context) ([]job.ConsumerBacklog, error)
 }
 
 // BackfillLister pages through a tenant's backfills, newest first.
@@ -37,7 +36,6 @@ type BackfillLister interface {
 
 var (
 	_ TenantUsage    = (*tenant.Store)(nil)
-	_ Backlogs       = (*queue.Client)(nil)
 	_ BackfillLister = (*backfill.Store)(nil)
 )
 
@@ -175,19 +173,13 @@ func (s *Server) backlogs(ctx context.Context) (map[string]map[job.Lane]LaneBack
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
-	list, err := s.fleet.Backlogs(ctx)
+	list, err := s.fleet.TaskBacklogs(ctx)
 	bc.at, bc.err, bc.lanes = time.Now(), err, map[string]map[job.Lane]LaneBacklog{}
-	for _, nb := range list {
-		for _, l := range job.Lanes {
-			task, ok := strings.CutPrefix(nb.Name, queue.ConsumerName(l, ""))
-			if !ok || task == "" {
-				continue
-			}
-			if bc.lanes[task] == nil {
-				bc.lanes[task] = map[job.Lane]LaneBacklog{}
-			}
-			bc.lanes[task][l] = LaneBacklog{Pending: nb.Pending, InFlight: nb.AckPending, Redelivered: nb.Redelivered}
+	for _, cb := range list {
+		if bc.lanes[cb.Task] == nil {
+			bc.lanes[cb.Task] = map[job.Lane]LaneBacklog{}
 		}
+		bc.lanes[cb.Task][cb.Lane] = LaneBacklog{Pending: cb.Pending, InFlight: cb.AckPending, Redelivered: cb.Redelivered}
 	}
 	return bc.lanes, bc.err
 }

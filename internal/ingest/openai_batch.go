@@ -16,7 +16,6 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // The Batch API runs over backfills, with no store of its own: an uploaded
@@ -521,7 +520,7 @@ func (s *Server) openAIFileContent(w http.ResponseWriter, r *http.Request) {
 	// is pending (or, for a batch with no result at all, none comes).
 	for {
 		data, _, pending, err := rr.Next(ctx, time.Second)
-		if errors.Is(err, queue.ErrNoResult) {
+		if errors.Is(err, job.ErrNoResult) {
 			return
 		}
 		if err != nil {

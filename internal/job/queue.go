@@ -99,3 +99,21 @@ type DeadPage struct {
 	// Next is the cursor of the following page, 0 when this is the last.
 	Next uint64 `json:"next,omitempty"`
 }
+
+// Backlog is what one durable consumer of JOBS has waiting and in flight.
+type Backlog struct {
+	// Pending is the number of jobs not yet handed to any worker.
+	Pending uint64
+	// AckPending is the number of jobs handed out and not yet acknowledged.
+	AckPending int
+	// Redelivered is the number of jobs handed out more than once and not
+	// yet acknowledged.
+	Redelivered int
+}
+
+// ConsumerBacklog is the backlog of the consumer of one lane and task.
+type ConsumerBacklog struct {
+	Lane Lane
+	Task string
+	Backlog
+}

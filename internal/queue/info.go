@@ -11,16 +11,8 @@ import (
 	"github.com/jetinfer/jetinfer/internal/job"
 )
 
-// Backlog is where a durable consumer stands.
-type Backlog struct {
-	// Pending is the number of jobs not yet handed to any worker.
-	Pending uint64
-	// AckPending is the number of jobs handed out and not yet acknowledged.
-	AckPending int
-	// Redelivered is the number of jobs handed out more than once and not
-	// yet acknowledged.
-	Redelivered int
-}
+// Backlog is job.Backlog: what a consumer has waiting and in flight.
+type Backlog = job.Backlog
 
 // ConsumerBacklog asks the server for the backlog of the consumer of lane and
 // task (one round trip; poll it every few seconds, not per job).
@@ -81,4 +73,19 @@ func (c *Client) Backlogs(ctx context.Context) ([]NamedBacklog, error) {
 	}
 	slices.SortFunc(out, func(a, b NamedBacklog) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// TaskBacklogs lists the backlog of every lane × task consumer of JOBS; other
+// consumers are left out. The consumer names are this package's to parse.
+func (c *Client) TaskBacklogs(ctx context.Context) ([]job.ConsumerBacklog, error) {
+	list, err := c.Backlogs(ctx)
+	var out []job.ConsumerBacklog
+	for _, nb := range list {
+		for _, l := range job.Lanes {
+			if task, ok := strings.CutPrefix(nb.Name, ConsumerName(l, "")); ok && task != "" {
+				out = append(out, job.ConsumerBacklog{Lane: l, Task: task, Backlog: nb.Backlog})
+			}
+		}
+	}
+	return out, err
 }

@@ -1,7 +1,7 @@
 import { h, fill, fmt, bar, errorBox } from './dom.js';
 import { api, ApiError } from './api.js';
 import { render } from './highlight.js';
-import { samples } from './samples.js';
+import { samples, rerankSample, zeroShotLabels } from './samples.js';
 
 // The stages of a job's latency breakdown (timings_ms), in order.
 const STAGES = [['queue', 'queue'], ['batch', 'batch'], ['tokenize', 'tokenize'], ['infer', 'infer'], ['delivery', 'delivery']];
@@ -22,6 +22,21 @@ export async function playgroundPage(main, signal) {
   const second = h('div', { class: 'field', hidden: true }, h('label', { for: 'text2', text: 'Second text (cosine similarity)' }), text2);
   const agg = h('select', { id: 'aggregation' }, ['simple', 'first', 'average', 'max', 'none'].map((a) => h('option', { value: a, text: a })));
   const aggField = h('div', { class: 'field', hidden: true }, h('label', { for: 'aggregation', text: 'Aggregation' }), agg);
+  // Pair tasks: a text-ranking task ranks documents against a query; a
+  // zero-shot task scores candidate labels for the text.
+  const query = h('input', { type: 'text', id: 'query', spellcheck: 'false' });
+  query.value = rerankSample.query;
+  const documents = h('textarea', { id: 'documents', rows: 8, spellcheck: 'false' });
+  documents.value = rerankSample.documents.join('\n');
+  const rankFields = h('div', { hidden: true },
+    h('div', { class: 'field' }, h('label', { for: 'query', text: 'Query' }), query),
+    h('div', { class: 'field' }, h('label', { for: 'documents', text: 'Documents (one per line)' }), documents));
+  const labels = h('input', { type: 'text', id: 'labels', spellcheck: 'false' });
+  labels.value = zeroShotLabels;
+  const multi = h('input', { type: 'checkbox', id: 'multi-label' });
+  const zeroFields = h('div', { class: 'row', hidden: true },
+    h('div', { class: 'field' }, h('label', { for: 'labels', text: 'Candidate labels (comma-separated)' }), labels),
+    h('div', { class: 'field actions' }, h('label', { class: 'check' }, multi, 'Multi-label (each label scored on its own)')));
   const about = h('p', { class: 'muted' });
   const run = h('button', { type: 'submit', id: 'run', text: 'Run' });
   const out = h('div', { id: 'result', 'aria-live': 'polite' });
@@ -31,8 +46,13 @@ export async function playgroundPage(main, signal) {
     const m = model();
     aggField.hidden = m.kind !== 'token-classification';
     second.hidden = m.kind !== 'feature-extraction';
+    rankFields.hidden = m.kind !== 'text-ranking';
+    zeroFields.hidden = m.kind !== 'zero-shot-classification';
+    textField.hidden = sampleField.hidden = m.kind === 'text-ranking';
     fill(about, m.description || '', m.random_weights ? h('strong', { text: ' Random weights: its answers mean nothing.' }) : null);
   };
+  const textField = h('div', { class: 'field' }, h('label', { for: 'text', text: 'Text' }), text);
+  const sampleField = h('div', { class: 'field' }, h('label', { for: 'sample', text: 'Sample news text' }), sampleSel);
   taskSel.addEventListener('change', onTask);
   sampleSel.addEventListener('change', () => { if (sampleSel.value !== '') text.value = samples[+sampleSel.value].text; });
   onTask();
@@ -43,7 +63,17 @@ export async function playgroundPage(main, signal) {
     run.disabled = true;
     fill(out, h('p', { class: 'muted', text: 'Running…' }));
     try {
-      const opts = m.kind === 'token-classification' ? { aggregation: agg.value } : undefined;
+      if (m.kind === 'text-ranking') {
+        const docs = documents.value.split('\n').map((d) => d.trim()).filter(Boolean);
+        const t0 = performance.now();
+        const resp = await api('POST', '/v1/rerank', { json: { model: m.name, query: query.value, documents: docs }, signal });
+        fill(out, ranking(docs, resp), h('p', { class: 'muted', text: `Round trip ${fmt.ms(performance.now() - t0)}.` }), raw(resp));
+        return;
+      }
+      let opts = m.kind === 'token-classification' ? { aggregation: agg.value } : undefined;
+      if (m.kind === 'zero-shot-classification') {
+        opts = { candidate_labels: labels.value.split(',').map((l) => l.trim()).filter(Boolean), multi_label: multi.checked };
+      }
       const t0 = performance.now();
       const rec = await infer(m.name, text.value, opts, signal);
       const wall = performance.now() - t0;
@@ -62,11 +92,13 @@ export async function playgroundPage(main, signal) {
   h('h1', { text: 'Playground' }),
   h('div', { class: 'row' },
     h('div', { class: 'field' }, h('label', { for: 'task', text: 'Task' }), taskSel),
-    h('div', { class: 'field' }, h('label', { for: 'sample', text: 'Sample news text' }), sampleSel),
+    sampleField,
     aggField),
   about,
-  h('div', { class: 'field' }, h('label', { for: 'text', text: 'Text' }), text),
+  textField,
   second,
+  rankFields,
+  zeroFields,
   run);
   fill(main, form, out);
 }
@@ -91,12 +123,30 @@ function view(m, text, rec) {
       skipped.length ? h('p', { class: 'muted', text: `${skipped.length} overlapping entities not highlighted (see the raw JSON).` }) : null,
       h('p', { class: 'muted', text: 'Hover or focus an entity for its type and score.' }));
   }
+  if (Array.isArray(r.labels) && Array.isArray(r.scores)) {
+    // Zero-shot: Hugging Face's {sequence, labels, scores}, by score.
+    return h('section', { class: 'card' }, h('h2', { text: 'Candidate labels' }),
+      h('ul', { class: 'bars', 'data-testid': 'zero-shot' }, r.labels.map((l, i) => h('li', { 'data-label': l },
+        h('span', { class: 'bar-label', text: l }), bar(r.scores[i]), h('span', { class: 'num', text: fmt.pct(r.scores[i]) })))));
+  }
   if (Array.isArray(r.labels)) {
     return h('section', { class: 'card' }, h('h2', { text: 'Labels' }),
       h('ul', { class: 'bars', 'data-testid': 'labels' }, r.labels.map((l) => h('li', {},
         h('span', { class: 'bar-label', text: l.label }), bar(l.score), h('span', { class: 'num', text: fmt.pct(l.score) })))));
   }
   return h('section', { class: 'card' }, h('p', { text: 'This kind of result has no view yet; see the raw JSON.' }));
+}
+
+// ranking shows a rerank's documents by relevance, each with its index in
+// the request (results carry indices, not texts: return_documents is off).
+function ranking(docs, resp) {
+  return h('section', { class: 'card' }, h('h2', {}, 'Ranked documents ', h('span', { class: 'muted', text: `(${resp.results.length})` })),
+    h('p', { class: 'muted', text: 'Most relevant first; #n is the document\'s index in the request (its line among the non-empty ones, from 0).' }),
+    h('ol', { class: 'ranked', 'data-testid': 'ranking' }, resp.results.map((r) => h('li', { 'data-index': r.index, 'data-score': r.relevance_score },
+      h('span', { class: 'num idx', title: 'Index in the request', text: '#' + r.index }),
+      h('span', { class: 'doc', text: docs[r.index] ?? '' }),
+      bar(r.relevance_score),
+      h('span', { class: 'num', text: r.relevance_score.toFixed(4) })))));
 }
 
 function cosine(a, b) {
