@@ -366,7 +366,7 @@ func (s *stack) startConsoleWorker() {
 	})
 	select {
 	case <-ready:
-	case <-time.After(60 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("worker did not become ready")
 	}
 }

@@ -406,8 +406,9 @@ type batchOutput struct {
 // (base64, cut to 128) and c (too long: an error line).
 func checkBatch(t *testing.T, created, status string, total, completed, failed int, output, errs []batchOutput, want []float32) {
 	t.Helper()
-	if created != "in_progress" || status != "completed" || total != 3 || completed != 2 || failed != 1 {
-		t.Fatalf("batch created %s, ended %s with %d requests, %d completed, %d failed; want in_progress, completed, 3, 2, 1",
+	// A batch this small may be done by the time POST /batches answers.
+	if (created != "in_progress" && created != "completed") || status != "completed" || total != 3 || completed != 2 || failed != 1 {
+		t.Fatalf("batch created %s, ended %s with %d requests, %d completed, %d failed; want in_progress (or completed), completed, 3, 2, 1",
 			created, status, total, completed, failed)
 	}
 	if len(output) != 2 || len(errs) != 1 {
