@@ -116,11 +116,11 @@ if want sentiment; then
 fi
 if want minilm-l6-random-classifier; then
 	build minilm-l6-random-classifier bert_random --arch minilm-l6 --head classifier --task bench-classify \
-		--seed 1001 --max-length 128 --tokenizer-json "$TOK/all-MiniLM-L6-v2/tokenizer.json"
+		--seed 1001 --max-length 128 --stride 32 --tokenizer-json "$TOK/all-MiniLM-L6-v2/tokenizer.json"
 fi
 if want minilm-l6-random-embed; then
 	build minilm-l6-random-embed bert_random --arch minilm-l6 --head embed --task bench-embed \
-		--seed 1002 --max-length 256 --tokenizer-json "$TOK/all-MiniLM-L6-v2/tokenizer.json"
+		--seed 1002 --max-length 256 --stride 64 --tokenizer-json "$TOK/all-MiniLM-L6-v2/tokenizer.json"
 fi
 if want bert-base-cased-random-ner; then
 	build bert-base-cased-random-ner bert_random --arch bert-base-cased --head token --task bench-ner \

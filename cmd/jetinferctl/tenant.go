@@ -27,6 +27,7 @@ type tenantFlags struct {
 	burst        int
 	maxBodyBytes int64
 	resultTTL    time.Duration
+	maxWindows   int
 }
 
 func (t *tenantFlags) register(fs *flag.FlagSet) {
@@ -36,6 +37,7 @@ func (t *tenantFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&t.burst, "burst", 0, "requests allowed at once above the rate; 0 = ceil(rate)")
 	fs.Int64Var(&t.maxBodyBytes, "max-body-bytes", 0, "largest request body; 0 = ingest's default")
 	fs.DurationVar(&t.resultTTL, "result-ttl", 0, "how long results are kept; 0 = ingest's default")
+	fs.IntVar(&t.maxWindows, "max-windows", 0, "most windows one long document is cut into; lowers a job's options.max_windows; 0 = no tenant cap")
 }
 
 // patch returns the settings given on the command line (flags or JETINFER_*
@@ -56,6 +58,8 @@ func (t *tenantFlags) patch(fs *flag.FlagSet) tenant.Patch {
 			p.MaxBodyBytes = &t.maxBodyBytes
 		case "result-ttl":
 			p.ResultTTL = &t.resultTTL
+		case "max-windows":
+			p.MaxWindows = &t.maxWindows
 		}
 	})
 	return p
@@ -126,17 +130,18 @@ type tenantView struct {
 	Burst        int     `json:"burst"`
 	MaxBodyBytes int64   `json:"max_body_bytes"`
 	ResultTTL    string  `json:"result_ttl"`
+	MaxWindows   int     `json:"max_windows"`
 	Created      string  `json:"created_at"`
 }
 
 func tenantJSON(t tenant.Tenant) tenantView {
 	return tenantView{ID: t.ID, Name: t.Name, Enabled: t.Enabled, DailyQuota: t.DailyQuota,
 		RatePerSec: t.RatePerSec, Burst: t.Burst, MaxBodyBytes: t.MaxBodyBytes,
-		ResultTTL: t.ResultTTL.String(), Created: t.Created.Format(time.RFC3339)}
+		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, Created: t.Created.Format(time.RFC3339)}
 }
 
 func writeTenantHeader(tw *tabwriter.Writer) {
-	fmt.Fprintln(tw, "ID\tENABLED\tDAILY QUOTA\tRATE/S\tBURST\tMAX BODY\tRESULT TTL\tNAME")
+	fmt.Fprintln(tw, "ID\tENABLED\tDAILY QUOTA\tRATE/S\tBURST\tMAX BODY\tRESULT TTL\tMAX WINDOWS\tNAME")
 }
 
 func writeTenantRow(tw *tabwriter.Writer, t tenant.Tenant) {
@@ -154,8 +159,8 @@ func writeTenantRow(tw *tabwriter.Writer, t tenant.Tenant) {
 	if t.RatePerSec > 0 {
 		rate = strconv.FormatFloat(t.RatePerSec, 'g', -1, 64)
 	}
-	fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%d\t%s\t%s\t%s\n", t.ID, t.Enabled, orDefault(t.DailyQuota, "unlimited"),
-		rate, t.Burst, orDefault(t.MaxBodyBytes, "default"), ttl, t.Name)
+	fmt.Fprintf(tw, "%s\t%t\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.ID, t.Enabled, orDefault(t.DailyQuota, "unlimited"),
+		rate, t.Burst, orDefault(t.MaxBodyBytes, "default"), ttl, orDefault(int64(t.MaxWindows), "model's"), t.Name)
 }
 
 func init() {
@@ -176,7 +181,7 @@ func init() {
 				return sf.use(ctx, e, func(st *tenant.Store) error {
 					t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
 						DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
-						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL})
+						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL, MaxWindows: tf.maxWindows})
 					if errors.Is(err, tenant.ErrExists) && *ifNotExists {
 						if t, err = st.Get(ctx, tid); err != nil {
 							return err

@@ -36,7 +36,7 @@ func TestTenantCommands(t *testing.T) {
 		return d
 	}
 
-	if _, err := ctl(t, "tenant", "create", url, "--tenant", "acme", "--daily-quota", "2", "--max-body-bytes", "4096", "--result-ttl", "1h"); err != nil {
+	if _, err := ctl(t, "tenant", "create", url, "--tenant", "acme", "--daily-quota", "2", "--max-body-bytes", "4096", "--result-ttl", "1h", "--max-windows", "4"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ctl(t, "tenant", "create", url, "--tenant", "acme"); err == nil {
@@ -49,7 +49,7 @@ func TestTenantCommands(t *testing.T) {
 		t.Fatal("bad id accepted")
 	}
 	d := admit("acme", "")
-	if !d.Allowed || d.Limit != 2 || d.MaxBodyBytes != 4096 || d.ResultTTL != time.Hour {
+	if !d.Allowed || d.Limit != 2 || d.MaxBodyBytes != 4096 || d.ResultTTL != time.Hour || d.MaxWindows != 4 {
 		t.Fatalf("after create: %+v", d)
 	}
 
@@ -62,7 +62,7 @@ func TestTenantCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil {
 		t.Fatalf("%q: %v", out, err)
 	}
-	if v.DailyQuota != 100 || v.MaxBodyBytes != 4096 || !v.Enabled {
+	if v.DailyQuota != 100 || v.MaxBodyBytes != 4096 || v.MaxWindows != 4 || !v.Enabled {
 		t.Fatalf("after update: %+v", v)
 	}
 	if _, err := ctl(t, "tenant", "update", url, "--tenant", "nobody", "--rate", "5"); err == nil {

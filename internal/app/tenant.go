@@ -52,6 +52,7 @@ func admission(tenantID string, d tenant.Decision) ingest.Admission {
 		Headers:      h,
 		MaxBodyBytes: d.MaxBodyBytes,
 		ResultTTL:    d.ResultTTL,
+		MaxWindows:   d.MaxWindows,
 		RetryAfter:   d.RetryAfter,
 	}
 	if d.Allowed {

@@ -59,6 +59,9 @@ type Admission struct {
 	// server's defaults.
 	MaxBodyBytes int64
 	ResultTTL    time.Duration
+	// MaxWindows is the tenant's cap on the windows of one long document;
+	// 0 means none. Ingest lowers each job's options.max_windows to it.
+	MaxWindows int
 }
 
 // Admitter admits requests against tenant state (enabled, quota, rate

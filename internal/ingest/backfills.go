@@ -157,7 +157,8 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotImplemented, "not_implemented", "backfills are not served here"))
 		return
 	}
-	if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
+	adm, aerr := s.admitRequest(w, r, c, 0)
+	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
@@ -182,6 +183,7 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fieldError("name", "name is longer than 200 bytes"))
 		return
 	}
+	capWindows(&req.Options, adm.MaxWindows)
 	b := &backfill.Backfill{Tenant: c.Tenant, Task: req.Task, Name: req.Name, Options: req.Options}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
@@ -368,9 +370,15 @@ func (u *upload) flush() *apiError {
 	if len(jobs) == 0 {
 		return nil
 	}
-	if _, aerr := u.s.admitRequest(u.w, u.r, u.c, int64(len(jobs))); aerr != nil {
+	adm, aerr := u.s.admitRequest(u.w, u.r, u.c, int64(len(jobs)))
+	if aerr != nil {
 		u.resp.NextLine = jlines[0]
 		return aerr
+	}
+	// The backfill's options took the tenant's cap when it was created;
+	// a cap lowered since applies to the documents still to come.
+	for _, j := range jobs {
+		capWindows(&j.Options, adm.MaxWindows)
 	}
 	reply := job.ResultsSubject(u.b.ID)
 	pubs := u.s.bf.Publisher.PublishBatch(ctx, jobs, func(*job.Job) string { return reply })

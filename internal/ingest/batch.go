@@ -110,7 +110,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	for range min(n, batchConcurrency) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				resp.Jobs[i] = s.queueOne(r, jobs[i], ttl)
+				resp.Jobs[i] = s.queueOne(r, jobs[i], ttl, adm.MaxWindows)
 			}
 		})
 	}
@@ -136,10 +136,12 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, resp)
 }
 
-// queueOne records and publishes one job of a batch.
-func (s *Server) queueOne(r *http.Request, j *job.Job, ttl int64) BatchItem {
+// queueOne records and publishes one job of a batch, with its windows
+// capped at the tenant's maxWindows (digested as sent, before the cap).
+func (s *Server) queueOne(r *http.Request, j *job.Job, ttl int64, maxWindows int) BatchItem {
 	j.ResultTTLSeconds = ttl
 	rec := &recorded{hash: requestHash(j)}
+	capWindows(&j.Options, maxWindows)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	var err error
 	rec.Created, err = s.recs.Create(ctx, j, rec.hash)

@@ -341,10 +341,11 @@ type recorded struct {
 // waits for each. A refused request's new record is removed again, so a
 // refusal leaves nothing behind.
 func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.Claims, j *job.Job, bodyBytes int64) (*recorded, *apiError) {
-	rec := &recorded{}
+	// The digest is of the request as sent, before the tenant's caps, so a
+	// retry stays the same request when the tenant's settings change.
+	rec := &recorded{hash: requestHash(j)}
 	var cerr error
 	create := func() {
-		rec.hash = requestHash(j)
 		sctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 		defer cancel()
 		rec.Created, cerr = s.recs.Create(sctx, j, rec.hash)
@@ -352,6 +353,9 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 	var done chan struct{}
 	if ttl, ok := s.tenantTTL.Load(c.Tenant); ok {
 		j.ResultTTLSeconds = ttl.(int64)
+		if w, ok := s.tenantWindows.Load(c.Tenant); ok {
+			capWindows(&j.Options, w.(int))
+		}
 		done = make(chan struct{})
 		go func() { defer close(done); create() }()
 	}
@@ -361,9 +365,13 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		// next request, and use it now if the record is yet to be made.
 		ttl := int64(adm.ResultTTL / time.Second)
 		s.tenantTTL.Store(c.Tenant, ttl)
+		s.tenantWindows.Store(c.Tenant, adm.MaxWindows)
 		if done == nil {
 			j.ResultTTLSeconds = ttl
 		}
+		// The job published is the one that runs: it takes this
+		// admission's cap even when the record was made with an older one.
+		capWindows(&j.Options, adm.MaxWindows)
 	}
 	if done != nil {
 		<-done

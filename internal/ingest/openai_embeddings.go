@@ -172,7 +172,7 @@ func (s *Server) openAIEmbeddings(w http.ResponseWriter, r *http.Request) {
 	for range min(len(jobs), batchConcurrency) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(jobs); i = int(next.Add(1) - 1) {
-				results[i] = s.embedOne(r, jobs[i], ttl)
+				results[i] = s.embedOne(r, jobs[i], ttl, adm.MaxWindows)
 			}
 		})
 	}
@@ -287,9 +287,10 @@ type embedded struct {
 }
 
 // embedOne records and publishes one input's job and waits for its result.
-func (s *Server) embedOne(r *http.Request, j *job.Job, ttl int64) embedded {
+func (s *Server) embedOne(r *http.Request, j *job.Job, ttl int64, maxWindows int) embedded {
 	j.ResultTTLSeconds = ttl
 	rec := &recorded{hash: requestHash(j)}
+	capWindows(&j.Options, maxWindows)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	var err error
 	rec.Created, err = s.recs.Create(ctx, j, rec.hash)

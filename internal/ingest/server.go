@@ -72,6 +72,9 @@ type Server struct {
 	// its last admission, so that the next job's record can be made while
 	// that job is being admitted.
 	tenantTTL sync.Map
+	// tenantWindows remembers each tenant's cap on windows per document
+	// (int) from its last admission, for the same reason as tenantTTL.
+	tenantWindows sync.Map
 	// outages spaces out the logs of failing dependencies (outageLog by name).
 	outages sync.Map
 	// resultsRoom caches whether RESULTS takes more backfill documents.

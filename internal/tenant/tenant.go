@@ -54,6 +54,10 @@ type Tenant struct {
 	MaxBodyBytes int64
 	// ResultTTL is how long results are kept; 0 means the store's default.
 	ResultTTL time.Duration
+	// MaxWindows caps the windows one document of a long input is cut into;
+	// 0 means no tenant cap. Ingest lowers a job's options.max_windows to it,
+	// and the model's own cap still applies in the worker.
+	MaxWindows int
 	// Created is when the tenant was created; Create sets it when zero.
 	Created time.Time
 }
@@ -66,6 +70,7 @@ func (t Tenant) Validate() error {
 	return Patch{
 		Name: &t.Name, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
+		MaxWindows: &t.MaxWindows,
 	}.Validate()
 }
 
@@ -86,7 +91,14 @@ type Patch struct {
 	MaxBodyBytes *int64
 	// ResultTTL, when not nil, replaces Tenant.ResultTTL.
 	ResultTTL *time.Duration
+	// MaxWindows, when not nil, replaces Tenant.MaxWindows.
+	MaxWindows *int
 }
+
+// MaxWindowsLimit is the largest Tenant.MaxWindows; it matches the largest
+// options.max_windows a request may ask for, so a larger cap would never
+// lower anything.
+const MaxWindowsLimit = 1 << 16
 
 // Validate checks the fields p sets.
 func (p Patch) Validate() error {
@@ -112,6 +124,9 @@ func (p Patch) Validate() error {
 	}
 	if p.ResultTTL != nil && (*p.ResultTTL < 0 || (*p.ResultTTL > 0 && *p.ResultTTL < time.Millisecond)) {
 		return bad("ResultTTL", *p.ResultTTL, "0 (default) or at least 1ms")
+	}
+	if p.MaxWindows != nil && (*p.MaxWindows < 0 || *p.MaxWindows > MaxWindowsLimit) {
+		return bad("MaxWindows", *p.MaxWindows, fmt.Sprintf("between 0 (no tenant cap) and %d", MaxWindowsLimit))
 	}
 	return nil
 }
@@ -139,6 +154,9 @@ func (p Patch) fields() []any {
 	}
 	if p.ResultTTL != nil {
 		f = append(f, "result_ttl_ms", strconv.FormatInt(p.ResultTTL.Milliseconds(), 10))
+	}
+	if p.MaxWindows != nil {
+		f = append(f, "max_windows", strconv.Itoa(*p.MaxWindows))
 	}
 	return f
 }
@@ -168,6 +186,7 @@ func fromHash(id string, h map[string]string) (Tenant, error) {
 	t.Burst = int(num("burst"))
 	t.MaxBodyBytes = num("max_body_bytes")
 	t.ResultTTL = time.Duration(num("result_ttl_ms")) * time.Millisecond
+	t.MaxWindows = int(num("max_windows"))
 	if ms := num("created_ms"); ms > 0 {
 		t.Created = time.UnixMilli(ms).UTC()
 	}
@@ -230,6 +249,7 @@ func (s *Store) Create(ctx context.Context, t Tenant) (Tenant, error) {
 	p := Patch{
 		Name: &t.Name, Enabled: &t.Enabled, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
+		MaxWindows: &t.MaxWindows,
 	}
 	args := append(p.fields(), "id", t.ID, "created_ms", strconv.FormatInt(t.Created.UnixMilli(), 10))
 	created, err := createScript.Run(ctx, s.rdb, []string{hashKey(t.ID)}, args...).Int()

@@ -43,7 +43,7 @@ func TestStoreCRUD(t *testing.T) {
 	s, _ := newStore(t)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 	want := Tenant{ID: "acme", Name: "Acme News", Enabled: true, DailyQuota: 1000, RatePerSec: 2.5,
-		MaxBodyBytes: 1 << 20, ResultTTL: 36 * time.Hour, Created: created}
+		MaxBodyBytes: 1 << 20, ResultTTL: 36 * time.Hour, MaxWindows: 8, Created: created}
 	got := mustCreate(t, s, want)
 	want.Burst = 3 // ceil(2.5)
 	if got != want {
@@ -58,12 +58,12 @@ func TestStoreCRUD(t *testing.T) {
 	if _, err := s.Get(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get unknown: %v", err)
 	}
-	q, name := int64(0), "Acme"
-	up, err := s.Update(ctx, "acme", Patch{DailyQuota: &q, Name: &name})
+	q, name, win := int64(0), "Acme", 3
+	up, err := s.Update(ctx, "acme", Patch{DailyQuota: &q, Name: &name, MaxWindows: &win})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want.DailyQuota, want.Name = 0, "Acme"
+	want.DailyQuota, want.Name, want.MaxWindows = 0, "Acme", 3
 	if up != want {
 		t.Fatalf("Update = %+v, want %+v", up, want)
 	}
@@ -112,6 +112,8 @@ func TestStoreRefusesInvalid(t *testing.T) {
 		"negative rate":    {ID: "a", RatePerSec: -1},
 		"negative burst":   {ID: "a", Burst: -1},
 		"negative body":    {ID: "a", MaxBodyBytes: -1},
+		"negative windows": {ID: "a", MaxWindows: -1},
+		"too many windows": {ID: "a", MaxWindows: MaxWindowsLimit + 1},
 		"negative ttl":     {ID: "a", ResultTTL: -time.Second},
 		"sub-ms ttl":       {ID: "a", ResultTTL: time.Microsecond},
 		"tiny rate":        {ID: "a", RatePerSec: 1e-9},
@@ -175,9 +177,9 @@ func TestAdmitRefusesUnknownAndDisabled(t *testing.T) {
 		ctx := context.Background()
 		refused(t, admit(t, a, "ghost", "", 1, day0), ReasonUnknownTenant)
 		refused(t, admit(t, a, "{bad}", "", 1, day0), ReasonUnknownTenant)
-		mustCreate(t, s, Tenant{ID: "acme", Enabled: true, DailyQuota: 10, MaxBodyBytes: 4096, ResultTTL: time.Hour})
+		mustCreate(t, s, Tenant{ID: "acme", Enabled: true, DailyQuota: 10, MaxBodyBytes: 4096, ResultTTL: time.Hour, MaxWindows: 5})
 		d := admit(t, a, "acme", "", 1, day0)
-		if !d.Allowed || d.MaxBodyBytes != 4096 || d.ResultTTL != time.Hour {
+		if !d.Allowed || d.MaxBodyBytes != 4096 || d.ResultTTL != time.Hour || d.MaxWindows != 5 {
 			t.Fatalf("decision %+v", d)
 		}
 		if err := s.Disable(ctx, "acme"); err != nil {

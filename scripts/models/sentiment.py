@@ -176,7 +176,9 @@ def main():
         "kind": "text-classification",
         "version": args.version,
         "max_length": args.max_length,
-        "stride": 0,
+        # No "stride": windows of a long article overlap by a quarter of a
+        # window, the documented default, so no sentence is only ever seen
+        # at a window's edge.
         "pooling": "mean",
         "normalize": True,
         "function_to_apply": "softmax",

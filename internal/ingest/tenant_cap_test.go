@@ -1,0 +1,27 @@
+package ingest
+
+import (
+	"testing"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
+
+// TestCapWindowsOnlyLowers: the tenant's cap lowers a request's
+// max_windows, treats 0 (the model's cap) as more than any cap, and never
+// raises a request asking for fewer.
+func TestCapWindowsOnlyLowers(t *testing.T) {
+	for _, tc := range []struct{ asked, tenantCap, want int }{
+		{0, 0, 0},
+		{7, 0, 7},
+		{0, 4, 4},
+		{10, 4, 4},
+		{3, 4, 3},
+		{4, 4, 4},
+	} {
+		o := job.Options{MaxWindows: tc.asked}
+		capWindows(&o, tc.tenantCap)
+		if o.MaxWindows != tc.want {
+			t.Errorf("asked %d, tenant cap %d: got %d, want %d", tc.asked, tc.tenantCap, o.MaxWindows, tc.want)
+		}
+	}
+}
