@@ -105,6 +105,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		LatencyBudget:     cfg.LatencyBudget,
 		InteractiveRecent: cfg.InteractiveRecent,
 		Tracer:            tp,
+		// Off unless the deployment shares results among tenants.
+		ReuseAcrossTenants: cfg.ReuseAcrossTenants,
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 

@@ -57,7 +57,12 @@ func MarkOf(tenant, id, docID string) DocMark {
 // version and options: identical inputs reuse it instead of running the
 // model. A pair's second text is part of the input (one query against many
 // passages gives many results).
-func ReuseKey(task, version string, in job.Input, opts job.Options) string {
+//
+// The cache is scoped to tenant, so that a reused result tells a tenant
+// only that it has run that text itself; an empty tenant gives the key
+// shared by every tenant, which a deployment may choose (the worker's
+// --reuse-across-tenants) where its tenants trust one another.
+func ReuseKey(tenant, task, version string, in job.Input, opts job.Options) string {
 	o, _ := json.Marshal(opts)
 	text := in.Text
 	if in.TextPair != "" || len(in.Documents) > 0 {
@@ -69,7 +74,12 @@ func ReuseKey(task, version string, in job.Input, opts job.Options) string {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return "ji:reuse:" + task + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+	sum := hex.EncodeToString(h.Sum(nil)[:16])
+	if tenant == "" {
+		return "ji:reuse:" + task + ":" + sum
+	}
+	// The tenant is a hash tag, as in every other tenant key.
+	return "ji:reuse:{" + tenant + "}:" + task + ":" + sum
 }
 
 // bfStartScript decides whether a backfill document runs. It answers the
