@@ -20,6 +20,10 @@ import (
 // ingest.ResultsSeqTrailer, repeated so that the CLI needs only the API.
 const resultsSeqTrailer = "Jetinfer-Results-Seq"
 
+// resultsReadTrailer counts the RESULTS messages an export read, what its
+// limit counts; it is ingest.ResultsReadTrailer.
+const resultsReadTrailer = "Jetinfer-Results-Read"
+
 // exporter writes a backfill's results to a file in steps while the
 // backfill runs: each step reads what RESULTS holds after the last step,
 // appends it, syncs the file, records the step in the run's state file, and
@@ -96,6 +100,9 @@ func (x *exporter) export(ctx context.Context) error {
 			continue
 		}
 		failures = 0
+		// read is the server's count of the messages it read, not the
+		// lines it sent: it drops a document's second result, so fewer
+		// lines than the step may still mean the step stopped at its limit.
 		caughtUp = read < x.step
 		if final && caughtUp {
 			return nil
@@ -148,7 +155,9 @@ func (x *exporter) open() error {
 
 // stepOnce reads up to x.step results after the state's sequence, writes the
 // new ones, and makes them durable before it moves the state on and
-// purges. It returns how many results it read.
+// purges. It returns how many RESULTS messages the server read for it (its
+// trailer), which counts the results it dropped as a document's second and
+// is what the step's limit counts.
 func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 	path := fmt.Sprintf("/v1/backfills/%s/results?follow=false&after=%d&limit=%d", x.st.Backfill, x.st.ResultsSeq, x.step)
 	sctx, cancel := context.WithTimeout(ctx, callTimeout)
@@ -161,12 +170,12 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 	w := bufio.NewWriterSize(x.f, 256<<10)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
-	read, written := 0, int64(0)
+	lines, written := 0, int64(0)
 	var added []uint64 // forgotten again if the step fails
 	var dead []exportedLine
 	fail := func(err error) (int, error) { return 0, x.rewind(added, err) }
 	for sc.Scan() {
-		read++
+		lines++
 		line := bytes.TrimSpace(sc.Bytes())
 		var l exportedLine
 		if err := json.Unmarshal(line, &l); err != nil {
@@ -196,6 +205,20 @@ func (x *exporter) stepOnce(ctx context.Context) (int, error) {
 	seq, err := strconv.ParseUint(resp.Trailer.Get(resultsSeqTrailer), 10, 64)
 	if err != nil {
 		return fail(errors.New("results export ended early (no sequence trailer)"))
+	}
+	// A server without the count sent every message it read but for
+	// duplicates; counting lines then could mistake a limit for caught up,
+	// so such a step counts as full unless it was empty.
+	read := x.step
+	if lines == 0 {
+		read = 0
+	}
+	if v := resp.Trailer.Get(resultsReadTrailer); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < uint64(lines) {
+			return fail(fmt.Errorf("results export: %s trailer %q is not the count of messages read (%d lines)", resultsReadTrailer, v, lines))
+		}
+		read = int(min(n, uint64(x.step)+1))
 	}
 	if err := w.Flush(); err != nil {
 		return fail(err)

@@ -44,6 +44,7 @@ func startStack(t *testing.T) (string, string) {
 // ctlStack is ingest and a worker for the CLI's tests.
 type ctlStack struct {
 	url, token string
+	natsURL    string // the stack's NATS, for tests that write to RESULTS
 	// restartWorker stops the worker softly, checks that it stopped within
 	// its shutdown timeout, and starts a fresh one.
 	restartWorker func()
@@ -92,7 +93,7 @@ func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), wor
 	stopIngest := serve(func(ctx context.Context) error {
 		return app.RunIngest(ctx, ing, quiet, app.Hooks{Listening: func(a string) { addr <- a }})
 	})
-	s := &ctlStack{}
+	s := &ctlStack{natsURL: n.URL()}
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
@@ -378,11 +379,12 @@ func TestExportStepRewinds(t *testing.T) {
 			return
 		}
 		if calls > 1 {
-			w.Header().Set("Trailer", resultsSeqTrailer)
+			w.Header().Set("Trailer", resultsSeqTrailer+", "+resultsReadTrailer)
 		}
 		w.Write([]byte(body))
 		if calls > 1 {
 			w.Header().Set(resultsSeqTrailer, "7")
+			w.Header().Set(resultsReadTrailer, "2")
 		}
 	}))
 	defer srv.Close()

@@ -107,6 +107,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		InteractiveRecent: cfg.InteractiveRecent,
 		Tracer:            tp,
 		Webhooks:          webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook")),
+		// Off unless the deployment shares results among tenants.
+		ReuseAcrossTenants: cfg.ReuseAcrossTenants,
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 

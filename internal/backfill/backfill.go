@@ -75,10 +75,22 @@ func (c Counters) Pending() int64 { return max(c.Submitted-c.Done(), 0) }
 // Store keeps backfills in Redis (key layout in package store).
 type Store struct {
 	rdb redis.UniversalClient
+	ttl time.Duration
 }
 
 // NewStore returns a store on rdb.
-func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb} }
+func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, ttl: store.DocTTL} }
+
+// WithTTL returns a copy of s whose writes keep the backfill hash and marks
+// d after the latest write instead of store.DocTTL (d <= 0 keeps DocTTL).
+// It must match the job store's (store.Store.WithDocTTL); tests shorten both.
+func (s *Store) WithTTL(d time.Duration) *Store {
+	c := *s
+	if d > 0 {
+		c.ttl = d
+	}
+	return &c
+}
 
 // Fingerprint is the 64-bit fingerprint of a document id by which a results
 // export drops a document's second result (SHA-256, first 8 bytes).
@@ -116,7 +128,7 @@ func (s *Store) Create(ctx context.Context, b *Backfill, now time.Time) error {
 	p := s.rdb.TxPipeline()
 	p.HSet(ctx, key, "task", b.Task, "name", b.Name, "options", opts, "created_ms", now.UnixMilli(),
 		"submitted", 0, "succeeded", 0, "failed", 0, "dead", 0, "canceled", 0, "reused", 0)
-	p.PExpire(ctx, key, store.DocTTL)
+	p.PExpire(ctx, key, s.ttl)
 	index := store.BackfillIndexKey(b.Tenant)
 	p.ZAdd(ctx, index, redis.Z{Member: indexMember(b.Created, b.ID)})
 	// The index keeps the newest maxIndexed backfills; entries whose
@@ -157,12 +169,14 @@ func fromHash(tenant, id string, m map[string]string) *Backfill {
 }
 
 // sealScript seals an open backfill and completes it at once when nothing
-// is pending. It answers the state the backfill now has, or false.
+// is pending. It answers the state the backfill now has, or false. Like
+// every write to the hash, it restarts the hash's expiry (ARGV[2]).
 var sealScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
 if st ~= 'open' then return st end
 redis.call('HSET', KEYS[1], 'state', 'sealed', 'sealed_ms', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 local h = redis.call('HMGET', KEYS[1], 'submitted', 'succeeded', 'failed', 'dead', 'canceled')
 if (tonumber(h[2]) or 0) + (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0) >= (tonumber(h[1]) or 0) then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_ms', ARGV[1])
@@ -178,6 +192,7 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
 if st == 'completed' or st == 'canceled' then return st end
 redis.call('HSET', KEYS[1], 'state', 'canceled', 'finished_ms', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 'canceled'
 `)
 
@@ -195,7 +210,7 @@ func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (S
 }
 
 func (s *Store) transition(ctx context.Context, sc *redis.Script, tenant, id string, now time.Time) (State, error) {
-	v, err := sc.Run(ctx, s.rdb, []string{store.BackfillKey(tenant, id)}, now.UnixMilli()).Result()
+	v, err := sc.Run(ctx, s.rdb, []string{store.BackfillKey(tenant, id)}, now.UnixMilli(), s.ttl.Milliseconds()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}
@@ -230,7 +245,8 @@ func (s *Store) Known(ctx context.Context, tenant, id string, docIDs []string) (
 // markScript marks the documents JetStream confirmed as submitted, each
 // unless it is marked already (a re-send, or a worker that finished it
 // first and counted it), and counts the new marks. It refuses (answers -1)
-// once the backfill is canceled or gone.
+// once the backfill is canceled or gone. It restarts the expiry of the
+// hash too, so that a backfill still receiving documents never expires.
 var markScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return -1 end
@@ -240,6 +256,7 @@ for i = 2, #KEYS do
   redis.call('PEXPIRE', KEYS[i], ARGV[1])
 end
 if n > 0 then redis.call('HINCRBY', KEYS[1], 'submitted', n) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return n
 `)
 
@@ -252,7 +269,7 @@ func (s *Store) Mark(ctx context.Context, tenant, id string, docIDs []string) (i
 	keys := make([]string, 1, len(docIDs)+1)
 	keys[0] = store.BackfillKey(tenant, id)
 	args := make([]any, 1, len(docIDs)+1)
-	args[0] = store.DocTTL.Milliseconds()
+	args[0] = s.ttl.Milliseconds()
 	for _, d := range docIDs {
 		m := store.MarkOf(tenant, id, d)
 		keys = append(keys, m.Key)

@@ -64,6 +64,11 @@ type Worker struct {
 	// MetricsPoll is how often consumer backlogs are polled for
 	// jetinfer_consumer_pending. Defaults to 5s.
 	MetricsPoll time.Duration
+	// ReuseAcrossTenants shares the backfill result reuse cache among all
+	// tenants (an identical text one tenant ran is reused for another).
+	// Defaults to false: each tenant reuses only its own results, since a
+	// shared cache tells a tenant that some tenant ran a given text.
+	ReuseAcrossTenants bool
 	// ShutdownTimeout is how long a worker may finish its batch on SIGTERM
 	// before it cancels it (unacknowledged jobs are redelivered). Defaults to 30s.
 	ShutdownTimeout time.Duration
@@ -93,6 +98,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "record TTL when the job names none")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":9090", "address of /healthz, /readyz and /metrics")
 	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often consumer backlogs are polled for metrics")
+	fs.BoolVar(&c.ReuseAcrossTenants, "reuse-across-tenants", false, "share the backfill result reuse cache among tenants (leaks to a tenant that another ran the same text; for deployments whose tenants trust one another)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "soft-stop time on SIGTERM before the batch is canceled")
 }
 

@@ -427,6 +427,12 @@ func (u *upload) flush() *apiError {
 // space of what the caller has stored.
 const ResultsSeqTrailer = "Jetinfer-Results-Seq"
 
+// ResultsReadTrailer is the trailer of GET /v1/backfills/{id}/results that
+// counts the RESULTS messages the export read: what ?limit= counts. It can
+// exceed the lines sent (a document's second result is dropped), so a
+// stepped export knows it stopped at its limit, not caught up, only from it.
+const ResultsReadTrailer = "Jetinfer-Results-Read"
+
 // maxExportDedupe bounds the document ids one results export remembers.
 const maxExportDedupe = 1 << 20
 
@@ -461,7 +467,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rr.Stop()
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Trailer", ResultsSeqTrailer)
+	w.Header().Set("Trailer", ResultsSeqTrailer+", "+ResultsReadTrailer)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
@@ -479,8 +485,11 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	seen := after
 	// The trailer goes out only when the export ends as it should: a
 	// client that lacks it must not purge.
-	end := func() { w.Header().Set(ResultsSeqTrailer, strconv.FormatUint(seen, 10)) }
 	var read uint64
+	end := func() {
+		w.Header().Set(ResultsSeqTrailer, strconv.FormatUint(seen, 10))
+		w.Header().Set(ResultsReadTrailer, strconv.FormatUint(read, 10))
+	}
 	done := func() bool {
 		if !follow {
 			return true

@@ -57,7 +57,12 @@ func MarkOf(tenant, id, docID string) DocMark {
 // version and options: identical inputs reuse it instead of running the
 // model. A pair's second text is part of the input (one query against many
 // passages gives many results).
-func ReuseKey(task, version string, in job.Input, opts job.Options) string {
+//
+// The cache is scoped to tenant, so that a reused result tells a tenant
+// only that it has run that text itself; an empty tenant gives the key
+// shared by every tenant, which a deployment may choose (the worker's
+// --reuse-across-tenants) where its tenants trust one another.
+func ReuseKey(tenant, task, version string, in job.Input, opts job.Options) string {
 	o, _ := json.Marshal(opts)
 	text := in.Text
 	if in.TextPair != "" || len(in.Documents) > 0 {
@@ -69,7 +74,12 @@ func ReuseKey(task, version string, in job.Input, opts job.Options) string {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return "ji:reuse:" + task + ":" + hex.EncodeToString(h.Sum(nil)[:16])
+	sum := hex.EncodeToString(h.Sum(nil)[:16])
+	if tenant == "" {
+		return "ji:reuse:" + task + ":" + sum
+	}
+	// The tenant is a hash tag, as in every other tenant key.
+	return "ji:reuse:{" + tenant + "}:" + task + ":" + sum
 }
 
 // bfStartScript decides whether a backfill document runs. It answers the
@@ -85,6 +95,7 @@ if redis.call('HGET', KEYS[1], 'state') == 'canceled' then
   redis.call('HSET', KEYS[2], ARGV[1], 'c')
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'canceled', 1)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 'canceled'
 end
 return 'running'
@@ -108,6 +119,7 @@ redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'reused', 1) end
 redis.call('HSETNX', KEYS[1], 'first_ms', ARGV[3])
 redis.call('HSET', KEYS[1], 'last_ms', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
 local h = redis.call('HMGET', KEYS[1], 'state', 'submitted', 'succeeded', 'failed', 'dead', 'canceled')
 if h[1] == 'sealed' and (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0) + (tonumber(h[6]) or 0) >= (tonumber(h[2]) or 0) then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_ms', ARGV[3])
@@ -116,12 +128,29 @@ return ARGV[2]
 `)
 
 // DocTTL is how long a backfill's marks and hash live after their last
-// write; it matches the RESULTS stream's retention.
+// write; it matches the RESULTS stream's retention. Every script that writes
+// the hash refreshes its expiry, so an active backfill never expires.
 const DocTTL = 7 * 24 * time.Hour
+
+// WithDocTTL returns a copy of s that keeps backfill marks and hashes d
+// after their last write instead of DocTTL (d <= 0 keeps DocTTL). Tests use
+// a short one to watch an active backfill outlive it.
+func (s *Store) WithDocTTL(d time.Duration) *Store {
+	c := *s
+	c.docTTL = d
+	return &c
+}
+
+func (s *Store) docTTLOrDefault() time.Duration {
+	if s.docTTL > 0 {
+		return s.docTTL
+	}
+	return DocTTL
+}
 
 func (s *Store) bfStart(ctx context.Context, p redis.Pipeliner, j *job.Job) *redis.Cmd {
 	m := MarkOf(j.Tenant, j.Backfill, j.DocID)
-	return bfStartScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key}, m.Field, DocTTL.Milliseconds())
+	return bfStartScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key}, m.Field, s.docTTLOrDefault().Milliseconds())
 }
 
 func (s *Store) bfFinish(ctx context.Context, p redis.Pipeliner, f Final, now time.Time) *redis.Cmd {
@@ -135,7 +164,7 @@ func (s *Store) bfFinish(ctx context.Context, p redis.Pipeliner, f Final, now ti
 		p.Set(ctx, f.ReuseKey, []byte(f.Result), ReuseTTL)
 	}
 	return bfFinishScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key},
-		m.Field, string(f.Status), now.UnixMilli(), reused, DocTTL.Milliseconds())
+		m.Field, string(f.Status), now.UnixMilli(), reused, s.docTTLOrDefault().Milliseconds())
 }
 
 // ReuseTTL is how long a cached result can be reused.

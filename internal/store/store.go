@@ -20,6 +20,7 @@ var ErrNotFound = errors.New("job not found")
 type Store struct {
 	rdb        redis.UniversalClient
 	defaultTTL time.Duration
+	docTTL     time.Duration // backfill marks and hashes; 0 is DocTTL
 }
 
 // New returns a store on rdb. defaultTTL is how long a record lives when the

@@ -146,7 +146,7 @@ func (pl *pipeline) pumpFrom(ctx context.Context, lane job.Lane, p Puller, out c
 // its outcome at once and never reaches the model.
 func (pl *pipeline) prepare(ctx context.Context, m *Msg) *item {
 	now := time.Now()
-	it := &item{msg: m, sink: sinkOf(m), received: now}
+	it := &item{msg: m, sink: sinkOf(m, pl.w.cfg.ReuseAcrossTenants), received: now}
 	switch {
 	case m.DecodeErr != nil:
 		it.deadWith(job.CodeInvalidInput, m.DecodeErr)

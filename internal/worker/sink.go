@@ -29,10 +29,10 @@ type sink interface {
 	resend(ctx context.Context, st Store, it *item) (job.Delivery, bool)
 }
 
-// sinkOf chooses a message's sink.
-func sinkOf(m *Msg) sink {
+// sinkOf chooses a message's sink; shareReuse is Config.ReuseAcrossTenants.
+func sinkOf(m *Msg, shareReuse bool) sink {
 	if m.Job.Backfill != "" {
-		return resultsSink{}
+		return resultsSink{shareReuse: shareReuse}
 	}
 	return replySink{}
 }
@@ -65,14 +65,19 @@ func (replySink) resend(ctx context.Context, st Store, it *item) (job.Delivery, 
 }
 
 // resultsSink: a backfill document; its result line goes to RESULTS first.
-type resultsSink struct{}
+// Its reuse cache is the tenant's own unless shareReuse.
+type resultsSink struct{ shareReuse bool }
 
-func (resultsSink) reuseKey(m Model, j *job.Job) string {
+func (s resultsSink) reuseKey(m Model, j *job.Job) string {
 	v, ok := m.(Versioned)
 	if !ok {
 		return ""
 	}
-	return store.ReuseKey(j.Task, v.Version(), j.Input, j.Options)
+	scope := j.Tenant
+	if s.shareReuse {
+		scope = ""
+	}
+	return store.ReuseKey(scope, j.Task, v.Version(), j.Input, j.Options)
 }
 
 func (resultsSink) before(it *item, now time.Time) (job.Delivery, bool) {

@@ -130,6 +130,11 @@ type Config struct {
 	// RetryBase is the first redelivery delay after a transient failure;
 	// later ones double. Defaults to 1s.
 	RetryBase time.Duration
+	// ReuseAcrossTenants lets a backfill document reuse the result of an
+	// identical text that another tenant ran. Off by default: each tenant
+	// has its own reuse cache, so that a reused result cannot tell a tenant
+	// what others have run.
+	ReuseAcrossTenants bool
 	// Tracer makes a span per job (a child of the trace context its message
 	// carries) and per batch (linked to its jobs). Defaults to none: no
 	// spans are made.
