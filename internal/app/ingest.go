@@ -95,6 +95,8 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		MaxTextBytes: cfg.MaxTextBytes,
 		MaxWait:      cfg.MaxWait,
 		InferWait:    cfg.InferWait,
+		ReadTimeout:  cfg.HTTP.ReadTimeout,
+		WriteTimeout: cfg.HTTP.WriteTimeout,
 	}, ingest.Deps{
 		Publisher:   q,
 		Records:     coalescedRecords{Store: st, creator: creator},
@@ -129,9 +131,11 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	root.Handle("GET /metrics", prom.Handler())
 	root.Handle("/", handler)
 	srv := &http.Server{
-		Handler:           root,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		Handler:           ingest.RefuseUnknownMethods(root),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -70,6 +70,8 @@ func errorMessage(err error) string {
 	switch {
 	case errors.Is(err, ErrMissingTenant):
 		return "token has no tid claim"
+	case errors.Is(err, ErrInvalidTenant):
+		return "token tid claim is not a valid tenant id (1 to 63 of a-z, 0-9, '-', '_')"
 	case errors.Is(err, ErrUnknownKey):
 		return "token signed by an unknown key"
 	}

@@ -286,6 +286,9 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	if c.Tenant == "" {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrMissingTenant)
 	}
+	if !ValidTenantID(c.Tenant) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidToken, ErrInvalidTenant)
+	}
 	if v.cache != nil {
 		cp := *c
 		v.cache.put(sum, &cp, v.now())

@@ -60,6 +60,8 @@ type Ingest struct {
 	Trace Trace
 	// Webhooks says which webhook endpoints tenants may register.
 	Webhooks WebhookTargets
+	// HTTP bounds how long clients may hold connections.
+	HTTP HTTPTimeouts
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
 	// MaxBodyBytes bounds every request body; a tenant's own limit can only
@@ -115,6 +117,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Auth.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
 	c.Webhooks.RegisterFlags(fs)
+	c.HTTP.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
@@ -155,6 +158,7 @@ func (c *Ingest) Validate() error {
 		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
 	}
 	errs = append(errs, positive("results-max-age", c.ResultsMaxAge), positive("metrics-poll", c.MetricsPoll))
+	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)))
 	return errors.Join(errs...)
 }
 

@@ -255,7 +255,7 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	body, err := backfill.Decompress(r.Body)
+	body, err := backfill.Decompress(s.streamReads(w, r.Body))
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, "invalid_body", "%v", err))
 		return
@@ -444,7 +444,7 @@ const maxExportDedupe = 1 << 20
 // export in steps and purge each step once stored.
 func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	after, aerr := queryUint(q, "after", 0, 0, math.MaxUint64, "after must be a stream sequence (an unsigned integer)")
+	after, aerr := queryUint(q, "after", 0, 0, maxCursor, "after must be a stream sequence (an unsigned integer)")
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -468,6 +468,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	defer rr.Stop()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Trailer", ResultsSeqTrailer+", "+ResultsReadTrailer)
+	deadline := s.streamWrites(w)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
@@ -511,6 +512,7 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for {
+		deadline.extend()
 		data, seq, pending, err := rr.Next(ctx, time.Second)
 		if errors.Is(err, job.ErrNoResult) {
 			if fl != nil && unflushed > 0 {

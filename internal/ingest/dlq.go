@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -47,7 +46,7 @@ func (s *Server) listDLQ(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	after, aerr := queryUint(q, "after", 0, 0, math.MaxUint64, "after must be the next cursor of a previous page")
+	after, aerr := queryUint(q, "after", 0, 0, maxCursor, "after must be the next cursor of a previous page")
 	if aerr != nil {
 		writeError(w, aerr)
 		return

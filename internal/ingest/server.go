@@ -29,6 +29,11 @@ type Config struct {
 	// StoreTimeout bounds one call to the result store, so that an outage
 	// answers 503 quickly instead of hanging. Defaults to 2s.
 	StoreTimeout time.Duration
+	// ReadTimeout and WriteTimeout are the HTTP server's; a streaming
+	// upload or export pushes its connection's deadline this far ahead
+	// while it makes progress, so that they bound a stall rather than the
+	// stream. Zero leaves the deadlines alone.
+	ReadTimeout, WriteTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {

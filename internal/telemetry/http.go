@@ -19,7 +19,9 @@ import (
 // http_server_request_duration_seconds{http_route,http_request_method,
 // http_response_status_code}); its count is the number of requests. The
 // route is the ServeMux pattern that served the request, so ids in paths
-// never become label values.
+// never become label values. A method outside the standard set is recorded
+// as "_OTHER", as the conventions prescribe, so that a client cannot mint a
+// label value (or a span name) per request.
 func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Meter) (http.Handler, error) {
 	tracer := tp.Tracer("github.com/jetinfer/jetinfer/internal/telemetry")
 	duration, err := meter.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
@@ -31,7 +33,8 @@ func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Met
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ctx := Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
+		method := MethodLabel(r.Method)
+		ctx, span := tracer.Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer))
 		rw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		r = r.WithContext(ctx)
 		next.ServeHTTP(rw, r)
@@ -41,22 +44,48 @@ func HTTPMiddleware(next http.Handler, tp trace.TracerProvider, meter metric.Met
 		}
 		if span.IsRecording() {
 			span.SetName(route)
-			span.SetAttributes(attribute.String("http.request.method", r.Method),
+			span.SetAttributes(attribute.String("http.request.method", method),
 				attribute.String("http.route", route), attribute.Int("http.response.status_code", rw.status))
 			if rw.status >= 500 {
 				span.SetStatus(codes.Error, http.StatusText(rw.status))
 			}
 		}
 		span.End()
-		key := routeKey{route: route, method: r.Method, status: rw.status}
+		key := routeKey{route: route, method: method, status: rw.status}
 		v, ok := sets.Load(key)
 		if !ok {
 			v, _ = sets.LoadOrStore(key, []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
-				attribute.String("http.route", route), attribute.String("http.request.method", r.Method),
+				attribute.String("http.route", route), attribute.String("http.request.method", method),
 				attribute.Int("http.response.status_code", rw.status)))})
 		}
 		duration.Record(r.Context(), time.Since(start).Seconds(), v.([]metric.RecordOption)...)
 	}), nil
+}
+
+// OtherMethod is the value that stands for every method outside the
+// standard set in metric attributes and span names (OpenTelemetry HTTP
+// semantic conventions, http.request.method).
+const OtherMethod = "_OTHER"
+
+// MethodLabel returns method when it is one of the methods of RFC 9110 or
+// PATCH (RFC 5789), and OtherMethod for anything else. Methods are case
+// sensitive, so "get" is another method.
+func MethodLabel(method string) string {
+	if KnownMethod(method) {
+		return method
+	}
+	return OtherMethod
+}
+
+// KnownMethod reports whether method is one of GET, HEAD, POST, PUT,
+// PATCH, DELETE, CONNECT, OPTIONS and TRACE.
+func KnownMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
 }
 
 type routeKey struct {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -24,13 +23,11 @@ var (
 	ErrInvalid = errors.New("invalid tenant")
 )
 
-// idPattern is what a tenant ID may look like: no braces (they would break the
-// cluster hash tag), no dots (auth.NewJTI uses one as separator), no colons.
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
 // ValidID reports whether id can name a tenant: 1 to 63 characters of
 // lowercase letters, digits, '-' and '_', starting with a letter or digit.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
+// It is auth.ValidTenantID, so that a token's tid and a stored tenant obey
+// one rule.
+func ValidID(id string) bool { return auth.ValidTenantID(id) }
 
 // Tenant is one tenant's settings.
 type Tenant struct {
