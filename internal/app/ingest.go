@@ -91,10 +91,11 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	}
 
 	api := ingest.New(ingest.Config{
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxTextBytes: cfg.MaxTextBytes,
-		MaxWait:      cfg.MaxWait,
-		InferWait:    cfg.InferWait,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxTextBytes:   cfg.MaxTextBytes,
+		MaxWait:        cfg.MaxWait,
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		InferWait:      cfg.InferWait,
 	}, ingest.Deps{
 		Publisher:   q,
 		Records:     coalescedRecords{Store: st, creator: creator},
