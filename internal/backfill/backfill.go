@@ -221,35 +221,80 @@ func (s *Store) transition(ctx context.Context, sc *redis.Script, tenant, id str
 	return State(st), nil
 }
 
+// NotOpenError is the error of Known and Mark for a backfill that takes no
+// more documents; it wraps ErrNotOpen and names the state.
+type NotOpenError struct {
+	ID    string
+	State State
+}
+
+func (e *NotOpenError) Error() string {
+	return fmt.Sprintf("backfill %s is %s and takes no more documents", e.ID, e.State)
+}
+
+// Unwrap makes errors.Is(err, ErrNotOpen) true.
+func (e *NotOpenError) Unwrap() error { return ErrNotOpen }
+
+// knownScript answers the backfill's state and, when it is open, whether
+// each document is marked already: one atomic read, so that a chunk is
+// never admitted (nor charged quota) for a backfill sealed or canceled
+// since the request began.
+var knownScript = redis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return false end
+local out = {st}
+if st ~= 'open' then return out end
+for i = 2, #KEYS do
+  out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i - 1])
+end
+return out
+`)
+
 // Known reports, for each document id, whether the backfill has it
-// already (submitted or final), in one round trip.
+// already (submitted or final), in one round trip. It answers ErrNotFound
+// for a missing backfill and a *NotOpenError for one that is not open.
 func (s *Store) Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error) {
-	cmds := make([]*redis.BoolCmd, len(docIDs))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, d := range docIDs {
-			m := store.MarkOf(tenant, id, d)
-			cmds[i] = p.HExists(ctx, m.Key, m.Field)
-		}
-		return nil
-	})
+	keys := make([]string, 1, len(docIDs)+1)
+	keys[0] = store.BackfillKey(tenant, id)
+	args := make([]any, 0, len(docIDs))
+	for _, d := range docIDs {
+		m := store.MarkOf(tenant, id, d)
+		keys = append(keys, m.Key)
+		args = append(args, m.Field)
+	}
+	v, err := knownScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if errors.Is(err, redis.Nil) {
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("known documents: %w", err)
 	}
+	if st, _ := v[0].(string); State(st) != StateOpen {
+		return nil, &NotOpenError{ID: id, State: State(st)}
+	}
+	if len(v) != len(docIDs)+1 {
+		return nil, fmt.Errorf("known documents: unexpected script reply of %d items", len(v))
+	}
 	out := make([]bool, len(docIDs))
-	for i, c := range cmds {
-		out[i] = c.Val()
+	for i := range docIDs {
+		n, _ := v[i+1].(int64)
+		out[i] = n == 1
 	}
 	return out, nil
 }
 
 // markScript marks the documents JetStream confirmed as submitted, each
 // unless it is marked already (a re-send, or a worker that finished it
-// first and counted it), and counts the new marks. It refuses (answers -1)
-// once the backfill is canceled or gone. It restarts the expiry of the
-// hash too, so that a backfill still receiving documents never expires.
+// first and counted it), and counts the new marks. It refuses, marking
+// nothing, once the backfill is gone ({-1}) or not open ({-2, state}): a
+// seal or cancel between the chunk's Known and its Mark is seen here, in
+// the same atomic step that would count the documents. It restarts the
+// expiry of the hash too, so that a backfill still receiving documents
+// never expires.
 var markScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return -1 end
+if not st then return {-1} end
+if st ~= 'open' then return {-2, st} end
 local n = 0
 for i = 2, #KEYS do
   n = n + redis.call('HSETNX', KEYS[i], ARGV[i], 'q')
@@ -257,11 +302,14 @@ for i = 2, #KEYS do
 end
 if n > 0 then redis.call('HINCRBY', KEYS[1], 'submitted', n) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return n
+return {n}
 `)
 
 // Mark records that JetStream holds the documents docIDs, counting those
-// not counted yet as submitted. It returns how many it counted.
+// not counted yet as submitted. It returns how many it counted, or
+// ErrNotFound, or a *NotOpenError when the backfill is no longer open (the
+// documents are then left to the workers: they count a document of a
+// canceled backfill canceled, and any other on its final status).
 func (s *Store) Mark(ctx context.Context, tenant, id string, docIDs []string) (int64, error) {
 	if len(docIDs) == 0 {
 		return 0, nil
@@ -275,12 +323,19 @@ func (s *Store) Mark(ctx context.Context, tenant, id string, docIDs []string) (i
 		keys = append(keys, m.Key)
 		args = append(args, m.Field)
 	}
-	n, err := markScript.Run(ctx, s.rdb, keys, args...).Int64()
+	v, err := markScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return 0, fmt.Errorf("mark documents: %w", err)
 	}
-	if n < 0 {
+	n, _ := v[0].(int64)
+	switch {
+	case n == -1:
 		return 0, ErrNotFound
+	case n == -2 && len(v) == 2:
+		st, _ := v[1].(string)
+		return 0, &NotOpenError{ID: id, State: State(st)}
+	case n < 0:
+		return 0, fmt.Errorf("mark documents: unexpected script reply %v", v)
 	}
 	return n, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jetinfer/jetinfer/internal/ingest"
 )
 
 // Auth configures how ingest verifies bearer tokens.
@@ -72,6 +74,9 @@ type Ingest struct {
 	MaxTextBytes int
 	// MaxWait caps ?wait= and Prefer: wait. Defaults to 60s.
 	MaxWait time.Duration
+	// MaxUploadBytes bounds the decompressed body of one backfill
+	// documents upload; a tenant's body limit can only lower it.
+	MaxUploadBytes int64
 	// InferWait is how long POST /v1/infer/{task} waits. Defaults to 30s.
 	InferWait time.Duration
 	// ResultTTL is how long a job record is kept when the tenant sets no TTL.
@@ -120,6 +125,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.HTTP.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
+	fs.Int64Var(&c.MaxUploadBytes, "max-upload-bytes", ingest.DefaultMaxUploadBytes, "largest decompressed body of one backfill documents upload; a tenant's body limit can only lower it")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
 	fs.DurationVar(&c.MaxWait, "max-wait", 60*time.Second, "cap on ?wait= and Prefer: wait")
 	fs.DurationVar(&c.InferWait, "infer-wait", 30*time.Second, "how long POST /v1/infer/{task} waits for the result")
@@ -142,6 +148,9 @@ func (c *Ingest) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max-body-bytes: %d is below 1024", c.MaxBodyBytes))
+	}
+	if c.MaxUploadBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max-upload-bytes: %d is below 1024", c.MaxUploadBytes))
 	}
 	if c.MaxTextBytes < 1 || int64(c.MaxTextBytes) > c.MaxBodyBytes {
 		errs = append(errs, fmt.Errorf("max-text-bytes: %d must be between 1 and max-body-bytes", c.MaxTextBytes))

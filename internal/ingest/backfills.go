@@ -245,7 +245,7 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if b.State != backfill.StateOpen {
-		writeError(w, errorf(http.StatusConflict, "backfill_not_open", "backfill %s is %s and takes no more documents", b.ID, b.State))
+		writeError(w, notOpen(b.ID, b.State))
 		return
 	}
 	if s.bf.Results != nil && s.resultsFull(r.Context()) {
@@ -255,11 +255,15 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	body, err := backfill.Decompress(s.streamReads(w, r.Body))
+	raw, err := backfill.Decompress(s.streamReads(w, r.Body))
 	if err != nil {
 		writeError(w, errorf(http.StatusBadRequest, "invalid_body", "%v", err))
 		return
 	}
+	// The bound is on the decompressed bytes: a small gzip body can expand
+	// a thousandfold, and it is those bytes that are parsed and looked up.
+	body := &uploadLimit{r: raw, left: s.uploadLimit(subjectOf(r).adm)}
+	body.limit = body.left
 	lim := backfill.Limits{MaxTextBytes: s.cfg.MaxTextBytes, MaxLineBytes: s.cfg.MaxTextBytes + 64<<10}
 	var rd backfill.Reader
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "text/csv" {
@@ -267,8 +271,48 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 	} else {
 		rd = backfill.NewNDJSON(body, lim)
 	}
-	up := &upload{s: s, w: w, r: r, c: c, b: b, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
+	up := &upload{s: s, w: w, r: r, c: c, b: b, body: body, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
 	writeJSON(w, up.run(rd), up.resp)
+}
+
+// uploadLimit is the bound of one upload's decompressed body: the server's
+// --max-upload-bytes, lowered by the tenant's body limit when it has one.
+func (s *Server) uploadLimit(adm Admission) int64 {
+	if adm.MaxBodyBytes > 0 && adm.MaxBodyBytes < s.cfg.MaxUploadBytes {
+		return adm.MaxBodyBytes
+	}
+	return s.cfg.MaxUploadBytes
+}
+
+// errUploadTooLarge ends the read of a body past its upload limit.
+var errUploadTooLarge = errors.New("decompressed body is over the upload limit")
+
+// uploadLimit reads at most limit bytes, then fails with
+// errUploadTooLarge (which the readers may wrap or flatten, so exceeded
+// says so, whatever error surfaces).
+type uploadLimit struct {
+	r        io.Reader
+	left     int64
+	limit    int64
+	exceeded bool
+}
+
+func (l *uploadLimit) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells a body of exactly limit bytes from a longer one.
+		var one [1]byte
+		if n, err := l.r.Read(one[:]); n == 0 {
+			return 0, err
+		}
+		l.exceeded = true
+		return 0, errUploadTooLarge
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
 }
 
 // run reads the body to its end, or to the first error that stops it, and
@@ -279,13 +323,10 @@ func (u *upload) run(rd backfill.Reader) int {
 		var le *backfill.LineError
 		switch {
 		case err == nil:
+			u.scan(line)
 			u.docs, u.lines = append(u.docs, d), append(u.lines, line)
-			if len(u.docs) >= u.s.bf.Chunk {
-				if aerr := u.flush(); aerr != nil {
-					return u.fail(aerr)
-				}
-			}
 		case errors.As(err, &le):
+			u.scan(le.Line)
 			u.reject(*le)
 		case errors.Is(err, io.EOF):
 			if aerr := u.flush(); aerr != nil {
@@ -294,15 +335,34 @@ func (u *upload) run(rd backfill.Reader) int {
 			return http.StatusOK
 		default:
 			// A body that cannot be read on (broken gzip, a CSV record
-			// over the limit, a dropped connection): what came before
-			// stands.
+			// over the limit, a body over the upload limit, a dropped
+			// connection): what came before stands.
 			if aerr := u.flush(); aerr != nil {
 				return u.fail(aerr)
 			}
 			u.resp.NextLine = line + 1
+			if u.body.exceeded {
+				return u.fail(errorf(http.StatusRequestEntityTooLarge, "body_too_large",
+					"the decompressed body exceeds the upload limit of %d bytes; send the rest from line %d in another request", u.body.limit, u.resp.NextLine))
+			}
 			return u.fail(errorf(http.StatusBadRequest, "invalid_body", "%v", err))
 		}
+		if u.scanned >= int64(u.s.bf.Chunk) {
+			if aerr := u.flush(); aerr != nil {
+				return u.fail(aerr)
+			}
+		}
 	}
+}
+
+// scan counts a line read, valid or not: every Chunk lines scanned cost
+// one request of the tenant's rate limit, so that a body of duplicates or
+// of rejected lines cannot keep the server busy for free.
+func (u *upload) scan(line int64) {
+	if u.scanned == 0 {
+		u.from = line
+	}
+	u.scanned++
 }
 
 // upload is one POST .../documents in progress.
@@ -312,9 +372,13 @@ type upload struct {
 	r     *http.Request
 	c     *auth.Claims
 	b     *backfill.Backfill
+	body  *uploadLimit
 	docs  []backfill.Doc
 	lines []int64
-	resp  DocumentsResponse
+	// scanned counts the lines read since the last admission, from line
+	// from on.
+	scanned, from int64
+	resp          DocumentsResponse
 }
 
 func (u *upload) reject(le backfill.LineError) {
@@ -338,20 +402,29 @@ func (u *upload) fail(e *apiError) int {
 func (u *upload) flush() *apiError {
 	docs, lines := u.docs, u.lines
 	u.docs, u.lines = u.docs[:0], u.lines[:0]
-	if len(docs) == 0 {
+	if u.scanned == 0 {
 		return nil
 	}
+	from := u.from
+	u.scanned = 0
 	ctx := u.r.Context()
 	ids := make([]string, len(docs))
 	for i, d := range docs {
 		ids[i] = d.ID
 	}
-	sctx, cancel := context.WithTimeout(ctx, u.s.cfg.StoreTimeout)
-	known, err := u.s.bf.Store.Known(sctx, u.c.Tenant, u.b.ID, ids)
-	cancel()
-	if err != nil {
-		u.resp.NextLine = lines[0]
-		return u.s.unavailable(u.r, "backfill store", err)
+	var known []bool
+	if len(docs) > 0 {
+		// Known reads the backfill's state in the same atomic step: a seal
+		// or cancel since the last chunk stops the upload here, before this
+		// chunk is admitted or costs quota.
+		sctx, cancel := context.WithTimeout(ctx, u.s.cfg.StoreTimeout)
+		var err error
+		known, err = u.s.bf.Store.Known(sctx, u.c.Tenant, u.b.ID, ids)
+		cancel()
+		if err != nil {
+			u.resp.NextLine = lines[0]
+			return u.storeError(err)
+		}
 	}
 	var jobs []*job.Job
 	var jlines []int64
@@ -367,13 +440,20 @@ func (u *upload) flush() *apiError {
 			Input: job.Input{Text: d.Text, TextPair: d.TextPair}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
 		jlines = append(jlines, lines[i])
 	}
-	if len(jobs) == 0 {
-		return nil
-	}
+	// Every chunk of lines scanned is one request of the rate limit, new
+	// documents or not; only new documents cost quota.
 	adm, aerr := u.s.admitRequest(u.w, u.r, u.c, int64(len(jobs)))
 	if aerr != nil {
-		u.resp.NextLine = jlines[0]
+		u.resp.NextLine = from
+		if len(jobs) > 0 {
+			// Lines before the first new one are duplicates or rejected,
+			// counted in this answer already.
+			u.resp.NextLine = jlines[0]
+		}
 		return aerr
+	}
+	if len(jobs) == 0 {
+		return nil
 	}
 	// The backfill's options took the tenant's cap when it was created;
 	// a cap lowered since applies to the documents still to come.
@@ -404,12 +484,22 @@ func (u *upload) flush() *apiError {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.s.cfg.StoreTimeout)
 	_, merr := u.s.bf.Store.Mark(mctx, u.c.Tenant, u.b.ID, confirmed)
 	cancel()
+	u.resp.Accepted += fresh
+	var noe *backfill.NotOpenError
+	if errors.As(merr, &noe) {
+		// Sealed or canceled between this chunk's Known and its Mark: the
+		// chunk is enqueued (workers count it, or cancel it), the rest of
+		// the body is refused.
+		if firstErr == nil && len(jlines) > 0 {
+			u.resp.NextLine = jlines[len(jlines)-1] + 1
+		}
+		return notOpen(noe.ID, noe.State)
+	}
 	if merr != nil {
 		// JetStream holds them; a worker that finishes one counts it, and
 		// a resend within the duplicate window is dropped by JetStream.
 		u.s.log.WarnContext(ctx, "mark backfill documents", "backfill", u.b.ID, "error", merr)
 	}
-	u.resp.Accepted += fresh
 	if firstErr != nil {
 		if errors.Is(firstErr, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; resend from line %d later", u.resp.NextLine)
@@ -419,6 +509,24 @@ func (u *upload) flush() *apiError {
 		return u.s.unavailable(u.r, "job queue", firstErr)
 	}
 	return nil
+}
+
+// notOpen is the 409 of an upload to a backfill that takes no more
+// documents, naming its state.
+func notOpen(id string, st backfill.State) *apiError {
+	return errorf(http.StatusConflict, "backfill_not_open", "backfill %s is %s and takes no more documents; create a new backfill for more", id, st)
+}
+
+// storeError answers an error of the backfill store during an upload.
+func (u *upload) storeError(err error) *apiError {
+	var noe *backfill.NotOpenError
+	switch {
+	case errors.As(err, &noe):
+		return notOpen(noe.ID, noe.State)
+	case errors.Is(err, backfill.ErrNotFound):
+		return errorf(http.StatusNotFound, "not_found", "no backfill %q", u.b.ID)
+	}
+	return u.s.unavailable(u.r, "backfill store", err)
 }
 
 // ResultsSeqTrailer is the trailer of GET /v1/backfills/{id}/results that

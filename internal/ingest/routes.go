@@ -192,8 +192,10 @@ func (s *Server) gate(rt Route) http.Handler {
 			writeError(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", rt.Scope))
 			return
 		}
+		var adm Admission
 		if rt.Admit == AdmitFirst {
-			if _, aerr := s.admitRequest(w, r, c, rt.Cost); aerr != nil {
+			var aerr *apiError
+			if adm, aerr = s.admitRequest(w, r, c, rt.Cost); aerr != nil {
 				writeError(w, aerr)
 				return
 			}
@@ -203,6 +205,7 @@ func (s *Server) gate(rt Route) http.Handler {
 			writeError(w, aerr)
 			return
 		}
+		sub.adm = adm
 		if sub.task != "" && !c.AllowsTask(sub.task) {
 			writeError(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", sub.task))
 			return
@@ -219,6 +222,9 @@ type subject struct {
 	bf   *backfill.Backfill
 	dead *job.DeadEntry
 	dj   *job.Job
+	// adm is the gate's admission of an AdmitFirst route (the tenant's
+	// limits).
+	adm Admission
 }
 
 type subjectKey struct{}

@@ -34,7 +34,16 @@ type Config struct {
 	// while it makes progress, so that they bound a stall rather than the
 	// stream. Zero leaves the deadlines alone.
 	ReadTimeout, WriteTimeout time.Duration
+	// MaxUploadBytes bounds the decompressed body of one backfill
+	// documents upload; the tenant's body limit, when set, lowers it.
+	// Defaults to DefaultMaxUploadBytes.
+	MaxUploadBytes int64
 }
+
+// DefaultMaxUploadBytes is the default bound on the decompressed body of
+// one backfill documents upload: large archives are sent in several
+// requests, each resuming where the last stopped.
+const DefaultMaxUploadBytes int64 = 256 << 20
 
 func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes <= 0 {
@@ -51,6 +60,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StoreTimeout <= 0 {
 		c.StoreTimeout = 2 * time.Second
+	}
+	if c.MaxUploadBytes <= 0 {
+		c.MaxUploadBytes = DefaultMaxUploadBytes
 	}
 	return c
 }
