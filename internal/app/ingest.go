@@ -125,11 +125,8 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	root := http.NewServeMux()
-	root.Handle("GET /metrics", prom.Handler())
-	root.Handle("/", handler)
 	srv := &http.Server{
-		Handler:           root,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -138,12 +135,26 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
+	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("ops-addr: listen %s: %w", cfg.OpsAddr, err)
+	}
+	ops := newOpsServer(api, prom.Handler(), log)
 	if hooks.Listening != nil {
 		hooks.Listening(ln.Addr().String())
 	}
-	serveErr := make(chan error, 1)
+	if hooks.OpsListening != nil {
+		hooks.OpsListening(opsLn.Addr().String())
+	}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()))
+	go func() {
+		if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("ops: %w", err)
+		}
+	}()
+	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()))
 	if hooks.Ready != nil {
 		hooks.Ready()
 	}
@@ -157,6 +168,8 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(dctx)
+	// Metrics stay up through the drain, so that its last scrape sees it.
+	_ = ops.Shutdown(dctx)
 	if perr := q.WaitPublished(dctx); perr != nil {
 		err = errors.Join(err, perr)
 	}
@@ -186,4 +199,21 @@ func newVerifier(ctx context.Context, c config.Auth) (*auth.Verifier, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return v, nil
+}
+
+// newOpsServer serves ingest's operations listener: /metrics, /healthz and
+// /readyz naming each failing check with its error. It belongs on a network
+// only operators and Prometheus reach; the API port answers readiness with
+// a bare status and serves no metrics, which name every tenant.
+func newOpsServer(api *ingest.Server, metrics http.Handler, log *slog.Logger) *http.Server {
+	checks := map[string]telemetry.Check{}
+	for name, c := range api.Checks() {
+		checks[name] = c
+	}
+	return &http.Server{
+		Handler:           telemetry.HealthHandler(checks, map[string]http.Handler{"GET /metrics": metrics}),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }
