@@ -116,7 +116,8 @@ supervise() { # slot
 for ((i = 0; i < WORKERS; i++)); do supervise "$i" & pids+=($!); done
 wait_http "http://127.0.0.1:$WORKER_PORT/readyz" worker-0 "${pids[0]}"
 
-token="$("$BIN/jetinferctl" token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h 2>/dev/null)"
+token="$("$BIN/jetinferctl" token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h \
+	--scope "jobs:write jobs:read backfills:write dlq:admin" 2>/dev/null)"
 printf '%s\n' "$token" >"$H/dev.token"
 chmod 600 "$H/dev.token"
 base="http://127.0.0.1:$ingest_port"
