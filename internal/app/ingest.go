@@ -31,7 +31,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	verifier, err := newVerifier(ctx, cfg.Auth)
+	verifier, err := newVerifier(ctx, cfg.Auth, log)
 	if err != nil {
 		return err
 	}
@@ -178,7 +178,9 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	return err
 }
 
-func newVerifier(ctx context.Context, c config.Auth) (*auth.Verifier, error) {
+// newVerifier builds the token verifier and says, loudly, when development
+// HS256 tokens are accepted (worst of all next to real keys).
+func newVerifier(ctx context.Context, c config.Auth, log *slog.Logger) (*auth.Verifier, error) {
 	vc := auth.Config{
 		Issuer:                c.Issuer,
 		Audience:              c.Audience,
@@ -197,6 +199,9 @@ func newVerifier(ctx context.Context, c config.Auth) (*auth.Verifier, error) {
 	v, err := auth.NewVerifier(ctx, vc)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
+	}
+	for _, w := range vc.Warnings() {
+		log.WarnContext(ctx, w)
 	}
 	return v, nil
 }
