@@ -13,7 +13,9 @@
 # OpenAI-compatible embeddings and batches serve),
 # JETINFER_RUN_WORKERS (worker processes, default 1),
 # JETINFER_RUN_WORKER_PORT (first worker's health port, default 9090; worker N
-# uses this plus N), JETINFER_RUN_BIN (where the binaries are, default bin).
+# uses this plus N), JETINFER_RUN_OPS_PORT (ingest's operations port: metrics
+# and detailed readiness, default 9089), JETINFER_RUN_BIN (where the binaries
+# are, default bin).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +27,7 @@ REDIS_PORT="${JETINFER_RUN_REDIS_PORT:-6390}"
 MODELS="${JETINFER_RUN_MODELS:-$H/models/sentiment,$H/models/minilm-l6-random-embed}"
 WORKERS="${JETINFER_RUN_WORKERS:-1}"
 WORKER_PORT="${JETINFER_RUN_WORKER_PORT:-9090}"
+OPS_PORT="${JETINFER_RUN_OPS_PORT:-9089}"
 BIN="${JETINFER_RUN_BIN:-bin}"
 LOGS="$H/logs"
 mkdir -p "$LOGS" "$H/nats" "$H/redis"
@@ -32,6 +35,7 @@ export JETINFER_NATS_URL="nats://127.0.0.1:$NATS_PORT"
 export JETINFER_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 export JETINFER_ORT_LIB="${JETINFER_ORT_LIB:-$H/lib/libonnxruntime.so.1}"
 unset JETINFER_ADDR # ingest reads --addr below
+unset JETINFER_OPS_ADDR # and --ops-addr
 
 say() { printf '\033[1mjetinfer:\033[0m %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -69,6 +73,7 @@ command -v redis-server >/dev/null || die "redis-server not found: run 'make dep
 for p in "$NATS_PORT" "$REDIS_PORT"; do port_busy "$p" && die "port $p is in use (is another 'make run' running?)"; done
 ingest_port="${ADDR##*:}"
 port_busy "$ingest_port" && die "port $ingest_port is in use; set JETINFER_ADDR"
+port_busy "$OPS_PORT" && die "port $OPS_PORT is in use; set JETINFER_RUN_OPS_PORT"
 
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$H/redis" --appendonly yes \
 	--save "" --logfile "$LOGS/redis.log" &
@@ -90,7 +95,7 @@ secret="$H/dev.secret"
 # plain http be registered and called (ingest and workers read these).
 export JETINFER_WEBHOOK_ALLOW_PRIVATE="${JETINFER_WEBHOOK_ALLOW_PRIVATE:-true}"
 export JETINFER_WEBHOOK_ALLOW_HTTP="${JETINFER_WEBHOOK_ALLOW_HTTP:-true}"
-"$BIN/ingest" --addr "$ADDR" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
+"$BIN/ingest" --addr "$ADDR" --ops-addr "127.0.0.1:$OPS_PORT" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
 ingest_pid=$!
 wait_http "http://127.0.0.1:$ingest_port/readyz" ingest "$ingest_pid"
 
@@ -111,13 +116,18 @@ supervise() { # slot
 for ((i = 0; i < WORKERS; i++)); do supervise "$i" & pids+=($!); done
 wait_http "http://127.0.0.1:$WORKER_PORT/readyz" worker-0 "${pids[0]}"
 
-token="$("$BIN/jetinferctl" token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h 2>/dev/null)"
+token="$("$BIN/jetinferctl" token issue --hs256-secret-file "$secret" --tenant dev --ttl 720h \
+	--scope "jobs:write jobs:read backfills:write dlq:admin" 2>/dev/null)"
 printf '%s\n' "$token" >"$H/dev.token"
 chmod 600 "$H/dev.token"
 base="http://127.0.0.1:$ingest_port"
 cat >&2 <<MSG
 
 $(say "ready: ingest on $base, NATS on $NATS_PORT, Redis on $REDIS_PORT, logs in $LOGS")
+
+Metrics (and the detailed /readyz) are on the operations port, not the API:
+  ingest:   http://127.0.0.1:$OPS_PORT/metrics
+  worker-0: http://127.0.0.1:$WORKER_PORT/metrics
 
 A development token (tenant "dev", 30 days) is in .jetinfer/dev.token:
 

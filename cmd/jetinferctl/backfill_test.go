@@ -62,6 +62,7 @@ func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), wor
 	var ing config.Ingest
 	defaultsOf(&ing)
 	ing.NATS.URL, ing.Redis.URL, ing.Addr, ing.Auth.HS256SecretFile = n.URL(), r.URL(), "127.0.0.1:0", secret
+	ing.OpsAddr = "127.0.0.1:0"
 	ing.Tenants = false
 	var wk config.Worker
 	defaultsOf(&wk)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,6 +44,40 @@ func (s *signerFlags) signer() (*auth.Signer, error) {
 	}
 }
 
+// defaultIssueScope is what `token issue` grants unless --scope asks for
+// more: submitting and reading jobs. Backfills and DLQ administration are
+// granted only on request, so that a token handed to an application cannot
+// replay dead letters or run backfills by accident.
+var defaultIssueScope = auth.ScopeJobsWrite + " " + auth.ScopeJobsRead
+
+// writeKeyFile writes a key through a temporary file in the same directory
+// renamed over path, so that the file has exactly mode whatever an old file
+// at path had (os.WriteFile keeps an existing file's mode) and no reader
+// ever sees half a key.
+func writeKeyFile(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after a successful rename, a no-op
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
 func init() {
 	register(command{group: "token", name: "issue", summary: "issue a token for a tenant",
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
@@ -50,7 +85,7 @@ func init() {
 			sf.register(fs)
 			tenant := fs.String("tenant", "", "tenant id (tid claim)")
 			subject := fs.String("subject", "", "subject (sub claim); defaults to the tenant")
-			scope := fs.String("scope", strings.Join(auth.Scopes, " "), "space- or comma-separated scopes")
+			scope := fs.String("scope", defaultIssueScope, "space- or comma-separated scopes (any of: "+strings.Join(auth.Scopes, " ")+")")
 			tasks := fs.String("tasks", "", "comma-separated tasks the token may use; empty allows all")
 			ttl := fs.Duration("ttl", 24*time.Hour, "token lifetime")
 			return func(ctx context.Context, e *env) error {
@@ -72,15 +107,25 @@ func init() {
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			priv := fs.String("private", "jetinfer-signing.pem", "private key file to write")
 			pub := fs.String("public", "jetinfer-signing.pub.pem", "public key file to write (give it to ingest)")
+			force := fs.Bool("force", false, "replace existing key files (tokens signed with the old key stop verifying)")
 			return func(ctx context.Context, e *env) error {
+				if !*force {
+					for _, f := range []string{*priv, *pub} {
+						if _, err := os.Lstat(f); err == nil {
+							return fmt.Errorf("%s exists; replacing it invalidates every token signed with it: move it away or pass --force", f)
+						} else if !errors.Is(err, os.ErrNotExist) {
+							return err
+						}
+					}
+				}
 				privPEM, pubPEM, err := auth.GenerateEd25519PEM()
 				if err != nil {
 					return err
 				}
-				if err := os.WriteFile(*priv, privPEM, 0o600); err != nil {
+				if err := writeKeyFile(*priv, privPEM, 0o600); err != nil {
 					return err
 				}
-				if err := os.WriteFile(*pub, pubPEM, 0o644); err != nil {
+				if err := writeKeyFile(*pub, pubPEM, 0o644); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "wrote %s and %s\n", *priv, *pub)

@@ -12,6 +12,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ingest ./cmd/inges
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ingest /out/jetinferctl /usr/local/bin/
 USER nonroot:nonroot
-EXPOSE 8080
-ENV JETINFER_ADDR=:8080 JETINFER_LOG_FORMAT=json
+EXPOSE 8080 9090
+ENV JETINFER_ADDR=:8080 JETINFER_OPS_ADDR=:9090 JETINFER_LOG_FORMAT=json
 ENTRYPOINT ["/usr/local/bin/ingest"]

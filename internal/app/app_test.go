@@ -29,6 +29,7 @@ type stack struct {
 	nats   *testenv.NATS
 	redis  *testenv.Redis
 	url    string
+	opsURL string // ingest's operations listener (metrics, detailed readiness)
 	token  string
 	secret string
 }

@@ -46,6 +46,7 @@ func startBenchStack(b *testing.B) *benchStack {
 	var ing config.Ingest
 	def(&ing)
 	ing.NATS.URL, ing.Redis.URL, ing.Addr, ing.Auth.HS256SecretFile, ing.Tenants = n.URL(), r.URL(), "127.0.0.1:0", secret, false
+	ing.OpsAddr = "127.0.0.1:0"
 	var wk config.Worker
 	def(&wk)
 	wk.NATS.URL, wk.Redis.URL, wk.HTTPAddr = n.URL(), r.URL(), "127.0.0.1:0"

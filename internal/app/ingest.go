@@ -31,7 +31,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	verifier, err := newVerifier(ctx, cfg.Auth)
+	verifier, err := newVerifier(ctx, cfg.Auth, log)
 	if err != nil {
 		return err
 	}
@@ -128,11 +128,8 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	root := http.NewServeMux()
-	root.Handle("GET /metrics", prom.Handler())
-	root.Handle("/", handler)
 	srv := &http.Server{
-		Handler:           ingest.RefuseUnknownMethods(root),
+		Handler:           ingest.RefuseUnknownMethods(handler),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
@@ -143,12 +140,26 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
+	opsLn, err := net.Listen("tcp", cfg.OpsAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("ops-addr: listen %s: %w", cfg.OpsAddr, err)
+	}
+	ops := newOpsServer(api, prom.Handler(), log)
 	if hooks.Listening != nil {
 		hooks.Listening(ln.Addr().String())
 	}
-	serveErr := make(chan error, 1)
+	if hooks.OpsListening != nil {
+		hooks.OpsListening(opsLn.Addr().String())
+	}
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()))
+	go func() {
+		if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- fmt.Errorf("ops: %w", err)
+		}
+	}()
+	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()))
 	if hooks.Ready != nil {
 		hooks.Ready()
 	}
@@ -162,6 +173,8 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(dctx)
+	// Metrics stay up through the drain, so that its last scrape sees it.
+	_ = ops.Shutdown(dctx)
 	if perr := q.WaitPublished(dctx); perr != nil {
 		err = errors.Join(err, perr)
 	}
@@ -170,7 +183,9 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	return err
 }
 
-func newVerifier(ctx context.Context, c config.Auth) (*auth.Verifier, error) {
+// newVerifier builds the token verifier and says, loudly, when development
+// HS256 tokens are accepted (worst of all next to real keys).
+func newVerifier(ctx context.Context, c config.Auth, log *slog.Logger) (*auth.Verifier, error) {
 	vc := auth.Config{
 		Issuer:                c.Issuer,
 		Audience:              c.Audience,
@@ -190,5 +205,25 @@ func newVerifier(ctx context.Context, c config.Auth) (*auth.Verifier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	for _, w := range vc.Warnings() {
+		log.WarnContext(ctx, w)
+	}
 	return v, nil
+}
+
+// newOpsServer serves ingest's operations listener: /metrics, /healthz and
+// /readyz naming each failing check with its error. It belongs on a network
+// only operators and Prometheus reach; the API port answers readiness with
+// a bare status and serves no metrics, which name every tenant.
+func newOpsServer(api *ingest.Server, metrics http.Handler, log *slog.Logger) *http.Server {
+	checks := map[string]telemetry.Check{}
+	for name, c := range api.Checks() {
+		checks[name] = c
+	}
+	return &http.Server{
+		Handler:           telemetry.HealthHandler(checks, map[string]http.Handler{"GET /metrics": metrics}),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }

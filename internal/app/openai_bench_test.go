@@ -145,6 +145,7 @@ func newBenchOpenAIStack(b *testing.B) (url, token string) {
 	ing.RegisterFlags(fs)
 	_ = fs.Parse(nil)
 	ing.NATS.URL, ing.Redis.URL, ing.Addr, ing.Auth.HS256SecretFile, ing.Tenants = n.URL(), r.URL(), "127.0.0.1:0", secret, false
+	ing.OpsAddr = "127.0.0.1:0"
 	done := make(chan error, 1)
 	addr := make(chan string, 1)
 	go func() {

@@ -209,7 +209,6 @@ func TestOpenAPIContract(t *testing.T) {
 	}
 	c.expect(s, 200, exchange{method: "GET", path: "/healthz"})
 	c.expect(s, 200, exchange{method: "GET", path: "/readyz"})
-	c.expect(s, 200, exchange{method: "GET", path: "/metrics"})
 
 	// Jobs.
 	r = c.expect(s, 202, exchange{method: "POST", path: "/v1/jobs", token: all, body: submit})

@@ -34,19 +34,20 @@ func (s *stack) startIngestWith(mod func(*config.Ingest)) {
 	defaults(&cfg)
 	cfg.NATS.URL = s.nats.URL()
 	cfg.Redis.URL = s.redis.URL()
-	cfg.Addr = "127.0.0.1:0"
+	cfg.Addr, cfg.OpsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = s.secret
 	cfg.Log.Level = "error"
 	if mod != nil {
 		mod(&cfg)
 	}
-	addr := make(chan string, 1)
+	addr, opsAddr := make(chan string, 1), make(chan string, 1)
 	s.run("ingest", func(ctx context.Context) error {
-		return app.RunIngest(ctx, cfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }})
+		return app.RunIngest(ctx, cfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a },
+			OpsListening: func(a string) { opsAddr <- a }})
 	})
 	select {
 	case a := <-addr:
-		s.url = "http://" + a
+		s.url, s.opsURL = "http://"+a, "http://"+<-opsAddr
 	case <-time.After(20 * time.Second):
 		t.Fatal("ingest did not start")
 	}

@@ -44,11 +44,14 @@ func (s *stack) observed(ingestSpans, workerSpans *tracetest.SpanRecorder) (work
 	icfg.NATS.URL, icfg.Redis.URL = s.nats.URL(), s.redis.URL()
 	icfg.Addr, icfg.Auth.HS256SecretFile, icfg.Log.Level = "127.0.0.1:0", s.secret, "warn"
 	icfg.MetricsPoll = 50 * time.Millisecond
-	addr := make(chan string, 1)
+	icfg.OpsAddr = "127.0.0.1:0"
+	addr, opsAddr := make(chan string, 1), make(chan string, 1)
 	s.run("ingest", func(ctx context.Context) error {
-		return app.RunIngest(ctx, icfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a }, Spans: ingestProc})
+		return app.RunIngest(ctx, icfg, testLogger(t), app.Hooks{Listening: func(a string) { addr <- a },
+			OpsListening: func(a string) { opsAddr <- a }, Spans: ingestProc})
 	})
 	s.url = "http://" + <-addr
+	s.opsURL = "http://" + <-opsAddr
 
 	var wcfg config.Worker
 	defaults(&wcfg)
@@ -130,7 +133,7 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 			}
 		}
 	}
-	in := scrape(t, s.url)
+	in := scrape(t, s.opsURL)
 	for _, lane := range []string{"interactive", "bulk"} {
 		if v := value(t, in, `jetinfer_ingest_jobs_submitted_total{lane="`+lane+`",status="queued",task="sentiment",tenant="acme"}`); v != n/2 {
 			t.Errorf("%s submitted %v, want %d", lane, v, n/2)
@@ -200,7 +203,7 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		in = scrape(t, s.url)
+		in = scrape(t, s.opsURL)
 		if strings.Contains(in, `jetinfer_stream_messages{stream="JOBS"} 1`+"\n") {
 			break
 		}

@@ -26,6 +26,9 @@ import (
 type Hooks struct {
 	// Listening is called with the HTTP address once it is bound.
 	Listening func(addr string)
+	// OpsListening is called with ingest's operations address (metrics,
+	// detailed readiness) once it is bound.
+	OpsListening func(addr string)
 	// Ready is called once the process serves.
 	Ready func()
 	// Spans, when set, receives every span the process makes (a test's

@@ -300,6 +300,7 @@ func startEnv(t *testing.T) *env {
 	defaults(&cfg)
 	cfg.NATS.URL, cfg.Redis.URL = e.nats.URL(), e.redis.URL()
 	cfg.Addr, cfg.Auth.HS256SecretFile, cfg.Log.Level = "127.0.0.1:0", e.secret, "error"
+	cfg.OpsAddr = "127.0.0.1:0"
 	cfg.Tenants = *tenants
 	addr := make(chan string, 1)
 	run(t, "ingest", func(ctx context.Context) error {

@@ -202,7 +202,7 @@ func (c *cluster) startIngest() {
 	_ = fs.Parse(nil)
 	cfg.NATS.URL = c.nats.URL()
 	cfg.Redis.URL = c.redis.url()
-	cfg.Addr = c.ingestAddr
+	cfg.Addr, cfg.OpsAddr = c.ingestAddr, "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = c.secret
 	cfg.Tenants = false
 	cfg.Log.Level = "warn"

@@ -29,7 +29,7 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ingestPort, workerPort := testenv.FreePort(t), testenv.FreePort(t)
+	ingestPort, workerPort, opsPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	cmd := exec.Command("bash", filepath.Join(testenv.RepoRoot(), "scripts", "run.sh"))
 	cmd.Env = append(os.Environ(),
 		"JETINFER_HOME="+home,
@@ -37,6 +37,7 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 		"JETINFER_RUN_NATS_PORT="+strconv.Itoa(testenv.FreePort(t)),
 		"JETINFER_RUN_REDIS_PORT="+strconv.Itoa(testenv.FreePort(t)),
 		"JETINFER_RUN_WORKER_PORT="+strconv.Itoa(workerPort),
+		"JETINFER_RUN_OPS_PORT="+strconv.Itoa(opsPort),
 		"JETINFER_RUN_BIN="+bins.dir,
 		"JETINFER_ORT_LIB="+testenv.ORTLib(t),
 	)
@@ -88,6 +89,23 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 	}
 	tok, _ := os.ReadFile(tokenFile)
 	token := strings.TrimSpace(string(tok))
+	// Metrics are on ingest's operations port, and run.sh says where.
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(opsPort) + "/metrics"
+	if resp, err := httpClient.Get(metricsURL); err != nil {
+		t.Errorf("GET %s: %v", metricsURL, err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", metricsURL, resp.StatusCode)
+		}
+	}
+	for i := 0; !strings.Contains(output(), metricsURL); i++ {
+		if i == 50 {
+			t.Errorf("run.sh does not print the metrics URL %s", metricsURL)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	base := "http://127.0.0.1:" + strconv.Itoa(ingestPort)
 	infer := func(text string) {
 		t.Helper()

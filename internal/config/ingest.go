@@ -53,6 +53,11 @@ func (c *Auth) Validate() error {
 	return nil
 }
 
+// DefaultOpsAddr is where a process serves /metrics, /healthz and the
+// detailed /readyz for operators: ingest's --ops-addr and the worker's
+// --http-addr. It is never the public API port.
+const DefaultOpsAddr = ":9090"
+
 // Ingest is the configuration of cmd/ingest.
 type Ingest struct {
 	NATS  NATS
@@ -66,6 +71,9 @@ type Ingest struct {
 	HTTP HTTPTimeouts
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
+	// OpsAddr serves /metrics and the detailed /readyz for operators and
+	// Prometheus, apart from the public API. Defaults to DefaultOpsAddr.
+	OpsAddr string
 	// MaxBodyBytes bounds every request body; a tenant's own limit can only
 	// lower it.
 	// Defaults to 1 MiB.
@@ -124,6 +132,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Webhooks.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
+	fs.StringVar(&c.OpsAddr, "ops-addr", DefaultOpsAddr, "operations listen address: /metrics, detailed /readyz, /healthz (keep it off the public network)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
 	fs.Int64Var(&c.MaxUploadBytes, "max-upload-bytes", ingest.DefaultMaxUploadBytes, "largest decompressed body of one backfill documents upload; a tenant's body limit can only lower it")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
@@ -145,6 +154,9 @@ func (c *Ingest) Validate() error {
 	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Auth.Validate(), c.Trace.Validate()}
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr: must be set"))
+	}
+	if c.OpsAddr == "" {
+		errs = append(errs, errors.New("ops-addr: must be set"))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max-body-bytes: %d is below 1024", c.MaxBodyBytes))

@@ -59,7 +59,8 @@ type Worker struct {
 	MaxAckPending int
 	// ResultTTL is how long a record lives when its job names no TTL. Defaults to 24h.
 	ResultTTL time.Duration
-	// HTTPAddr serves /healthz, /readyz and /metrics. Defaults to :9090.
+	// HTTPAddr serves /healthz, /readyz and /metrics. Defaults to
+	// DefaultOpsAddr.
 	HTTPAddr string
 	// MetricsPoll is how often consumer backlogs are polled for
 	// jetinfer_consumer_pending. Defaults to 5s.
@@ -96,7 +97,7 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 5, "deliveries before a job is dead-lettered")
 	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 1024, "unacknowledged jobs per consumer across workers")
 	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "record TTL when the job names none")
-	fs.StringVar(&c.HTTPAddr, "http-addr", ":9090", "address of /healthz, /readyz and /metrics")
+	fs.StringVar(&c.HTTPAddr, "http-addr", DefaultOpsAddr, "address of /healthz, /readyz and /metrics")
 	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often consumer backlogs are polled for metrics")
 	fs.BoolVar(&c.ReuseAcrossTenants, "reuse-across-tenants", false, "share the backfill result reuse cache among tenants (leaks to a tenant that another ran the same text; for deployments whose tenants trust one another)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "soft-stop time on SIGTERM before the batch is canceled")

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -181,29 +182,41 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// Checks are the readiness checks of the API by name (ingest draining,
+// NATS, Redis). The operations listener serves them in detail; the public
+// /readyz says only whether all pass, since dependency errors name hosts,
+// addresses and internals that are nobody's business outside the fleet.
+func (s *Server) Checks() map[string]func(context.Context) error {
+	return map[string]func(context.Context) error{
+		"ingest": func(context.Context) error {
+			if s.draining.Load() {
+				return errDraining
+			}
+			return nil
+		},
+		"nats":  s.ready,
+		"redis": s.recs.Ping,
+	}
+}
+
+var errDraining = errors.New("draining")
+
+// readyz answers the public readiness probe with a bare status: the
+// failing check and its error go to the log and the operations listener,
+// never to the caller.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
-	checks := map[string]string{}
-	ok := true
-	if s.draining.Load() {
-		checks["ingest"], ok = "draining", false
+	for name, check := range s.Checks() {
+		if err := check(ctx); err != nil {
+			if err != errDraining {
+				_ = s.unavailable(r, name, err) // logs, at most once a second
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+			return
+		}
 	}
-	if err := s.ready(ctx); err != nil {
-		checks["nats"], ok = err.Error(), false
-	} else {
-		checks["nats"] = "ok"
-	}
-	if err := s.recs.Ping(ctx); err != nil {
-		checks["redis"], ok = err.Error(), false
-	} else {
-		checks["redis"] = "ok"
-	}
-	status := http.StatusOK
-	if !ok {
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, checks)
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
