@@ -17,7 +17,6 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 
-	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/console"
@@ -349,26 +348,12 @@ var rerankDocs = []string{
 // the cross-encoder.
 func (s *stack) startConsoleWorker() {
 	t := s.t
-	var cfg config.Worker
-	defaults(&cfg)
-	cfg.NATS.URL, cfg.Redis.URL = s.nats.URL(), s.redis.URL()
-	cfg.ORTLib = testenv.ORTLib(t)
-	// sentiment refuses long texts here (long_input error), so that a job
-	// and a backfill document die for the dead-letter pages to show.
-	cfg.Models = modelDirWith(t, "sentiment", map[string]any{"long_input": "error"}) + "," + testenv.ModelDir(t, "bert-base-cased-random-ner") + "," +
-		testenv.ModelDir(t, "minilm-l6-random-cross-encoder")
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.IntraOpThreads = 1
-	cfg.Log.Level = "warn"
-	ready := make(chan struct{})
-	s.run("worker", func(ctx context.Context) error {
-		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
+	s.startWorkerTuned(func(cfg *config.Worker) {
+		// sentiment refuses long texts here (long_input error), so that a
+		// job and a backfill document die for the dead-letter pages to show.
+		cfg.Models = modelDirWith(t, "sentiment", map[string]any{"long_input": "error"}) + "," +
+			testenv.ModelDir(t, "bert-base-cased-random-ner") + "," + testenv.ModelDir(t, "minilm-l6-random-cross-encoder")
 	})
-	select {
-	case <-ready:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("worker did not become ready")
-	}
 }
 
 // deadSeq waits until job id has a dead letter at a sequence other than

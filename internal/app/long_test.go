@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,9 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/testenv"
@@ -27,25 +24,11 @@ import (
 func TestBackfillOfLongArticlesEndsWithNoneDead(t *testing.T) {
 	s := newStack(t)
 	s.startIngest()
-	var cfg config.Worker
-	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
-	cfg.Redis.URL = s.redis.URL()
-	cfg.ORTLib = testenv.ORTLib(t)
-	cfg.Models = strings.Join([]string{testenv.ModelDir(t, "sentiment"),
-		testenv.ModelDir(t, "minilm-l6-random-classifier"), testenv.ModelDir(t, "minilm-l6-random-embed")}, ",")
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.IntraOpThreads = 2
-	cfg.Log.Level = "warn"
-	ready := make(chan struct{})
-	s.run("worker", func(ctx context.Context) error {
-		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
+	s.startWorkerTuned(func(cfg *config.Worker) {
+		cfg.Models = strings.Join([]string{testenv.ModelDir(t, "sentiment"),
+			testenv.ModelDir(t, "minilm-l6-random-classifier"), testenv.ModelDir(t, "minilm-l6-random-embed")}, ",")
+		cfg.IntraOpThreads = 2
 	})
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker did not become ready")
-	}
 	tok := s.issue(t, "acme", auth.ScopeBackfillsWrite)
 
 	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "internal", "infer", "testdata", "news.txt"))

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -75,25 +74,7 @@ func modelDirWith(t *testing.T, name string, set map[string]any) string {
 
 // startWorkerWith runs a worker serving the comma-separated model dirs.
 func (s *stack) startWorkerWith(models string) {
-	t := s.t
-	var cfg config.Worker
-	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
-	cfg.Redis.URL = s.redis.URL()
-	cfg.ORTLib = testenv.ORTLib(t)
-	cfg.Models = models
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.IntraOpThreads = 1
-	cfg.Log.Level = "warn"
-	ready := make(chan struct{})
-	s.run("worker", func(ctx context.Context) error {
-		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
-	})
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker did not become ready")
-	}
+	s.startWorkerTuned(func(cfg *config.Worker) { cfg.Models = models })
 }
 
 // runOpenAIClient runs reference/openai_client.mjs (the official openai npm

@@ -15,7 +15,8 @@ import (
 )
 
 // startWorkerTuned runs a worker like startWorker, with tune applied to its
-// configuration.
+// configuration, and waits until it serves (BERT-base takes a while to load
+// on a busy machine).
 func (s *stack) startWorkerTuned(tune func(*config.Worker)) {
 	t := s.t
 	var cfg config.Worker
@@ -34,7 +35,7 @@ func (s *stack) startWorkerTuned(tune func(*config.Worker)) {
 	})
 	select {
 	case <-ready:
-	case <-time.After(30 * time.Second):
+	case <-time.After(2 * time.Minute):
 		t.Fatal("worker did not become ready")
 	}
 }
