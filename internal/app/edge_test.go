@@ -40,7 +40,7 @@ func TestAttacksUnknownMethodsRecordNothing(t *testing.T) {
 			}
 		}
 	}
-	text := scrape(t, s.url)
+	text := scrape(t, s.opsURL)
 	for _, m := range methods {
 		if strings.Contains(text, m[:64]) {
 			t.Fatalf("method %.12s... is in /metrics", m)

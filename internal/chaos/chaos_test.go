@@ -389,7 +389,9 @@ func TestChaosPoison(t *testing.T) {
 			return doc{task: "poison", text: fmt.Sprintf("Story %d: the %s report hit shares.", i, poisonWord), dead: true,
 				codes: []string{job.CodeModelError, job.CodeMaxDeliver}}
 		case i%20 == 7:
-			return doc{task: "sentiment", text: fmt.Sprintf("%d %s", i, long), dead: true,
+			// The poison model refuses long texts (long_input error);
+			// sentiment would window them.
+			return doc{task: "poison", text: fmt.Sprintf("%d %s", i, long), dead: true,
 				codes: []string{job.CodeInputTooLong}}
 		case i%2 == 0:
 			n := news[i%len(news)]

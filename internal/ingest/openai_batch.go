@@ -226,6 +226,7 @@ func (fu *fileUpload) read(w http.ResponseWriter, r *http.Request, f io.Reader) 
 		if aerr != nil {
 			return aerr
 		}
+		fu.up.scan(fu.lines)
 		fu.up.docs, fu.up.lines = append(fu.up.docs, d), append(fu.up.lines, fu.lines)
 		if len(fu.up.docs) >= fu.s.bf.Chunk {
 			if aerr := fu.flush(); aerr != nil {
