@@ -53,6 +53,8 @@ func TestRetryPolicyDefaultsLastHours(t *testing.T) {
 		}
 		now, attempts = now.Add(wait), attempts+1
 	}
+	// docs/operations.md quotes this line: go test -v -run TestRetryPolicyDefaultsLastHours ./internal/webhook
+	t.Logf("default schedule: %d attempts, the last %s after the first", attempts, now.Sub(t0).Round(time.Minute))
 	if span := now.Sub(t0); span < 20*time.Hour || span > RetryMaxAgeDefault {
 		t.Fatalf("last attempt %s after the first; want hours, within %s", span, RetryMaxAgeDefault)
 	}
