@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench
 
 all: build
 
@@ -93,6 +93,23 @@ BACKFILL_DOCS ?= 100000
 backfill-bench: deps models
 	JETINFER_BACKFILL_DOCS=$(BACKFILL_DOCS) $(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m \
 		-bench '^Benchmark(Backfill|LanesP99)$$' ./internal/app
+
+## lanes-bench: BenchmarkLanesP99 on LANES_MODEL (default the BERT-base NER model) with the
+## worker's latency cap on (LANES_BUDGET, default 250ms) and off (0), alternately, LANES_PAIRS
+## times, LANES_CALLS sync calls a phase: sync p50/p99 idle and during a full-speed backfill,
+## and the backfill's docs/s meanwhile. LANES_MODEL=sentiment gives the fast-model figures.
+LANES_MODEL ?= bert-base-cased-random-ner
+LANES_BUDGET ?= 250ms
+LANES_PAIRS ?= 2
+LANES_CALLS ?= 60
+lanes-bench: deps models
+	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-app.test ./internal/app
+	@set -o pipefail; for i in $$(seq $(LANES_PAIRS)); do for budget in $(LANES_BUDGET) 0; do \
+		echo "== pair $$i: model $(LANES_MODEL), --latency-budget $$budget"; \
+		JETINFER_LANES_MODEL=$(LANES_MODEL) JETINFER_LATENCY_BUDGET=$$budget JETINFER_LANES_CALLS=$(LANES_CALLS) \
+			bin/jetinfer-app.test -test.run '^$$' -test.benchtime 1x -test.timeout 30m \
+			-test.bench '^BenchmarkLanesP99$$' | grep -E '^(Benchmark|FAIL|---)' || exit 1; \
+	done; done
 
 bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench

@@ -3,6 +3,7 @@ package app_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -25,10 +26,12 @@ import (
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
-// benchStack is ingest and one sentiment worker (default settings) on real
-// NATS and Redis, for benchmarks.
+// benchStack is ingest and one worker (default settings) on real NATS and
+// Redis, for benchmarks. The worker serves the sentiment model unless
+// JETINFER_LANES_MODEL names another model directory.
 type benchStack struct {
 	url, bfToken, jobToken string
+	task                   string // the task the worker serves
 }
 
 func startBenchStack(b *testing.B) *benchStack {
@@ -50,16 +53,20 @@ func startBenchStack(b *testing.B) *benchStack {
 	var wk config.Worker
 	def(&wk)
 	wk.NATS.URL, wk.Redis.URL, wk.HTTPAddr = n.URL(), r.URL(), "127.0.0.1:0"
-	wk.ORTLib, wk.Models = testenv.ORTLib(b), testenv.ModelDir(b, "sentiment")
+	model := cmp.Or(os.Getenv("JETINFER_LANES_MODEL"), "sentiment")
+	wk.ORTLib, wk.Models = testenv.ORTLib(b), testenv.ModelDir(b, model)
 	if d, err := time.ParseDuration(os.Getenv("JETINFER_BULK_PAUSE")); err == nil {
 		wk.BulkPause = d
+	}
+	if d, err := time.ParseDuration(os.Getenv("JETINFER_LATENCY_BUDGET")); err == nil {
+		wk.LatencyBudget = d
 	}
 	quiet := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	addr := make(chan string, 1)
 	go func() { done <- app.RunIngest(ctx, ing, quiet, app.Hooks{Listening: func(a string) { addr <- a }}) }()
-	s := &benchStack{}
+	s := &benchStack{task: modelTask(b, wk.Models)}
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
@@ -90,6 +97,19 @@ func startBenchStack(b *testing.B) *benchStack {
 		}
 	}
 	return s
+}
+
+// modelTask reads the task a model directory serves from its jetinfer.json.
+func modelTask(b *testing.B, dir string) string {
+	data, err := os.ReadFile(filepath.Join(dir, "jetinfer.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var m struct{ Task string }
+	if err := json.Unmarshal(data, &m); err != nil || m.Task == "" {
+		b.Fatalf("%s: no task in jetinfer.json (%v)", dir, err)
+	}
+	return m.Task
 }
 
 func (s *benchStack) call(b *testing.B, method, path, token, contentType string, body []byte, out any) {
@@ -155,7 +175,7 @@ func (s *benchStack) upload(b *testing.B, id string, docs [][]byte) time.Duratio
 
 func (s *benchStack) create(b *testing.B) string {
 	var p benchProgress
-	s.call(b, "POST", "/v1/backfills", s.bfToken, "application/json", []byte(`{"task":"sentiment","name":"bench"}`), &p)
+	s.call(b, "POST", "/v1/backfills", s.bfToken, "application/json", []byte(`{"task":"`+s.task+`","name":"bench"}`), &p)
 	return p.ID
 }
 
@@ -280,9 +300,16 @@ func (s *benchStack) steppedExport(b *testing.B, id string, step int) int {
 // alternate over several rounds (each busy phase a fresh backfill, canceled
 // and drained after it), so that a noisy machine weighs on both alike.
 // JETINFER_BULK_PAUSE overrides the worker's --bulk-pause (0 turns the
-// pause off).
+// pause off), JETINFER_LATENCY_BUDGET its --latency-budget (0 turns the cap
+// off), JETINFER_LANES_MODEL the model (a directory under the models dir,
+// default sentiment) and JETINFER_LANES_CALLS the calls a phase (default 200).
+// `make lanes-bench` runs it with the cap on and off, alternately.
 func BenchmarkLanesP99(b *testing.B) {
-	const rounds, calls = 5, 200
+	const rounds = 5
+	calls := 200
+	if n, err := strconv.Atoi(os.Getenv("JETINFER_LANES_CALLS")); err == nil && n > 0 {
+		calls = n
+	}
 	s := startBenchStack(b)
 	docs := benchArchive(b, 40_000)
 	body := []byte(`{"text":"Shares of the refiner jumped after it raised its dividend and reported record profit."}`)
@@ -292,7 +319,7 @@ func BenchmarkLanesP99(b *testing.B) {
 			var rec struct {
 				Timings map[string]float64 `json:"timings_ms"`
 			}
-			s.call(b, "POST", "/v1/infer/sentiment", s.jobToken, "application/json", body, &rec)
+			s.call(b, "POST", "/v1/infer/"+s.task, s.jobToken, "application/json", body, &rec)
 			d := time.Since(t0)
 			lat = append(lat, d)
 			if os.Getenv("JETINFER_LANES_TRACE") != "" && d > 50*time.Millisecond {
