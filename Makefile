@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench bench-sizing
 
 all: build
 
@@ -110,6 +110,15 @@ lanes-bench: deps models
 			bin/jetinfer-app.test -test.run '^$$' -test.benchtime 1x -test.timeout 30m \
 			-test.bench '^BenchmarkLanesP99$$' | grep -E '^(Benchmark|FAIL|---)' || exit 1; \
 	done; done
+
+## bench-sizing: what one job costs each process (ingest, worker, nats-server, redis-server as
+## separate processes): CPU µs per job and bytes per job in JetStream and Redis, for each way jobs
+## arrive; docs/scaling.md sizes deployments from it. SIZING_JOBS jobs a phase.
+SIZING_JOBS ?= 20000
+bench-sizing: deps models
+	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench
+	@bin/jetinfer-bench.test -test.run '^TestSizing$$' -test.timeout 30m -jetinfer.sizing \
+		-jetinfer.sizing-jobs $(SIZING_JOBS)
 
 bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench

@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
@@ -275,25 +277,7 @@ type env struct {
 
 func startEnv(t *testing.T) *env {
 	e := &env{nats: testenv.StartNATS(t), redis: testenv.StartRedis(t)}
-	e.secret = filepath.Join(t.TempDir(), "dev.secret")
-	if err := os.WriteFile(e.secret, []byte(secret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A tenant with a quota and a rate limit far above what is offered, so
-	// that both are checked on every request and neither refuses.
-	if _, err := tenant.NewStore(e.redis.Client(t)).Create(context.Background(), tenant.Tenant{
-		ID: "bench", Name: "bench", Enabled: true, DailyQuota: 1 << 40, RatePerSec: 1e6, Burst: 1e6,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := auth.NewDevHS256Signer(auth.SignerConfig{Issuer: "jetinfer", Audience: "jetinfer"}, []byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.token, _, err = signer.IssueFor(auth.TokenRequest{Tenant: "bench", Scopes: []string{auth.ScopeJobsWrite, auth.ScopeJobsRead}, TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.secret, e.token = benchTenant(t, e.redis.Client(t), auth.ScopeJobsWrite, auth.ScopeJobsRead)
 	e.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024, MaxConnsPerHost: 1024}}
 
 	var cfg config.Ingest
@@ -313,6 +297,31 @@ func startEnv(t *testing.T) *env {
 		t.Fatal("ingest did not start")
 	}
 	return e
+}
+
+// benchTenant creates the tenant "bench" with a quota and a rate limit far
+// above what is offered, so that both are checked on every request and
+// neither refuses, and returns a development secret file and a token of the
+// tenant with scopes.
+func benchTenant(t *testing.T, rc redis.UniversalClient, scopes ...string) (secretFile, token string) {
+	secretFile = filepath.Join(t.TempDir(), "dev.secret")
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tenant.NewStore(rc).Create(context.Background(), tenant.Tenant{
+		ID: "bench", Name: "bench", Enabled: true, DailyQuota: 1 << 40, RatePerSec: 1e6, Burst: 1e6,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := auth.NewDevHS256Signer(auth.SignerConfig{Issuer: "jetinfer", Audience: "jetinfer"}, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err = signer.IssueFor(auth.TokenRequest{Tenant: "bench", Scopes: scopes, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secretFile, token
 }
 
 type runningWorker struct {
@@ -452,7 +461,7 @@ func finished(t *testing.T, c *http.Client, url, task string) float64 {
 	return metricSum(t, c, url, "jetinfer_worker_jobs_finished_total", task)
 }
 
-// metricSum adds up the worker's series of name for task.
+// metricSum adds up the worker's series of name for task ("": every task).
 func metricSum(t *testing.T, c *http.Client, url, name, task string) float64 {
 	resp, err := c.Get(url + "/metrics")
 	if err != nil {
@@ -464,7 +473,7 @@ func metricSum(t *testing.T, c *http.Client, url, name, task string) float64 {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		l := sc.Text()
-		if strings.HasPrefix(l, name+"{") && strings.Contains(l, `task="`+task+`"`) {
+		if strings.HasPrefix(l, name+"{") && (task == "" || strings.Contains(l, `task="`+task+`"`)) {
 			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			sum += v
 		}
