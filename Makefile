@@ -96,19 +96,24 @@ backfill-bench: deps models
 
 ## lanes-bench: BenchmarkLanesP99 on LANES_MODEL (default the BERT-base NER model) with the
 ## worker's latency cap on (LANES_BUDGET, default 250ms) and off (0), alternately, LANES_PAIRS
-## times, LANES_CALLS sync calls a phase: sync p50/p99 idle and during a full-speed backfill,
-## and the backfill's docs/s meanwhile. LANES_MODEL=sentiment gives the fast-model figures.
+## times, LANES_ROUNDS idle and busy rounds of LANES_CALLS sync calls started LANES_EVERY apart:
+## sync p50/p99 idle and during a full-speed backfill, and the backfill's docs/s meanwhile (a call
+## not answered within 10s counts at 10s, as a timeout). LANES_MODEL=sentiment LANES_EVERY=0
+## LANES_CALLS=200 LANES_ROUNDS=5 gives the fast-model figures.
 LANES_MODEL ?= bert-base-cased-random-ner
 LANES_BUDGET ?= 250ms
 LANES_PAIRS ?= 2
-LANES_CALLS ?= 60
+LANES_ROUNDS ?= 2
+LANES_CALLS ?= 20
+LANES_EVERY ?= 1s
 lanes-bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-app.test ./internal/app
 	@set -o pipefail; for i in $$(seq $(LANES_PAIRS)); do for budget in $(LANES_BUDGET) 0; do \
 		echo "== pair $$i: model $(LANES_MODEL), --latency-budget $$budget"; \
 		JETINFER_LANES_MODEL=$(LANES_MODEL) JETINFER_LATENCY_BUDGET=$$budget JETINFER_LANES_CALLS=$(LANES_CALLS) \
+			JETINFER_LANES_ROUNDS=$(LANES_ROUNDS) JETINFER_LANES_EVERY=$(LANES_EVERY) JETINFER_INFER_WAIT=10s \
 			bin/jetinfer-app.test -test.run '^$$' -test.benchtime 1x -test.timeout 30m \
-			-test.bench '^BenchmarkLanesP99$$' | grep -E '^(Benchmark|FAIL|---)' || exit 1; \
+			-test.bench '^BenchmarkLanesP99$$' | grep -Ev '^(goos|goarch|pkg|cpu|PASS):' || exit 1; \
 	done; done
 
 ## bench-sizing: what one job costs each process (ingest, worker, nats-server, redis-server as

@@ -61,6 +61,9 @@ func startBenchStack(b *testing.B) *benchStack {
 	if d, err := time.ParseDuration(os.Getenv("JETINFER_LATENCY_BUDGET")); err == nil {
 		wk.LatencyBudget = d
 	}
+	if d, err := time.ParseDuration(os.Getenv("JETINFER_INFER_WAIT")); err == nil {
+		ing.InferWait = d
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
@@ -114,6 +117,15 @@ func modelTask(b *testing.B, dir string) string {
 
 func (s *benchStack) call(b *testing.B, method, path, token, contentType string, body []byte, out any) {
 	b.Helper()
+	if code := s.try(b, method, path, token, contentType, body, out); code/100 != 2 {
+		b.Fatalf("%s %s: status %d", method, path, code) // try fails on the others
+	}
+}
+
+// try is call that returns a 504 (a sync call's wait ran out) instead of
+// failing on it.
+func (s *benchStack) try(b *testing.B, method, path, token, contentType string, body []byte, out any) int {
+	b.Helper()
 	req, _ := http.NewRequest(method, s.url+path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", contentType)
@@ -123,6 +135,9 @@ func (s *benchStack) call(b *testing.B, method, path, token, contentType string,
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusGatewayTimeout {
+		return resp.StatusCode
+	}
 	if resp.StatusCode/100 != 2 {
 		b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, data)
 	}
@@ -131,6 +146,7 @@ func (s *benchStack) call(b *testing.B, method, path, token, contentType string,
 			b.Fatal(err)
 		}
 	}
+	return resp.StatusCode
 }
 
 // benchArchive returns n documents of real news sentences, each text
@@ -302,14 +318,23 @@ func (s *benchStack) steppedExport(b *testing.B, id string, step int) int {
 // JETINFER_BULK_PAUSE overrides the worker's --bulk-pause (0 turns the
 // pause off), JETINFER_LATENCY_BUDGET its --latency-budget (0 turns the cap
 // off), JETINFER_LANES_MODEL the model (a directory under the models dir,
-// default sentiment) and JETINFER_LANES_CALLS the calls a phase (default 200).
-// `make lanes-bench` runs it with the cap on and off, alternately.
+// default sentiment), JETINFER_LANES_ROUNDS the rounds (default 5),
+// JETINFER_LANES_CALLS the calls a phase (default 200), JETINFER_LANES_EVERY
+// the time from one call's start to the next's (default 0: back to back, as
+// a user who waits for each answer) and JETINFER_INFER_WAIT ingest's
+// --infer-wait: a call that gets 504 counts at the time it took, and the
+// timeouts are reported. `make lanes-bench` runs it with the cap on and off,
+// alternately.
 func BenchmarkLanesP99(b *testing.B) {
-	const rounds = 5
-	calls := 200
-	if n, err := strconv.Atoi(os.Getenv("JETINFER_LANES_CALLS")); err == nil && n > 0 {
-		calls = n
+	envInt := func(name string, def int) int {
+		if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+			return n
+		}
+		return def
 	}
+	rounds, calls := envInt("JETINFER_LANES_ROUNDS", 5), envInt("JETINFER_LANES_CALLS", 200)
+	every, _ := time.ParseDuration(os.Getenv("JETINFER_LANES_EVERY"))
+	var timeouts int
 	s := startBenchStack(b)
 	docs := benchArchive(b, 40_000)
 	body := []byte(`{"text":"Shares of the refiner jumped after it raised its dividend and reported record profit."}`)
@@ -319,12 +344,15 @@ func BenchmarkLanesP99(b *testing.B) {
 			var rec struct {
 				Timings map[string]float64 `json:"timings_ms"`
 			}
-			s.call(b, "POST", "/v1/infer/"+s.task, s.jobToken, "application/json", body, &rec)
+			if s.try(b, "POST", "/v1/infer/"+s.task, s.jobToken, "application/json", body, &rec) == http.StatusGatewayTimeout {
+				timeouts++
+			}
 			d := time.Since(t0)
 			lat = append(lat, d)
 			if os.Getenv("JETINFER_LANES_TRACE") != "" && d > 50*time.Millisecond {
 				b.Logf("slow call %s: %v", d.Round(time.Millisecond), rec.Timings)
 			}
+			time.Sleep(time.Until(t0.Add(every)))
 		}
 		return lat
 	}
@@ -365,5 +393,6 @@ func BenchmarkLanesP99(b *testing.B) {
 		b.ReportMetric(p(busy, 0.99), "p99_backfill_ms")
 		b.ReportMetric(p(busy, 0.99)/p(idle, 0.99), "p99_ratio")
 		b.ReportMetric(float64(bulkDocs)/busyFor.Seconds(), "backfill_docs/s_meanwhile")
+		b.ReportMetric(float64(timeouts), "sync_timeouts")
 	}
 }
