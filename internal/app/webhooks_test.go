@@ -185,6 +185,21 @@ func webhookRoutes(t *testing.T, s *stack, c *contract, all, readOnly string) {
 	c.expect(s, 404, exchange{method: "DELETE", path: "/v1/webhooks/" + id, token: all})
 }
 
+// backfillWebhookRoutes creates backfills that name a webhook endpoint,
+// for the OpenAPI contract. It runs last: the listing checks before it
+// count the tenant's backfills.
+func backfillWebhookRoutes(t *testing.T, s *stack, c *contract, all string) {
+	t.Helper()
+	url := "http://127.0.0.1:9/backfills"
+	c.expect(s, 201, exchange{method: "POST", path: "/v1/webhooks", token: all, body: map[string]any{"url": url}})
+	c.expect(s, 201, exchange{method: "POST", path: "/v1/backfills", token: all,
+		body: map[string]any{"task": "ner", "callback_url": url, "progress_every": 100}})
+	c.expect(s, 422, exchange{method: "POST", path: "/v1/backfills", token: all,
+		body: map[string]any{"task": "ner", "callback_url": url + "/other"}})
+	c.expect(s, 400, exchange{method: "POST", path: "/v1/backfills", token: all,
+		body: map[string]any{"task": "ner", "callback_url": url, "progress_every": 99}, invalid: true})
+}
+
 // A job that finishes while its event cannot be queued (the WEBHOOKS
 // stream is gone) is not acknowledged: its redelivery queues the event
 // from the stored record once the stream is back, and the deliverers'
