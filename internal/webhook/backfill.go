@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"strconv"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
@@ -73,6 +76,7 @@ func BackfillEventID(ev store.BackfillEvent) string {
 // de-duplicated by its id.
 func (p *Publisher) PublishBackfill(ctx context.Context, evs []store.BackfillEvent) error {
 	ds := make([]job.Delivery, 0, len(evs))
+	types := make([]string, 0, len(evs))
 	for _, ev := range evs {
 		cursor, err := p.q.LastResultSeq(ctx, ev.Backfill)
 		if err != nil {
@@ -94,6 +98,7 @@ func (p *Publisher) PublishBackfill(ctx context.Context, evs []store.BackfillEve
 		if err != nil {
 			return err
 		}
+		types = append(types, typ)
 		id := BackfillEventID(ev)
 		// The backfill stands in for the job of a job event: dead letters
 		// name it, and a task-limited token sees those of its tasks.
@@ -101,7 +106,14 @@ func (p *Publisher) PublishBackfill(ctx context.Context, evs []store.BackfillEve
 			Header: map[string][]string{queue.HeaderWebhookID: {id}, queue.HeaderJobID: {ev.Backfill}, job.HeaderTenant: {ev.Tenant},
 				queue.HeaderWebhookTask: {ev.Task}}})
 	}
-	return p.queue(ctx, ds, func(k int) (string, string, slog.Attr) {
+	err := p.queue(ctx, ds, func(k int) (string, string, slog.Attr) {
 		return evs[k].Tenant, evs[k].Webhook, slog.String("backfill", evs[k].Backfill)
 	})
+	if err != nil {
+		return err
+	}
+	for i, ev := range evs {
+		p.backfill.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", ev.Tenant), attribute.String("type", types[i])))
+	}
+	return nil
 }

@@ -46,9 +46,10 @@ var _ Sink = (*queue.Client)(nil)
 
 // Publisher puts the events of finished jobs on the WEBHOOKS stream.
 type Publisher struct {
-	q       Sink
-	log     *slog.Logger
-	dropped metric.Int64Counter
+	q        Sink
+	log      *slog.Logger
+	dropped  metric.Int64Counter
+	backfill metric.Int64Counter
 }
 
 // NewPublisher returns a publisher onto q. meter may be nil.
@@ -61,7 +62,9 @@ func NewPublisher(q Sink, log *slog.Logger, meter metric.Meter) *Publisher {
 	}
 	dropped, _ := meter.Int64Counter("jetinfer.webhook.events.dropped",
 		metric.WithDescription("webhook events not queued because their endpoint's backlog (or WEBHOOKS) was full, by tenant"))
-	return &Publisher{q: q, log: log, dropped: dropped}
+	backfill, _ := meter.Int64Counter("jetinfer.webhook.backfill_events",
+		metric.WithDescription("backfill webhook events queued (backfill.completed, backfill.progress; a copy JetStream drops as a duplicate counts too), by tenant and type"))
+	return &Publisher{q: q, log: log, dropped: dropped, backfill: backfill}
 }
 
 // Publish queues one event for each record whose job names a webhook
