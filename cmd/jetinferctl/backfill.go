@@ -333,7 +333,7 @@ func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *e
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil {
-		bar.inputSize = fi.Size()
+		bar.inputSize.Store(fi.Size())
 	}
 	// Progress is measured against the whole file: the bytes read from it
 	// (compressed, for .gz) and the documents found in them.
