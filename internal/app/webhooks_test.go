@@ -209,11 +209,7 @@ func TestJobWebhookWaitsOutLostStream(t *testing.T) {
 	s.startIngestWith(func(c *config.Ingest) { c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true })
 	s.startWorker()
 	rcv := webhookReceiver(t)
-	r := s.do("POST", "/v1/webhooks", s.issue(t, "acme", auth.ScopeWebhooksAdmin), map[string]any{"url": rcv + "/h"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("register: %d %s", r.status, r.body)
-	}
-	configureReceiver(t, rcv, map[string]any{"path": "/h", "secret": r.json(t)["secret"]})
+	s.registerReceiver(t, rcv, "/h", nil)
 
 	nc := s.nats.Connect(t)
 	js, err := jetstream.New(nc)
@@ -224,7 +220,7 @@ func TestJobWebhookWaitsOutLostStream(t *testing.T) {
 	if err := js.DeleteStream(ctx, job.StreamWebhooks); err != nil {
 		t.Fatal(err)
 	}
-	r = s.do("POST", "/v1/jobs", s.token, map[string]any{"task": "sentiment",
+	r := s.do("POST", "/v1/jobs", s.token, map[string]any{"task": "sentiment",
 		"input": map[string]any{"text": "Profits rose."}, "callback_url": rcv + "/h"})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", r.status, r.body)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
@@ -55,23 +54,8 @@ func TestBackfillEventQueuedOnce(t *testing.T) {
 		data.Results.Cursor != last || data.Results.URL != "/v1/backfills/bf_1/results" {
 		t.Fatalf("event %+v: %+v", got, data)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := f.reader.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	want := attribute.NewSet(attribute.String("tenant", tenant), attribute.String("type", webhook.TypeBackfillCompleted))
-	var n int64
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "jetinfer.webhook.backfill_events" {
-				for _, dp := range sum.DataPoints {
-					if dp.Attributes.Equals(&want) {
-						n += dp.Value
-					}
-				}
-			}
-		}
-	}
+	n := f.counted(t, "jetinfer.webhook.backfill_events", attribute.String("tenant", tenant),
+		attribute.String("type", webhook.TypeBackfillCompleted))
 	if n != 2 {
 		t.Fatalf("backfill_events counted %d, want 2 (both queue calls)", n)
 	}
