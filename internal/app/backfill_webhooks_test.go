@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
 // registerReceiver registers path of the receiver as acme's endpoint and
@@ -79,6 +81,27 @@ func (s *stack) countResults(t *testing.T, id, token string, after uint64) int {
 	return n
 }
 
+// finishedOn sums jetinfer_worker_jobs_finished_total on the worker's
+// metrics at addr.
+func finishedOn(t *testing.T, addr string) int64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var n float64
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		l := sc.Text()
+		if strings.HasPrefix(l, "jetinfer_worker_jobs_finished_total{") {
+			f := strings.Fields(l)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += v
+		}
+	}
+	return int64(n)
+}
+
 func num(v any) int64 { f, _ := v.(float64); return int64(f) }
 
 // A backfill that names an endpoint, processed by two workers while the
@@ -90,11 +113,14 @@ func num(v any) int64 { f, _ := v.(float64); return int64(f) }
 func TestBackfillWebhooks(t *testing.T) {
 	s := newStack(t)
 	s.startIngestWith(func(c *config.Ingest) { c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true })
+	addrs := make(chan string, 2)
 	for range 2 {
 		s.startWorkerTuned(func(c *config.Worker) {
 			c.BatchSize = 8
 			c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true
 			c.Webhooks.RetryBase, c.Webhooks.RetryMax = 100*time.Millisecond, 300*time.Millisecond
+			c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
+			addrs <- c.HTTPAddr
 		})
 	}
 	rcv := webhookReceiver(t)
@@ -133,6 +159,14 @@ func TestBackfillWebhooks(t *testing.T) {
 		time.Sleep(25 * time.Millisecond)
 	}
 	configureReceiver(t, rcv, map[string]any{"path": "/bf"})
+	// Both workers ran documents of it: the completion was decided among
+	// racing workers.
+	for range 2 {
+		addr := <-addrs
+		if n := finishedOn(t, addr); n == 0 || n == docs {
+			t.Fatalf("worker %s finished %d of the %d documents; want a share", addr, n, docs)
+		}
+	}
 
 	st := s.awaitEvents(t, rcv, "/bf", 3)
 	if st.Invalid != 0 || st.Duplicates != 0 || len(st.Events) != 3 {
