@@ -100,6 +100,10 @@ type runOpts struct {
 	keepResults bool
 	exportStep  int
 	options     jobOptions
+	// callbackURL and progressEvery name the webhook endpoint told of
+	// the backfill's end (and progress).
+	callbackURL   string
+	progressEvery int64
 }
 
 func init() {
@@ -118,6 +122,8 @@ func init() {
 			fs.StringVar(&o.interactive, "progress-bar", "auto", "draw a progress bar: auto (on a terminal), yes or no")
 			fs.BoolVar(&o.keepResults, "keep-results", false, "keep results in the server's RESULTS stream once written to --out (by default each export step purges what it wrote, so that a backfill bigger than the stream goes on)")
 			fs.IntVar(&o.exportStep, "export-step", 10000, "results read, written, synced and purged per export step")
+			fs.StringVar(&o.callbackURL, "callback-url", "", "a registered webhook endpoint's exact URL: it gets backfill.completed when the backfill ends")
+			fs.Int64Var(&o.progressEvery, "progress-every", 0, "with --callback-url: also send backfill.progress every this many results (at least 100)")
 			o.options.register(fs)
 			return func(ctx context.Context, e *env) error { return runBackfill(ctx, o, e) }
 		}})
@@ -235,6 +241,12 @@ func runBackfill(ctx context.Context, o runOpts, e *env) error {
 		if len(o.options.m) > 0 {
 			req["options"] = o.options.m
 		}
+		if o.callbackURL != "" {
+			req["callback_url"] = o.callbackURL
+		}
+		if o.progressEvery != 0 {
+			req["progress_every"] = o.progressEvery
+		}
 		body, _ := json.Marshal(req)
 		if err := o.api.do(ctx, "POST", "/v1/backfills", "application/json", bytes.NewReader(body), &p); err != nil {
 			return fmt.Errorf("create backfill: %w", err)
@@ -321,7 +333,7 @@ func upload(ctx context.Context, o runOpts, st *runState, bar *progressBar, e *e
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil {
-		bar.inputSize = fi.Size()
+		bar.inputSize.Store(fi.Size())
 	}
 	// Progress is measured against the whole file: the bytes read from it
 	// (compressed, for .gz) and the documents found in them.

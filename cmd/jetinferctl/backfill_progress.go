@@ -35,8 +35,9 @@ type progressBar struct {
 	exported                   counter // result lines in the results file
 
 	// The input: its size in bytes, the bytes read from it and the
-	// documents found in them, and whether all of it was sent.
-	inputSize          int64
+	// documents found in them, and whether all of it was sent. The poller
+	// reads them while the upload writes them.
+	inputSize          atomic.Int64
 	inputRead, docRead counter
 	uploaded           atomic.Bool
 
@@ -181,14 +182,15 @@ func (b *progressBar) show(p backfill.Progress) {
 // so far over the share of the file's bytes read), and whether it is an
 // estimate.
 func (b *progressBar) total(p backfill.Progress) (int64, bool) {
-	if b.uploaded.Load() || p.State == backfill.StateCompleted || p.State == backfill.StateCanceled || b.inputSize <= 0 {
+	size := b.inputSize.Load()
+	if b.uploaded.Load() || p.State == backfill.StateCompleted || p.State == backfill.StateCanceled || size <= 0 {
 		return p.Submitted, false
 	}
 	read, docs := b.inputRead.load(), b.docRead.load()
 	if read <= 0 || docs <= 0 {
 		return p.Submitted, true
 	}
-	est := int64(float64(docs) * float64(b.inputSize) / float64(min(read, b.inputSize)))
+	est := int64(float64(docs) * float64(size) / float64(min(read, size)))
 	return max(est, p.Submitted), true
 }
 

@@ -57,7 +57,7 @@ func TestJobOptionsFlags(t *testing.T) {
 // dead documents show by reason.
 func TestProgressLineMeasuresWholeInput(t *testing.T) {
 	b := newProgressBar(io.Discard, "no", time.Second)
-	b.inputSize = 4_000_000
+	b.inputSize.Store(4_000_000)
 	b.inputRead.add(1_000_000) // a quarter of the file read...
 	b.docRead.add(5000)        // ...holding 5000 documents: 20000 in all
 	eta := 0.0

@@ -111,11 +111,12 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		DeadRecords: st,
 		Meter:       prom.Meter("github.com/jetinfer/jetinfer/internal/ingest"),
 		Tracer:      tp,
-		Backfills:   ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q, List: backfill.NewStore(rdb)},
-		Usage:       usage,
-		Fleet:       q,
-		Console:     console.Handler(),
-		Webhooks:    webhook.NewRegistry(rdb, cfg.Webhooks.Targets()),
+		Backfills: ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q, List: backfill.NewStore(rdb),
+			Events: webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook"))},
+		Usage:    usage,
+		Fleet:    q,
+		Console:  console.Handler(),
+		Webhooks: webhook.NewRegistry(rdb, cfg.Webhooks.Targets()),
 	})
 	streams, err := newStreamGauges(prom.Meter("github.com/jetinfer/jetinfer/internal/app"))
 	if err != nil {

@@ -406,6 +406,7 @@ func TestOpenAPIContract(t *testing.T) {
 	webhookRoutes(t, s, c, all, readOnly)
 
 	consoleRoutes(t, s, c, all, readOnly, tiny)
+	backfillWebhookRoutes(t, s, c, all)
 
 	c.covered()
 }

@@ -185,6 +185,21 @@ func webhookRoutes(t *testing.T, s *stack, c *contract, all, readOnly string) {
 	c.expect(s, 404, exchange{method: "DELETE", path: "/v1/webhooks/" + id, token: all})
 }
 
+// backfillWebhookRoutes creates backfills that name a webhook endpoint,
+// for the OpenAPI contract. It runs last: the listing checks before it
+// count the tenant's backfills.
+func backfillWebhookRoutes(t *testing.T, s *stack, c *contract, all string) {
+	t.Helper()
+	url := "http://127.0.0.1:9/backfills"
+	c.expect(s, 201, exchange{method: "POST", path: "/v1/webhooks", token: all, body: map[string]any{"url": url}})
+	c.expect(s, 201, exchange{method: "POST", path: "/v1/backfills", token: all,
+		body: map[string]any{"task": "ner", "callback_url": url, "progress_every": 100}})
+	c.expect(s, 422, exchange{method: "POST", path: "/v1/backfills", token: all,
+		body: map[string]any{"task": "ner", "callback_url": url + "/other"}})
+	c.expect(s, 400, exchange{method: "POST", path: "/v1/backfills", token: all,
+		body: map[string]any{"task": "ner", "callback_url": url, "progress_every": 99}, invalid: true})
+}
+
 // A job that finishes while its event cannot be queued (the WEBHOOKS
 // stream is gone) is not acknowledged: its redelivery queues the event
 // from the stored record once the stream is back, and the deliverers'
@@ -194,11 +209,7 @@ func TestJobWebhookWaitsOutLostStream(t *testing.T) {
 	s.startIngestWith(func(c *config.Ingest) { c.Webhooks.AllowPrivate, c.Webhooks.AllowHTTP = true, true })
 	s.startWorker()
 	rcv := webhookReceiver(t)
-	r := s.do("POST", "/v1/webhooks", s.issue(t, "acme", auth.ScopeWebhooksAdmin), map[string]any{"url": rcv + "/h"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("register: %d %s", r.status, r.body)
-	}
-	configureReceiver(t, rcv, map[string]any{"path": "/h", "secret": r.json(t)["secret"]})
+	s.registerReceiver(t, rcv, "/h", nil)
 
 	nc := s.nats.Connect(t)
 	js, err := jetstream.New(nc)
@@ -209,7 +220,7 @@ func TestJobWebhookWaitsOutLostStream(t *testing.T) {
 	if err := js.DeleteStream(ctx, job.StreamWebhooks); err != nil {
 		t.Fatal(err)
 	}
-	r = s.do("POST", "/v1/jobs", s.token, map[string]any{"task": "sentiment",
+	r := s.do("POST", "/v1/jobs", s.token, map[string]any{"task": "sentiment",
 		"input": map[string]any{"text": "Profits rose."}, "callback_url": rcv + "/h"})
 	if r.status != http.StatusAccepted {
 		t.Fatalf("submit: %d %s", r.status, r.body)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +18,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/infer"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
 	"github.com/jetinfer/jetinfer/internal/webhook"
 	"github.com/jetinfer/jetinfer/internal/worker"
@@ -36,16 +38,42 @@ type Hooks struct {
 	Spans sdktrace.SpanProcessor
 }
 
+// The ONNX Runtime environment is the process's, and a process may run
+// several workers (tests do): the first to start creates it and the last
+// to stop destroys it, so that no worker's models outlive it.
+var (
+	ortMu    sync.Mutex
+	ortUsers int
+)
+
+func acquireORT(lib string) error {
+	ortMu.Lock()
+	defer ortMu.Unlock()
+	if err := infer.Init(lib); err != nil {
+		return err
+	}
+	ortUsers++
+	return nil
+}
+
+func releaseORT() {
+	ortMu.Lock()
+	defer ortMu.Unlock()
+	if ortUsers--; ortUsers == 0 {
+		_ = infer.Shutdown()
+	}
+}
+
 // RunWorker runs a worker until ctx ends, then drains: it stops pulling,
 // finishes the batch in hand within cfg.ShutdownTimeout, delivers and acks.
 func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks Hooks) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	if err := infer.Init(cfg.ORTLib); err != nil {
+	if err := acquireORT(cfg.ORTLib); err != nil {
 		return err
 	}
-	defer infer.Shutdown()
+	defer releaseORT()
 	cudaOpts, _ := cfg.CUDAOptionMap() // checked by Validate
 	var models []worker.Model
 	var infos []job.ModelInfo
@@ -99,6 +127,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		}
 		metrics.Init(m.Task(), version)
 	}
+	hookPub := webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook"))
 	w := worker.New(worker.Config{
 		BatchSize:   cfg.BatchSize,
 		BatchWait:   cfg.BatchWait,
@@ -109,7 +138,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		LatencyBudget:     cfg.LatencyBudget,
 		InteractiveRecent: cfg.InteractiveRecent,
 		Tracer:            tp,
-		Webhooks:          webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook")),
+		Webhooks:          hookPub,
 		// Off unless the deployment shares results among tenants.
 		ReuseAcrossTenants: cfg.ReuseAcrossTenants,
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
@@ -179,7 +208,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		mctx, cancel := context.WithCancel(gctx)
 		defer cancel()
 		defer context.AfterFunc(ctx, cancel)()
-		return q.RunMover(mctx, st, queue.MoverConfig{}, log)
+		return q.RunMover(mctx, deadStore{st, hookPub}, queue.MoverConfig{}, log)
 	})
 	if cfg.Webhooks.Deliver {
 		// Webhook deliverers share one durable consumer; each stops pulling
@@ -228,4 +257,27 @@ func natsOptions(c config.NATS, name string, log *slog.Logger) []nats.Option {
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	}
 	return opts
+}
+
+// deadStore is the store as the DLQ mover uses it: a backfill document it
+// marks dead may be the one whose count ends its backfill (or crosses a
+// progress multiple), and that event is queued here, as a worker would.
+type deadStore struct {
+	*store.Store
+	hooks *webhook.Publisher
+}
+
+// MarkDead writes j's dead state and queues the backfill event it made due.
+func (d deadStore) MarkDead(ctx context.Context, j *job.Job, e *job.Error, attempts int, now time.Time) (job.Status, error) {
+	fs := []store.Final{{Job: j, Status: job.StatusDead, Error: e, Attempts: attempts}}
+	sts, err := d.Finish(ctx, fs, now)
+	if err != nil {
+		return "", err
+	}
+	if fs[0].Due != nil {
+		if err := d.hooks.PublishBackfill(ctx, []store.BackfillEvent{*fs[0].Due}); err != nil {
+			return "", fmt.Errorf("queue backfill %s event: %w", j.Backfill, err)
+		}
+	}
+	return sts[0], nil
 }

@@ -48,6 +48,12 @@ type Backfill struct {
 	Created  time.Time   `json:"created_at"`
 	Sealed   time.Time   `json:"sealed_at,omitzero"`
 	Finished time.Time   `json:"finished_at,omitzero"`
+	// Webhook is the id of the tenant's registered endpoint told of the
+	// backfill's progress and end; empty for none.
+	Webhook string `json:"webhook,omitempty"`
+	// ProgressEvery, when positive, asks for a backfill.progress event at
+	// every multiple of that many results.
+	ProgressEvery int64 `json:"progress_every,omitempty"`
 	Counters
 	// First and Last are when the first and the latest document finished.
 	First time.Time `json:"-"`
@@ -127,7 +133,7 @@ func (s *Store) Create(ctx context.Context, b *Backfill, now time.Time) error {
 	}
 	p := s.rdb.TxPipeline()
 	p.HSet(ctx, key, "task", b.Task, "name", b.Name, "options", opts, "created_ms", now.UnixMilli(),
-		"submitted", 0, "succeeded", 0, "failed", 0, "dead", 0, "canceled", 0, "reused", 0)
+		"webhook", b.Webhook, "progress_every", b.ProgressEvery, "submitted", 0, "succeeded", 0, "failed", 0, "dead", 0, "canceled", 0, "reused", 0)
 	p.PExpire(ctx, key, s.ttl)
 	index := store.BackfillIndexKey(b.Tenant)
 	p.ZAdd(ctx, index, redis.Z{Member: indexMember(b.Created, b.ID)})
@@ -160,9 +166,10 @@ func fromHash(tenant, id string, m map[string]string) *Backfill {
 	}
 	b := &Backfill{ID: id, Tenant: tenant, Task: m["task"], Name: m["name"], State: State(m["state"]),
 		Created: store.MillisTime(m["created_ms"]), Sealed: store.MillisTime(m["sealed_ms"]), Finished: store.MillisTime(m["finished_ms"]),
-		First: store.MillisTime(m["first_ms"]), Last: store.MillisTime(m["last_ms"])}
+		First: store.MillisTime(m["first_ms"]), Last: store.MillisTime(m["last_ms"]), Webhook: m["webhook"]}
 	_ = json.Unmarshal([]byte(m["options"]), &b.Options)
 	n := func(k string) int64 { v, _ := strconv.ParseInt(m[k], 10, 64); return v }
+	b.ProgressEvery = n("progress_every")
 	b.Counters = Counters{Submitted: n("submitted"), Succeeded: n("succeeded"), Failed: n("failed"),
 		Dead: n("dead"), Canceled: n("canceled"), Reused: n("reused")}
 	return b
@@ -219,6 +226,42 @@ func (s *Store) transition(ctx context.Context, sc *redis.Script, tenant, id str
 	}
 	st, _ := v.(string)
 	return State(st), nil
+}
+
+// claimEndedScript makes the backfill.completed event of a backfill that
+// ended by a seal or a cancel (not by a worker's count, which claims its
+// own in the same step) due exactly once: the first caller to find the
+// backfill final claims it, however many ingests race or a client retries.
+var claimEndedScript = redis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'state', 'webhook')
+if (h[1] ~= 'completed' and h[1] ~= 'canceled') or not h[2] or h[2] == '' then return false end
+if redis.call('HSETNX', KEYS[1], 'ended_event', 1) == 0 then return false end
+local status, ev = h[1], 'completed'
+` + store.BackfillEventLua)
+
+// ClaimEnded returns the backfill.completed event of tenant's backfill id
+// when the backfill has ended, names a webhook endpoint, and nobody has
+// claimed the event yet; nil otherwise. Ingest calls it after a seal or a
+// cancel and queues the event it gets.
+func (s *Store) ClaimEnded(ctx context.Context, tenant, id string, now time.Time) (*store.BackfillEvent, error) {
+	v, err := claimEndedScript.Run(ctx, s.rdb, []string{store.BackfillKey(tenant, id)}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backfill %s: %w", id, err)
+	}
+	_, ev := store.BackfillEventOf(v, tenant, id, now)
+	return ev, nil
+}
+
+// ReleaseEnded gives back the claim of ClaimEnded when its event could not
+// be queued, so that the next seal or cancel of the backfill claims it.
+func (s *Store) ReleaseEnded(ctx context.Context, tenant, id string) error {
+	if err := s.rdb.HDel(ctx, store.BackfillKey(tenant, id), "ended_event").Err(); err != nil {
+		return fmt.Errorf("backfill %s: %w", id, err)
+	}
+	return nil
 }
 
 // NotOpenError is the error of Known and Mark for a backfill that takes no

@@ -22,12 +22,16 @@ type Progress struct {
 	Created  time.Time `json:"created_at"`
 	Sealed   time.Time `json:"sealed_at,omitzero"`
 	Finished time.Time `json:"finished_at,omitzero"`
+	// Webhook and ProgressEvery are the backfill's (see Backfill).
+	Webhook       string `json:"webhook,omitempty"`
+	ProgressEvery int64  `json:"progress_every,omitempty"`
 }
 
 // ProgressOf computes b's progress at now.
 func ProgressOf(b *Backfill, now time.Time) Progress {
 	p := Progress{ID: b.ID, Task: b.Task, Name: b.Name, State: b.State, Counters: b.Counters,
-		Pending: b.Pending(), Created: b.Created, Sealed: b.Sealed, Finished: b.Finished}
+		Pending: b.Pending(), Created: b.Created, Sealed: b.Sealed, Finished: b.Finished,
+		Webhook: b.Webhook, ProgressEvery: b.ProgressEvery}
 	p.DocsPerS = Rate(b.Done()-b.Canceled, b.First, b.Last, p.Pending > 0 && b.State != StateCanceled, now)
 	if b.State == StateCompleted || b.State == StateCanceled {
 		zero := 0.0

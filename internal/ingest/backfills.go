@@ -15,6 +15,8 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/store"
+	"github.com/jetinfer/jetinfer/internal/webhook"
 )
 
 // Backfills is the backfill store as ingest uses it.
@@ -25,6 +27,18 @@ type Backfills interface {
 	Cancel(ctx context.Context, tenant, id string, now time.Time) (backfill.State, error)
 	Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error)
 	Mark(ctx context.Context, tenant, id string, docIDs []string) (int64, error)
+	// ClaimEnded returns the backfill.completed event of a backfill that
+	// ended and names a webhook endpoint, once: nil for every later call
+	// and for a backfill whose last count claimed it in a worker.
+	ClaimEnded(ctx context.Context, tenant, id string, now time.Time) (*store.BackfillEvent, error)
+	// ReleaseEnded gives back a claim whose event could not be queued.
+	ReleaseEnded(ctx context.Context, tenant, id string) error
+}
+
+// BackfillEvents queues backfill webhook events on the WEBHOOKS stream,
+// where the fleet's deliverers send them; ingest itself calls no receiver.
+type BackfillEvents interface {
+	PublishBackfill(ctx context.Context, evs []store.BackfillEvent) error
 }
 
 // BatchPublisher publishes chunks of backfill documents.
@@ -88,6 +102,9 @@ type BackfillDeps struct {
 	Results   ResultReader
 	// List serves GET /v1/backfills; nil answers 501.
 	List BackfillLister
+	// Events queues the backfill.completed event of a backfill that a seal
+	// or a cancel ended; nil queues none.
+	Events BackfillEvents
 	// Chunk is how many documents are published and marked together.
 	// Defaults to 1024.
 	Chunk int
@@ -101,7 +118,18 @@ type CreateBackfillRequest struct {
 	Task    string      `json:"task"`
 	Name    string      `json:"name,omitempty"`
 	Options job.Options `json:"options,omitzero"`
+	// CallbackURL names one of the tenant's registered webhook endpoints
+	// (exactly its URL, as for a job): it is told when the backfill ends,
+	// and every ProgressEvery results when that is set.
+	CallbackURL string `json:"callback_url,omitempty"`
+	// ProgressEvery asks for a backfill.progress event at every multiple
+	// of that many results (at least webhook.MinProgressEvery).
+	ProgressEvery int64 `json:"progress_every,omitempty"`
 }
+
+// maxProgressEvery bounds progress_every (beyond it the event would never
+// come for any backfill ingest can take).
+const maxProgressEvery = 1 << 40
 
 // DocumentsResponse answers POST /v1/backfills/{id}/documents.
 type DocumentsResponse struct {
@@ -183,8 +211,22 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fieldError("name", "name is longer than 200 bytes"))
 		return
 	}
+	switch {
+	case req.ProgressEvery != 0 && req.CallbackURL == "":
+		writeError(w, fieldError("progress_every", "progress_every needs callback_url, the endpoint the progress events go to"))
+		return
+	case req.ProgressEvery != 0 && (req.ProgressEvery < webhook.MinProgressEvery || req.ProgressEvery > maxProgressEvery):
+		writeError(w, fieldError("progress_every", "progress_every must be between %d and %d results", webhook.MinProgressEvery, int64(maxProgressEvery)))
+		return
+	}
+	probe.Tenant = c.Tenant
+	if aerr := s.resolveCallback(r, probe, req.CallbackURL); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	capWindows(&req.Options, adm.MaxWindows)
-	b := &backfill.Backfill{Tenant: c.Tenant, Task: req.Task, Name: req.Name, Options: req.Options}
+	b := &backfill.Backfill{Tenant: c.Tenant, Task: req.Task, Name: req.Name, Options: req.Options,
+		Webhook: probe.Webhook, ProgressEvery: req.ProgressEvery}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	if err := s.bf.Store.Create(ctx, b, time.Now()); err != nil {
@@ -221,12 +263,42 @@ func (s *Server) transitionBackfill(w http.ResponseWriter, r *http.Request,
 		writeError(w, s.unavailable(r, "backfill store", err))
 		return
 	}
+	if aerr := s.backfillEnded(r, b); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	b, err := s.bf.Store.Get(ctx, c.Tenant, b.ID)
 	if err != nil {
 		writeError(w, s.unavailable(r, "backfill store", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, backfill.ProgressOf(b, time.Now()))
+}
+
+// backfillEnded queues the backfill.completed event of b when a seal or a
+// cancel ended it, unless it names no endpoint or the event was queued
+// already. Were the queueing to fail, the claim is given back and the
+// answer is 503: the client's retry of its seal or cancel queues it.
+func (s *Server) backfillEnded(r *http.Request, b *backfill.Backfill) *apiError {
+	if b.Webhook == "" || s.bf.Events == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+	defer cancel()
+	ev, err := s.bf.Store.ClaimEnded(ctx, b.Tenant, b.ID, time.Now())
+	if err != nil {
+		return s.unavailable(r, "backfill store", err)
+	}
+	if ev == nil {
+		return nil
+	}
+	if err := s.bf.Events.PublishBackfill(ctx, []store.BackfillEvent{*ev}); err != nil {
+		if rerr := s.bf.Store.ReleaseEnded(context.WithoutCancel(ctx), b.Tenant, b.ID); rerr != nil {
+			s.log.WarnContext(ctx, "release backfill event claim", "backfill", b.ID, "error", rerr)
+		}
+		return s.unavailable(r, "webhook queue", err)
+	}
+	return nil
 }
 
 // addDocuments streams an NDJSON (or CSV, or gzipped) body into a backfill

@@ -71,16 +71,27 @@ func (r *Results) Next(ctx context.Context, wait time.Duration) (data []byte, se
 // it has none: a reader that has seen it has seen every result stored
 // before the call.
 func (r *Results) LastSeq(ctx context.Context) (uint64, error) {
-	st, err := r.js.Stream(ctx, job.StreamResults)
+	return lastSeq(ctx, r.js, r.subject)
+}
+
+// LastResultSeq is the stream sequence of backfill's latest result in
+// RESULTS, 0 when it has none: an export cursor (?after=) that covers every
+// result stored before the call.
+func (c *Client) LastResultSeq(ctx context.Context, backfill string) (uint64, error) {
+	return lastSeq(ctx, c.js, job.ResultsSubject(backfill))
+}
+
+func lastSeq(ctx context.Context, js jetstream.JetStream, subject string) (uint64, error) {
+	st, err := js.Stream(ctx, job.StreamResults)
 	if err != nil {
 		return 0, classify(fmt.Errorf("stream %s: %w", job.StreamResults, err))
 	}
-	m, err := st.GetLastMsgForSubject(ctx, r.subject)
+	m, err := st.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, classify(fmt.Errorf("last result on %s: %w", r.subject, err))
+		return 0, classify(fmt.Errorf("last result on %s: %w", subject, err))
 	}
 	return m.Sequence, nil
 }

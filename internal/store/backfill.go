@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -107,6 +108,15 @@ return 'running'
 // yet, or crashed in between) is counted as submitted here; ingest's mark
 // then finds it and does not count it again. When the backfill is sealed
 // and nothing is pending it becomes completed.
+//
+// The same step decides the backfill's webhook events, so that however many
+// workers race, exactly one of them sees each: the document whose count
+// completes the backfill makes backfill.completed due, and, when the
+// backfill asks for progress every N results, the one whose count brings
+// the results (succeeded, failed, dead) to a multiple of N makes
+// backfill.progress due. Counts move by one per call, so every multiple is
+// met exactly once. A due event is answered as a table (see bfEventOf):
+// the status, the event, and the hash's fields the event reports.
 var bfFinishScript = redis.NewScript(`
 local v = redis.call('HGET', KEYS[2], ARGV[1])
 if v == 's' then return 'succeeded' elseif v == 'f' then return 'failed'
@@ -120,12 +130,70 @@ if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'reused', 1) end
 redis.call('HSETNX', KEYS[1], 'first_ms', ARGV[3])
 redis.call('HSET', KEYS[1], 'last_ms', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-local h = redis.call('HMGET', KEYS[1], 'state', 'submitted', 'succeeded', 'failed', 'dead', 'canceled')
-if h[1] == 'sealed' and (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0) + (tonumber(h[6]) or 0) >= (tonumber(h[2]) or 0) then
+local h = redis.call('HMGET', KEYS[1], 'state', 'submitted', 'succeeded', 'failed', 'dead', 'canceled', 'webhook', 'progress_every')
+local results = (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0)
+local ev = ''
+if h[1] == 'sealed' and results + (tonumber(h[6]) or 0) >= (tonumber(h[2]) or 0) then
   redis.call('HSET', KEYS[1], 'state', 'completed', 'finished_ms', ARGV[3])
+  ev = 'completed'
+elseif (tonumber(h[8]) or 0) > 0 and results % tonumber(h[8]) == 0 then
+  ev = 'progress'
 end
-return ARGV[2]
-`)
+if ev == 'completed' then redis.call('HSET', KEYS[1], 'ended_event', 1) end
+if ev == '' or not h[7] or h[7] == '' then return ARGV[2] end
+local status = ARGV[2]
+` + BackfillEventLua)
+
+// BackfillEventLua ends a script that made a backfill webhook event due:
+// with the locals status (the script's own answer) and ev (the event's
+// kind) set, it answers the table BackfillEventOf reads, from the backfill
+// hash KEYS[1].
+const BackfillEventLua = `
+local f = redis.call('HMGET', KEYS[1], 'state', 'webhook', 'task', 'name', 'submitted', 'succeeded', 'failed', 'dead', 'canceled', 'reused')
+return {status, ev, f[1], f[2] or '', f[3] or '', f[4] or '', f[5] or '0', f[6] or '0', f[7] or '0', f[8] or '0', f[9] or '0', f[10] or '0'}
+`
+
+// BackfillEvent is a backfill webhook event the finish step made due: the
+// backfill's state and counts at that step, and the endpoint to tell.
+type BackfillEvent struct {
+	// Kind is "completed" or "progress".
+	Kind     string
+	Tenant   string
+	Backfill string
+	// Webhook is the id of the endpoint the backfill names.
+	Webhook string
+	Task    string
+	Name    string
+	// State is the backfill's state after the step: completed, or (for
+	// progress) open or sealed; an ingest cancel reports canceled.
+	State                                                string
+	Submitted, Succeeded, Failed, Dead, Canceled, Reused int64
+	// At is when the step ran.
+	At time.Time
+}
+
+// Results is the number of documents with a result line: the count a
+// progress event is due at multiples of.
+func (e BackfillEvent) Results() int64 { return e.Succeeded + e.Failed + e.Dead }
+
+// BackfillEventOf reads the answer of a script that ends with
+// BackfillEventLua, run on tenant's backfill at now: the script's status
+// and the event it made due, if any (a plain string answer is a status
+// alone).
+func BackfillEventOf(v any, tenant, backfill string, now time.Time) (string, *BackfillEvent) {
+	if s, ok := v.(string); ok {
+		return s, nil
+	}
+	a, _ := v.([]any)
+	if len(a) != 12 {
+		return "", nil
+	}
+	str := func(i int) string { s, _ := a[i].(string); return s }
+	n := func(i int) int64 { x, _ := strconv.ParseInt(str(i), 10, 64); return x }
+	return str(0), &BackfillEvent{Kind: str(1), Tenant: tenant, Backfill: backfill, State: str(2),
+		Webhook: str(3), Task: str(4), Name: str(5), Submitted: n(6), Succeeded: n(7), Failed: n(8), Dead: n(9),
+		Canceled: n(10), Reused: n(11), At: now.UTC()}
+}
 
 // DocTTL is how long a backfill's marks and hash live after their last
 // write; it matches the RESULTS stream's retention. Every script that writes

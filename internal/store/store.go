@@ -178,11 +178,17 @@ type Final struct {
 	// ReuseKey, for a backfill document, is where a successful result is
 	// cached for identical texts (see ReuseKey); empty for none.
 	ReuseKey string
+	// Due is set by Finish: the webhook event of the document's backfill
+	// that counting this document made due (nil for none). Exactly one
+	// Finish call, across every worker, sees each event due.
+	Due *BackfillEvent
 }
 
 // Finish writes each job's final state in one round trip and returns the
 // status each job ends with, which differs from the one given when an earlier
-// delivery or a cancellation got there first.
+// delivery or a cancellation got there first. It sets fs[i].Due for a
+// backfill document whose count made one of its backfill's webhook events
+// due.
 func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.Status, error) {
 	cmds := make([]*redis.Cmd, len(fs))
 	run := func(p redis.Pipeliner) {
@@ -210,6 +216,11 @@ func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.St
 	}
 	out := make([]job.Status, len(fs))
 	for i, c := range cmds {
+		if fs[i].Job.Backfill != "" {
+			st, due := BackfillEventOf(c.Val(), fs[i].Job.Tenant, fs[i].Job.Backfill, now)
+			out[i], fs[i].Due = job.Status(st), due
+			continue
+		}
 		out[i] = job.Status(c.Val().(string))
 	}
 	return out, nil

@@ -180,17 +180,23 @@ func (f *fixture) finish(t *testing.T, ep webhook.Endpoint, id string) string {
 // attempts sums jetinfer.webhook.attempts for endpoint and outcome.
 func (f *fixture) attempts(t *testing.T, endpoint, outcome string) int64 {
 	t.Helper()
+	return f.counted(t, "jetinfer.webhook.attempts", attribute.String("tenant", tenant), attribute.String("endpoint", endpoint),
+		attribute.String("outcome", outcome))
+}
+
+// counted sums the counter name's points with exactly the attributes kvs.
+func (f *fixture) counted(t *testing.T, name string, kvs ...attribute.KeyValue) int64 {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := f.reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	want := attribute.NewSet(attribute.String("tenant", tenant), attribute.String("endpoint", endpoint),
-		attribute.String("outcome", outcome))
+	want := attribute.NewSet(kvs...)
 	var n int64
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			sum, ok := m.Data.(metricdata.Sum[int64])
-			if m.Name != "jetinfer.webhook.attempts" || !ok {
+			if m.Name != name || !ok {
 				continue
 			}
 			for _, dp := range sum.DataPoints {

@@ -29,4 +29,11 @@
 // A webhook's id (webhook-id) is derived from its job, so every retry,
 // redelivery and replay of one job's event carries the same id and a
 // receiver de-duplicates by it.
+//
+// Backfills that name an endpoint get backfill.completed once when they
+// end and, optionally, backfill.progress every N results
+// (PublishBackfill). Which call queues each is decided in Redis, by the
+// script that counts a document (package store) or by the claim of a seal
+// or cancel that ended the backfill (package backfill); the event's id is
+// derived from the backfill, and it is delivered like a job's.
 package webhook

@@ -37,15 +37,19 @@ func EventID(jobID string, status job.Status) string {
 // Sink is what a Publisher needs of the queue.
 type Sink interface {
 	PublishWebhooks(ctx context.Context, ds []job.Delivery) error
+	// LastResultSeq is the RESULTS sequence of a backfill's latest result:
+	// the export cursor a backfill event carries.
+	LastResultSeq(ctx context.Context, backfill string) (uint64, error)
 }
 
 var _ Sink = (*queue.Client)(nil)
 
 // Publisher puts the events of finished jobs on the WEBHOOKS stream.
 type Publisher struct {
-	q       Sink
-	log     *slog.Logger
-	dropped metric.Int64Counter
+	q        Sink
+	log      *slog.Logger
+	dropped  metric.Int64Counter
+	backfill metric.Int64Counter
 }
 
 // NewPublisher returns a publisher onto q. meter may be nil.
@@ -58,7 +62,9 @@ func NewPublisher(q Sink, log *slog.Logger, meter metric.Meter) *Publisher {
 	}
 	dropped, _ := meter.Int64Counter("jetinfer.webhook.events.dropped",
 		metric.WithDescription("webhook events not queued because their endpoint's backlog (or WEBHOOKS) was full, by tenant"))
-	return &Publisher{q: q, log: log, dropped: dropped}
+	backfill, _ := meter.Int64Counter("jetinfer.webhook.backfill_events",
+		metric.WithDescription("backfill webhook events queued (backfill.completed, backfill.progress; a copy JetStream drops as a duplicate counts too), by tenant and type"))
+	return &Publisher{q: q, log: log, dropped: dropped, backfill: backfill}
 }
 
 // Publish queues one event for each record whose job names a webhook
@@ -94,6 +100,16 @@ func (p *Publisher) Publish(ctx context.Context, jobs []*job.Job, recs []*job.Re
 				queue.HeaderWebhookTask: {j.Task}}})
 		idx = append(idx, i)
 	}
+	return p.queue(ctx, ds, func(k int) (string, string, slog.Attr) {
+		j := jobs[idx[k]]
+		return j.Tenant, j.Webhook, slog.String("job_id", j.ID)
+	})
+}
+
+// queue publishes ds. An event refused because its endpoint's backlog is
+// full is dropped, counted and logged (of names ds[k]'s tenant, endpoint,
+// and what it reports on); any other error is returned.
+func (p *Publisher) queue(ctx context.Context, ds []job.Delivery, of func(k int) (tenant, endpoint string, about slog.Attr)) error {
 	if len(ds) == 0 {
 		return nil
 	}
@@ -101,10 +117,10 @@ func (p *Publisher) Publish(ctx context.Context, jobs []*job.Job, recs []*job.Re
 	var de *job.DeliverError
 	if errors.As(err, &de) && errors.Is(err, job.ErrFull) {
 		for _, k := range de.Failed {
-			j := jobs[idx[k]]
-			p.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", j.Tenant)))
-			p.log.WarnContext(ctx, "webhook event dropped: endpoint backlog full", slog.String("tenant", j.Tenant),
-				slog.String("endpoint", j.Webhook), slog.String("job_id", j.ID))
+			tenant, endpoint, about := of(k)
+			p.dropped.Add(ctx, 1, metric.WithAttributes(attribute.String("tenant", tenant)))
+			p.log.WarnContext(ctx, "webhook event dropped: endpoint backlog full", slog.String("tenant", tenant),
+				slog.String("endpoint", endpoint), about)
 		}
 		return nil
 	}

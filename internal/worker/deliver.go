@@ -116,6 +116,7 @@ func (pl *pipeline) store(ctx context.Context, batch []*item, now time.Time) {
 		}
 		return
 	}
+	pl.notifyBackfills(ctx, finals)
 	for i, it := range fidx {
 		if sts[i] != it.status {
 			// An earlier delivery or a cancellation got there first: its

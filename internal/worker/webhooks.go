@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/store"
 )
 
 // Webhooks queues the webhook events of finished jobs: for each job that
@@ -16,6 +17,31 @@ type Webhooks interface {
 	// record of jobs[i]. An error leaves the jobs to be retried, and the
 	// events a retry queues again are de-duplicated.
 	Publish(ctx context.Context, jobs []*job.Job, recs []*job.Record) error
+	// PublishBackfill queues backfill events the store's counts made due.
+	PublishBackfill(ctx context.Context, evs []store.BackfillEvent) error
+}
+
+// notifyBackfills queues the backfill events that storing finals made due
+// (Final.Due). The store decided each in the step that counted its
+// document, for exactly one worker, so the event is queued here or not at
+// all: like the store itself, the queueing is retried while JetStream is
+// away, holding the batch; only a hard stop gives it up.
+func (pl *pipeline) notifyBackfills(ctx context.Context, finals []store.Final) {
+	hooks := pl.w.cfg.Webhooks
+	var evs []store.BackfillEvent
+	for _, f := range finals {
+		if f.Due != nil {
+			evs = append(evs, *f.Due)
+		}
+	}
+	if hooks == nil || len(evs) == 0 {
+		return
+	}
+	if err := pl.untilStored(ctx, "queue backfill webhook events", func(sctx context.Context) error {
+		return hooks.PublishBackfill(sctx, evs)
+	}); err != nil {
+		pl.w.log.WarnContext(ctx, "backfill webhook events not queued", slog.String("backfill", evs[0].Backfill), slog.Any("error", err))
+	}
 }
 
 // notifyWebhooks queues the webhook events of the jobs in batch whose
