@@ -70,6 +70,9 @@ const RedisStartWaitDefault = 60 * time.Second
 // (internal/store.ParseURL reads the rest).
 var redisSchemes = regexp.MustCompile(`^(rediss?(\+sentinel|\+cluster)?|unix)://`)
 
+// redisClusterURL is a --redis-url of a Redis Cluster.
+var redisClusterURL = regexp.MustCompile(`^rediss?\+cluster://`)
+
 // Redis is how a binary reaches Redis.
 type Redis struct {
 	// URL is a redis:// URL for one node, redis+sentinel://h:p,h:p/master

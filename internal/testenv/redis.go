@@ -109,7 +109,9 @@ func (r *Redis) start(extra []string, wantPong bool) {
 	}
 	args = append(args, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log"))
+		"--logfile", filepath.Join(r.dir, "redis.log"),
+		// A replica syncs at once, not after Redis's 5s wait for more.
+		"--repl-diskless-sync-delay", "0")
 	args = append(args, r.extra...)
 	r.cmd = exec.Command(bin, append(args, extra...)...)
 	// A test binary that dies without its cleanups takes its servers along.

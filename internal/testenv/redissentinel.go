@@ -37,8 +37,7 @@ func StartRedisSentinel(t testing.TB, dataArgs ...string) *RedisSentinel {
 	s := &RedisSentinel{t: t}
 	dir := t.TempDir()
 	master := startRedis(t, filepath.Join(mkdir(t, dir, "data0")), dataArgs...)
-	replica := startRedis(t, mkdir(t, dir, "data1"),
-		append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}, dataArgs...)...)
+	replica := startReplica(t, mkdir(t, dir, "data1"), master, dataArgs...)
 	s.Data = []*Redis{master, replica}
 	for i := range 3 {
 		d := mkdir(t, dir, "sentinel"+strconv.Itoa(i))
@@ -56,15 +55,6 @@ func StartRedisSentinel(t testing.TB, dataArgs ...string) *RedisSentinel {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	err := awaitCond(ctx, func() (bool, error) {
-		info, err := rc.Info(ctx, "replication").Result()
-		return strings.Contains(info, "master_link_status:up"), err
-	})
-	rc.Close()
-	if err != nil {
-		t.Fatalf("replica did not sync: %v; see %s", err, replica.Log())
-	}
 	for _, sn := range s.Sentinels {
 		sc := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr()})
 		err := awaitCond(ctx, func() (bool, error) {
@@ -81,6 +71,30 @@ func StartRedisSentinel(t testing.TB, dataArgs ...string) *RedisSentinel {
 		}
 	}
 	return s
+}
+
+// StartRedisReplica starts a replica of master, stopped when the test
+// ends, and returns once it is in sync.
+func StartRedisReplica(t testing.TB, master *Redis) *Redis {
+	t.Helper()
+	return startReplica(t, t.TempDir(), master)
+}
+
+func startReplica(t testing.TB, dir string, master *Redis, args ...string) *Redis {
+	t.Helper()
+	replica := startRedis(t, dir, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rc.Close()
+	err := awaitCond(ctx, func() (bool, error) {
+		info, err := rc.Info(ctx, "replication").Result()
+		return strings.Contains(info, "master_link_status:up"), err
+	})
+	if err != nil {
+		t.Fatalf("replica did not sync: %v; see %s", err, replica.Log())
+	}
+	return replica
 }
 
 func mkdir(t testing.TB, parent, name string) string {
