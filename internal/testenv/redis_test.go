@@ -47,4 +47,5 @@ func TestRedisSentinel(t *testing.T) {
 		t.Fatalf("new master %s, want the replica", n.Addr())
 	}
 	t.Logf("failover took %s", time.Since(start).Round(time.Millisecond))
+	s.Rejoin(m, 30*time.Second)
 }

@@ -158,3 +158,28 @@ func (s *RedisSentinel) AwaitFailover(old *Redis, timeout time.Duration) *Redis 
 	}
 	return m
 }
+
+// Rejoin starts a data node that was stopped (an old master) again and
+// waits until it serves as a replica in sync with the current master: the
+// sentinels turn a returning master into a replica, and the setup can lose
+// a node once more.
+func (s *RedisSentinel) Rejoin(d *Redis, timeout time.Duration) {
+	s.t.Helper()
+	d.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rc := redis.NewClient(&redis.Options{Addr: d.Addr(), MaxRetries: -1})
+	defer rc.Close()
+	err := awaitCond(ctx, func() (bool, error) {
+		m, err := s.Master(ctx)
+		if err != nil || m == d {
+			return false, err
+		}
+		info, err := rc.Info(ctx, "replication").Result()
+		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_port:"+strconv.Itoa(m.Port)+"\r") &&
+			strings.Contains(info, "master_link_status:up"), err
+	})
+	if err != nil {
+		s.t.Fatalf("%s did not rejoin as a replica: %v; see %s", d.Addr(), err, d.Log())
+	}
+}
