@@ -125,8 +125,8 @@ type cluster struct {
 	redisURL string
 	nc       *nats.Conn // the test's own: counts replies, publishes directly
 	rdb      redis.UniversalClient
-	st    *store.Store
-	url   string
+	st       *store.Store
+	url      string
 	// ingestAddr is where ingest listens, kept across restarts;
 	// stopIngest drains the running one (as SIGTERM does) and returns
 	// RunIngest's error.
