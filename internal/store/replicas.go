@@ -11,8 +11,9 @@ import (
 
 // ErrNotReplicated is Finish's error when fewer replicas than WithWait
 // asks confirmed the final states in time. The states are written on the
-// master; the caller leaves the jobs unacknowledged, and their redelivery
-// finds them final (the first final state wins) and waits again.
+// master; the caller keeps the jobs unacknowledged and writes again (the
+// write finds them final, the first final state wins) until a WAIT
+// succeeds.
 var ErrNotReplicated = errors.New("final states not confirmed by enough Redis replicas")
 
 // WithWait returns a copy of s whose Finish waits, in the same round trip
