@@ -542,7 +542,7 @@ type load struct {
 	order    []string
 	sent     int
 	errs     map[string]int // answers that made the client retry, by kind
-	unavail  window         // when submissions were answered 503
+	unavail  answers        // when submissions were answered 503
 	dupIDs   int            // resubmissions that named the same job
 	done     chan struct{}
 }
@@ -609,7 +609,7 @@ func (l *load) submit(key string, d doc) {
 		l.mu.Lock()
 		l.errs[kind]++
 		if kind == "503" {
-			l.unavail.add(time.Now())
+			l.unavail = append(l.unavail, time.Now())
 		}
 		l.mu.Unlock()
 		time.Sleep(100 * time.Millisecond)
@@ -656,22 +656,34 @@ func (c *cluster) do(req *http.Request) (int, map[string]any, error) {
 	return resp.StatusCode, m, nil
 }
 
-// window is the span of some answers: the first and the last.
-type window struct{ first, last time.Time }
+// answers are the times some answers (503s) came.
+type answers []time.Time
 
-func (w *window) add(at time.Time) {
-	if w.first.IsZero() {
-		w.first = at
+// after describes the answers against faults injected at kills: for each
+// fault, how many came before the next one and when, from the fault.
+func (a answers) after(kills []time.Time) string {
+	var out []string
+	for k, from := range kills {
+		var n int
+		var first, last time.Duration
+		for _, at := range a {
+			if at.Before(from) || (k+1 < len(kills) && !at.Before(kills[k+1])) {
+				continue
+			}
+			if d := at.Sub(from); n == 0 {
+				first, last = d, d
+			} else {
+				last = d
+			}
+			n++
+		}
+		if n == 0 {
+			out = append(out, "no 503s")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d 503s from %s to %s", n, first.Round(time.Millisecond), last.Round(time.Millisecond)))
 	}
-	w.last = at
-}
-
-// since describes the window against a fault injected at from.
-func (w window) since(from time.Time) string {
-	if w.first.IsZero() {
-		return "no 503s"
-	}
-	return fmt.Sprintf("503s from %s to %s after the kill", w.first.Sub(from).Round(time.Millisecond), w.last.Sub(from).Round(time.Millisecond))
+	return strings.Join(out, ", ") + " after the kill"
 }
 
 // retries is how often a submission was answered with kind (a status code,

@@ -50,14 +50,12 @@ func TestChaosSentinelFailover(t *testing.T) {
 	n := scale(300, 3000)
 	l := c.send("sentinel", n, 10*time.Millisecond, sentimentDoc)
 	rounds := scale(1, 3)
-	var first time.Time
+	var kills []time.Time
 	var tooks []string
 	for k := range rounds {
 		l.awaitAccepted((k + 1) * n / (rounds + 1))
 		killed, took := c.failover()
-		if k == 0 {
-			first = killed
-		}
+		kills = append(kills, killed)
 		tooks = append(tooks, took.Round(time.Millisecond).String())
 	}
 	o := l.verify(3 * time.Minute)
@@ -65,7 +63,7 @@ func TestChaosSentinelFailover(t *testing.T) {
 	l.mu.Lock()
 	unavail := l.unavail
 	l.mu.Unlock()
-	o.report(t, "sentinel-sync", fmt.Sprintf("%d master SIGKILLs, promoted in %s; %s", rounds, strings.Join(tooks, ", "), unavail.since(first)))
+	o.report(t, "sentinel-sync", fmt.Sprintf("%d master SIGKILLs, promoted in %s; %s", rounds, strings.Join(tooks, ", "), unavail.after(kills)))
 	if o.accepted != n {
 		t.Errorf("%d of %d documents accepted", o.accepted, n)
 	}
@@ -79,7 +77,7 @@ func TestChaosSentinelBackfill(t *testing.T) {
 	c := newSentinelCluster(t)
 	c.startWorkers(2, sentinelWorker(t))
 	n, chunk := scale(600, 6000), 50
-	var unavail window
+	var unavail answers
 	retry := func(what string, f func() (int, map[string]any, error)) map[string]any {
 		deadline := time.Now().Add(90 * time.Second)
 		for {
@@ -88,7 +86,7 @@ func TestChaosSentinelBackfill(t *testing.T) {
 				return m
 			}
 			if err == nil && code == http.StatusServiceUnavailable {
-				unavail.add(time.Now())
+				unavail = append(unavail, time.Now())
 			} else if err == nil {
 				t.Fatalf("%s: %d %v", what, code, m)
 			}
@@ -149,7 +147,7 @@ func TestChaosSentinelBackfill(t *testing.T) {
 		t.Errorf("export: %d documents, %d missing, %d extra lines; want each of %d once", len(lines), missing, dups, n)
 	}
 	line := fmt.Sprintf("CHAOS %-16s %d documents sent (%d accepted, re-sent chunks skipped as duplicates), %d result lines for %d documents, missing %d, extra %d; 1 master SIGKILL, promoted in %s; %s",
-		"sentinel-backfill", n, accepted, len(lines)+dups, len(lines), missing, dups, took.Round(time.Millisecond), unavail.since(killed))
+		"sentinel-backfill", n, accepted, len(lines)+dups, len(lines), missing, dups, took.Round(time.Millisecond), unavail.after([]time.Time{killed}))
 	reportLine(t, line)
 }
 
