@@ -34,7 +34,7 @@ func TestFinishWaitsForReplicas(t *testing.T) {
 	}
 	for i, id := range []string{"a", "b", "c"} {
 		if _, err := s.Finish(ctx, []store.Final{final(id)}, time.Now()); err != nil {
-			t.Fatalf("finish %s: %v", id, err)
+			t.Fatalf("finish %s: %v\n%s", id, err, mc.Info(ctx, "replication").Val())
 		}
 		// No pause: WAIT returned, so the replica has it.
 		if st := rc.HGet(ctx, store.Key("acme", id), "status").Val(); st != "succeeded" {

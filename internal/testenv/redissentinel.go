@@ -85,11 +85,17 @@ func startReplica(t testing.TB, dir string, master *Redis, args ...string) *Redi
 	replica := startRedis(t, dir, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(master.Port)}, args...)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	defer rc.Close()
+	// In sync means the replica acknowledges what the master writes: a
+	// write and a WAIT for one replica on the same connection (the master
+	// counts a replica only once it is online and acknowledging).
+	mc := redis.NewClient(&redis.Options{Addr: master.Addr(), PoolSize: 1})
+	defer mc.Close()
 	err := awaitCond(ctx, func() (bool, error) {
-		info, err := rc.Info(ctx, "replication").Result()
-		return strings.Contains(info, "master_link_status:up"), err
+		if err := mc.Set(ctx, "testenv:replica-sync", replica.Port, time.Minute).Err(); err != nil {
+			return false, err
+		}
+		n, err := mc.Do(ctx, "WAIT", 1, 200).Int()
+		return n >= 1, err
 	})
 	if err != nil {
 		t.Fatalf("replica did not sync: %v; see %s", err, replica.Log())
