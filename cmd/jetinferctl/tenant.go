@@ -11,8 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/store"
@@ -82,16 +80,12 @@ func (s *storeFlags) use(ctx context.Context, e *env, f func(*tenant.Store) erro
 	if err := s.rc.Validate(); err != nil {
 		return err
 	}
-	opts, err := redis.ParseURL(s.rc.URL)
-	if err != nil {
-		return fmt.Errorf("redis-url: %w", err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
 	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if err := store.WaitReady(ctx, rdb, opts.Addr, s.rc.StartWait, log); err != nil {
+	rdb, err := store.Open(ctx, s.rc.URL, s.rc.StartWait, log)
+	if err != nil {
 		return err
 	}
+	defer rdb.Close()
 	return f(tenant.NewStore(rdb))
 }
 

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -23,17 +22,13 @@ func openQueue(c config.NATS, name string, log *slog.Logger) (*nats.Conn, *queue
 	return q.Conn(), q, nil
 }
 
-// openStore connects to Redis and checks it answers. A Redis that is loading
+// openStore connects to Redis (one node, Sentinel or Cluster, as the URL
+// says) and checks it answers. A Redis that is loading
 // its data set or failing over is waited for (c.StartWait, saying so in the
 // log); one that keeps failing, or fails otherwise, fails the start.
-func openStore(ctx context.Context, c config.Redis, ttl time.Duration, log *slog.Logger) (*redis.Client, *store.Store, error) {
-	opts, err := redis.ParseURL(c.URL)
+func openStore(ctx context.Context, c config.Redis, ttl time.Duration, log *slog.Logger) (redis.UniversalClient, *store.Store, error) {
+	rdb, err := store.Open(ctx, c.URL, c.StartWait, log)
 	if err != nil {
-		return nil, nil, fmt.Errorf("redis-url: %w", err)
-	}
-	rdb := redis.NewClient(opts)
-	if err := store.WaitReady(ctx, rdb, opts.Addr, c.StartWait, log); err != nil {
-		rdb.Close()
 		return nil, nil, err
 	}
 	return rdb, store.New(rdb, ttl), nil

@@ -100,6 +100,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		return err
 	}
 	defer rdb.Close()
+	st = st.WithWait(cfg.RedisWait.Replicas, cfg.RedisWait.Timeout)
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := q.CheckStreams(startCtx); err != nil {

@@ -23,7 +23,7 @@ func docJob(b *backfill.Backfill, doc string) *job.Job {
 // once, and sealing completes it when nothing is pending.
 func TestCountedOnceAndCompletes(t *testing.T) {
 	ctx := context.Background()
-	rdb := testenv.StartRedis(t).Client(t)
+	rdb := testenv.RedisClient(t)
 	bs, st := backfill.NewStore(rdb), store.New(rdb, time.Hour)
 	now := time.Now()
 	b := &backfill.Backfill{Tenant: "acme", Task: "sentiment", Name: "reuters"}
@@ -90,7 +90,7 @@ func TestCountedOnceAndCompletes(t *testing.T) {
 
 func TestCancelSkipsRemainingDocuments(t *testing.T) {
 	ctx := context.Background()
-	rdb := testenv.StartRedis(t).Client(t)
+	rdb := testenv.RedisClient(t)
 	bs, st := backfill.NewStore(rdb), store.New(rdb, time.Hour)
 	b := &backfill.Backfill{Tenant: "acme", Task: "sentiment"}
 	if err := bs.Create(ctx, b, time.Now()); err != nil {

@@ -15,7 +15,7 @@ import (
 // tenants' left out and expired ones skipped and dropped from the index.
 func TestListNewestFirstByTenant(t *testing.T) {
 	ctx := context.Background()
-	rdb := testenv.StartRedis(t).Client(t)
+	rdb := testenv.RedisClient(t)
 	bs := backfill.NewStore(rdb)
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var want []string // newest first

@@ -15,7 +15,7 @@ import (
 // so a chunk in flight when the seal lands is not counted.
 func TestKnownAndMarkRefuseClosedBackfill(t *testing.T) {
 	ctx := context.Background()
-	bs := backfill.NewStore(testenv.StartRedis(t).Client(t))
+	bs := backfill.NewStore(testenv.RedisClient(t))
 	for _, tc := range []struct {
 		state backfill.State
 		close func(tenant, id string) (backfill.State, error)

@@ -20,7 +20,7 @@ import (
 func TestActiveBackfillOutlivesTTL(t *testing.T) {
 	const ttl = 600 * time.Millisecond
 	ctx := context.Background()
-	rdb := testenv.StartRedis(t).Client(t)
+	rdb := testenv.RedisClient(t)
 	bs, st := backfill.NewStore(rdb).WithTTL(ttl), store.New(rdb, time.Hour).WithDocTTL(ttl)
 	b := &backfill.Backfill{Tenant: "acme", Task: "sentiment"}
 	if err := bs.Create(ctx, b, time.Now()); err != nil {

@@ -3,8 +3,9 @@
 // with an append-only file, ingest, and worker binaries as separate OS
 // processes — send streams of real jobs, break something for real (SIGKILL a
 // worker mid-batch, SIGTERM one, restart nats-server or redis-server on the
-// same data, publish duplicates, inject poison documents, run a model slower
-// than AckWait) and then check the reliability promise: every accepted job
+// same data, SIGKILL the Redis master under Sentinel during sync load and
+// during a backfill, publish duplicates, inject poison documents, run a
+// model slower than AckWait) and then check the reliability promise: every accepted job
 // reaches exactly one final state, with its result.
 //
 // `go test ./internal/chaos` runs a short form of every scenario (a few

@@ -119,11 +119,14 @@ func (r *aofRedis) url() string  { return "redis://" + r.addr() + "/0" }
 type cluster struct {
 	t     *testing.T
 	nats  natsServer
-	redis *aofRedis
-	nc    *nats.Conn // the test's own: counts replies, publishes directly
-	rdb   *redis.Client
-	st    *store.Store
-	url   string
+	redis *aofRedis // nil on Sentinel
+	// sentinel is the Redis of newSentinelCluster; nil otherwise.
+	sentinel *testenv.RedisSentinel
+	redisURL string
+	nc       *nats.Conn // the test's own: counts replies, publishes directly
+	rdb      redis.UniversalClient
+	st       *store.Store
+	url      string
 	// ingestAddr is where ingest listens, kept across restarts;
 	// stopIngest drains the running one (as SIGTERM does) and returns
 	// RunIngest's error.
@@ -146,7 +149,22 @@ func newCluster(t *testing.T) *cluster {
 // newClusterOn is newCluster on a given nats-server.
 func newClusterOn(t *testing.T, ns natsServer) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nats: ns, redis: startAOFRedis(t), logDir: t.TempDir()}
+	r := startAOFRedis(t)
+	return newSystem(t, &cluster{t: t, nats: ns, redis: r, redisURL: r.url()})
+}
+
+// newSentinelCluster is newCluster on a Redis master with a replica and
+// three sentinels, reached by a redis+sentinel:// URL.
+func newSentinelCluster(t *testing.T) *cluster {
+	t.Helper()
+	s := testenv.StartRedisSentinel(t)
+	return newSystem(t, &cluster{t: t, nats: testenv.StartNATS(t), sentinel: s, redisURL: s.URL()})
+}
+
+// newSystem starts ingest on c's servers.
+func newSystem(t *testing.T, c *cluster) *cluster {
+	t.Helper()
+	c.logDir = t.TempDir()
 	if d := os.Getenv("JETINFER_CHAOS_LOGS"); d != "" {
 		// Keep the processes' logs for a look after the run.
 		c.logDir = filepath.Join(d, t.Name())
@@ -160,8 +178,13 @@ func newClusterOn(t *testing.T, ns natsServer) *cluster {
 	}
 	c.token = c.issue("acme", auth.Scopes...)
 	c.nc = c.nats.Connect(t)
-	c.rdb = redis.NewClient(&redis.Options{Addr: c.redis.addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond,
-		ReadTimeout: time.Second})
+	target, err := store.ParseURL(c.redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.rdb = target.Client(func(o *store.Tuning) {
+		*o.MaxRetries, *o.DialTimeout, *o.ReadTimeout = -1, 200*time.Millisecond, time.Second
+	})
 	t.Cleanup(func() { _ = c.rdb.Close() })
 	c.st = store.New(c.rdb, time.Hour)
 	c.replies = newReplyCounter(t, c.nc)
@@ -201,7 +224,7 @@ func (c *cluster) startIngest() {
 	cfg.RegisterFlags(fs)
 	_ = fs.Parse(nil)
 	cfg.NATS.URL = c.nats.URL()
-	cfg.Redis.URL = c.redis.url()
+	cfg.Redis.URL = c.redisURL
 	cfg.Addr, cfg.OpsAddr = c.ingestAddr, "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = c.secret
 	cfg.Tenants = false
@@ -257,6 +280,8 @@ type workerSpec struct {
 	batchWait time.Duration
 	threads   int
 	shutdown  time.Duration
+	// waitReplicas is --redis-wait-replicas.
+	waitReplicas int
 }
 
 // workerProc is one worker slot: a supervisor that starts the worker binary
@@ -305,7 +330,7 @@ func (c *cluster) startWorker(spec workerSpec) *workerProc {
 func (w *workerProc) args() []string {
 	s := w.spec
 	a := []string{
-		"--nats-url", w.c.nats.URL(), "--redis-url", w.c.redis.url(),
+		"--nats-url", w.c.nats.URL(), "--redis-url", w.c.redisURL, "--redis-wait-replicas", strconv.Itoa(s.waitReplicas),
 		"--ort-lib", testenv.ORTLib(w.c.t), "--models", strings.Join(s.models, ","),
 		"--http-addr", w.httpAddr, "--log-format", "text", "--log-level", "info",
 		"--intra-op-threads", strconv.Itoa(max(s.threads, 1)),
@@ -517,6 +542,7 @@ type load struct {
 	order    []string
 	sent     int
 	errs     map[string]int // answers that made the client retry, by kind
+	unavail  answers        // when submissions were answered 503
 	dupIDs   int            // resubmissions that named the same job
 	done     chan struct{}
 }
@@ -582,6 +608,9 @@ func (l *load) submit(key string, d doc) {
 		}
 		l.mu.Lock()
 		l.errs[kind]++
+		if kind == "503" {
+			l.unavail = append(l.unavail, time.Now())
+		}
 		l.mu.Unlock()
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -589,12 +618,17 @@ func (l *load) submit(key string, d doc) {
 }
 
 func (c *cluster) post(path, token, idemKey string, body []byte) (int, map[string]any, error) {
+	return c.postAs(path, token, idemKey, "application/json", body)
+}
+
+// postAs is post with a content type.
+func (c *cluster) postAs(path, token, idemKey, contentType string, body []byte) (int, map[string]any, error) {
 	req, err := http.NewRequest(http.MethodPost, c.url+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	if idemKey != "" {
 		req.Header.Set("Idempotency-Key", idemKey)
 	}
@@ -620,6 +654,36 @@ func (c *cluster) do(req *http.Request) (int, map[string]any, error) {
 	var m map[string]any
 	_ = json.Unmarshal(data, &m)
 	return resp.StatusCode, m, nil
+}
+
+// answers are the times some answers (503s) came.
+type answers []time.Time
+
+// after describes the answers against faults injected at kills: for each
+// fault, how many came before the next one and when, from the fault.
+func (a answers) after(kills []time.Time) string {
+	var out []string
+	for k, from := range kills {
+		var n int
+		var first, last time.Duration
+		for _, at := range a {
+			if at.Before(from) || (k+1 < len(kills) && !at.Before(kills[k+1])) {
+				continue
+			}
+			if d := at.Sub(from); n == 0 {
+				first, last = d, d
+			} else {
+				last = d
+			}
+			n++
+		}
+		if n == 0 {
+			out = append(out, "no 503s")
+			continue
+		}
+		out = append(out, fmt.Sprintf("%d 503s from %s to %s", n, first.Round(time.Millisecond), last.Round(time.Millisecond)))
+	}
+	return strings.Join(out, ", ") + " after the kill"
 }
 
 // retries is how often a submission was answered with kind (a status code,
@@ -834,6 +898,12 @@ func (o outcome) report(t *testing.T, name string, extra string) {
 	if extra != "" {
 		line += "; " + extra
 	}
+	reportLine(t, line)
+}
+
+// reportLine logs a CHAOS line and appends it to the report file.
+func reportLine(t *testing.T, line string) {
+	t.Helper()
 	t.Log(line)
 	if f := os.Getenv("JETINFER_CHAOS_REPORT"); f != "" {
 		if fh, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {

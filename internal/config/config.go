@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -65,9 +66,18 @@ func (c *NATS) Validate() error {
 // that is loading its data set or failing over.
 const RedisStartWaitDefault = 60 * time.Second
 
+// redisSchemes are the --redis-url forms: one node, Sentinel, Cluster
+// (internal/store.ParseURL reads the rest).
+var redisSchemes = regexp.MustCompile(`^(rediss?(\+sentinel|\+cluster)?|unix)://`)
+
+// redisClusterURL is a --redis-url of a Redis Cluster.
+var redisClusterURL = regexp.MustCompile(`^rediss?\+cluster://`)
+
 // Redis is how a binary reaches Redis.
 type Redis struct {
-	// URL is a redis:// URL. Defaults to redis://127.0.0.1:6379/0.
+	// URL is a redis:// URL for one node, redis+sentinel://h:p,h:p/master
+	// for a Sentinel-managed master, or redis+cluster://h:p,h:p for a
+	// Redis Cluster. Defaults to redis://127.0.0.1:6379/0.
 	URL string
 	// StartWait is how long to wait at start for a Redis that answers
 	// LOADING, is failing over, or does not answer yet. Defaults to
@@ -77,15 +87,15 @@ type Redis struct {
 
 // RegisterFlags registers the Redis flags.
 func (c *Redis) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.URL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL (redis:// or rediss://)")
+	fs.StringVar(&c.URL, "redis-url", "redis://127.0.0.1:6379/0", "Redis URL: redis://host:port/db for one node, redis+sentinel://host:port,host:port/master for Sentinel, redis+cluster://host:port,host:port for a cluster (rediss for TLS)")
 	fs.DurationVar(&c.StartWait, "redis-start-wait", RedisStartWaitDefault,
 		"how long to wait at start for a Redis that is loading its data set, failing over or not up yet")
 }
 
 // Validate checks the Redis settings.
 func (c *Redis) Validate() error {
-	if !strings.HasPrefix(c.URL, "redis://") && !strings.HasPrefix(c.URL, "rediss://") && !strings.HasPrefix(c.URL, "unix://") {
-		return fmt.Errorf("redis-url: %q is not a redis:// URL", c.URL)
+	if !redisSchemes.MatchString(c.URL) {
+		return fmt.Errorf("redis-url: %q is not a redis://, redis+sentinel:// or redis+cluster:// URL", c.URL)
 	}
 	if c.StartWait < 0 {
 		return fmt.Errorf("redis-start-wait: must not be negative, got %s", c.StartWait)

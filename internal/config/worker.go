@@ -15,8 +15,10 @@ import (
 type Worker struct {
 	NATS  NATS
 	Redis Redis
-	Log   Log
-	Trace Trace
+	// RedisWait makes final states wait for replicas.
+	RedisWait RedisWait
+	Log       Log
+	Trace     Trace
 	// Webhooks configures webhook delivery.
 	Webhooks Webhooks
 	// Models are comma-separated model directories, one task each.
@@ -79,6 +81,7 @@ type Worker struct {
 func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	c.NATS.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
+	c.RedisWait.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
 	c.Webhooks.RegisterFlags(fs)
@@ -129,7 +132,7 @@ func (c *Worker) CUDAOptionMap() (map[string]string, error) {
 
 // Validate checks the configuration; errors name the field.
 func (c *Worker) Validate() error {
-	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Trace.Validate(), c.Webhooks.Validate()}
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.RedisWait.Validate(c.Redis), c.Log.Validate(), c.Trace.Validate(), c.Webhooks.Validate()}
 	if len(c.ModelDirs()) == 0 {
 		errs = append(errs, errors.New("models: at least one model directory is needed"))
 	}

@@ -19,8 +19,7 @@ import (
 // creates still succeed.
 func TestCreatorCoalescesLikeCreate(t *testing.T) {
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	rdb := r.Client(t)
+	rdb := testenv.RedisClient(t)
 	s := store.New(rdb, time.Hour)
 	c := store.NewCreator(s, coalesce.Options{MaxBatch: 16})
 	defer c.Close()

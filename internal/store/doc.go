@@ -4,6 +4,12 @@
 // final state the only one a job ever reaches (the first final write wins, so a
 // redelivered job cannot produce a second, different result).
 //
+// One client type serves every Redis deployment (connect.go): ParseURL
+// reads a --redis-url whose scheme picks one node, a Sentinel-managed master
+// or a Redis Cluster, and every package takes go-redis's UniversalClient.
+// Every script's keys carry the tenant as a hash tag, so each runs in one
+// Cluster slot.
+//
 // Workers batch their writes: a batch of 32 jobs costs one round trip to start
 // and one to finish.
 package store

@@ -19,8 +19,7 @@ func newJob(tenant, id string) *job.Job {
 
 func TestLifecycleAndFirstFinalWins(t *testing.T) {
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	s := store.New(r.Client(t), time.Hour)
+	s := store.New(testenv.RedisClient(t), time.Hour)
 	j := newJob("acme", "j1")
 
 	c, err := s.Create(ctx, j, "h1")
@@ -65,8 +64,7 @@ func TestLifecycleAndFirstFinalWins(t *testing.T) {
 // cancellation that came first still wins.
 func TestFinishUnmarked(t *testing.T) {
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	s := store.New(r.Client(t), time.Hour)
+	s := store.New(testenv.RedisClient(t), time.Hour)
 	j, canceled := newJob("acme", "fast"), newJob("acme", "gone")
 	for _, x := range []*job.Job{j, canceled} {
 		if _, err := s.Create(ctx, x, "h"); err != nil {
@@ -92,8 +90,7 @@ func TestFinishUnmarked(t *testing.T) {
 
 func TestCancel(t *testing.T) {
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	s := store.New(r.Client(t), time.Hour)
+	s := store.New(testenv.RedisClient(t), time.Hour)
 	q, run := newJob("acme", "queued"), newJob("acme", "running")
 	for _, j := range []*job.Job{q, run} {
 		if _, err := s.Create(ctx, j, "h"); err != nil {
@@ -120,8 +117,7 @@ func TestCancel(t *testing.T) {
 
 func TestStartRecreatesLostRecordAndSurvivesScriptFlush(t *testing.T) {
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	rdb := r.Client(t)
+	rdb := testenv.RedisClient(t)
 	s := store.New(rdb, time.Hour)
 	j := newJob("acme", "lost")
 	// Redis lost its scripts (a restart): pipelines must load them again.
@@ -143,8 +139,7 @@ func TestStartRecreatesLostRecordAndSurvivesScriptFlush(t *testing.T) {
 
 func TestAbandonOnlyQueued(t *testing.T) {
 	ctx := context.Background()
-	r := testenv.StartRedis(t)
-	s := store.New(r.Client(t), time.Hour)
+	s := store.New(testenv.RedisClient(t), time.Hour)
 	j := newJob("acme", "a")
 	if _, err := s.Create(ctx, j, "h"); err != nil {
 		t.Fatal(err)
@@ -171,8 +166,7 @@ func TestAbandonOnlyQueued(t *testing.T) {
 
 func BenchmarkStartFinishBatch32(b *testing.B) {
 	ctx := context.Background()
-	r := testenv.StartRedis(b)
-	s := store.New(r.Client(b), time.Hour)
+	s := store.New(testenv.RedisClient(b), time.Hour)
 	jobs := make([]*job.Job, 32)
 	attempts := make([]int, 32)
 	finals := make([]store.Final, 32)

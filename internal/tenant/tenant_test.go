@@ -21,11 +21,11 @@ import (
 // day0 is a fixed instant of these tests: 10:00 UTC.
 var day0 = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 
-// newStore returns a Store on a fresh database of the package's redis-server.
-func newStore(t testing.TB) (*Store, *redis.Client) {
+// newStore returns a Store on an empty Redis: one node, or a cluster when
+// testenv.RedisModeEnv says so.
+func newStore(t testing.TB) (*Store, redis.UniversalClient) {
 	t.Helper()
-	r := testenv.StartRedis(t)
-	rdb := r.Client(t)
+	rdb := testenv.RedisClient(t)
 	return NewStore(rdb), rdb
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,8 +22,12 @@ type Redis struct {
 	t    testing.TB
 	Port int
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// conf, when set, is a config file given first (sentinels need one they
+	// can rewrite); extra are arguments every start adds.
+	conf  string
+	extra []string
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // RedisServerPath finds the redis-server binary: $JETINFER_REDIS_SERVER, then
@@ -44,7 +49,14 @@ func RedisServerPath() (string, error) {
 // stopped when the test ends.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	r := &Redis{t: t, Port: FreePort(t), dir: t.TempDir()}
+	return startRedis(t, t.TempDir())
+}
+
+// startRedis starts a redis-server in dir with persistence off and extra
+// arguments, stopped when the test ends.
+func startRedis(t testing.TB, dir string, extra ...string) *Redis {
+	t.Helper()
+	r := &Redis{t: t, Port: FreePort(t), dir: dir, extra: extra}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -91,10 +103,19 @@ func (r *Redis) start(extra []string, wantPong bool) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	args := []string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
+	var args []string
+	if r.conf != "" {
+		args = append(args, r.conf)
+	}
+	args = append(args, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir,
-		"--logfile", filepath.Join(r.dir, "redis.log")}
+		"--logfile", filepath.Join(r.dir, "redis.log"),
+		// A replica syncs at once, not after Redis's 5s wait for more.
+		"--repl-diskless-sync-delay", "0")
+	args = append(args, r.extra...)
 	r.cmd = exec.Command(bin, append(args, extra...)...)
+	// A test binary that dies without its cleanups takes its servers along.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatalf("start redis-server: %v", err)
 	}
@@ -130,6 +151,9 @@ func ping(c net.Conn) bool {
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "+PONG")
 }
+
+// Log is the server's log file.
+func (r *Redis) Log() string { return filepath.Join(r.dir, "redis.log") }
 
 // Stop kills the server and waits for it to exit; safe to call more than once.
 func (r *Redis) Stop() {

@@ -13,7 +13,7 @@ import (
 
 func TestRegistry(t *testing.T) {
 	ctx := context.Background()
-	reg := webhook.NewRegistry(testenv.StartRedis(t).Client(t), webhook.Targets{})
+	reg := webhook.NewRegistry(testenv.RedisClient(t), webhook.Targets{})
 	const url = "https://93.184.215.14/hook"
 
 	ep, err := reg.Register(ctx, "acme", url, "results")

@@ -1,0 +1,12 @@
+package webhook_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// TestMain stops the Redis Cluster the tests share when testenv.RedisModeEnv
+// is cluster.
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m)) }
