@@ -70,6 +70,14 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return err
 	}
+	registry, err := q.Membership(startCtx)
+	if err != nil {
+		return err
+	}
+	members, err := registry.Watch(watchCtx)
+	if err != nil {
+		return err
+	}
 
 	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
 	if err != nil {
@@ -96,6 +104,9 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		MaxWait:        cfg.MaxWait,
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		InferWait:      cfg.InferWait,
+		WaitForWorkers: cfg.WaitForWorkers,
+		Breaker:        ingest.BreakerPolicy{Failures: cfg.BreakerFailures, OpenFor: cfg.BreakerOpenFor},
+		StallAfter:     cfg.BackfillStallAfter,
 		ReadTimeout:    cfg.HTTP.ReadTimeout,
 		WriteTimeout:   cfg.HTTP.WriteTimeout,
 	}, ingest.Deps{
@@ -114,6 +125,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Backfills:   ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q, List: backfill.NewStore(rdb)},
 		Usage:       usage,
 		Fleet:       q,
+		Members:     members,
 		Console:     console.Handler(),
 		Webhooks:    webhook.NewRegistry(rdb, cfg.Webhooks.Targets()),
 	})

@@ -203,6 +203,16 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
+	// A job whose result cannot come soon (no worker serves the task, or
+	// it keeps failing) is queued without waiting, and says why.
+	var warning string
+	if wait > 0 {
+		if warning = s.syncBlocked(r, j.Task); warning != "" {
+			wait = 0
+		}
+	} else {
+		warning = s.noWorkersWarning(r, j.Task)
+	}
 	rec, final, aerr := s.enqueue(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -216,7 +226,19 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	if final {
 		status = http.StatusOK
 	}
+	if warning != "" && rec.rec != nil {
+		warn(w, warning)
+		writeJSON(w, status, warnedRecord{Record: rec.rec, Warnings: []string{warning}})
+		return
+	}
 	writeRecord(w, status, rec)
+}
+
+// warnedRecord is a job record answered with warnings (no worker serves
+// its task, say).
+type warnedRecord struct {
+	*job.Record
+	Warnings []string `json:"warnings"`
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
@@ -377,9 +399,7 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		<-done
 		if aerr != nil {
 			if cerr == nil && rec.New {
-				actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.StoreTimeout)
-				_ = s.recs.Abandon(actx, j.Tenant, j.ID)
-				cancel()
+				s.abandon(r.Context(), j)
 			}
 			return nil, aerr
 		}
@@ -452,7 +472,7 @@ func writeRecord(w http.ResponseWriter, status int, rec wireRecord) {
 
 // enqueue records and publishes j and, when wait > 0, waits for its result
 // on a reply subject. It reports whether the record it returns is final.
-func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (wireRecord, bool, *apiError) {
+func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (rrec wireRecord, rfinal bool, rerr *apiError) {
 	ctx := r.Context()
 	if !created.New && created.ReqHash != created.hash {
 		return wireRecord{}, false, errorf(http.StatusConflict, "idempotency_conflict",
@@ -474,6 +494,23 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 	var reply string
 	var results <-chan job.Reply
 	if wait > 0 {
+		// A synchronous call: refused at once when no worker serves the
+		// task or its breaker is open, and its outcome told to the breaker.
+		report, waited, aerr := s.syncRefused(r, j.Task, wait)
+		if aerr != nil {
+			if created.New {
+				s.abandon(ctx, j)
+			}
+			return wireRecord{}, false, aerr
+		}
+		wait = max(wait-waited, time.Millisecond)
+		defer func() {
+			judged := outcomeNeutral // the caller went away, or the queue refused the job
+			if rerr == nil && ctx.Err() == nil {
+				judged = outcomeOf(rrec, rfinal)
+			}
+			report(judged)
+		}()
 		var done func()
 		reply, results, done = s.replies.Register(j.ID)
 		defer done()
@@ -482,9 +519,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 	if err != nil {
 		// Nothing was enqueued: forget the record so that a retry with the
 		// same Idempotency-Key starts afresh.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
-		_ = s.recs.Abandon(actx, j.Tenant, j.ID)
-		cancel()
+		s.abandon(ctx, j)
 		if errors.Is(err, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; retry later")
 			e.RetryAfterS = 5
@@ -518,6 +553,14 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		return wireRecord{rec: queued}, false, nil
 	}
 	return wireRecord{rec: rec}, rec.Status.Final(), nil
+}
+
+// abandon forgets the record of job j, which was not enqueued, so that a
+// retry with the same Idempotency-Key starts afresh.
+func (s *Server) abandon(ctx context.Context, j *job.Job) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
+	defer cancel()
+	_ = s.recs.Abandon(actx, j.Tenant, j.ID)
 }
 
 // unavailable answers 503 for a dependency that failed. An outage fails
