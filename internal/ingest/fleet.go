@@ -163,11 +163,17 @@ func (s *Server) syncBlocked(r *http.Request, task string) string {
 	return ""
 }
 
-// outcomeOf judges a synchronous call by the record it answered with; a
-// call with no final record timed out, which counts as a failure.
-func outcomeOf(rec wireRecord, final bool) outcome {
+// outcomeOf judges a synchronous call by the record it answered with. A
+// call with no final record timed out, which counts as a failure when
+// fullWait says it waited at least the server's --infer-wait: a client
+// that asks for a shorter wait than the model needs must not open the
+// breaker for everyone.
+func outcomeOf(rec wireRecord, final, fullWait bool) outcome {
 	if !final {
-		return outcomeFailed
+		if fullWait {
+			return outcomeFailed
+		}
+		return outcomeNeutral
 	}
 	var v struct {
 		Status job.Status `json:"status"`

@@ -503,11 +503,12 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 			}
 			return wireRecord{}, false, aerr
 		}
+		asked := wait
 		wait = max(wait-waited, time.Millisecond)
 		defer func() {
 			judged := outcomeNeutral // the caller went away, or the queue refused the job
 			if rerr == nil && ctx.Err() == nil {
-				judged = outcomeOf(rrec, rfinal)
+				judged = outcomeOf(rrec, rfinal, asked >= s.cfg.InferWait)
 			}
 			report(judged)
 		}()
