@@ -242,22 +242,21 @@ func TestAsyncSyncAndTimeoutPaths(t *testing.T) {
 	})
 
 	t.Run("wait runs out, job still completes", func(t *testing.T) {
-		// A worker that takes longer than the wait: the call times out
-		// and its job completes.
-		r := s.do("POST", "/v1/infer/sentiment?wait=1ms", s.token, map[string]any{"text": "Losses widened across the sector."})
-		if r.status != http.StatusGatewayTimeout {
-			t.Fatalf("status %d: %s", r.status, r.body)
-		}
-		id2 := r.json(t)["error"].(map[string]any)["job_id"].(string)
-		// No worker at all: the job is queued without waiting, and runs
-		// once a worker starts.
 		stopWorker()
-		r = s.do("POST", "/v1/jobs?wait=200ms", s.token, map[string]any{"task": "sentiment",
+		// A worker that has joined the fleet but takes no job yet: calls
+		// wait for it, and time out.
+		s.announce("sentiment")
+		r := s.do("POST", "/v1/jobs?wait=200ms", s.token, map[string]any{"task": "sentiment",
 			"input": map[string]any{"text": "Profits rose."}})
 		if r.status != http.StatusAccepted {
 			t.Fatalf("status %d: %s", r.status, r.body)
 		}
 		id1 := r.json(t)["id"].(string)
+		r = s.do("POST", "/v1/infer/sentiment?wait=200ms", s.token, map[string]any{"text": "Losses widened."})
+		if r.status != http.StatusGatewayTimeout {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		id2 := r.json(t)["error"].(map[string]any)["job_id"].(string)
 		s.startWorker()
 		for _, id := range []string{id1, id2} {
 			if final, _ := s.poll(id); final["status"] != "succeeded" {

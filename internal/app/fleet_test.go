@@ -297,3 +297,46 @@ func TestBreakerOpensAndCloses(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitForWorkers runs ingest with --wait-for-workers: a synchronous
+// call of a task no live worker serves waits for one to join, and is
+// answered by it.
+func TestWaitForWorkers(t *testing.T) {
+	s := newStack(t)
+	s.startIngestWith(func(c *config.Ingest) { c.WaitForWorkers = true })
+	s.startWorker()() // the catalog now knows the task; no worker serves it
+	s.awaitWorkers("sentiment", 0, 5*time.Second)
+
+	type answer struct {
+		status int
+		err    error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", s.url+"/v1/infer/sentiment?wait=60s", strings.NewReader(`{"text":"Profits rose."}`))
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		resp.Body.Close()
+		done <- answer{status: resp.StatusCode}
+	}()
+	// Without the flag the answer would be 503 no_workers within
+	// milliseconds: the call must still be waiting a while later.
+	select {
+	case a := <-done:
+		t.Fatalf("the call did not wait for a worker: %+v", a)
+	case <-time.After(500 * time.Millisecond):
+	}
+	s.startWorker()
+	select {
+	case a := <-done:
+		if a.err != nil || a.status != http.StatusOK {
+			t.Fatalf("once a worker joined: %+v", a)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no answer after a worker joined")
+	}
+}
