@@ -33,26 +33,26 @@ type Members interface {
 // a worker takes to start and load its model.
 const noWorkersRetryAfter = 10
 
-// liveServing returns the live members serving task, re-reading the
-// registry once when the view holds none, so that a refusal does not rest
-// on a watch a moment behind a worker's first heartbeat. Without a
-// registry (or while it does not answer) the fleet counts as serving: work
-// is never refused on the registry's account.
-func (s *Server) liveServing(ctx context.Context, r *http.Request, task string) ([]job.Member, bool) {
+// liveServing reports whether a live member serves task. With refresh,
+// it re-reads the registry once when the view holds none, so that a
+// refusal does not rest on a watch a moment behind a worker's first
+// heartbeat; a mere warning does without. Without a registry (or while it
+// does not answer) the fleet counts as serving: work is never refused on
+// the registry's account.
+func (s *Server) liveServing(ctx context.Context, r *http.Request, task string, refresh bool) bool {
 	if s.members == nil {
-		return nil, true
+		return true
 	}
-	if live := job.LiveServing(s.members.Members(), task, time.Now()); len(live) > 0 {
-		return live, true
+	if live := job.LiveServing(s.members.Members(), task, time.Now()); len(live) > 0 || !refresh {
+		return len(live) > 0
 	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
 	defer cancel()
 	if err := s.members.Refresh(rctx); err != nil {
 		_ = s.unavailable(r, "membership registry", err) // logs, at most once a second
-		return nil, true
+		return true
 	}
-	live := job.LiveServing(s.members.Members(), task, time.Now())
-	return live, len(live) > 0
+	return len(job.LiveServing(s.members.Members(), task, time.Now())) > 0
 }
 
 // awaitWorkers waits until a live worker serves task, or ctx ends.
@@ -71,9 +71,10 @@ func (s *Server) awaitWorkers(ctx context.Context, task string) bool {
 }
 
 // noWorkersWarning is the warning of an accepted asynchronous job or
-// backfill whose task no live worker serves, or "" when one does.
+// backfill whose task no live worker serves, or "" when one does. It reads
+// the watched view only: a warning is not worth a round trip per job.
 func (s *Server) noWorkersWarning(r *http.Request, task string) string {
-	if _, ok := s.liveServing(r.Context(), r, task); ok {
+	if s.liveServing(r.Context(), r, task, false) {
 		return ""
 	}
 	return "no live worker serves task " + task + "; the work waits in the queue until one starts"
@@ -107,7 +108,7 @@ const (
 // must report its outcome to done. waited is the part of wait spent
 // waiting for a worker.
 func (s *Server) syncRefused(r *http.Request, task string, wait time.Duration) (done func(outcome), waited time.Duration, aerr *apiError) {
-	if _, ok := s.liveServing(r.Context(), r, task); !ok {
+	if !s.liveServing(r.Context(), r, task, true) {
 		start := time.Now()
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		served := s.cfg.WaitForWorkers && s.awaitWorkers(ctx, task)
