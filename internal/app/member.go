@@ -9,8 +9,16 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/ingest"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/worker"
+)
+
+// The registry as ingest reads it and as a worker writes it.
+var (
+	_ ingest.Members  = (*queue.Members)(nil)
+	_ worker.Registry = (*queue.Membership)(nil)
 )
 
 // joinFleet writes the worker's first membership entry before it pulls, so

@@ -18,6 +18,7 @@ const (
 	BreakerOpen
 )
 
+// String names the state as GET /v1/fleet does: closed, half_open, open.
 func (s BreakerState) String() string {
 	switch s {
 	case BreakerHalfOpen:

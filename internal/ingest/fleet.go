@@ -238,7 +238,7 @@ func (s *Server) modelStatus(m job.ModelInfo, members []job.Member, now time.Tim
 	return ms
 }
 
-// members is the registry's entries, none without one.
+// memberList is the registry's entries, none without one.
 func (s *Server) memberList() []job.Member {
 	if s.members == nil {
 		return nil
