@@ -146,24 +146,6 @@ func (s *Server) syncRefused(r *http.Request, task string, wait time.Duration) (
 	}, waited, nil
 }
 
-// syncBlocked reports why a call that may fall back to queuing (POST
-// /v1/jobs?wait=) should not wait for its result: a warning when no live
-// worker serves task (and Config.WaitForWorkers is off) or its breaker is
-// not closed; "" lets it wait.
-func (s *Server) syncBlocked(r *http.Request, task string) string {
-	if !s.cfg.WaitForWorkers {
-		if msg := s.noWorkersWarning(r, task); msg != "" {
-			return msg
-		}
-	}
-	var st BreakerState
-	s.breakers.with(task, func(b *Breaker) { st = b.State(time.Now()) })
-	if st != BreakerClosed {
-		return "task " + task + " is failing (circuit breaker " + st.String() + "); the job is queued without waiting"
-	}
-	return ""
-}
-
 // outcomeOf judges a synchronous call by the record it answered with. A
 // call with no final record timed out, which counts as a failure when
 // fullWait says it waited at least the server's --infer-wait: a client

@@ -203,16 +203,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	// A job whose result cannot come soon (no worker serves the task, or
-	// it keeps failing) is queued without waiting, and says why.
-	var warning string
-	if wait > 0 {
-		if warning = s.syncBlocked(r, j.Task); warning != "" {
-			wait = 0
-		}
-	} else {
-		warning = s.noWorkersWarning(r, j.Task)
-	}
+	// Queued whether or not a worker serves the task (a ?wait= is waited
+	// out and answers 202), with a warning when none does.
+	warning := s.noWorkersWarning(r, j.Task)
 	rec, final, aerr := s.enqueue(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -262,7 +255,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	rec, final, aerr := s.enqueue(r, j, created, wait)
+	rec, final, aerr := s.enqueueSync(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -472,7 +465,7 @@ func writeRecord(w http.ResponseWriter, status int, rec wireRecord) {
 
 // enqueue records and publishes j and, when wait > 0, waits for its result
 // on a reply subject. It reports whether the record it returns is final.
-func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (rrec wireRecord, rfinal bool, rerr *apiError) {
+func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (wireRecord, bool, *apiError) {
 	ctx := r.Context()
 	if !created.New && created.ReqHash != created.hash {
 		return wireRecord{}, false, errorf(http.StatusConflict, "idempotency_conflict",
@@ -494,24 +487,6 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 	var reply string
 	var results <-chan job.Reply
 	if wait > 0 {
-		// A synchronous call: refused at once when no worker serves the
-		// task or its breaker is open, and its outcome told to the breaker.
-		report, waited, aerr := s.syncRefused(r, j.Task, wait)
-		if aerr != nil {
-			if created.New {
-				s.abandon(ctx, j)
-			}
-			return wireRecord{}, false, aerr
-		}
-		asked := wait
-		wait = max(wait-waited, time.Millisecond)
-		defer func() {
-			judged := outcomeNeutral // the caller went away, or the queue refused the job
-			if rerr == nil && ctx.Err() == nil {
-				judged = outcomeOf(rrec, rfinal, asked >= s.cfg.InferWait)
-			}
-			report(judged)
-		}()
 		var done func()
 		reply, results, done = s.replies.Register(j.ID)
 		defer done()
@@ -554,6 +529,30 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		return wireRecord{rec: queued}, false, nil
 	}
 	return wireRecord{rec: rec}, rec.Status.Final(), nil
+}
+
+// enqueueSync is enqueue for a synchronous call, whose only answer is the
+// result: a new job is refused at once, and its record forgotten, when no
+// live worker serves its task or the task's breaker is open
+// (syncRefused), and the call's outcome is told to the breaker. A retried
+// request (the job exists already) goes straight on to its answer.
+func (s *Server) enqueueSync(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (rec wireRecord, final bool, aerr *apiError) {
+	if !created.New {
+		return s.enqueue(r, j, created, wait)
+	}
+	report, waited, aerr := s.syncRefused(r, j.Task, wait)
+	if aerr != nil {
+		s.abandon(r.Context(), j)
+		return wireRecord{}, false, aerr
+	}
+	defer func() {
+		judged := outcomeNeutral // the caller went away, or the queue refused the job
+		if aerr == nil && r.Context().Err() == nil {
+			judged = outcomeOf(rec, final, wait >= s.cfg.InferWait)
+		}
+		report(judged)
+	}()
+	return s.enqueue(r, j, created, max(wait-waited, time.Millisecond))
 }
 
 // abandon forgets the record of job j, which was not enqueued, so that a
