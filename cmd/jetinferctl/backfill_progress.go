@@ -225,6 +225,13 @@ func (b *progressBar) line(p backfill.Progress) string {
 	s := fmt.Sprintf("%5.1f%% %d/%s done (%d reused, %d failed, %s) %.0f docs/s ETA %s; sent %d, duplicates %d, rejected %d; exported %d",
 		100*frac, done, of, p.Reused, p.Failed, dead, p.DocsPerS, eta, b.sent.load(), b.duplicates.load(), b.rejected.load(),
 		b.exported.load())
+	if p.Stalled != nil {
+		// First, so that a narrow terminal still shows it.
+		s = "STALLED (" + p.Stalled.Reason + ") " + s
+		if !b.tty {
+			s += "; " + p.Stalled.Message
+		}
+	}
 	if !b.tty {
 		return string(p.State) + " " + s
 	}

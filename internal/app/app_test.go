@@ -13,9 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
-	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/tenant"
 	"github.com/jetinfer/jetinfer/internal/testenv"
@@ -75,31 +73,7 @@ func (s *stack) startIngest() { s.startIngestWith(nil) }
 
 // startWorker runs a worker serving the sentiment model and returns a
 // function that stops it (softly) and waits for it to exit.
-func (s *stack) startWorker() (stop func()) {
-	t := s.t
-	var cfg config.Worker
-	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
-	cfg.Redis.URL = s.redis.URL()
-	cfg.ORTLib = testenv.ORTLib(t)
-	cfg.Models = testenv.ModelDir(t, "sentiment")
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.IntraOpThreads = 1
-	cfg.Log.Level = "warn"
-	// Test receivers listen on loopback over plain http; retries are quick.
-	cfg.Webhooks.AllowPrivate, cfg.Webhooks.AllowHTTP = true, true
-	cfg.Webhooks.RetryBase, cfg.Webhooks.RetryMax = 100*time.Millisecond, 500*time.Millisecond
-	ready := make(chan struct{})
-	stop = s.run("worker", func(ctx context.Context) error {
-		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
-	})
-	select {
-	case <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatal("worker did not become ready")
-	}
-	return stop
-}
+func (s *stack) startWorker() (stop func()) { return s.startWorkerTuned(nil) }
 
 func (s *stack) run(name string, f func(ctx context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -269,6 +243,9 @@ func TestAsyncSyncAndTimeoutPaths(t *testing.T) {
 
 	t.Run("wait runs out, job still completes", func(t *testing.T) {
 		stopWorker()
+		// A worker that has joined the fleet but takes no job yet: calls
+		// wait for it, and time out.
+		s.announce("sentiment")
 		r := s.do("POST", "/v1/jobs?wait=200ms", s.token, map[string]any{"task": "sentiment",
 			"input": map[string]any{"text": "Profits rose."}})
 		if r.status != http.StatusAccepted {

@@ -70,6 +70,14 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return err
 	}
+	registry, err := q.Membership(startCtx)
+	if err != nil {
+		return err
+	}
+	members, err := registry.Watch(watchCtx)
+	if err != nil {
+		return err
+	}
 
 	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
 	if err != nil {
@@ -96,6 +104,9 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		MaxWait:        cfg.MaxWait,
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		InferWait:      cfg.InferWait,
+		WaitForWorkers: cfg.WaitForWorkers,
+		Breaker:        ingest.BreakerPolicy{Failures: cfg.BreakerFailures, OpenFor: cfg.BreakerOpenFor},
+		StallAfter:     cfg.BackfillStallAfter,
 		ReadTimeout:    cfg.HTTP.ReadTimeout,
 		WriteTimeout:   cfg.HTTP.WriteTimeout,
 	}, ingest.Deps{
@@ -115,6 +126,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 			Events: webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook"))},
 		Usage:    usage,
 		Fleet:    q,
+		Members:  members,
 		Console:  console.Handler(),
 		Webhooks: webhook.NewRegistry(rdb, cfg.Webhooks.Targets()),
 	})

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"os/exec"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jetinfer/jetinfer/internal/app"
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/config"
 	"github.com/jetinfer/jetinfer/internal/tenant"
@@ -30,30 +28,11 @@ const (
 // startWorkerModels runs a worker serving the model directories named (as
 // `make models` builds them) and returns a function that stops it.
 func (s *stack) startWorkerModels(names ...string) (stop func()) {
-	t := s.t
-	var cfg config.Worker
-	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
-	cfg.Redis.URL = s.redis.URL()
-	cfg.ORTLib = testenv.ORTLib(t)
 	dirs := make([]string, len(names))
 	for i, n := range names {
-		dirs[i] = testenv.ModelDir(t, n)
+		dirs[i] = testenv.ModelDir(s.t, n)
 	}
-	cfg.Models = strings.Join(dirs, ",")
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.IntraOpThreads = 1
-	cfg.Log.Level = "warn"
-	ready := make(chan struct{})
-	stop = s.run("worker", func(ctx context.Context) error {
-		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
-	})
-	select {
-	case <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("worker did not become ready")
-	}
-	return stop
+	return s.startWorkerTuned(func(cfg *config.Worker) { cfg.Models = strings.Join(dirs, ",") })
 }
 
 type rerankAnswer struct {

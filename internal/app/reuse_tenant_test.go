@@ -14,10 +14,11 @@ import (
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
-// startWorkerTuned runs a worker like startWorker, with tune applied to its
-// configuration, and waits until it serves (BERT-base takes a while to load
-// on a busy machine).
-func (s *stack) startWorkerTuned(tune func(*config.Worker)) {
+// startWorkerTuned runs a worker serving the sentiment model, with tune
+// (when not nil) applied to its configuration, waits until it serves
+// (BERT-base takes a while to load on a busy machine), and returns a
+// function that stops it (softly) and waits for it to exit.
+func (s *stack) startWorkerTuned(tune func(*config.Worker)) (stop func()) {
 	t := s.t
 	var cfg config.Worker
 	defaults(&cfg)
@@ -28,9 +29,14 @@ func (s *stack) startWorkerTuned(tune func(*config.Worker)) {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.IntraOpThreads = 1
 	cfg.Log.Level = "warn"
-	tune(&cfg)
+	// Test receivers listen on loopback over plain http; retries are quick.
+	cfg.Webhooks.AllowPrivate, cfg.Webhooks.AllowHTTP = true, true
+	cfg.Webhooks.RetryBase, cfg.Webhooks.RetryMax = 100*time.Millisecond, 500*time.Millisecond
+	if tune != nil {
+		tune(&cfg)
+	}
 	ready := make(chan struct{})
-	s.run("worker", func(ctx context.Context) error {
+	stop = s.run("worker", func(ctx context.Context) error {
 		return app.RunWorker(ctx, cfg, testLogger(t), app.Hooks{Ready: func() { close(ready) }})
 	})
 	select {
@@ -38,6 +44,7 @@ func (s *stack) startWorkerTuned(tune func(*config.Worker)) {
 	case <-time.After(2 * time.Minute):
 		t.Fatal("worker did not become ready")
 	}
+	return stop
 }
 
 // runBackfill creates a backfill of the sentiment task for token's tenant,

@@ -74,6 +74,22 @@ func (s *stack) announce(tasks ...string) *queue.Client {
 			s.t.Fatal(err)
 		}
 	}
+	if len(tasks) > 0 {
+		// A worker also joins the membership registry, without which
+		// ingest answers synchronous calls 503 no_workers.
+		m := job.Member{ID: "announced-" + queue.MemberKey(strings.Join(tasks, "-")), Host: "test", Device: "cpu",
+			Started: time.Now().UTC(), LastSeen: time.Now().UTC(), TTLMs: time.Hour.Milliseconds()}
+		for _, task := range tasks {
+			m.Tasks = append(m.Tasks, job.MemberTask{Task: task, Version: "test"})
+		}
+		reg, err := q.Membership(ctx)
+		if err == nil {
+			err = reg.Beat(ctx, m)
+		}
+		if err != nil {
+			s.t.Fatal(err)
+		}
+	}
 	return q
 }
 

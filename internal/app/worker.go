@@ -111,6 +111,10 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 			return err
 		}
 	}
+	members, member, err := joinFleet(startCtx, q, cfg, infos)
+	if err != nil {
+		return err
+	}
 
 	prom, tp, err := newTelemetry("jetinfer-worker", cfg.Trace, hooks)
 	if err != nil {
@@ -202,6 +206,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		}
 		return w.Run(ctx, gctx)
 	})
+	g.Go(func() error { return w.KeepMembership(ctx, gctx, members, member, cfg.Heartbeat) })
 	// Every worker runs a DLQ mover; they share one durable consumer, so
 	// each MAX_DELIVERIES advisory is handled once. It stops with the soft
 	// stop: an advisory in hand is finished, or redelivered.

@@ -25,6 +25,12 @@ type Progress struct {
 	// Webhook and ProgressEvery are the backfill's (see Backfill).
 	Webhook       string `json:"webhook,omitempty"`
 	ProgressEvery int64  `json:"progress_every,omitempty"`
+	// Stalled, when set, says why the backfill makes no progress (see
+	// StallOf); the server fills it in.
+	Stalled *Stall `json:"stalled,omitempty"`
+	// Warnings are said once, by the response that created the backfill or
+	// added documents (no live worker serves the task, say).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ProgressOf computes b's progress at now.
@@ -59,4 +65,49 @@ func Rate(done int64, first, last time.Time, running bool, now time.Time) float6
 		return 0
 	}
 	return math.Round(float64(done)/secs*10) / 10
+}
+
+// DefaultStallAfter is the default quiet time after which a backfill with
+// pending documents and none finished is reported stalled (ingest's
+// --backfill-stall-after).
+const DefaultStallAfter = 2 * time.Minute
+
+// The reasons of a Stall.
+const (
+	// StallNoWorkers: no live worker serves the backfill's task.
+	StallNoWorkers = "no_workers"
+	// StallNoProgress: workers serve the task, yet no document finished.
+	StallNoProgress = "no_progress"
+)
+
+// Stall says why a backfill with pending documents has made no progress.
+type Stall struct {
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	// Since is when the backfill last made progress: its latest finished
+	// document, or its creation.
+	Since time.Time `json:"since"`
+}
+
+// StallOf reports whether b, at now, has had documents pending and none
+// finished for at least quiet, and why: served says whether a live worker
+// serves its task. A quiet of 0 or less reports nothing.
+func StallOf(b *Backfill, now time.Time, quiet time.Duration, served bool) *Stall {
+	if quiet <= 0 || b.Pending() <= 0 || b.State == StateCompleted || b.State == StateCanceled {
+		return nil
+	}
+	since := b.Created
+	if b.Last.After(since) {
+		since = b.Last
+	}
+	if now.Sub(since) < quiet {
+		return nil
+	}
+	if !served {
+		return &Stall{Reason: StallNoWorkers, Since: since,
+			Message: "no live worker serves task " + b.Task + "; the documents wait in the queue until one starts"}
+	}
+	return &Stall{Reason: StallNoProgress, Since: since,
+		Message: "no document finished for " + now.Sub(since).Truncate(time.Second).String() + " though workers serve task " + b.Task +
+			"; check the workers' logs and the dead letters"}
 }

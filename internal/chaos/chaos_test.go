@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,53 +318,11 @@ func TestChaosDuplicates(t *testing.T) {
 	}
 }
 
-// poisonWord is a word the poison model's tokenizer maps to an id past the
-// end of the model's embedding table.
-const poisonWord = "nightshade"
+// poisonWord is the word that makes the poison model fail.
+const poisonWord = testenv.PoisonWord
 
-// poisonModel makes a copy of the sentiment model, task "poison", whose
-// tokenizer maps poisonWord to an id the graph's embedding table does not
-// have: ONNX Runtime then fails every call that holds a document with the
-// word, as a poison document does, while the rest of the model works.
-func poisonModel(t *testing.T) string {
-	t.Helper()
-	src := testenv.ModelDir(t, "sentiment")
-	dst := filepath.Join(t.TempDir(), "poison")
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []string{"model.onnx", "config.json", "tokenizer_config.json", "special_tokens_map.json"} {
-		if err := os.Symlink(filepath.Join(src, f), filepath.Join(dst, f)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rewrite := func(name string, edit func(m map[string]any)) {
-		data, err := os.ReadFile(filepath.Join(src, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(data, &m); err != nil {
-			t.Fatal(err)
-		}
-		edit(m)
-		data, _ = json.Marshal(m)
-		if err := os.WriteFile(filepath.Join(dst, name), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rewrite("tokenizer.json", func(m map[string]any) {
-		vocab := m["model"].(map[string]any)["vocab"].(map[string]any)
-		vocab[poisonWord] = 1_000_000
-	})
-	rewrite("jetinfer.json", func(m map[string]any) {
-		m["task"] = "poison"
-		m["description"] = "chaos test: the sentiment model, failing on documents with the word " + poisonWord
-		// Too long is the other kind of poison here: refused, not windowed.
-		m["long_input"] = "error"
-	})
-	return dst
-}
+// poisonModel is testenv.PoisonModel, task "poison".
+func poisonModel(t *testing.T) string { return testenv.PoisonModel(t) }
 
 // TestChaosPoison mixes poison documents into a stream: documents that make
 // the model fail (isolated by splitting their batch, then dead-lettered

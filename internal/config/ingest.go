@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/ingest"
 )
 
@@ -120,6 +121,23 @@ type Ingest struct {
 	// MetricsPoll is how often the streams' usage is polled for
 	// jetinfer_stream_*. Defaults to 5s.
 	MetricsPoll time.Duration
+	// WaitForWorkers makes a synchronous call of a task no live worker
+	// serves wait, within its timeout, for one to start (for fleets that
+	// scale from zero) instead of answering 503 no_workers at once.
+	// Defaults to false.
+	WaitForWorkers bool
+	// BreakerFailures is how many synchronous calls of a task must fail in
+	// a row (model errors, timeouts) to open its circuit breaker; 0 turns
+	// the breakers off. Defaults to ingest.DefaultBreakerFailures.
+	BreakerFailures int
+	// BreakerOpenFor is how long an open breaker answers 503
+	// task_unavailable before it lets a probe through. Defaults to
+	// ingest.DefaultBreakerOpenFor.
+	BreakerOpenFor time.Duration
+	// BackfillStallAfter is how long a backfill may have pending documents
+	// and none finish before its progress says it is stalled; 0 never
+	// does. Defaults to backfill.DefaultStallAfter.
+	BackfillStallAfter time.Duration
 }
 
 // RegisterFlags registers every ingest flag.
@@ -147,6 +165,10 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.ResultsMaxBytes, "results-max-bytes", 4<<30, "most bytes of backfill results the RESULTS stream holds; when full, workers hold backfill documents until exports purge results (with -ensure-streams)")
 	fs.DurationVar(&c.ResultsMaxAge, "results-max-age", 7*24*time.Hour, "how long backfill results are kept (with -ensure-streams)")
 	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often the streams' usage is polled for metrics")
+	fs.BoolVar(&c.WaitForWorkers, "wait-for-workers", false, "make synchronous calls of a task no live worker serves wait for one to start (scale from zero) instead of answering 503 no_workers")
+	fs.IntVar(&c.BreakerFailures, "breaker-failures", ingest.DefaultBreakerFailures, "synchronous calls of a task failing in a row (model errors, timeouts) that open its circuit breaker (0: no breaker)")
+	fs.DurationVar(&c.BreakerOpenFor, "breaker-open-for", ingest.DefaultBreakerOpenFor, "how long an open circuit breaker answers 503 task_unavailable before it lets a probe call through")
+	fs.DurationVar(&c.BackfillStallAfter, "backfill-stall-after", backfill.DefaultStallAfter, "quiet time after which a backfill with pending documents and none finishing is reported stalled (0: never)")
 }
 
 // Validate checks the configuration; errors name the field.
@@ -179,6 +201,15 @@ func (c *Ingest) Validate() error {
 		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
 	}
 	errs = append(errs, positive("results-max-age", c.ResultsMaxAge), positive("metrics-poll", c.MetricsPoll))
+	if c.BreakerFailures < 0 {
+		errs = append(errs, fmt.Errorf("breaker-failures: %d is negative; 0 turns the breakers off", c.BreakerFailures))
+	}
+	if c.BreakerFailures > 0 {
+		errs = append(errs, positive("breaker-open-for", c.BreakerOpenFor))
+	}
+	if c.BackfillStallAfter < 0 {
+		errs = append(errs, fmt.Errorf("backfill-stall-after: %s is negative; 0 never reports a stall", c.BackfillStallAfter))
+	}
 	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)))
 	return errors.Join(errs...)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/batch"
+	"github.com/jetinfer/jetinfer/internal/worker"
 )
 
 // Worker is the configuration of cmd/worker.
@@ -75,6 +76,15 @@ type Worker struct {
 	// ShutdownTimeout is how long a worker may finish its batch on SIGTERM
 	// before it cancels it (unacknowledged jobs are redelivered). Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// Heartbeat is how often the worker rewrites its entry in the fleet's
+	// membership registry. Defaults to worker.DefaultHeartbeat.
+	Heartbeat time.Duration
+	// MemberTTL is how long the entry outlives the worker's last heartbeat
+	// (a crash; a graceful stop removes it at once): ingest answers
+	// 503 no_workers for a task this long after its last worker died.
+	// Whole seconds, at least one heartbeat more than Heartbeat. Defaults
+	// to worker.DefaultMemberTTL.
+	MemberTTL time.Duration
 }
 
 // RegisterFlags registers every worker flag.
@@ -104,6 +114,8 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often consumer backlogs are polled for metrics")
 	fs.BoolVar(&c.ReuseAcrossTenants, "reuse-across-tenants", false, "share the backfill result reuse cache among tenants (leaks to a tenant that another ran the same text; for deployments whose tenants trust one another)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "soft-stop time on SIGTERM before the batch is canceled")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", worker.DefaultHeartbeat, "how often the worker rewrites its entry in the membership registry")
+	fs.DurationVar(&c.MemberTTL, "member-ttl", worker.DefaultMemberTTL, "how long the membership entry outlives the last heartbeat (whole seconds, above --heartbeat)")
 }
 
 // ModelDirs splits Models.
@@ -172,7 +184,10 @@ func (c *Worker) Validate() error {
 	if c.MaxAckPending < c.BatchSize {
 		errs = append(errs, fmt.Errorf("max-ack-pending: %d is below batch-size %d", c.MaxAckPending, c.BatchSize))
 	}
-	errs = append(errs, positive("ack-wait", c.AckWait), positive("metrics-poll", c.MetricsPoll), positive("result-ttl", c.ResultTTL),
+	if c.MemberTTL < time.Second || c.MemberTTL%time.Second != 0 || c.MemberTTL <= c.Heartbeat {
+		errs = append(errs, fmt.Errorf("member-ttl: %s must be whole seconds, at least 1s and above heartbeat %s", c.MemberTTL, c.Heartbeat))
+	}
+	errs = append(errs, positive("ack-wait", c.AckWait), positive("heartbeat", c.Heartbeat), positive("metrics-poll", c.MetricsPoll), positive("result-ttl", c.ResultTTL),
 		positive("shutdown-timeout", c.ShutdownTimeout))
 	return errors.Join(errs...)
 }

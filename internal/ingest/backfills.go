@@ -146,6 +146,9 @@ type DocumentsResponse struct {
 	// before it are all accepted, duplicates or rejected.
 	NextLine int64  `json:"next_line,omitempty"`
 	Error    *Error `json:"error,omitempty"`
+	// Warnings say that no live worker serves the backfill's task: the
+	// documents wait in the queue until one starts.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ResultLine is one line of GET /v1/backfills/{id}/results.
@@ -234,12 +237,17 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/v1/backfills/"+b.ID)
-	writeJSON(w, http.StatusCreated, backfill.ProgressOf(b, time.Now()))
+	p := s.progress(b, time.Now())
+	if msg := s.noWorkersWarning(r, b.Task); msg != "" {
+		warn(w, msg)
+		p.Warnings = []string{msg}
+	}
+	writeJSON(w, http.StatusCreated, p)
 }
 
 func (s *Server) getBackfill(w http.ResponseWriter, r *http.Request) {
 	if _, b, ok := s.backfillFor(w, r); ok {
-		writeJSON(w, http.StatusOK, backfill.ProgressOf(b, time.Now()))
+		writeJSON(w, http.StatusOK, s.progress(b, time.Now()))
 	}
 }
 
@@ -272,7 +280,7 @@ func (s *Server) transitionBackfill(w http.ResponseWriter, r *http.Request,
 		writeError(w, s.unavailable(r, "backfill store", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, backfill.ProgressOf(b, time.Now()))
+	writeJSON(w, http.StatusOK, s.progress(b, time.Now()))
 }
 
 // backfillEnded queues the backfill.completed event of b when a seal or a
@@ -344,6 +352,10 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 		rd = backfill.NewNDJSON(body, lim)
 	}
 	up := &upload{s: s, w: w, r: r, c: c, b: b, body: body, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
+	if msg := s.noWorkersWarning(r, b.Task); msg != "" {
+		warn(w, msg)
+		up.resp.Warnings = []string{msg}
+	}
 	writeJSON(w, up.run(rd), up.resp)
 }
 

@@ -41,6 +41,9 @@ type BatchResponse struct {
 	Accepted int         `json:"accepted"`
 	Failed   int         `json:"failed"`
 	Jobs     []BatchItem `json:"jobs"`
+	// Warnings name the tasks of accepted jobs that no live worker serves:
+	// those wait in the queue until one starts.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // submitBatch queues many fire-and-forget jobs in one request: one
@@ -125,6 +128,16 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Accepted = n - resp.Failed
+	warned := map[string]bool{}
+	for i, it := range resp.Jobs {
+		if it.Error == nil && !warned[jobs[i].Task] {
+			warned[jobs[i].Task] = true
+			if msg := s.noWorkersWarning(r, jobs[i].Task); msg != "" {
+				resp.Warnings = append(resp.Warnings, msg)
+			}
+		}
+	}
+	warn(w, resp.Warnings...)
 	if resp.Accepted == 0 {
 		status := http.StatusServiceUnavailable
 		if first.Code == "idempotency_conflict" {

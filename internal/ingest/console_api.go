@@ -125,16 +125,19 @@ func (s *Server) listBackfills(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := BackfillList{Backfills: make([]backfill.Progress, 0, len(page.Backfills)), Next: page.Next}
 	for _, b := range page.Backfills {
-		out.Backfills = append(out.Backfills, backfill.ProgressOf(b, now))
+		out.Backfills = append(out.Backfills, s.progress(b, now))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 // FleetTask is one served task in GET /v1/fleet.
 type FleetTask struct {
-	job.ModelInfo
+	ModelStatus
 	// Lanes holds the backlog of each lane's consumer that exists.
 	Lanes map[job.Lane]LaneBacklog `json:"lanes"`
+	// Breaker is the state of the task's circuit breaker on synchronous
+	// calls here: closed, half_open or open.
+	Breaker string `json:"breaker"`
 }
 
 // LaneBacklog is where one lane × task consumer stands, across tenants.
@@ -150,6 +153,9 @@ type LaneBacklog struct {
 // FleetResponse answers GET /v1/fleet.
 type FleetResponse struct {
 	Tasks []FleetTask `json:"tasks"`
+	// Workers are the live workers, each with the tasks the token may use
+	// (a worker serving none of them is left out).
+	Workers []job.Member `json:"workers"`
 	// BacklogError says why backlogs are missing, when they are.
 	BacklogError string `json:"backlog_error,omitempty"`
 }
@@ -197,11 +203,14 @@ func (s *Server) fleetInfo(w http.ResponseWriter, r *http.Request) {
 			resp.BacklogError = "the job queue did not answer; backlogs are missing"
 		}
 	}
+	now, members := time.Now(), s.memberList()
+	states := s.breakers.states(now)
+	resp.Workers = fleetWorkers(c, members, now)
 	for _, m := range s.catalog.Models() {
 		if !c.AllowsTask(m.Task) {
 			continue
 		}
-		ft := FleetTask{ModelInfo: m, Lanes: lanes[m.Task]}
+		ft := FleetTask{ModelStatus: s.modelStatus(m, members, now), Lanes: lanes[m.Task], Breaker: states[m.Task].String()}
 		if ft.Lanes == nil {
 			ft.Lanes = map[job.Lane]LaneBacklog{}
 		}

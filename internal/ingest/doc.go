@@ -52,10 +52,22 @@
 // the same key starts afresh. DELETE /v1/jobs/{id} cancels a queued job (a
 // worker then skips it); a running or finished one is 409.
 //
+// # The fleet
+//
+// Members, the workers' membership registry, tells which tasks a live
+// worker serves. A synchronous call of a task none serves answers 503
+// no_workers at once (or, with Config.WaitForWorkers, waits within its
+// timeout for a worker to join); asynchronous jobs, batches and backfills
+// are accepted with a warning. Each task's circuit breaker (Breaker, a pure
+// policy given the time) answers 503 task_unavailable while the task's
+// synchronous calls keep failing, lets one probe through at a time after
+// Config.Breaker.OpenFor, and closes when it succeeds. A backfill's
+// progress says it is stalled after Config.StallAfter without progress.
+//
 // The OpenAPI 3.1 document of the API, OpenAPI, is served at /openapi.json;
 // the tests of internal/app validate real requests and responses against it.
 //
 // It depends only on the small interfaces it defines (Publisher, Records,
-// Replies, Catalog, Admitter, and those of the backfill and dead-letter
+// Replies, Catalog, Members, Admitter, and those of the backfill and dead-letter
 // routes); internal/app wires the real NATS and Redis adapters into them.
 package ingest

@@ -25,7 +25,10 @@ type instruments struct {
 	tracer    trace.Tracer
 	submitted metric.Int64Counter
 	publish   metric.Float64Histogram
-	sets      sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
+	// refusedSync counts synchronous calls refused before they were
+	// queued, by task and code (no_workers, task_unavailable).
+	refusedSync metric.Int64Counter
+	sets        sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
 }
 
 type submitKey struct {
@@ -54,7 +57,17 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 	if err != nil {
 		in.publish, _ = noop.Meter{}.Float64Histogram("")
 	}
+	in.refusedSync, err = meter.Int64Counter("jetinfer.ingest.sync_refused",
+		metric.WithDescription("synchronous calls refused before they were queued, by task and code (no_workers, task_unavailable)"))
+	if err != nil {
+		in.refusedSync, _ = noop.Meter{}.Int64Counter("")
+	}
 	return in
+}
+
+// refused counts a synchronous call of task refused with code.
+func (in *instruments) refused(ctx context.Context, task, code string) {
+	in.refusedSync.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(attribute.String("task", task), attribute.String("code", code))))
 }
 
 func (in *instruments) set(k submitKey) []metric.AddOption {

@@ -203,6 +203,9 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
+	// Queued whether or not a worker serves the task (a ?wait= is waited
+	// out and answers 202), with a warning when none does.
+	warning := s.noWorkersWarning(r, j.Task)
 	rec, final, aerr := s.enqueue(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -216,7 +219,19 @@ func (s *Server) submitJob(w http.ResponseWriter, r *http.Request) {
 	if final {
 		status = http.StatusOK
 	}
+	if warning != "" && rec.rec != nil {
+		warn(w, warning)
+		writeJSON(w, status, warnedRecord{Record: rec.rec, Warnings: []string{warning}})
+		return
+	}
 	writeRecord(w, status, rec)
+}
+
+// warnedRecord is a job record answered with warnings (no worker serves
+// its task, say).
+type warnedRecord struct {
+	*job.Record
+	Warnings []string `json:"warnings"`
 }
 
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
@@ -240,7 +255,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	rec, final, aerr := s.enqueue(r, j, created, wait)
+	rec, final, aerr := s.enqueueSync(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -377,9 +392,7 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		<-done
 		if aerr != nil {
 			if cerr == nil && rec.New {
-				actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.StoreTimeout)
-				_ = s.recs.Abandon(actx, j.Tenant, j.ID)
-				cancel()
+				s.abandon(r.Context(), j)
 			}
 			return nil, aerr
 		}
@@ -482,9 +495,7 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 	if err != nil {
 		// Nothing was enqueued: forget the record so that a retry with the
 		// same Idempotency-Key starts afresh.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
-		_ = s.recs.Abandon(actx, j.Tenant, j.ID)
-		cancel()
+		s.abandon(ctx, j)
 		if errors.Is(err, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; retry later")
 			e.RetryAfterS = 5
@@ -518,6 +529,38 @@ func (s *Server) enqueue(r *http.Request, j *job.Job, created *recorded, wait ti
 		return wireRecord{rec: queued}, false, nil
 	}
 	return wireRecord{rec: rec}, rec.Status.Final(), nil
+}
+
+// enqueueSync is enqueue for a synchronous call, whose only answer is the
+// result: a new job is refused at once, and its record forgotten, when no
+// live worker serves its task or the task's breaker is open
+// (syncRefused), and the call's outcome is told to the breaker. A retried
+// request (the job exists already) goes straight on to its answer.
+func (s *Server) enqueueSync(r *http.Request, j *job.Job, created *recorded, wait time.Duration) (rec wireRecord, final bool, aerr *apiError) {
+	if !created.New {
+		return s.enqueue(r, j, created, wait)
+	}
+	report, waited, aerr := s.syncRefused(r, j.Task, wait)
+	if aerr != nil {
+		s.abandon(r.Context(), j)
+		return wireRecord{}, false, aerr
+	}
+	defer func() {
+		judged := outcomeNeutral // the caller went away, or the queue refused the job
+		if aerr == nil && r.Context().Err() == nil {
+			judged = outcomeOf(rec, final, wait >= s.cfg.InferWait)
+		}
+		report(judged)
+	}()
+	return s.enqueue(r, j, created, max(wait-waited, time.Millisecond))
+}
+
+// abandon forgets the record of job j, which was not enqueued, so that a
+// retry with the same Idempotency-Key starts afresh.
+func (s *Server) abandon(ctx context.Context, j *job.Job) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
+	defer cancel()
+	_ = s.recs.Abandon(actx, j.Tenant, j.ID)
 }
 
 // unavailable answers 503 for a dependency that failed. An outage fails

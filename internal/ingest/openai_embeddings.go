@@ -298,7 +298,7 @@ func (s *Server) embedOne(r *http.Request, j *job.Job, ttl int64, maxWindows int
 	if err != nil {
 		return embedded{err: s.unavailable(r, "result store", err)}
 	}
-	wr, final, aerr := s.enqueue(r, j, rec, s.cfg.InferWait)
+	wr, final, aerr := s.enqueueSync(r, j, rec, s.cfg.InferWait)
 	if aerr != nil {
 		return embedded{err: aerr}
 	}

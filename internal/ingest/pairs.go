@@ -286,7 +286,7 @@ func (s *Server) syncResult(w http.ResponseWriter, r *http.Request, j *job.Job, 
 	if wait == 0 {
 		wait = s.cfg.InferWait
 	}
-	rec, final, aerr := s.enqueue(r, j, created, wait)
+	rec, final, aerr := s.enqueueSync(r, j, created, wait)
 	if aerr != nil {
 		writeError(w, aerr)
 		return nil, false

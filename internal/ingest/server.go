@@ -39,6 +39,19 @@ type Config struct {
 	// documents upload; the tenant's body limit, when set, lowers it.
 	// Defaults to DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// WaitForWorkers makes a synchronous call of a task no live worker
+	// serves wait, within its own timeout, for a worker to start (a fleet
+	// that scales from zero on its backlog) instead of answering
+	// 503 no_workers at once. Off by default.
+	WaitForWorkers bool
+	// Breaker is the policy of each task's circuit breaker on synchronous
+	// calls; its zero value turns the breakers off.
+	Breaker BreakerPolicy
+	// StallAfter is how long a backfill with pending documents may go
+	// without one finishing before its progress says it is stalled; 0
+	// never says so (the ingest binary's --backfill-stall-after defaults to
+	// backfill.DefaultStallAfter).
+	StallAfter time.Duration
 }
 
 // DefaultMaxUploadBytes is the default bound on the decompressed body of
@@ -105,6 +118,12 @@ type Server struct {
 	backlogCache backlogCache
 	// table is the route table mount registered (see Routes).
 	table []Route
+
+	// members is the fleet's membership registry, nil when unknown (no
+	// call is then refused for want of workers); breakers are the tasks'
+	// circuit breakers on synchronous calls.
+	members  Members
+	breakers breakers
 }
 
 // Deps are the parts a Server is built from.
@@ -137,6 +156,11 @@ type Deps struct {
 	Usage TenantUsage
 	// Fleet serves the backlogs of GET /v1/fleet; nil leaves them out.
 	Fleet Backlogs
+	// Members is the fleet's membership registry: GET /v1/models and
+	// /v1/fleet list the live workers, and a synchronous call of a task
+	// none serves answers 503 no_workers. nil leaves workers out and
+	// refuses nothing on their account.
+	Members Members
 	// Console serves the web console's files at /ui/, without
 	// authentication (every call the console makes carries the user's
 	// token); nil serves none.
@@ -147,12 +171,15 @@ type Deps struct {
 func New(cfg Config, d Deps) *Server {
 	s := &Server{cfg: cfg.withDefaults(), pub: d.Publisher, recs: d.Records, replies: d.Replies,
 		catalog: d.Catalog, admit: d.Admitter, verifier: d.Verifier, ready: d.Ready, log: d.Logger,
-		dlq: d.DLQ, deadRecs: d.DeadRecords, usage: d.Usage, fleet: d.Fleet, webhooks: d.Webhooks}
+		dlq: d.DLQ, deadRecs: d.DeadRecords, usage: d.Usage, fleet: d.Fleet, webhooks: d.Webhooks,
+		members: d.Members}
+	s.breakers.p = s.cfg.Breaker
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.bf = d.Backfills.withDefaults()
 	s.ins = newInstruments(d.Meter, d.Tracer)
+	s.observeFleet(d.Meter)
 	s.handler = s.routes(d.Console)
 	return s
 }
@@ -217,8 +244,4 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"models": s.catalog.Models()})
 }

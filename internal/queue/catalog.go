@@ -50,7 +50,6 @@ func (c *Client) Announce(ctx context.Context, info job.ModelInfo) error {
 type Catalog struct {
 	mu     sync.RWMutex
 	models map[string]job.ModelInfo
-	synced chan struct{}
 }
 
 // WatchModels keeps a Catalog current until ctx ends. It returns once the
@@ -60,39 +59,53 @@ func (c *Client) WatchModels(ctx context.Context) (*Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
+	cat := &Catalog{models: map[string]job.ModelInfo{}}
+	err = watchBucket(ctx, kv, func(e jetstream.KeyValueEntry) {
+		cat.mu.Lock()
+		defer cat.mu.Unlock()
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(cat.models, e.Key())
+			return
+		}
+		var info job.ModelInfo
+		if json.Unmarshal(e.Value(), &info) == nil {
+			cat.models[e.Key()] = info
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cat, nil
+}
+
+// watchBucket feeds every entry of kv, and every change after, to apply
+// until ctx ends. It returns once the entries present at the start have
+// all been applied.
+func watchBucket(ctx context.Context, kv jetstream.KeyValue, apply func(jetstream.KeyValueEntry)) error {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("watch %s: %w", ModelsBucket, err)
+		return fmt.Errorf("watch %s: %w", kv.Bucket(), err)
 	}
-	cat := &Catalog{models: map[string]job.ModelInfo{}, synced: make(chan struct{})}
+	synced := make(chan struct{})
 	go func() {
 		defer w.Stop()
-		synced := false
+		first := true
 		for e := range w.Updates() {
 			if e == nil { // the initial values have all been delivered
-				if !synced {
-					synced = true
-					close(cat.synced)
+				if first {
+					first = false
+					close(synced)
 				}
 				continue
 			}
-			cat.mu.Lock()
-			if e.Operation() != jetstream.KeyValuePut {
-				delete(cat.models, e.Key())
-			} else {
-				var info job.ModelInfo
-				if json.Unmarshal(e.Value(), &info) == nil {
-					cat.models[e.Key()] = info
-				}
-			}
-			cat.mu.Unlock()
+			apply(e)
 		}
 	}()
 	select {
-	case <-cat.synced:
-		return cat, nil
+	case <-synced:
+		return nil
 	case <-ctx.Done():
-		return nil, errors.Join(errors.New("watch models"), ctx.Err())
+		return errors.Join(fmt.Errorf("watch %s", kv.Bucket()), ctx.Err())
 	}
 }
 

@@ -1,7 +1,10 @@
 // Package queue is jetinfer's only JetStream adapter. It owns the topology (the
 // JOBS work-queue stream, the RESULTS and DLQ streams, one durable pull consumer
 // per lane × task), publishing jobs with de-duplication ids, pulling them for
-// workers, and acknowledging them.
+// workers, and acknowledging them. Its key-value buckets are the catalog of
+// served tasks (jetinfer-models, outliving the workers) and the membership
+// registry (jetinfer-members: one entry per live worker, expiring by
+// per-message TTL unless heartbeats renew it; see Membership).
 //
 // Callers see job.Job values and a small Msg type; nothing outside this package
 // needs to import nats.go's jetstream package.

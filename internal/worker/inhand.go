@@ -31,6 +31,13 @@ func (h *inHand) remove(m *Msg) {
 	h.mu.Unlock()
 }
 
+// len is the number of messages in hand.
+func (h *inHand) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.msgs)
+}
+
 // beat sends InProgress for every message in hand every `every` until ctx
 // ends. It reports each round to onRound.
 func (h *inHand) beat(ctx context.Context, every time.Duration, onRound func()) {

@@ -76,6 +76,7 @@ type pipeline struct {
 
 func (pl *pipeline) run(ctx context.Context) error {
 	pl.hand = newInHand()
+	pl.w.hands.Store(pl.model.Task(), pl.hand) // for the membership heartbeat (member.go)
 	bctx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
 	go pl.hand.beat(bctx, pl.w.cfg.AckWait/3, func() { pl.w.m.heartbeats.Add(1) })

@@ -177,6 +177,7 @@ type Worker struct {
 	mu      sync.Mutex
 	pullers []Puller
 	ready   bool
+	hands   sync.Map // task → the *inHand of its pipeline, for KeepMembership
 }
 
 // New returns a worker for models.

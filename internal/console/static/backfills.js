@@ -120,6 +120,7 @@ function card(b, dead, reload, signal) {
     h('p', { class: 'counts' },
       `${fmt.int(done)} / ${fmt.int(b.submitted)} done · ${fmt.int(b.succeeded)} succeeded · ${fmt.int(b.failed)} failed · ${fmt.int(b.dead)} dead · ${fmt.int(b.canceled)} canceled · ${fmt.int(b.reused)} reused`),
     h('p', { class: 'muted' }, `${b.docs_per_s} docs/s · ETA ${b.state === 'completed' || b.state === 'canceled' ? '–' : fmt.secs(b.eta_s)} · created ${fmt.time(b.created_at)}`),
+    b.stalled ? h('p', { class: 'error', 'data-testid': 'stalled', text: `Stalled (${b.stalled.reason}) since ${fmt.time(b.stalled.since)}: ${b.stalled.message}` }) : null,
     dead && dead.size ? h('p', { class: 'dead' }, 'Dead letters by reason: ', [...dead.entries()].map(([c, n]) => h('code', { class: 'chip', text: `${c} ×${n}` }))) : null,
     h('div', { class: 'actions' },
       b.state === 'open' ? act('Seal', () => api('POST', `/v1/backfills/${b.id}/seal`, { signal })) : null,
