@@ -9,8 +9,6 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/ingest"
-	"github.com/jetinfer/jetinfer/internal/job"
-	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
@@ -60,25 +58,7 @@ func TestEveryRouteIsGated(t *testing.T) {
 		t.Fatalf("create backfill: %d %s", r.status, r.body)
 	}
 	backfillID := r.json(t)["id"].(string)
-	ctx := context.Background()
-	p, err := q.Pull(ctx, job.LaneInteractive, "sentiment", queue.ConsumerConfig{AckWait: 30 * time.Second, MaxDeliver: 2, MaxAckPending: 16}, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 2 {
-		m, err := p.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.Job.ID == deadID {
-			if err := q.DeadLetter(ctx, m, job.CodeInvalidInput, "bad"); err != nil {
-				t.Fatal(err)
-			}
-		} else if err := m.NakWithDelay(0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	p.Stop()
+	s.deadLetter(t, q, "sentiment", deadID, 2)
 
 	// Bodies of the routes whose body names the task (or, for documents,
 	// carries what the route takes).

@@ -579,6 +579,11 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	deadline := s.streamWrites(w)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		// The status goes out at once: a client learns the export began,
+		// and its connection carries it, before the first result.
+		fl.Flush()
+	}
 	enc := json.NewEncoder(w)
 	// A document's result is in RESULTS once, but for a redelivery after
 	// the message-id window: those second results are dropped by id, for

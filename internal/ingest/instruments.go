@@ -20,11 +20,14 @@ import (
 // instruments are ingest's metrics and tracer. Exported (Prometheus):
 // jetinfer_ingest_jobs_submitted_total{tenant,task,lane,status} with status
 // queued (accepted and enqueued), duplicate (JetStream already had it) or
-// rejected (the queue refused it), and jetinfer_ingest_publish_seconds{lane}.
+// rejected (the queue refused it), jetinfer_ingest_publish_seconds{lane},
+// and jetinfer_ingest_dlq_kept_total (replays whose job was queued again but
+// whose dead letter could not be deleted).
 type instruments struct {
 	tracer    trace.Tracer
 	submitted metric.Int64Counter
 	publish   metric.Float64Histogram
+	dlqKept   metric.Int64Counter
 	sets      sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
 }
 
@@ -53,6 +56,11 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
 	if err != nil {
 		in.publish, _ = noop.Meter{}.Float64Histogram("")
+	}
+	in.dlqKept, err = meter.Int64Counter("jetinfer.ingest.dlq.kept",
+		metric.WithDescription("dead-letter replays whose job was queued again but whose dead letter could not be deleted"))
+	if err != nil {
+		in.dlqKept, _ = noop.Meter{}.Int64Counter("")
 	}
 	return in
 }
