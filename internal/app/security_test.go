@@ -67,8 +67,13 @@ func (s *stack) announce(tasks ...string) *queue.Client {
 	}
 	for _, task := range tasks {
 		kind := "text-classification"
-		if task == "ner" {
+		switch task {
+		case "ner":
 			kind = "token-classification"
+		case "rerank":
+			kind = "text-ranking"
+		case "embed":
+			kind = "feature-extraction"
 		}
 		if err := q.Announce(ctx, job.ModelInfo{Task: task, Kind: kind, Version: "test", MaxLength: 128}); err != nil {
 			s.t.Fatal(err)

@@ -107,14 +107,6 @@ type lineMeta struct {
 	Dimensions     int    `json:"dimensions,omitempty"`
 }
 
-func (s *Server) openAIBatchRoutes(route func(method, path, scope string, h http.HandlerFunc)) {
-	route("POST", "/files", auth.ScopeBackfillsWrite, s.openAIUpload)
-	route("GET", "/files/{id}/content", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAIFileContent))
-	route("POST", "/batches", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAICreateBatch))
-	route("GET", "/batches/{id}", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAIGetBatch))
-	route("POST", "/batches/{id}/cancel", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAICancelBatch))
-}
-
 // fileUpload is one POST /openai/v1/files in progress: lines become the
 // documents of a backfill created at the first line, whose model names
 // the task.
@@ -283,6 +275,9 @@ func (fu *fileUpload) doc(raw []byte) (backfill.Doc, *apiError) {
 	fu.model = l.Body.Model
 	// The checks of POST /embeddings: model, format, dimensions.
 	if _, aerr := fu.s.embeddingJobs(fu.c, "", &req); aerr != nil {
+		if aerr.Status == http.StatusForbidden {
+			return backfill.Doc{}, aerr // the token's, not the line's fault
+		}
 		return backfill.Doc{}, at("%s", aerr.Message)
 	}
 	d := backfill.Doc{ID: l.CustomID, Text: text}
@@ -362,6 +357,10 @@ func (s *Server) batchBackfill(w http.ResponseWriter, r *http.Request, id, prefi
 	}
 	if err != nil {
 		writeOpenAIError(w, s.unavailable(r, "backfill store", err))
+		return nil, false
+	}
+	if !c.AllowsTask(b.Task) {
+		writeOpenAIError(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", b.Task))
 		return nil, false
 	}
 	return b, true

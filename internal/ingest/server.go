@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,8 @@ type Server struct {
 	backlogCache backlogCache
 	// table is the route table mount registered (see Routes).
 	table []Route
+	// console serves the web console's files at /ui/.
+	console http.Handler
 }
 
 // Deps are the parts a Server is built from.
@@ -153,7 +156,11 @@ func New(cfg Config, d Deps) *Server {
 	}
 	s.bf = d.Backfills.withDefaults()
 	s.ins = newInstruments(d.Meter, d.Tracer)
-	s.handler = s.routes(d.Console)
+	s.console = d.Console
+	if s.console == nil {
+		s.console = http.NotFoundHandler()
+	}
+	s.handler = s.routes()
 	return s
 }
 
@@ -164,14 +171,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // balancer moves traffic away while in-flight requests finish.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-func (s *Server) routes(console http.Handler) http.Handler {
+// routes registers the route table, and answers everything else 404. No
+// route is registered outside the table, whose tests prove every entry
+// gated.
+func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.mount(mux)
-	if console != nil {
-		mux.Handle("GET /ui/", console)
-		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
-	}
-	s.openAIRoutes(mux)
+	mux.HandleFunc(OpenAIPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeOpenAIError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s; this surface serves /embeddings, /models, /files and /batches",
+			r.Method, strings.TrimPrefix(r.URL.Path, OpenAIPrefix)))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
 	})
