@@ -128,13 +128,29 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	audit, closeAudit, err := openAudit(cfg.Edge.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeAudit() }()
+	proxies, err := cfg.Edge.Proxies()
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           ingest.RefuseUnknownMethods(handler),
+		Handler:           ingest.Audit(ingest.RefuseUnknownMethods(handler), audit, proxies),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Edge.TLS() {
+		reload, err := newCertReloader(cfg.Edge.TLSCertFile, cfg.Edge.TLSKeyFile, log)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tlsConfig(reload)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -153,13 +169,20 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		hooks.OpsListening(opsLn.Addr().String())
 	}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	go func() {
 		if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- fmt.Errorf("ops: %w", err)
 		}
 	}()
-	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()))
+	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()),
+		slog.Bool("tls", srv.TLSConfig != nil), slog.String("audit_log", cfg.Edge.AuditLog))
 	if hooks.Ready != nil {
 		hooks.Ready()
 	}

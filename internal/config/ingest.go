@@ -69,6 +69,8 @@ type Ingest struct {
 	Webhooks WebhookTargets
 	// HTTP bounds how long clients may hold connections.
 	HTTP HTTPTimeouts
+	// Edge is the public listener's audit log, trusted proxies and TLS.
+	Edge HTTPEdge
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
 	// OpsAddr serves /metrics and the detailed /readyz for operators and
@@ -131,6 +133,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Trace.RegisterFlags(fs)
 	c.Webhooks.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
+	c.Edge.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.StringVar(&c.OpsAddr, "ops-addr", DefaultOpsAddr, "operations listen address: /metrics, detailed /readyz, /healthz (keep it off the public network)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
@@ -179,7 +182,7 @@ func (c *Ingest) Validate() error {
 		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
 	}
 	errs = append(errs, positive("results-max-age", c.ResultsMaxAge), positive("metrics-poll", c.MetricsPoll))
-	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)))
+	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)), c.Edge.Validate())
 	return errors.Join(errs...)
 }
 

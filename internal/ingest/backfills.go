@@ -191,6 +191,7 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "backfill store", err))
 		return
 	}
+	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
 	w.Header().Set("Location", "/v1/backfills/"+b.ID)
 	writeJSON(w, http.StatusCreated, backfill.ProgressOf(b, time.Now()))
 }

@@ -298,6 +298,7 @@ func (fu *fileUpload) start(w http.ResponseWriter, r *http.Request) *apiError {
 	if err := fu.s.bf.Store.Create(ctx, b, time.Now()); err != nil {
 		return fu.s.unavailable(r, "backfill store", err)
 	}
+	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
 	fu.up = &upload{s: fu.s, w: w, r: r, c: fu.c, b: b, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
 	return nil
 }
@@ -359,6 +360,7 @@ func (s *Server) batchBackfill(w http.ResponseWriter, r *http.Request, id, prefi
 		writeOpenAIError(w, s.unavailable(r, "backfill store", err))
 		return nil, false
 	}
+	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
 	if !c.AllowsTask(b.Task) {
 		writeOpenAIError(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", b.Task))
 		return nil, false

@@ -221,11 +221,20 @@ func (s *Server) mount(mux *http.ServeMux) {
 		case rt.Admit == AdmitPublic:
 			mux.Handle(rt.Pattern, rt.handler)
 		case rt.OpenAI():
-			mux.Handle(rt.Pattern, openAIAuthn(s.gate(rt)))
+			mux.Handle(rt.Pattern, auditRoute(rt.Pattern, openAIAuthn(s.gate(rt))))
 		default:
-			mux.Handle(rt.Pattern, authn(s.gate(rt)))
+			mux.Handle(rt.Pattern, auditRoute(rt.Pattern, authn(s.gate(rt))))
 		}
 	}
+}
+
+// auditRoute names the route in the request's audit line before the token
+// is checked, so that a refused token's line names it too.
+func auditRoute(pattern string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noteAudit(r, func(a *auditRecord) { a.route = pattern })
+		h.ServeHTTP(w, r)
+	})
 }
 
 // gate is the one admission path of every authenticated route: scope, then
@@ -238,6 +247,7 @@ func (s *Server) gate(rt Route) http.Handler {
 			rt.writeErr(w, errorf(http.StatusUnauthorized, "unauthorized", "missing credentials"))
 			return
 		}
+		noteAudit(r, func(a *auditRecord) { a.tenant, a.subject, a.jti = c.Tenant, c.Subject, c.ID })
 		if rt.Scope != "" && !c.HasScope(rt.Scope) {
 			rt.writeErr(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", rt.Scope))
 			return
@@ -256,6 +266,7 @@ func (s *Server) gate(rt Route) http.Handler {
 			return
 		}
 		sub.adm = adm
+		noteAudit(r, func(a *auditRecord) { a.note(sub) })
 		if sub.task != "" && !c.AllowsTask(sub.task) {
 			rt.writeErr(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", sub.task))
 			return
@@ -278,6 +289,24 @@ type subject struct {
 }
 
 type subjectKey struct{}
+
+// note adds what the gate loaded to an audit line.
+func (a *auditRecord) note(sub *subject) {
+	if sub.task != "" {
+		a.task = sub.task
+	}
+	switch {
+	case sub.rec != nil:
+		a.jobID = sub.rec.ID
+	case sub.dj != nil:
+		a.jobID = sub.dj.ID
+	case sub.dead != nil:
+		a.jobID = sub.dead.JobID
+	}
+	if sub.bf != nil {
+		a.backfillID = sub.bf.ID
+	}
+}
 
 // subjectOf returns what the gate loaded for r.
 func subjectOf(r *http.Request) *subject {
