@@ -91,13 +91,14 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	}
 
 	api := ingest.New(ingest.Config{
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		MaxTextBytes:   cfg.MaxTextBytes,
-		MaxWait:        cfg.MaxWait,
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		InferWait:      cfg.InferWait,
-		ReadTimeout:    cfg.HTTP.ReadTimeout,
-		WriteTimeout:   cfg.HTTP.WriteTimeout,
+		MaxBodyBytes:        cfg.MaxBodyBytes,
+		MaxTextBytes:        cfg.MaxTextBytes,
+		MaxWait:             cfg.MaxWait,
+		MaxUploadBytes:      cfg.MaxUploadBytes,
+		InferWait:           cfg.InferWait,
+		MaxExportsPerTenant: cfg.MaxExportsPerTenant,
+		ReadTimeout:         cfg.HTTP.ReadTimeout,
+		WriteTimeout:        cfg.HTTP.WriteTimeout,
 	}, ingest.Deps{
 		Publisher:   q,
 		Records:     coalescedRecords{Store: st, creator: creator},

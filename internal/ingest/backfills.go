@@ -567,6 +567,12 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, aerr := s.exportSlot(r, c.Tenant)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	defer release()
 	follow := q.Get("follow") != "false"
 	ctx := r.Context()
 	rr, err := s.bf.Results.ReadResults(ctx, b.ID, after)

@@ -21,14 +21,20 @@ import (
 // jetinfer_ingest_jobs_submitted_total{tenant,task,lane,status} with status
 // queued (accepted and enqueued), duplicate (JetStream already had it) or
 // rejected (the queue refused it), jetinfer_ingest_publish_seconds{lane},
-// and jetinfer_ingest_dlq_kept_total (replays whose job was queued again but
-// whose dead letter could not be deleted).
+// jetinfer_ingest_dlq_kept_total (replays whose job was queued again but
+// whose dead letter could not be deleted), jetinfer_ingest_exports_active
+// (result exports streaming now) and jetinfer_ingest_exports_refused_total
+// (exports refused for their tenant's cap).
 type instruments struct {
 	tracer    trace.Tracer
 	submitted metric.Int64Counter
 	publish   metric.Float64Histogram
 	dlqKept   metric.Int64Counter
-	sets      sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
+	// exportsActive and exportsRefused carry no tenant label: a refusal's
+	// tenant is in the audit log, and the label set stays bounded.
+	exportsActive  metric.Int64UpDownCounter
+	exportsRefused metric.Int64Counter
+	sets           sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
 }
 
 type submitKey struct {
@@ -61,6 +67,16 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 		metric.WithDescription("dead-letter replays whose job was queued again but whose dead letter could not be deleted"))
 	if err != nil {
 		in.dlqKept, _ = noop.Meter{}.Int64Counter("")
+	}
+	in.exportsActive, err = meter.Int64UpDownCounter("jetinfer.ingest.exports.active",
+		metric.WithDescription("result exports streaming from this instance now"))
+	if err != nil {
+		in.exportsActive, _ = noop.Meter{}.Int64UpDownCounter("")
+	}
+	in.exportsRefused, err = meter.Int64Counter("jetinfer.ingest.exports.refused",
+		metric.WithDescription("result exports refused because their tenant ran its limit of concurrent exports"))
+	if err != nil {
+		in.exportsRefused, _ = noop.Meter{}.Int64Counter("")
 	}
 	return in
 }

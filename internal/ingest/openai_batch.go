@@ -507,6 +507,12 @@ func (s *Server) openAIFileContent(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, e)
 		return
 	}
+	release, aerr := s.exportSlot(r, b.Tenant)
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	defer release()
 	ctx := r.Context()
 	rr, err := s.bf.Results.ReadResults(ctx, b.ID, 0)
 	if err != nil {

@@ -40,7 +40,17 @@ type Config struct {
 	// documents upload; the tenant's body limit, when set, lowers it.
 	// Defaults to DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// MaxExportsPerTenant is the most result exports (backfill results,
+	// OpenAI batch output files) one tenant streams from this instance at
+	// once; a tenant's own cap can only lower it. Each export holds a
+	// connection, a goroutine and a JetStream consumer for as long as it
+	// follows. Defaults to DefaultMaxExportsPerTenant.
+	MaxExportsPerTenant int
 }
+
+// DefaultMaxExportsPerTenant is the default server ceiling on one tenant's
+// concurrent exports.
+const DefaultMaxExportsPerTenant = 8
 
 // DefaultMaxUploadBytes is the default bound on the decompressed body of
 // one backfill documents upload: large archives are sent in several
@@ -65,6 +75,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUploadBytes <= 0 {
 		c.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if c.MaxExportsPerTenant <= 0 {
+		c.MaxExportsPerTenant = DefaultMaxExportsPerTenant
 	}
 	return c
 }
@@ -108,6 +121,8 @@ type Server struct {
 	table []Route
 	// console serves the web console's files at /ui/.
 	console http.Handler
+	// exports counts each tenant's running exports.
+	exports exportSlots
 }
 
 // Deps are the parts a Server is built from.
