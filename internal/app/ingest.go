@@ -171,7 +171,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	}
 	serveErr := make(chan error, 2)
 	go func() {
-		if srv.TLSConfig != nil {
+		if cfg.Edge.TLS() {
 			serveErr <- srv.ServeTLS(ln, "", "")
 			return
 		}
@@ -183,7 +183,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		}
 	}()
 	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()),
-		slog.Bool("tls", srv.TLSConfig != nil), slog.String("audit_log", cfg.Edge.AuditLog))
+		slog.Bool("tls", cfg.Edge.TLS()), slog.String("audit_log", cfg.Edge.AuditLog))
 	if hooks.Ready != nil {
 		hooks.Ready()
 	}
