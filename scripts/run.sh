@@ -95,7 +95,8 @@ secret="$H/dev.secret"
 # plain http be registered and called (ingest and workers read these).
 export JETINFER_WEBHOOK_ALLOW_PRIVATE="${JETINFER_WEBHOOK_ALLOW_PRIVATE:-true}"
 export JETINFER_WEBHOOK_ALLOW_HTTP="${JETINFER_WEBHOOK_ALLOW_HTTP:-true}"
-"$BIN/ingest" --addr "$ADDR" --ops-addr "127.0.0.1:$OPS_PORT" --auth-hs256-secret-file "$secret" --log-format text >>"$LOGS/ingest.log" 2>&1 &
+"$BIN/ingest" --addr "$ADDR" --ops-addr "127.0.0.1:$OPS_PORT" --auth-hs256-secret-file "$secret" --log-format text \
+	--audit-log "$LOGS/audit.log" >>"$LOGS/ingest.log" 2>&1 &
 ingest_pid=$!
 wait_http "http://127.0.0.1:$ingest_port/readyz" ingest "$ingest_pid"
 

@@ -26,6 +26,7 @@ type tenantFlags struct {
 	maxBodyBytes int64
 	resultTTL    time.Duration
 	maxWindows   int
+	maxExports   int
 }
 
 func (t *tenantFlags) register(fs *flag.FlagSet) {
@@ -36,6 +37,7 @@ func (t *tenantFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&t.maxBodyBytes, "max-body-bytes", 0, "largest request body; 0 = ingest's default")
 	fs.DurationVar(&t.resultTTL, "result-ttl", 0, "how long results are kept; 0 = ingest's default")
 	fs.IntVar(&t.maxWindows, "max-windows", 0, "most windows one long document is cut into; lowers a job's options.max_windows; 0 = no tenant cap")
+	fs.IntVar(&t.maxExports, "max-exports", 0, "most result exports the tenant streams from one ingest at once; lowers --max-exports-per-tenant; 0 = the server's ceiling")
 }
 
 // patch returns the settings given on the command line (flags or JETINFER_*
@@ -58,6 +60,8 @@ func (t *tenantFlags) patch(fs *flag.FlagSet) tenant.Patch {
 			p.ResultTTL = &t.resultTTL
 		case "max-windows":
 			p.MaxWindows = &t.maxWindows
+		case "max-exports":
+			p.MaxExports = &t.maxExports
 		}
 	})
 	return p
@@ -125,13 +129,14 @@ type tenantView struct {
 	MaxBodyBytes int64   `json:"max_body_bytes"`
 	ResultTTL    string  `json:"result_ttl"`
 	MaxWindows   int     `json:"max_windows"`
+	MaxExports   int     `json:"max_exports"`
 	Created      string  `json:"created_at"`
 }
 
 func tenantJSON(t tenant.Tenant) tenantView {
 	return tenantView{ID: t.ID, Name: t.Name, Enabled: t.Enabled, DailyQuota: t.DailyQuota,
 		RatePerSec: t.RatePerSec, Burst: t.Burst, MaxBodyBytes: t.MaxBodyBytes,
-		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, Created: t.Created.Format(time.RFC3339)}
+		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, MaxExports: t.MaxExports, Created: t.Created.Format(time.RFC3339)}
 }
 
 func writeTenantHeader(tw *tabwriter.Writer) {
@@ -175,7 +180,8 @@ func init() {
 				return sf.use(ctx, e, func(st *tenant.Store) error {
 					t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
 						DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
-						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL, MaxWindows: tf.maxWindows})
+						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL, MaxWindows: tf.maxWindows,
+						MaxExports: tf.maxExports})
 					if errors.Is(err, tenant.ErrExists) && *ifNotExists {
 						if t, err = st.Get(ctx, tid); err != nil {
 							return err

@@ -99,16 +99,17 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	}
 
 	api := ingest.New(ingest.Config{
-		MaxBodyBytes:   cfg.MaxBodyBytes,
-		MaxTextBytes:   cfg.MaxTextBytes,
-		MaxWait:        cfg.MaxWait,
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		InferWait:      cfg.InferWait,
-		WaitForWorkers: cfg.WaitForWorkers,
-		Breaker:        ingest.BreakerPolicy{Failures: cfg.BreakerFailures, OpenFor: cfg.BreakerOpenFor},
-		StallAfter:     cfg.BackfillStallAfter,
-		ReadTimeout:    cfg.HTTP.ReadTimeout,
-		WriteTimeout:   cfg.HTTP.WriteTimeout,
+		MaxBodyBytes:        cfg.MaxBodyBytes,
+		MaxTextBytes:        cfg.MaxTextBytes,
+		MaxWait:             cfg.MaxWait,
+		MaxUploadBytes:      cfg.MaxUploadBytes,
+		InferWait:           cfg.InferWait,
+		MaxExportsPerTenant: cfg.MaxExportsPerTenant,
+		ReadTimeout:         cfg.HTTP.ReadTimeout,
+		WriteTimeout:        cfg.HTTP.WriteTimeout,
+		WaitForWorkers:      cfg.WaitForWorkers,
+		Breaker:             ingest.BreakerPolicy{Failures: cfg.BreakerFailures, OpenFor: cfg.BreakerOpenFor},
+		StallAfter:          cfg.BackfillStallAfter,
 	}, ingest.Deps{
 		Publisher:   q,
 		Records:     coalescedRecords{Store: st, creator: creator},
@@ -141,13 +142,29 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	audit, closeAudit, err := openAudit(cfg.Edge.AuditLog)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = closeAudit() }()
+	proxies, err := cfg.Edge.Proxies()
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           ingest.RefuseUnknownMethods(handler),
+		Handler:           ingest.Audit(ingest.RefuseUnknownMethods(handler), audit, proxies),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if cfg.Edge.TLS() {
+		reload, err := newCertReloader(cfg.Edge.TLSCertFile, cfg.Edge.TLSKeyFile, log)
+		if err != nil {
+			return err
+		}
+		srv.TLSConfig = tlsConfig(reload)
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -166,13 +183,20 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		hooks.OpsListening(opsLn.Addr().String())
 	}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if cfg.Edge.TLS() {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	go func() {
 		if err := ops.Serve(opsLn); !errors.Is(err, http.ErrServerClosed) {
 			serveErr <- fmt.Errorf("ops: %w", err)
 		}
 	}()
-	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()))
+	log.InfoContext(ctx, "ingest ready", slog.String("addr", ln.Addr().String()), slog.String("ops_addr", opsLn.Addr().String()),
+		slog.Bool("tls", cfg.Edge.TLS()), slog.String("audit_log", cfg.Edge.AuditLog))
 	if hooks.Ready != nil {
 		hooks.Ready()
 	}

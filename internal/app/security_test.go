@@ -37,6 +37,7 @@ func (s *stack) startIngestWith(mod func(*config.Ingest)) {
 	cfg.Addr, cfg.OpsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = s.secret
 	cfg.Log.Level = "error"
+	cfg.Edge.AuditLog = config.AuditLogOff // tests that read it name a file
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -47,7 +48,11 @@ func (s *stack) startIngestWith(mod func(*config.Ingest)) {
 	})
 	select {
 	case a := <-addr:
-		s.url, s.opsURL = "http://"+a, "http://"+<-opsAddr
+		scheme := "http://"
+		if cfg.Edge.TLS() {
+			scheme = "https://"
+		}
+		s.url, s.opsURL = scheme+a, "http://"+<-opsAddr
 	case <-time.After(20 * time.Second):
 		t.Fatal("ingest did not start")
 	}
@@ -67,8 +72,13 @@ func (s *stack) announce(tasks ...string) *queue.Client {
 	}
 	for _, task := range tasks {
 		kind := "text-classification"
-		if task == "ner" {
+		switch task {
+		case "ner":
 			kind = "token-classification"
+		case "rerank":
+			kind = "text-ranking"
+		case "embed":
+			kind = "feature-extraction"
 		}
 		if err := q.Announce(ctx, job.ModelInfo{Task: task, Kind: kind, Version: "test", MaxLength: 128}); err != nil {
 			s.t.Fatal(err)

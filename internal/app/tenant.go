@@ -53,6 +53,7 @@ func admission(tenantID string, d tenant.Decision) ingest.Admission {
 		MaxBodyBytes: d.MaxBodyBytes,
 		ResultTTL:    d.ResultTTL,
 		MaxWindows:   d.MaxWindows,
+		MaxExports:   d.MaxExports,
 		RetryAfter:   d.RetryAfter,
 	}
 	if d.Allowed {

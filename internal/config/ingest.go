@@ -70,6 +70,8 @@ type Ingest struct {
 	Webhooks WebhookTargets
 	// HTTP bounds how long clients may hold connections.
 	HTTP HTTPTimeouts
+	// Edge is the public listener's audit log, trusted proxies and TLS.
+	Edge HTTPEdge
 	// Addr is the HTTP listen address. Defaults to :8080.
 	Addr string
 	// OpsAddr serves /metrics and the detailed /readyz for operators and
@@ -88,6 +90,10 @@ type Ingest struct {
 	MaxUploadBytes int64
 	// InferWait is how long POST /v1/infer/{task} waits. Defaults to 30s.
 	InferWait time.Duration
+	// MaxExportsPerTenant is the most result exports one tenant streams
+	// from an instance at once; a tenant's max_exports can only lower it.
+	// Defaults to ingest.DefaultMaxExportsPerTenant.
+	MaxExportsPerTenant int
 	// ResultTTL is how long a job record is kept when the tenant sets no TTL.
 	// Defaults to 24h.
 	ResultTTL time.Duration
@@ -149,12 +155,14 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.Trace.RegisterFlags(fs)
 	c.Webhooks.RegisterFlags(fs)
 	c.HTTP.RegisterFlags(fs)
+	c.Edge.RegisterFlags(fs)
 	fs.StringVar(&c.Addr, "addr", ":8080", "HTTP listen address")
 	fs.StringVar(&c.OpsAddr, "ops-addr", DefaultOpsAddr, "operations listen address: /metrics, detailed /readyz, /healthz (keep it off the public network)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest request body; a tenant's own limit can only lower it")
 	fs.Int64Var(&c.MaxUploadBytes, "max-upload-bytes", ingest.DefaultMaxUploadBytes, "largest decompressed body of one backfill documents upload; a tenant's body limit can only lower it")
 	fs.IntVar(&c.MaxTextBytes, "max-text-bytes", 256<<10, "largest text of one job or document")
 	fs.DurationVar(&c.MaxWait, "max-wait", 60*time.Second, "cap on ?wait= and Prefer: wait")
+	fs.IntVar(&c.MaxExportsPerTenant, "max-exports-per-tenant", ingest.DefaultMaxExportsPerTenant, "most result exports (backfill results, batch output files) one tenant streams from this instance at once; a tenant's max_exports can only lower it")
 	fs.DurationVar(&c.InferWait, "infer-wait", 30*time.Second, "how long POST /v1/infer/{task} waits for the result")
 	fs.DurationVar(&c.ResultTTL, "result-ttl", 24*time.Hour, "how long job records are kept when the tenant sets no TTL")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "how long to drain on SIGTERM")
@@ -191,6 +199,9 @@ func (c *Ingest) Validate() error {
 	}
 	errs = append(errs, positive("max-wait", c.MaxWait), positive("infer-wait", c.InferWait),
 		positive("result-ttl", c.ResultTTL), positive("shutdown-timeout", c.ShutdownTimeout))
+	if c.MaxExportsPerTenant < 1 {
+		errs = append(errs, fmt.Errorf("max-exports-per-tenant: %d must be at least 1", c.MaxExportsPerTenant))
+	}
 	if c.JobsMaxMsgs < 1 {
 		errs = append(errs, fmt.Errorf("jobs-max-msgs: %d must be at least 1", c.JobsMaxMsgs))
 	}
@@ -210,7 +221,7 @@ func (c *Ingest) Validate() error {
 	if c.BackfillStallAfter < 0 {
 		errs = append(errs, fmt.Errorf("backfill-stall-after: %s is negative; 0 never reports a stall", c.BackfillStallAfter))
 	}
-	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)))
+	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)), c.Edge.Validate())
 	return errors.Join(errs...)
 }
 

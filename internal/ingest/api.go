@@ -62,6 +62,9 @@ type Admission struct {
 	// MaxWindows is the tenant's cap on the windows of one long document;
 	// 0 means none. Ingest lowers each job's options.max_windows to it.
 	MaxWindows int
+	// MaxExports is the tenant's cap on its concurrent result exports; 0
+	// means the server's ceiling (Config.MaxExportsPerTenant).
+	MaxExports int
 }
 
 // Admitter admits requests against tenant state (enabled, quota, rate

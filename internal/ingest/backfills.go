@@ -236,6 +236,7 @@ func (s *Server) createBackfill(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "backfill store", err))
 		return
 	}
+	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
 	w.Header().Set("Location", "/v1/backfills/"+b.ID)
 	p := s.progress(b, time.Now())
 	if msg := s.noWorkersWarning(r, b.Task); msg != "" {
@@ -650,6 +651,12 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	release, aerr := s.exportSlot(r, c.Tenant)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	defer release()
 	follow := q.Get("follow") != "false"
 	ctx := r.Context()
 	rr, err := s.bf.Results.ReadResults(ctx, b.ID, after)
@@ -663,6 +670,11 @@ func (s *Server) backfillResults(w http.ResponseWriter, r *http.Request) {
 	deadline := s.streamWrites(w)
 	w.WriteHeader(http.StatusOK)
 	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		// The status goes out at once: a client learns the export began,
+		// and its connection carries it, before the first result.
+		fl.Flush()
+	}
 	enc := json.NewEncoder(w)
 	// A document's result is in RESULTS once, but for a redelivery after
 	// the message-id window: those second results are dropped by id, for

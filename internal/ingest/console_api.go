@@ -125,7 +125,11 @@ func (s *Server) listBackfills(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
 	out := BackfillList{Backfills: make([]backfill.Progress, 0, len(page.Backfills)), Next: page.Next}
 	for _, b := range page.Backfills {
-		out.Backfills = append(out.Backfills, s.progress(b, now))
+		// A token limited to some tasks sees only their backfills; the
+		// cursor still moves past the others.
+		if c.AllowsTask(b.Task) {
+			out.Backfills = append(out.Backfills, s.progress(b, now))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -112,14 +112,22 @@ func (s *Server) replayDLQ(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusConflict, "not_dead", "job %s is %s, not dead; it may be replaying already", id, prev))
 		return
 	}
-	if err := s.dlq.Replay(ctx, e, j); err != nil {
+	switch err := s.dlq.Replay(ctx, e, j); {
+	case errors.Is(err, job.ErrDeadLetterKept):
+		// The job is queued: marking it dead would hide a job a worker is
+		// about to run. The stale letter stays listed; replaying it again
+		// is refused (not_dead) while the job lives.
+		s.log.WarnContext(r.Context(), "dead letter replayed but not deleted", "tenant", c.Tenant, "job_id", id, "dlq_seq", e.Seq, "error", err)
+		s.ins.dlqKept.Add(r.Context(), 1)
+	case err != nil:
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StoreTimeout)
 		_, _ = s.deadRecs.MarkDead(actx, j, &job.Error{Code: e.Code, Message: e.Reason}, e.Attempts, time.Now())
 		cancel()
 		writeError(w, s.unavailable(r, "job queue", err))
 		return
+	default:
+		s.log.InfoContext(r.Context(), "dead letter replayed", "tenant", c.Tenant, "job_id", id, "dlq_seq", e.Seq)
 	}
-	s.log.InfoContext(r.Context(), "dead letter replayed", "tenant", c.Tenant, "job_id", id, "dlq_seq", e.Seq)
 	w.Header().Set("Location", "/v1/jobs/"+j.ID)
 	writeJSON(w, http.StatusAccepted, job.RecordOf(j, job.StatusQueued))
 }

@@ -39,7 +39,16 @@
 // claim (403 task_not_allowed). A route that declares no admission or no task
 // source makes New panic, and the tests of internal/app send every route of
 // the table the refused requests, so a new route is one line in the table
-// and cannot skip the gate.
+// and cannot skip the gate. The table holds the OpenAI-compatible surface
+// (its refusals in OpenAI's shape; an OpenAI model, file or batch names its
+// task too) and the console's files; nothing is registered beside it.
+//
+// Audit wraps the API for the audit log: one line per /v1, /v2 and
+// /openai/v1 request, filled by the gate and the handlers (tenant, subject,
+// token id, route pattern, task, job or backfill id) and by the wrapper
+// (status, bytes, latency, the client through trusted proxies only), never
+// with request text. Result exports hold one of their tenant's export slots
+// while they stream (429 too_many_exports beyond it).
 //
 // Every error is {"error":{"code","message",...}}; a 400 or 413 names the
 // field at fault ("body" for the body as a whole). Another tenant's job or

@@ -109,37 +109,42 @@ func TestCursorNearSequenceEnd(t *testing.T) {
 // TestExportOutlivesServerTimeouts: a following export runs longer than
 // the server's read and write timeouts; it must end as it should (with
 // its trailer) when the backfill is canceled, not be cut by a deadline
-// set when its request arrived.
+// set when its request arrived. The export's status arrives before the
+// timeouts pass, on a connection of its own, so that a cut stream shows
+// as an error rather than as the client's silent retry of the request.
 func TestExportOutlivesServerTimeouts(t *testing.T) {
 	const rt, wt = time.Second, 2 * time.Second
 	url, tok := edgeServer(t, rt, wt)
 	id := createBackfill(t, url, tok)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	req, _ := http.NewRequest("GET", url+"/v1/backfills/"+id+"/results", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export: %d", resp.StatusCode)
+	}
 	type result struct {
-		status  int
 		trailer string
 		err     error
 	}
 	done := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest("GET", url+"/v1/backfills/"+id+"/results", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			done <- result{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		_, err = io.Copy(io.Discard, resp.Body)
-		done <- result{status: resp.StatusCode, trailer: resp.Trailer.Get(ingest.ResultsSeqTrailer), err: err}
+		_, err := io.Copy(io.Discard, resp.Body)
+		done <- result{trailer: resp.Trailer.Get(ingest.ResultsSeqTrailer), err: err}
 	}()
+	// Time itself is what this test needs to pass: both timeouts, twice.
 	time.Sleep(2*wt + rt/2)
 	if resp, body := call(t, "DELETE", url+"/v1/backfills/"+id, tok, ""); resp.StatusCode >= 300 {
 		t.Fatalf("cancel: %d %s", resp.StatusCode, body)
 	}
 	select {
 	case r := <-done:
-		if r.err != nil || r.status != http.StatusOK || r.trailer == "" {
-			t.Fatalf("export: status %d, trailer %q, error %v; want 200 with its trailer", r.status, r.trailer, r.err)
+		if r.err != nil || r.trailer == "" {
+			t.Fatalf("export: trailer %q, error %v; want its trailer", r.trailer, r.err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("export did not end after the backfill was canceled")

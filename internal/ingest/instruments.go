@@ -20,7 +20,11 @@ import (
 // instruments are ingest's metrics and tracer. Exported (Prometheus):
 // jetinfer_ingest_jobs_submitted_total{tenant,task,lane,status} with status
 // queued (accepted and enqueued), duplicate (JetStream already had it) or
-// rejected (the queue refused it), and jetinfer_ingest_publish_seconds{lane}.
+// rejected (the queue refused it), jetinfer_ingest_publish_seconds{lane},
+// jetinfer_ingest_dlq_kept_total (replays whose job was queued again but
+// whose dead letter could not be deleted), jetinfer_ingest_exports_active
+// (result exports streaming now) and jetinfer_ingest_exports_refused_total
+// (exports refused for their tenant's cap).
 type instruments struct {
 	tracer    trace.Tracer
 	submitted metric.Int64Counter
@@ -28,7 +32,12 @@ type instruments struct {
 	// refusedSync counts synchronous calls refused before they were
 	// queued, by task and code (no_workers, task_unavailable).
 	refusedSync metric.Int64Counter
-	sets        sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
+	dlqKept     metric.Int64Counter
+	// exportsActive and exportsRefused carry no tenant label: a refusal's
+	// tenant is in the audit log, and the label set stays bounded.
+	exportsActive  metric.Int64UpDownCounter
+	exportsRefused metric.Int64Counter
+	sets           sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
 }
 
 type submitKey struct {
@@ -61,6 +70,21 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 		metric.WithDescription("synchronous calls refused before they were queued, by task and code (no_workers, task_unavailable)"))
 	if err != nil {
 		in.refusedSync, _ = noop.Meter{}.Int64Counter("")
+	}
+	in.dlqKept, err = meter.Int64Counter("jetinfer.ingest.dlq.kept",
+		metric.WithDescription("dead-letter replays whose job was queued again but whose dead letter could not be deleted"))
+	if err != nil {
+		in.dlqKept, _ = noop.Meter{}.Int64Counter("")
+	}
+	in.exportsActive, err = meter.Int64UpDownCounter("jetinfer.ingest.exports.active",
+		metric.WithDescription("result exports streaming from this instance now"))
+	if err != nil {
+		in.exportsActive, _ = noop.Meter{}.Int64UpDownCounter("")
+	}
+	in.exportsRefused, err = meter.Int64Counter("jetinfer.ingest.exports.refused",
+		metric.WithDescription("result exports refused because their tenant ran its limit of concurrent exports"))
+	if err != nil {
+		in.exportsRefused, _ = noop.Meter{}.Int64Counter("")
 	}
 	return in
 }

@@ -292,6 +292,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, dst any, build f
 func (s *Server) acceptJob(w http.ResponseWriter, r *http.Request, key string, body *countingReader, j *job.Job, callbackURL string) (*job.Job, *recorded, *apiError) {
 	c, _ := auth.FromContext(r.Context())
 	j.Tenant = c.Tenant
+	noteAudit(r, func(a *auditRecord) { a.task = j.Task })
 	if aerr := s.validate(c, j); aerr != nil {
 		return nil, nil, aerr
 	}
@@ -303,6 +304,7 @@ func (s *Server) acceptJob(w http.ResponseWriter, r *http.Request, key string, b
 	}
 	j.ID = newJobID(c.Tenant, key)
 	j.Created = time.Now().UTC()
+	noteAudit(r, func(a *auditRecord) { a.jobID = j.ID })
 	rec, aerr := s.admitAndRecord(w, r, c, j, body.n)
 	if aerr != nil {
 		return nil, nil, aerr

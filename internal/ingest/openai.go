@@ -3,7 +3,6 @@ package ingest
 import (
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 )
@@ -58,55 +57,6 @@ func writeOpenAIError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, e.Status, struct {
 		Error OpenAIError `json:"error"`
 	}{oe})
-}
-
-// openAIRoutes adds the OpenAI-compatible routes to mux. They pass the same
-// gate as /v1 (token, scope, tenant admission, strict decoding) and answer
-// errors in OpenAI's shape.
-func (s *Server) openAIRoutes(mux *http.ServeMux) {
-	authn := auth.Middleware(s.verifier, func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-		writeOpenAIError(w, errorf(status, code, "%s", msg))
-	})
-	route := func(method, path, scope string, h http.HandlerFunc) {
-		mux.Handle(method+" "+OpenAIPrefix+path, authn(s.openAIScope(scope, h)))
-	}
-	route("POST", "/embeddings", auth.ScopeJobsWrite, s.openAIEmbeddings)
-	route("GET", "/models", "", s.openAIAdmitted(s.openAIModels))
-	route("GET", "/models/{id}", "", s.openAIAdmitted(s.openAIModel))
-	s.openAIBatchRoutes(route)
-	mux.HandleFunc(OpenAIPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
-		writeOpenAIError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s; this surface serves /embeddings, /models, /files and /batches",
-			r.Method, strings.TrimPrefix(r.URL.Path, OpenAIPrefix)))
-	})
-}
-
-// openAIScope is requireScope with OpenAI's error shape.
-func (s *Server) openAIScope(scope string, h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := auth.FromContext(r.Context())
-		if !ok {
-			writeOpenAIError(w, errorf(http.StatusUnauthorized, "unauthorized", "missing credentials"))
-			return
-		}
-		if scope != "" && !c.HasScope(scope) {
-			writeOpenAIError(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", scope))
-			return
-		}
-		h(w, r)
-	})
-}
-
-// openAIAdmitted is admitted with OpenAI's error shape: the tenant admits
-// the request (costing no documents) before h serves it.
-func (s *Server) openAIAdmitted(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c, _ := auth.FromContext(r.Context())
-		if _, aerr := s.admitRequest(w, r, c, 0); aerr != nil {
-			writeOpenAIError(w, aerr)
-			return
-		}
-		h(w, r)
-	}
 }
 
 // OpenAIModel is one model in OpenAI's shape. A model is a task: its id is

@@ -107,14 +107,6 @@ type lineMeta struct {
 	Dimensions     int    `json:"dimensions,omitempty"`
 }
 
-func (s *Server) openAIBatchRoutes(route func(method, path, scope string, h http.HandlerFunc)) {
-	route("POST", "/files", auth.ScopeBackfillsWrite, s.openAIUpload)
-	route("GET", "/files/{id}/content", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAIFileContent))
-	route("POST", "/batches", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAICreateBatch))
-	route("GET", "/batches/{id}", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAIGetBatch))
-	route("POST", "/batches/{id}/cancel", auth.ScopeBackfillsWrite, s.openAIAdmitted(s.openAICancelBatch))
-}
-
 // fileUpload is one POST /openai/v1/files in progress: lines become the
 // documents of a backfill created at the first line, whose model names
 // the task.
@@ -283,6 +275,9 @@ func (fu *fileUpload) doc(raw []byte) (backfill.Doc, *apiError) {
 	fu.model = l.Body.Model
 	// The checks of POST /embeddings: model, format, dimensions.
 	if _, aerr := fu.s.embeddingJobs(fu.c, "", &req); aerr != nil {
+		if aerr.Status == http.StatusForbidden {
+			return backfill.Doc{}, aerr // the token's, not the line's fault
+		}
 		return backfill.Doc{}, at("%s", aerr.Message)
 	}
 	d := backfill.Doc{ID: l.CustomID, Text: text}
@@ -303,6 +298,7 @@ func (fu *fileUpload) start(w http.ResponseWriter, r *http.Request) *apiError {
 	if err := fu.s.bf.Store.Create(ctx, b, time.Now()); err != nil {
 		return fu.s.unavailable(r, "backfill store", err)
 	}
+	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
 	fu.up = &upload{s: fu.s, w: w, r: r, c: fu.c, b: b, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
 	return nil
 }
@@ -362,6 +358,11 @@ func (s *Server) batchBackfill(w http.ResponseWriter, r *http.Request, id, prefi
 	}
 	if err != nil {
 		writeOpenAIError(w, s.unavailable(r, "backfill store", err))
+		return nil, false
+	}
+	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
+	if !c.AllowsTask(b.Task) {
+		writeOpenAIError(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", b.Task))
 		return nil, false
 	}
 	return b, true
@@ -506,6 +507,12 @@ func (s *Server) openAIFileContent(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, e)
 		return
 	}
+	release, aerr := s.exportSlot(r, b.Tenant)
+	if aerr != nil {
+		writeOpenAIError(w, aerr)
+		return
+	}
+	defer release()
 	ctx := r.Context()
 	rr, err := s.bf.Results.ReadResults(ctx, b.ID, 0)
 	if err != nil {

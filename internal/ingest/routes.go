@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
@@ -72,6 +73,14 @@ const (
 	// TaskListed: the route lists items of several tasks and shows only
 	// those of tasks the token allows.
 	TaskListed
+	// TaskModel: the {id} path parameter is an OpenAI model id, a task; one
+	// the token does not allow is answered 404, as a model the caller
+	// cannot see (OpenAI's behaviour).
+	TaskModel
+	// TaskBatch: an OpenAI file or batch id (the {id} path parameter, or
+	// input_file_id of the body) names a backfill; batchBackfill loads it
+	// and refuses a task the token does not allow (403 task_not_allowed).
+	TaskBatch
 )
 
 func (t TaskSource) String() string {
@@ -90,6 +99,10 @@ func (t TaskSource) String() string {
 		return "dead-letter"
 	case TaskListed:
 		return "listed"
+	case TaskModel:
+		return "model"
+	case TaskBatch:
+		return "batch"
 	}
 	return "undeclared"
 }
@@ -155,7 +168,38 @@ func (s *Server) routeTable() []Route {
 		{Pattern: "GET /healthz", Admit: AdmitPublic, Task: TaskNone, handler: s.healthz},
 		{Pattern: "GET /readyz", Admit: AdmitPublic, Task: TaskNone, handler: s.readyz},
 		{Pattern: "GET /openapi.json", Admit: AdmitPublic, Task: TaskNone, handler: serveOpenAPI},
+		// The web console's files: every call the console makes carries
+		// the user's token through the routes above.
+		{Pattern: "GET /ui/", Admit: AdmitPublic, Task: TaskNone, handler: s.console.ServeHTTP},
+		{Pattern: "GET /ui", Admit: AdmitPublic, Task: TaskNone, handler: http.RedirectHandler("/ui/", http.StatusMovedPermanently).ServeHTTP},
+		// The OpenAI-compatible surface answers errors in OpenAI's shape.
+		{Pattern: "POST " + OpenAIPrefix + "/embeddings", Scope: auth.ScopeJobsWrite, Admit: AdmitAfterDecode, Task: TaskBody, handler: s.openAIEmbeddings},
+		{Pattern: "GET " + OpenAIPrefix + "/models", Admit: AdmitFirst, Task: TaskListed, handler: s.openAIModels},
+		{Pattern: "GET " + OpenAIPrefix + "/models/{id}", Admit: AdmitFirst, Task: TaskModel, handler: s.openAIModel},
+		// The upload admits itself before it reads the file, and refuses a
+		// line whose model the token does not allow.
+		{Pattern: "POST " + OpenAIPrefix + "/files", Scope: auth.ScopeBackfillsWrite, Admit: AdmitAfterDecode, Task: TaskBody, handler: s.openAIUpload},
+		{Pattern: "GET " + OpenAIPrefix + "/files/{id}/content", Scope: auth.ScopeBackfillsWrite, Admit: AdmitFirst, Task: TaskBatch, handler: s.openAIFileContent},
+		{Pattern: "POST " + OpenAIPrefix + "/batches", Scope: auth.ScopeBackfillsWrite, Admit: AdmitFirst, Task: TaskBatch, handler: s.openAICreateBatch},
+		{Pattern: "GET " + OpenAIPrefix + "/batches/{id}", Scope: auth.ScopeBackfillsWrite, Admit: AdmitFirst, Task: TaskBatch, handler: s.openAIGetBatch},
+		{Pattern: "POST " + OpenAIPrefix + "/batches/{id}/cancel", Scope: auth.ScopeBackfillsWrite, Admit: AdmitFirst, Task: TaskBatch, handler: s.openAICancelBatch},
 	}
+}
+
+// OpenAI reports whether the route belongs to the OpenAI-compatible
+// surface, whose errors take OpenAI's shape.
+func (rt Route) OpenAI() bool {
+	_, path, _ := strings.Cut(rt.Pattern, " ")
+	return strings.HasPrefix(path, OpenAIPrefix+"/")
+}
+
+// writeErr writes e in the route's error shape.
+func (rt Route) writeErr(w http.ResponseWriter, e *apiError) {
+	if rt.OpenAI() {
+		writeOpenAIError(w, e)
+		return
+	}
+	writeError(w, e)
 }
 
 // mount registers every route of the table behind the one gate.
@@ -165,17 +209,32 @@ func (s *Server) mount(mux *http.ServeMux) {
 	authn := auth.Middleware(s.verifier, func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 		writeError(w, errorf(status, code, "%s", msg))
 	})
+	openAIAuthn := auth.Middleware(s.verifier, func(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+		writeOpenAIError(w, errorf(status, code, "%s", msg))
+	})
 	s.table = s.routeTable()
 	for _, rt := range s.table {
 		if rt.Admit == admitUndeclared || rt.Task == taskUndeclared || rt.handler == nil {
 			panic("ingest: route " + rt.Pattern + " declares no admission or no task source")
 		}
-		if rt.Admit == AdmitPublic {
+		switch {
+		case rt.Admit == AdmitPublic:
 			mux.Handle(rt.Pattern, rt.handler)
-			continue
+		case rt.OpenAI():
+			mux.Handle(rt.Pattern, auditRoute(rt.Pattern, openAIAuthn(s.gate(rt))))
+		default:
+			mux.Handle(rt.Pattern, auditRoute(rt.Pattern, authn(s.gate(rt))))
 		}
-		mux.Handle(rt.Pattern, authn(s.gate(rt)))
 	}
+}
+
+// auditRoute names the route in the request's audit line before the token
+// is checked, so that a refused token's line names it too.
+func auditRoute(pattern string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noteAudit(r, func(a *auditRecord) { a.route = pattern })
+		h.ServeHTTP(w, r)
+	})
 }
 
 // gate is the one admission path of every authenticated route: scope, then
@@ -185,29 +244,31 @@ func (s *Server) gate(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, ok := auth.FromContext(r.Context())
 		if !ok {
-			writeError(w, errorf(http.StatusUnauthorized, "unauthorized", "missing credentials"))
+			rt.writeErr(w, errorf(http.StatusUnauthorized, "unauthorized", "missing credentials"))
 			return
 		}
+		noteAudit(r, func(a *auditRecord) { a.tenant, a.subject, a.jti = c.Tenant, c.Subject, c.ID })
 		if rt.Scope != "" && !c.HasScope(rt.Scope) {
-			writeError(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", rt.Scope))
+			rt.writeErr(w, errorf(http.StatusForbidden, "insufficient_scope", "token lacks scope %q", rt.Scope))
 			return
 		}
 		var adm Admission
 		if rt.Admit == AdmitFirst {
 			var aerr *apiError
 			if adm, aerr = s.admitRequest(w, r, c, rt.Cost); aerr != nil {
-				writeError(w, aerr)
+				rt.writeErr(w, aerr)
 				return
 			}
 		}
 		sub, aerr := s.resolve(r, c, rt.Task)
 		if aerr != nil {
-			writeError(w, aerr)
+			rt.writeErr(w, aerr)
 			return
 		}
 		sub.adm = adm
+		noteAudit(r, func(a *auditRecord) { a.note(sub) })
 		if sub.task != "" && !c.AllowsTask(sub.task) {
-			writeError(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", sub.task))
+			rt.writeErr(w, errorf(http.StatusForbidden, "task_not_allowed", "token does not allow task %q", sub.task))
 			return
 		}
 		rt.handler(w, r.WithContext(context.WithValue(r.Context(), subjectKey{}, sub)))
@@ -228,6 +289,24 @@ type subject struct {
 }
 
 type subjectKey struct{}
+
+// note adds what the gate loaded to an audit line.
+func (a *auditRecord) note(sub *subject) {
+	if sub.task != "" {
+		a.task = sub.task
+	}
+	switch {
+	case sub.rec != nil:
+		a.jobID = sub.rec.ID
+	case sub.dj != nil:
+		a.jobID = sub.dj.ID
+	case sub.dead != nil:
+		a.jobID = sub.dead.JobID
+	}
+	if sub.bf != nil {
+		a.backfillID = sub.bf.ID
+	}
+}
 
 // subjectOf returns what the gate loaded for r.
 func subjectOf(r *http.Request) *subject {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +53,17 @@ type Config struct {
 	// never says so (the ingest binary's --backfill-stall-after defaults to
 	// backfill.DefaultStallAfter).
 	StallAfter time.Duration
+	// MaxExportsPerTenant is the most result exports (backfill results,
+	// OpenAI batch output files) one tenant streams from this instance at
+	// once; a tenant's own cap can only lower it. Each export holds a
+	// connection, a goroutine and a JetStream consumer for as long as it
+	// follows. Defaults to DefaultMaxExportsPerTenant.
+	MaxExportsPerTenant int
 }
+
+// DefaultMaxExportsPerTenant is the default server ceiling on one tenant's
+// concurrent exports.
+const DefaultMaxExportsPerTenant = 8
 
 // DefaultMaxUploadBytes is the default bound on the decompressed body of
 // one backfill documents upload: large archives are sent in several
@@ -77,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxUploadBytes <= 0 {
 		c.MaxUploadBytes = DefaultMaxUploadBytes
+	}
+	if c.MaxExportsPerTenant <= 0 {
+		c.MaxExportsPerTenant = DefaultMaxExportsPerTenant
 	}
 	return c
 }
@@ -124,6 +138,10 @@ type Server struct {
 	// circuit breakers on synchronous calls.
 	members  Members
 	breakers breakers
+	// console serves the web console's files at /ui/.
+	console http.Handler
+	// exports counts each tenant's running exports.
+	exports exportSlots
 }
 
 // Deps are the parts a Server is built from.
@@ -180,7 +198,11 @@ func New(cfg Config, d Deps) *Server {
 	s.bf = d.Backfills.withDefaults()
 	s.ins = newInstruments(d.Meter, d.Tracer)
 	s.observeFleet(d.Meter)
-	s.handler = s.routes(d.Console)
+	s.console = d.Console
+	if s.console == nil {
+		s.console = http.NotFoundHandler()
+	}
+	s.handler = s.routes()
 	return s
 }
 
@@ -191,14 +213,16 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // balancer moves traffic away while in-flight requests finish.
 func (s *Server) Drain() { s.draining.Store(true) }
 
-func (s *Server) routes(console http.Handler) http.Handler {
+// routes registers the route table, and answers everything else 404. No
+// route is registered outside the table, whose tests prove every entry
+// gated.
+func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	s.mount(mux)
-	if console != nil {
-		mux.Handle("GET /ui/", console)
-		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
-	}
-	s.openAIRoutes(mux)
+	mux.HandleFunc(OpenAIPrefix+"/", func(w http.ResponseWriter, r *http.Request) {
+		writeOpenAIError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s; this surface serves /embeddings, /models, /files and /batches",
+			r.Method, strings.TrimPrefix(r.URL.Path, OpenAIPrefix)))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, "not_found", "no route for %s %s", r.Method, r.URL.Path))
 	})

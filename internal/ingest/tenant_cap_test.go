@@ -25,3 +25,16 @@ func TestCapWindowsOnlyLowers(t *testing.T) {
 		}
 	}
 }
+
+func TestExportLimit(t *testing.T) {
+	for _, tc := range []struct{ tenantCap, ceiling, want int }{
+		{0, 8, 8},  // no tenant cap: the server's ceiling
+		{2, 8, 2},  // a tenant's cap lowers it
+		{20, 8, 8}, // and never raises it
+		{8, 8, 8},
+	} {
+		if got := exportLimit(tc.tenantCap, tc.ceiling); got != tc.want {
+			t.Errorf("exportLimit(%d, %d) = %d, want %d", tc.tenantCap, tc.ceiling, got, tc.want)
+		}
+	}
+}

@@ -17,6 +17,10 @@ var (
 	ErrNoResult = errors.New("no result yet")
 	// ErrDeadNotFound means a tenant has no dead letter for the job.
 	ErrDeadNotFound = errors.New("dead letter not found")
+	// ErrDeadLetterKept means a replay published its job but could not
+	// delete the dead letter: the job is queued again, and the stale letter
+	// only lingers in the DLQ listing.
+	ErrDeadLetterKept = errors.New("job replayed; its dead letter could not be deleted")
 )
 
 // Reply is a result as it reached a process's inbox.

@@ -192,16 +192,20 @@ func (c *Client) DeadJob(ctx context.Context, e *DeadEntry) (*job.Job, error) {
 // de-duplication id (the job's own id is still in the window), and deletes
 // the dead letter. A backfill document's result goes to its results subject
 // again; a synchronous caller's inbox is long gone, so none is kept.
+//
+// Once the publish is confirmed the job is queued, whatever follows: a
+// failure to delete the letter then wraps job.ErrDeadLetterKept, so that the
+// caller keeps the job's record queued instead of marking it dead again.
 func (c *Client) Replay(ctx context.Context, e *DeadEntry, j *job.Job) error {
 	if _, err := c.publish(ctx, j, j.MsgID()+":replay:"+strconv.FormatUint(e.Seq, 10), e.ReplyTo, nil); err != nil {
 		return err
 	}
 	s, err := c.js.Stream(ctx, job.StreamDLQ)
-	if err != nil {
-		return classify(fmt.Errorf("stream %s: %w", job.StreamDLQ, err))
+	if err == nil {
+		err = s.DeleteMsg(ctx, e.Seq)
 	}
-	if err := s.DeleteMsg(ctx, e.Seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return classify(fmt.Errorf("delete %s #%d: %w", job.StreamDLQ, e.Seq, err))
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%w: delete %s #%d: %w", job.ErrDeadLetterKept, job.StreamDLQ, e.Seq, classify(err))
 	}
 	return nil
 }

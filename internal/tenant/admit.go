@@ -54,6 +54,9 @@ type Decision struct {
 	// MaxWindows is the tenant's cap on the windows of one document; 0
 	// means none.
 	MaxWindows int
+	// MaxExports is the tenant's cap on its concurrent result exports; 0
+	// means the server's ceiling.
+	MaxExports int
 }
 
 // SetHeaders writes the draft IETF RateLimit-Limit, RateLimit-Remaining and
@@ -83,10 +86,10 @@ func ceilSeconds(d time.Duration) int64 {
 // ARGV: 1 documents, 2 now (µs since the epoch), 3 quota key TTL (ms),
 // 4 "1" to check the jti.
 // Returns {code, quota used, rate remaining, rate reset µs, retry µs,
-// max_body_bytes, result_ttl_ms, daily_quota, burst, max_windows}; code 0 allowed,
+// max_body_bytes, result_ttl_ms, daily_quota, burst, max_windows, max_exports}; code 0 allowed,
 // 1 unknown tenant, 2 disabled, 3 revoked, 4 quota, 5 rate.
 var admitScript = redis.NewScript(`
-local cfg = redis.call('HMGET', KEYS[1], 'enabled', 'daily_quota', 'rate_per_sec', 'burst', 'max_body_bytes', 'result_ttl_ms', 'max_windows')
+local cfg = redis.call('HMGET', KEYS[1], 'enabled', 'daily_quota', 'rate_per_sec', 'burst', 'max_body_bytes', 'result_ttl_ms', 'max_windows', 'max_exports')
 if not cfg[1] then return {1} end
 local maxb = tonumber(cfg[5]) or 0
 local ttl = tonumber(cfg[6]) or 0
@@ -94,19 +97,20 @@ local quota = tonumber(cfg[2]) or 0
 local rate = tonumber(cfg[3]) or 0
 local burst = tonumber(cfg[4]) or 0
 local maxw = tonumber(cfg[7]) or 0
+local maxe = tonumber(cfg[8]) or 0
 if burst < 1 then burst = 1 end
 if rate <= 0 then burst = 0 end
-if cfg[1] ~= '1' then return {2, 0, 0, 0, 0, maxb, ttl, quota, burst, maxw} end
+if cfg[1] ~= '1' then return {2, 0, 0, 0, 0, maxb, ttl, quota, burst, maxw, maxe} end
 local docs = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
 if ARGV[4] == '1' then
   local until_us = redis.call('GET', KEYS[2])
-  if until_us and tonumber(until_us) > now then return {3, 0, 0, 0, 0, maxb, ttl, quota, burst, maxw} end
+  if until_us and tonumber(until_us) > now then return {3, 0, 0, 0, 0, maxb, ttl, quota, burst, maxw, maxe} end
 end
 local used = 0
 if quota > 0 then
   used = tonumber(redis.call('GET', KEYS[3]) or '0')
-  if used + docs > quota then return {4, used, 0, 0, 0, maxb, ttl, quota, burst, maxw} end
+  if used + docs > quota then return {4, used, 0, 0, 0, maxb, ttl, quota, burst, maxw, maxe} end
 end
 local remaining, reset = 0, 0
 if rate > 0 then
@@ -116,7 +120,7 @@ if rate > 0 then
   local new_tat = tat + interval
   local diff = now - (new_tat - burst * interval)
   if diff < 0 then
-    return {5, used, 0, math.ceil(tat - now), math.ceil(-diff), maxb, ttl, quota, burst, maxw}
+    return {5, used, 0, math.ceil(tat - now), math.ceil(-diff), maxb, ttl, quota, burst, maxw, maxe}
   end
   remaining = math.floor(diff / interval)
   reset = math.ceil(new_tat - now)
@@ -126,7 +130,7 @@ if quota > 0 and docs > 0 then
   used = redis.call('INCRBY', KEYS[3], docs)
   if used == docs then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 end
-return {0, used, remaining, reset, 0, maxb, ttl, quota, burst, maxw}
+return {0, used, remaining, reset, 0, maxb, ttl, quota, burst, maxw, maxe}
 `)
 
 // admitArgs are the keys and arguments of one admission.
@@ -188,12 +192,12 @@ func decide(r []int64, now time.Time) (Decision, error) {
 	if len(r) == 1 && r[0] == 1 {
 		return Decision{Reason: ReasonUnknownTenant}, nil
 	}
-	if len(r) != 10 {
+	if len(r) != 11 {
 		return Decision{}, fmt.Errorf("admit: unexpected script reply %v", r)
 	}
 	code, used, rateRem, rateReset, retry := r[0], r[1], r[2], r[3], r[4]
 	quota, burst := r[7], r[8]
-	d := Decision{MaxBodyBytes: r[5], ResultTTL: time.Duration(r[6]) * time.Millisecond, MaxWindows: int(r[9])}
+	d := Decision{MaxBodyBytes: r[5], ResultTTL: time.Duration(r[6]) * time.Millisecond, MaxWindows: int(r[9]), MaxExports: int(r[10])}
 	us := func(n int64) time.Duration { return time.Duration(n) * time.Microsecond }
 	toMidnight := nextUTCDay(now).Sub(now)
 	switch code {

@@ -55,6 +55,10 @@ type Tenant struct {
 	// 0 means no tenant cap. Ingest lowers a job's options.max_windows to it,
 	// and the model's own cap still applies in the worker.
 	MaxWindows int
+	// MaxExports caps the tenant's concurrent result exports on one ingest
+	// instance; 0 means the server's ceiling (--max-exports-per-tenant),
+	// which a tenant's cap can only lower.
+	MaxExports int
 	// Created is when the tenant was created; Create sets it when zero.
 	Created time.Time
 }
@@ -67,7 +71,7 @@ func (t Tenant) Validate() error {
 	return Patch{
 		Name: &t.Name, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
-		MaxWindows: &t.MaxWindows,
+		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports,
 	}.Validate()
 }
 
@@ -90,12 +94,17 @@ type Patch struct {
 	ResultTTL *time.Duration
 	// MaxWindows, when not nil, replaces Tenant.MaxWindows.
 	MaxWindows *int
+	// MaxExports, when not nil, replaces Tenant.MaxExports.
+	MaxExports *int
 }
 
 // MaxWindowsLimit is the largest Tenant.MaxWindows; it matches the largest
 // options.max_windows a request may ask for, so a larger cap would never
 // lower anything.
 const MaxWindowsLimit = 1 << 16
+
+// MaxExportsLimit is the largest Tenant.MaxExports.
+const MaxExportsLimit = 1024
 
 // Validate checks the fields p sets.
 func (p Patch) Validate() error {
@@ -124,6 +133,9 @@ func (p Patch) Validate() error {
 	}
 	if p.MaxWindows != nil && (*p.MaxWindows < 0 || *p.MaxWindows > MaxWindowsLimit) {
 		return bad("MaxWindows", *p.MaxWindows, fmt.Sprintf("between 0 (no tenant cap) and %d", MaxWindowsLimit))
+	}
+	if p.MaxExports != nil && (*p.MaxExports < 0 || *p.MaxExports > MaxExportsLimit) {
+		return bad("MaxExports", *p.MaxExports, fmt.Sprintf("between 0 (the server's ceiling) and %d", MaxExportsLimit))
 	}
 	return nil
 }
@@ -155,6 +167,9 @@ func (p Patch) fields() []any {
 	if p.MaxWindows != nil {
 		f = append(f, "max_windows", strconv.Itoa(*p.MaxWindows))
 	}
+	if p.MaxExports != nil {
+		f = append(f, "max_exports", strconv.Itoa(*p.MaxExports))
+	}
 	return f
 }
 
@@ -184,6 +199,7 @@ func fromHash(id string, h map[string]string) (Tenant, error) {
 	t.MaxBodyBytes = num("max_body_bytes")
 	t.ResultTTL = time.Duration(num("result_ttl_ms")) * time.Millisecond
 	t.MaxWindows = int(num("max_windows"))
+	t.MaxExports = int(num("max_exports"))
 	if ms := num("created_ms"); ms > 0 {
 		t.Created = time.UnixMilli(ms).UTC()
 	}
@@ -246,7 +262,7 @@ func (s *Store) Create(ctx context.Context, t Tenant) (Tenant, error) {
 	p := Patch{
 		Name: &t.Name, Enabled: &t.Enabled, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
-		MaxWindows: &t.MaxWindows,
+		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports,
 	}
 	args := append(p.fields(), "id", t.ID, "created_ms", strconv.FormatInt(t.Created.UnixMilli(), 10))
 	created, err := createScript.Run(ctx, s.rdb, []string{hashKey(t.ID)}, args...).Int()
