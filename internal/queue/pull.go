@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,26 +17,92 @@ import (
 // drained and no buffered message is left.
 var ErrStopped = job.ErrStopped
 
-// Puller pulls the jobs of one lane and task from its durable consumer.
+// Puller pulls the jobs of one lane and task (of one tenant, on a shared
+// lane) from its durable consumer.
 type Puller struct {
 	Lane job.Lane
 	Task string
+	name string
 	it   jetstream.MessagesContext
 }
 
 // Pull ensures the durable consumer of lane and task exists with cfg and
 // starts pulling from it, keeping up to prefetch messages buffered (about one
-// batch: prefetched messages age in the client while they wait).
+// batch: prefetched messages age in the client while they wait). On a
+// shared lane it serves what an older ingest queued on the lane subject;
+// PullTenant serves each tenant's subject.
 func (c *Client) Pull(ctx context.Context, l job.Lane, task string, cfg ConsumerConfig, prefetch int) (*Puller, error) {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, job.StreamJobs, cfg.consumer(l, task))
+	return c.pull(ctx, l, task, cfg.consumer(l, task), prefetch)
+}
+
+// PullTenant is Pull for the consumer of tenantToken's jobs of a shared
+// lane and task, which it creates when missing (the server removes it once
+// idle: ConsumerConfig.TenantIdle).
+func (c *Client) PullTenant(ctx context.Context, l job.Lane, task, tenantToken string, cfg ConsumerConfig, prefetch int) (*Puller, error) {
+	if !l.Shared() {
+		return nil, fmt.Errorf("lane %s is not shared between tenants", l)
+	}
+	return c.pull(ctx, l, task, cfg.tenantConsumer(l, task, tenantToken), prefetch)
+}
+
+func (c *Client) pull(ctx context.Context, l job.Lane, task string, cfg jetstream.ConsumerConfig, prefetch int) (*Puller, error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, job.StreamJobs, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ConsumerName(l, task), err)
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(max(prefetch, 1)), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", ConsumerName(l, task), err)
+		return nil, fmt.Errorf("pull %s: %w", cfg.Durable, err)
 	}
-	return &Puller{Lane: l, Task: task, it: it}, nil
+	return &Puller{Lane: l, Task: task, name: cfg.Durable, it: it}, nil
+}
+
+// TenantsWaiting lists the tokens of the tenants whose jobs of shared lane
+// l and task are in JOBS, waiting or in a worker's hands, in one round
+// trip: the subjects JOBS holds messages on are what each tenant's
+// consumer filters on, so this needs no consumer to exist.
+func (c *Client) TenantsWaiting(ctx context.Context, l job.Lane, task string) ([]string, error) {
+	counts, err := c.subjectCounts(ctx, job.Subject(l, task)+".*")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(counts))
+	for subj, n := range counts {
+		if _, _, tok, err := job.ParseTenantSubject(subj); err == nil && tok != "" && n > 0 {
+			out = append(out, tok)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// subjectCounts is how many messages JOBS holds on each subject matching
+// filter.
+func (c *Client) subjectCounts(ctx context.Context, filter string) (map[string]uint64, error) {
+	s, err := c.jobsStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s subjects %s: %w", job.StreamJobs, filter, err))
+	}
+	return info.State.Subjects, nil
+}
+
+// jobsStream is the JOBS stream's handle, looked up once.
+func (c *Client) jobsStream(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobs != nil {
+		return c.jobs, nil
+	}
+	s, err := c.js.Stream(ctx, job.StreamJobs)
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s: %w", job.StreamJobs, err))
+	}
+	c.jobs = s
+	return s, nil
 }
 
 // Next blocks until a message arrives. It returns ErrStopped after Stop or
@@ -46,7 +113,7 @@ func (p *Puller) Next() (*Msg, error) {
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return nil, job.ErrStopped
 		}
-		return nil, fmt.Errorf("next %s: %w", ConsumerName(p.Lane, p.Task), err)
+		return nil, fmt.Errorf("next %s: %w", p.name, err)
 	}
 	return newMsg(m), nil
 }
