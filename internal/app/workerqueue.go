@@ -36,5 +36,5 @@ func (q workerQueue) PullTenant(ctx context.Context, l job.Lane, task, tenant st
 var (
 	_ worker.Queue       = workerQueue{}
 	_ worker.TenantQueue = workerQueue{}
-	_ worker.Puller = (*queue.Puller)(nil)
+	_ worker.Puller      = (*queue.Puller)(nil)
 )

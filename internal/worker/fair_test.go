@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-		"strings"
+	"strings"
 	"sync"
 	"testing"
 	"time"
