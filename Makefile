@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench bench-fair
 
 all: build
 
@@ -90,7 +90,13 @@ BENCH_FLAGS ?=
 ## then the p99 of synchronous calls with the worker idle and during a full-speed backfill.
 ## BACKFILL_DOCS sets the size; JETINFER_BULK_PAUSE overrides the worker's --bulk-pause.
 BACKFILL_DOCS ?= 100000
-backfill-bench: deps models
+backfill-## bench-fair: fair shares of the backfill lane: a tenant's 500-document backfill submitted
+## while another's 20,000 documents run, against the same backfill on an idle fleet (goal: at
+## most 3× slower), and how many of the big backfill's documents finished meanwhile.
+bench-fair: deps models
+	$(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m -bench '^BenchmarkFairBackfill$$' ./internal/app
+
+bench: deps models
 	JETINFER_BACKFILL_DOCS=$(BACKFILL_DOCS) $(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m \
 		-bench '^Benchmark(Backfill|LanesP99)$$' ./internal/app
 

@@ -33,6 +33,12 @@ func (q workerQueue) PullTenant(ctx context.Context, l job.Lane, task, tenant st
 	return q.Client.PullTenant(ctx, l, task, tenant, q.consumer, prefetch)
 }
 
+// WatchTenants calls fn on every hint that a tenant's jobs of lane and
+// task arrived.
+func (q workerQueue) WatchTenants(l job.Lane, task string, fn func()) (func(), error) {
+	return q.Client.WatchTenants(l, task, fn)
+}
+
 var (
 	_ worker.Queue       = workerQueue{}
 	_ worker.TenantQueue = workerQueue{}

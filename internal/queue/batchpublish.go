@@ -47,6 +47,7 @@ func (c *Client) PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*
 		select {
 		case ack := <-f.Ok():
 			out[i].Dup = ack.Duplicate
+			c.hintWork(jobs[i])
 		case err := <-f.Err():
 			out[i].Err = classify(fmt.Errorf("publish %s: %w", f.Msg().Subject, err))
 		case <-ctx.Done():

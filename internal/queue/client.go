@@ -34,6 +34,8 @@ type Client struct {
 
 	mu   sync.Mutex
 	jobs jetstream.Stream // looked up once (jobsStream)
+	// hinted is when each tenant subject was last hinted at (hintWork).
+	hinted map[string]time.Time
 }
 
 // New wraps a connection. The caller owns nc and closes it.
@@ -141,6 +143,9 @@ func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, h
 		// hold the caller past it.
 		attempt := max(time.Until(giveUp), time.Second)
 		dup, err := c.publishOnce(ctx, msg, msgID, attempt)
+		if err == nil {
+			c.hintWork(j)
+		}
 		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
 			return dup, err
 		}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -55,6 +56,56 @@ func (c *Client) pull(ctx context.Context, l job.Lane, task string, cfg jetstrea
 		return nil, fmt.Errorf("pull %s: %w", cfg.Durable, err)
 	}
 	return &Puller{Lane: l, Task: task, name: cfg.Durable, it: it}, nil
+}
+
+// hintEvery is how often at most a client hints at work on one tenant
+// subject: a tenant that submits steadily is pulled already, and its hints
+// would only make workers list tenants for nothing.
+const hintEvery = time.Second
+
+// maxHinted bounds the subjects a client remembers hinting at; past it, it
+// forgets them all, which costs a few hints.
+const maxHinted = 10_000
+
+// WorkHintSubject is the core NATS subject on which publishers hint that
+// jobs of shared lane l and task arrived on a tenant's subject
+// (WatchTenants). Its payload is the tenant token.
+func WorkHintSubject(l job.Lane, task string) string {
+	return "jetinfer.work." + string(l) + "." + task
+}
+
+// hintWork tells the workers, fire-and-forget and at most every hintEvery
+// per tenant subject, that j is queued on a shared lane, so that a tenant
+// with no worker pulling its consumer is pulled at once rather than at the
+// workers' next scan. It costs no round trip.
+func (c *Client) hintWork(j *job.Job) {
+	if !j.Lane.Shared() {
+		return
+	}
+	subj, now := job.SubjectOf(j), time.Now()
+	c.mu.Lock()
+	if now.Sub(c.hinted[subj]) < hintEvery {
+		c.mu.Unlock()
+		return
+	}
+	if c.hinted == nil || len(c.hinted) >= maxHinted {
+		c.hinted = map[string]time.Time{}
+	}
+	c.hinted[subj] = now
+	c.mu.Unlock()
+	_ = c.nc.Publish(WorkHintSubject(j.Lane, j.Task), []byte(job.DLQTenantToken(j.Tenant)))
+}
+
+// WatchTenants calls fn whenever a publisher hints that jobs of shared lane
+// l and task arrived on a tenant's subject, until stop is called. A hint may
+// be lost or come for a tenant already pulled: callers still look for
+// tenants every so often (TenantsWaiting).
+func (c *Client) WatchTenants(l job.Lane, task string, fn func()) (stop func(), err error) {
+	sub, err := c.nc.Subscribe(WorkHintSubject(l, task), func(*nats.Msg) { fn() })
+	if err != nil {
+		return nil, fmt.Errorf("watch tenants of %s: %w", job.Subject(l, task), err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
 }
 
 // TenantsWaiting lists the tokens of the tenants whose jobs of shared lane

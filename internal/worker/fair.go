@@ -24,14 +24,24 @@ type TenantQueue interface {
 	// durable consumer, creating it when missing, keeping up to prefetch
 	// messages buffered.
 	PullTenant(ctx context.Context, l job.Lane, task, tenant string, prefetch int) (Puller, error)
+	// WatchTenants calls fn whenever a hint says a tenant's jobs of lane
+	// and task arrived, until stop is called. Hints may be lost or come
+	// for nothing; the worker lists tenants every TenantScan as well.
+	WatchTenants(l job.Lane, task string, fn func()) (stop func(), err error)
 }
 
 // lookahead is how many messages a fairPuller holds per tenant, pulled and
 // not yet handed out.
 const lookahead = 4
 
-// DefaultTenantScan is the default Config.TenantScan.
-const DefaultTenantScan = 500 * time.Millisecond
+// DefaultTenantScan is the default Config.TenantScan: hints bring a new
+// tenant's first jobs at once, the scan only covers a lost hint and lets
+// idle tenants go, so it can be slow and spare the JetStream API.
+const DefaultTenantScan = 2 * time.Second
+
+// minScanGap is the least time between two scans of one lane: hints from
+// many tenants at once cost one scan.
+const minScanGap = 20 * time.Millisecond
 
 // fairPuller is the Puller of a shared lane: it pulls from the lane's own
 // consumer (what an older ingest queued on the lane subject) and from the
@@ -266,17 +276,38 @@ func (f *fairPuller) tenants() int {
 	return n
 }
 
-// scanLoop looks for tenants with work every TenantScan until ctx ends.
+// scanLoop looks for tenants with work every TenantScan, and on every hint
+// that one has, until ctx ends.
 func (f *fairPuller) scanLoop(ctx context.Context) {
+	hinted := make(chan struct{}, 1)
+	stop, err := f.q.WatchTenants(f.lane, f.task, func() {
+		select {
+		case hinted <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		f.w.log.WarnContext(ctx, "watch for tenants; new tenants wait for the next scan", slog.String("task", f.task),
+			slog.String("lane", string(f.lane)), slog.Any("error", err))
+	} else {
+		defer stop()
+	}
 	t := time.NewTicker(f.w.cfg.TenantScan)
 	defer t.Stop()
 	for {
+		last := time.Now()
 		f.scan(ctx)
 		f.w.m.SetTenants(f.task, f.lane, int64(f.tenants()))
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-hinted:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(minScanGap - time.Since(last)):
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,11 +27,15 @@ type fairQueue struct {
 	tpulls  map[string][]*fakePuller    // lane/tenant → its pullers so far
 	pulled  chan string                 // lane/tenant of each PullTenant
 	drained chan string                 // lane/tenant of each tenant puller drained
+	watches map[job.Lane][]func()       // WatchTenants' callbacks
 }
+
+var _ worker.TenantQueue = (*fairQueue)(nil)
 
 func newFairQueue() *fairQueue {
 	return &fairQueue{fakeQueue: newFakeQueue(), subj: map[string]chan *worker.Msg{}, queued: map[string]int{},
-		tpulls: map[string][]*fakePuller{}, pulled: make(chan string, 256), drained: make(chan string, 256)}
+		tpulls: map[string][]*fakePuller{}, pulled: make(chan string, 256), drained: make(chan string, 256),
+		watches: map[job.Lane][]func(){}}
 }
 
 func tenantKey(l job.Lane, tenant string) string { return string(l) + "/" + tenant }
@@ -64,6 +69,13 @@ func (q *fairQueue) PullTenant(_ context.Context, l job.Lane, tk, tenant string,
 	return p, nil
 }
 
+func (q *fairQueue) WatchTenants(l job.Lane, _ string, fn func()) (func(), error) {
+	q.tmu.Lock()
+	defer q.tmu.Unlock()
+	q.watches[l] = append(q.watches[l], fn)
+	return func() {}, nil
+}
+
 // subject is k's channel; the caller holds tmu.
 func (q *fairQueue) subject(k string) chan *worker.Msg {
 	if q.subj[k] == nil {
@@ -79,6 +91,7 @@ func (q *fairQueue) pushTenant(j *job.Job, reply string) {
 	q.tmu.Lock()
 	q.queued[k]++
 	ch := q.subject(k)
+	hints := slices.Clone(q.watches[j.Lane])
 	q.tmu.Unlock()
 	ch <- &worker.Msg{Job: *j, Reply: reply, Attempt: 1, Enqueued: time.Now(), Subject: job.SubjectOf(j), Data: data,
 		Settler: &countingSettler{fakeSettler: fakeSettler{q: q.fakeQueue, id: j.ID}, done: func() {
@@ -86,6 +99,10 @@ func (q *fairQueue) pushTenant(j *job.Job, reply string) {
 			q.queued[k]--
 			q.tmu.Unlock()
 		}}}
+	// Publishers hint at the work, as queue.Client does.
+	for _, fn := range hints {
+		fn()
+	}
 }
 
 // countingSettler is a fakeSettler that also calls done once the message
@@ -136,7 +153,8 @@ func TestWorkerFair(t *testing.T) {
 
 	t.Run("SmallBackfillOvertakesBigBacklog", func(t *testing.T) {
 		t.Parallel()
-		b, q := setupFair(t, worker.Config{BatchSize: 2, TenantScan: 5 * time.Millisecond, FairQuantum: 1}, true)
+		// No periodic scan: the hints alone bring each tenant's work.
+		b, q := setupFair(t, worker.Config{BatchSize: 2, TenantScan: time.Hour, FairQuantum: 1}, true)
 		q.pushTenant(backfillDoc("big", "bfbig", 0), job.ResultsSubject("bfbig"))
 		<-b.model.started // the model is busy with big's first document
 		for i := 1; i <= 40; i++ {
