@@ -1,6 +1,9 @@
 package batch
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // DefaultQuantum is the credit (in bytes of job data, a stand-in for the
 // tokens a document costs the model) a tenant of weight 1 gains each time
@@ -8,6 +11,12 @@ import "slices"
 // that a turn hands a pipeline a run of one tenant's documents rather than
 // one document, and the batch planner still sees similar lengths together.
 const DefaultQuantum = 16 << 10
+
+// DefaultTenantScan is how often by default a worker lists the tenants with
+// work in a shared lane: publishers' hints bring a new tenant's first jobs
+// at once, the scan only covers a lost hint and lets idle tenants go, so it
+// can be slow and spare the JetStream API.
+const DefaultTenantScan = 2 * time.Second
 
 // Waiting is one tenant with work waiting in a shared lane, as Fair sees it.
 type Waiting struct {

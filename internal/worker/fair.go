@@ -34,11 +34,6 @@ type TenantQueue interface {
 // not yet handed out.
 const lookahead = 4
 
-// DefaultTenantScan is the default Config.TenantScan: hints bring a new
-// tenant's first jobs at once, the scan only covers a lost hint and lets
-// idle tenants go, so it can be slow and spare the JetStream API.
-const DefaultTenantScan = 2 * time.Second
-
 // minScanGap is the least time between two scans of one lane: hints from
 // many tenants at once cost one scan.
 const minScanGap = 20 * time.Millisecond

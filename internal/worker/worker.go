@@ -145,7 +145,7 @@ type Config struct {
 	// TenantScan is how often a pipeline asks the queue which tenants have
 	// work on the shared lanes (when the queue is a TenantQueue): a
 	// tenant's first jobs wait up to this long for a worker to pull them.
-	// Defaults to DefaultTenantScan.
+	// Defaults to batch.DefaultTenantScan.
 	TenantScan time.Duration
 	// FairQuantum is the credit, in bytes of job data, a tenant gains per
 	// turn in a shared lane's deficit round robin (batch.Fair). Defaults to
@@ -173,7 +173,7 @@ func (c Config) withDefaults() Config {
 		c.FairQuantum = batch.DefaultQuantum
 	}
 	if c.TenantScan <= 0 {
-		c.TenantScan = DefaultTenantScan
+		c.TenantScan = batch.DefaultTenantScan
 	}
 	return c
 }
