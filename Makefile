@@ -90,15 +90,15 @@ BENCH_FLAGS ?=
 ## then the p99 of synchronous calls with the worker idle and during a full-speed backfill.
 ## BACKFILL_DOCS sets the size; JETINFER_BULK_PAUSE overrides the worker's --bulk-pause.
 BACKFILL_DOCS ?= 100000
-backfill-## bench-fair: fair shares of the backfill lane: a tenant's 500-document backfill submitted
-## while another's 20,000 documents run, against the same backfill on an idle fleet (goal: at
-## most 3× slower), and how many of the big backfill's documents finished meanwhile.
-bench-fair: deps models
-	$(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m -bench '^BenchmarkFairBackfill$$' ./internal/app
-
-bench: deps models
+backfill-bench: deps models
 	JETINFER_BACKFILL_DOCS=$(BACKFILL_DOCS) $(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m \
 		-bench '^Benchmark(Backfill|LanesP99)$$' ./internal/app
+
+## bench-fair: fair shares of the backfill lane: a tenant's 500-document backfill submitted
+## while another's 20,000 documents run, against the same backfill on an idle fleet (goal: at
+## most 3x slower), and how many of the big backfill's documents finished meanwhile.
+bench-fair: deps models
+	$(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m -bench '^BenchmarkFairBackfill$$' ./internal/app
 
 bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench
