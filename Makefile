@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench bench-sizing
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench bench-sizing bench-fair
 
 all: build
 
@@ -128,6 +128,12 @@ bench-sizing: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench
 	@bin/jetinfer-bench.test -test.run '^TestSizing$$' -test.timeout 30m -jetinfer.sizing \
 		-jetinfer.sizing-jobs $(SIZING_JOBS)
+
+## bench-fair: fair shares of the backfill lane: a tenant's 500-document backfill submitted
+## while another's 20,000 documents run, against the same backfill on an idle fleet (goal: at
+## most 3x slower), and how many of the big backfill's documents finished meanwhile.
+bench-fair: deps models
+	$(GO) test -run '^$$' -count=1 -benchtime 1x -timeout 20m -bench '^BenchmarkFairBackfill$$' ./internal/app
 
 bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench

@@ -233,8 +233,9 @@ func mapsSubset(sub, super map[string]string) bool {
 	return true
 }
 
-// KEDA scales each worker Deployment on the lag of the consumers (one
-// per lane) of the task its model serves, by the names the code gives them.
+// KEDA scales each worker Deployment on the backlog of each lane of the
+// task its model serves: the interactive consumer's lag, by the name the
+// code gives it, and the jobs queued on each shared lane across tenants.
 func TestKEDAScalesWorkersOnTheirConsumers(t *testing.T) {
 	byKind, _ := loadK8s(t)
 	sos := byKind["ScaledObject"]
@@ -257,19 +258,35 @@ func TestKEDAScalesWorkersOnTheirConsumers(t *testing.T) {
 		if task == "" || models == "" {
 			t.Errorf("%s: pods need a task label and JETINFER_MODELS", d.Metadata.Name)
 		}
-		var consumers []string
+		// The interactive lane scales on its consumer's lag; the shared
+		// lanes, whose jobs wait on one consumer per tenant, on what ingest
+		// exports of JOBS per lane and task.
+		var consumers, queries []string
 		for _, tr := range so.Spec.Triggers {
-			if tr.Type != "nats-jetstream" {
-				t.Errorf("%s: trigger %q, want nats-jetstream", so.Metadata.Name, tr.Type)
-				continue
-			}
 			m := tr.Metadata
-			if m["stream"] != job.StreamJobs || m["lagThreshold"] == "" || !strings.HasSuffix(m["natsServerMonitoringEndpoint"], ":8222") {
-				t.Errorf("%s: trigger %v", so.Metadata.Name, m)
+			switch tr.Type {
+			case "nats-jetstream":
+				if m["stream"] != job.StreamJobs || m["lagThreshold"] == "" || !strings.HasSuffix(m["natsServerMonitoringEndpoint"], ":8222") {
+					t.Errorf("%s: trigger %v", so.Metadata.Name, m)
+				}
+				consumers = append(consumers, m["consumer"])
+			case "prometheus":
+				if m["threshold"] == "" || !strings.HasPrefix(m["serverAddress"], "http") {
+					t.Errorf("%s: trigger %v", so.Metadata.Name, m)
+				}
+				queries = append(queries, m["query"])
+			default:
+				t.Errorf("%s: trigger %q, want nats-jetstream or prometheus", so.Metadata.Name, tr.Type)
 			}
-			consumers = append(consumers, m["consumer"])
 		}
 		for _, l := range job.Lanes {
+			if l.Shared() {
+				want := `max(jetinfer_queue_pending{lane="` + string(l) + `",task="` + task + `"})`
+				if !slices.Contains(queries, want) {
+					t.Errorf("%s: no trigger on %s (have %v)", so.Metadata.Name, want, queries)
+				}
+				continue
+			}
 			if want := queue.ConsumerName(l, task); !slices.Contains(consumers, want) {
 				t.Errorf("%s: no trigger on consumer %s (have %v)", so.Metadata.Name, want, consumers)
 			}

@@ -39,6 +39,12 @@ func TestStreamsSetupAndStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	bulk.Stop()
+	// Bulk jobs wait on their tenant's subject and consumer.
+	acme, err := q.PullTenant(ctx, job.LaneBulk, "sentiment", "acme", queue.DefaultConsumerConfig(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme.Stop()
 	for i, l := range []job.Lane{job.LaneInteractive, job.LaneInteractive, job.LaneBulk, job.LaneBulk, job.LaneBulk} {
 		j := &job.Job{ID: "j" + string(rune('a'+i)), Tenant: "acme", Task: "sentiment", Lane: l,
 			Input: job.Input{Text: "Shares rose."}, Created: time.Now().UTC()}
@@ -53,7 +59,8 @@ func TestStreamsSetupAndStatus(t *testing.T) {
 		regexp.MustCompile(`(?m)^JOBS\s+5\s+\d+(\.\d)? (B|KiB)\s+0\.0%\s+\d+s\s+-$`),
 		regexp.MustCompile(`(?m)^RESULTS\s+0\s+0 B\s+0\.0%\s+-\s+7d$`),
 		regexp.MustCompile(`(?m)^DLQ\s+0\s+0 B\s+-\s+-\s+30d$`),
-		regexp.MustCompile(`(?m)^jobs-bulk-sentiment\s+3\s+0\s+0$`),
+		regexp.MustCompile(`(?m)^jobs-bulk-sentiment\s+0\s+0\s+0$`),
+		regexp.MustCompile(`(?m)^jobs-bulk-sentiment@acme\s+3\s+0\s+0$`),
 		regexp.MustCompile(`(?m)^jobs-interactive-sentiment\s+1\s+1\s+0$`),
 	}
 	deadline := time.Now().Add(10 * time.Second)

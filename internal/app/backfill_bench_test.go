@@ -32,6 +32,7 @@ import (
 type benchStack struct {
 	url, bfToken, jobToken string
 	task                   string // the task the worker serves
+	signer                 *auth.Signer
 }
 
 func startBenchStack(b *testing.B) *benchStack {
@@ -93,12 +94,8 @@ func startBenchStack(b *testing.B) *benchStack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for tok, scope := range map[*string]string{&s.bfToken: auth.ScopeBackfillsWrite, &s.jobToken: auth.ScopeJobsWrite} {
-		*tok, _, err = signer.IssueFor(auth.TokenRequest{Tenant: "acme", Scopes: []string{scope}, TTL: time.Hour})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
+	s.signer = signer
+	s.bfToken, s.jobToken = s.token(b, "acme", auth.ScopeBackfillsWrite), s.token(b, "acme", auth.ScopeJobsWrite)
 	return s
 }
 
@@ -113,6 +110,23 @@ func modelTask(b *testing.B, dir string) string {
 		b.Fatalf("%s: no task in jetinfer.json (%v)", dir, err)
 	}
 	return m.Task
+}
+
+// token issues a token of tenant with scope.
+func (s *benchStack) token(b *testing.B, tenant, scope string) string {
+	b.Helper()
+	tok, _, err := s.signer.IssueFor(auth.TokenRequest{Tenant: tenant, Scopes: []string{scope}, TTL: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return tok
+}
+
+// as is the stack as tenant's backfill client.
+func (s *benchStack) as(b *testing.B, tenant string) *benchStack {
+	c := *s
+	c.bfToken = s.token(b, tenant, auth.ScopeBackfillsWrite)
+	return &c
 }
 
 func (s *benchStack) call(b *testing.B, method, path, token, contentType string, body []byte, out any) {

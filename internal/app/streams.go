@@ -16,6 +16,7 @@ import (
 // streamSource is what pollStreams needs of the queue.
 type streamSource interface {
 	StreamUsage(ctx context.Context, name string) (queue.Usage, error)
+	QueuedByLane(ctx context.Context) ([]queue.LaneQueued, error)
 }
 
 var _ streamSource = (*queue.Client)(nil)
@@ -32,9 +33,16 @@ var polledStreams = []string{job.StreamJobs, job.StreamResults, job.StreamDLQ, j
 // queue_full), a RESULTS at 90% refuses backfill documents (503
 // results_full), and results older than RESULTS' max age are gone, so these
 // are what to alert on before users see any of it.
+//
+// jetinfer_queue_pending{lane,task} is the jobs JOBS holds per lane and
+// task, waiting or in a worker's hands, summed over the tenants of a shared
+// lane: what an autoscaler scales workers on (a lane × task seen once stays
+// exported, at 0 once empty). It is read from the stream's subjects, so it
+// counts while no worker runs and no tenant's consumer exists yet.
 type streamGauges struct {
-	mu    sync.Mutex
-	usage map[string]queue.Usage
+	mu     sync.Mutex
+	usage  map[string]queue.Usage
+	queued map[[2]string]int64 // lane, task → jobs held
 }
 
 // streamGauge is one of the gauges streamGauges export.
@@ -64,9 +72,14 @@ var streamGaugeDefs = []streamGauge{
 }
 
 func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
-	g := &streamGauges{usage: map[string]queue.Usage{}}
+	g := &streamGauges{usage: map[string]queue.Usage{}, queued: map[[2]string]int64{}}
 	gauges := make([]metric.Float64ObservableGauge, len(streamGaugeDefs))
-	observables := make([]metric.Observable, len(streamGaugeDefs))
+	observables := make([]metric.Observable, len(streamGaugeDefs), len(streamGaugeDefs)+1)
+	queued, err := meter.Int64ObservableGauge("jetinfer.queue.pending",
+		metric.WithDescription("jobs JOBS holds for a lane and task, waiting or in a worker's hands, across tenants (polled)"))
+	if err != nil {
+		return nil, err
+	}
 	for i, d := range streamGaugeDefs {
 		opts := []metric.Float64ObservableGaugeOption{metric.WithDescription(d.desc)}
 		if d.unit != "" {
@@ -82,7 +95,7 @@ func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
 	for _, s := range polledStreams {
 		sets[s] = metric.WithAttributeSet(attribute.NewSet(attribute.String("stream", s)))
 	}
-	_, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		for name, u := range g.usage {
@@ -90,8 +103,11 @@ func newStreamGauges(meter metric.Meter) (*streamGauges, error) {
 				o.ObserveFloat64(gauges[i], d.value(u), sets[name])
 			}
 		}
+		for k, n := range g.queued {
+			o.ObserveInt64(queued, n, metric.WithAttributes(attribute.String("lane", k[0]), attribute.String("task", k[1])))
+		}
 		return nil
-	}, observables...)
+	}, append(observables, queued)...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +131,23 @@ func pollStreams(ctx context.Context, q streamSource, g *streamGauges, every tim
 			g.mu.Lock()
 			g.usage[name] = u
 			g.mu.Unlock()
+		}
+		pctx, cancel := context.WithTimeout(ctx, every)
+		qs, err := q.QueuedByLane(pctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				log.DebugContext(ctx, "jobs queued by lane", slog.Any("error", err))
+			}
+			return
+		}
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		for k := range g.queued {
+			g.queued[k] = 0
+		}
+		for _, lq := range qs {
+			g.queued[[2]string{string(lq.Lane), lq.Task}] = int64(lq.Msgs)
 		}
 	})
 }

@@ -204,7 +204,10 @@ func TestMetricsAfterRealJobs(t *testing.T) {
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		in = scrape(t, s.opsURL)
-		if strings.Contains(in, `jetinfer_stream_messages{stream="JOBS"} 1`+"\n") {
+		// The autoscaler's signal, polled after the streams, counts the job
+		// on its tenant's subject, whose consumer no worker has created.
+		if strings.Contains(in, `jetinfer_stream_messages{stream="JOBS"} 1`+"\n") &&
+			strings.Contains(in, `jetinfer_queue_pending{lane="bulk",task="unserved"} 1`+"\n") {
 			break
 		}
 		if time.Now().After(deadline) {

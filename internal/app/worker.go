@@ -146,6 +146,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		Webhooks:          hookPub,
 		// Off unless the deployment shares results among tenants.
 		ReuseAcrossTenants: cfg.ReuseAcrossTenants,
+		TenantScan:         cfg.TenantScan,
+		FairQuantum:        cfg.FairQuantum,
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 

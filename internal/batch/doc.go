@@ -26,5 +26,11 @@
 // documents (DefaultWindowBatches calls) this way keeps padding under 10%,
 // against about 48% in arrival order.
 //
+// Fair shares a lane between tenants by deficit round robin: given the
+// tenants with work waiting (their weights, and the cost of each one's next
+// document), it picks whose document goes next, so that over any stretch
+// each gets its weight's share, a lone tenant gets everything and none
+// starves.
+//
 // PaddingRatio measures one batch's padding, for the worker's metrics.
 package batch

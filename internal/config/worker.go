@@ -73,6 +73,12 @@ type Worker struct {
 	// Defaults to false: each tenant reuses only its own results, since a
 	// shared cache tells a tenant that some tenant ran a given text.
 	ReuseAcrossTenants bool
+	// TenantScan is how often a worker lists the tenants with work in the
+	// shared lanes (bulk, backfill). Defaults to batch.DefaultTenantScan.
+	TenantScan time.Duration
+	// FairQuantum is the credit in bytes of job data a tenant gains per turn
+	// of a shared lane. Defaults to batch.DefaultQuantum.
+	FairQuantum int
 	// ShutdownTimeout is how long a worker may finish its batch on SIGTERM
 	// before it cancels it (unacknowledged jobs are redelivered). Defaults to 30s.
 	ShutdownTimeout time.Duration
@@ -113,6 +119,8 @@ func (c *Worker) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", DefaultOpsAddr, "address of /healthz, /readyz and /metrics")
 	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often consumer backlogs are polled for metrics")
 	fs.BoolVar(&c.ReuseAcrossTenants, "reuse-across-tenants", false, "share the backfill result reuse cache among tenants (leaks to a tenant that another ran the same text; for deployments whose tenants trust one another)")
+	fs.DurationVar(&c.TenantScan, "tenant-scan", batch.DefaultTenantScan, "how often the tenants with bulk or backfill work are listed (publishers' hints bring new ones at once)")
+	fs.IntVar(&c.FairQuantum, "fair-quantum", batch.DefaultQuantum, "bytes of job data a tenant may send per turn when tenants share the bulk or backfill lane")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "soft-stop time on SIGTERM before the batch is canceled")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", worker.DefaultHeartbeat, "how often the worker rewrites its entry in the membership registry")
 	fs.DurationVar(&c.MemberTTL, "member-ttl", worker.DefaultMemberTTL, "how long the membership entry outlives the last heartbeat (whole seconds, above --heartbeat)")
@@ -181,6 +189,9 @@ func (c *Worker) Validate() error {
 	if c.MaxDeliver < 1 {
 		errs = append(errs, fmt.Errorf("max-deliver: %d is below 1", c.MaxDeliver))
 	}
+	if c.FairQuantum < 1 {
+		errs = append(errs, fmt.Errorf("fair-quantum: %d is below 1", c.FairQuantum))
+	}
 	if c.MaxAckPending < c.BatchSize {
 		errs = append(errs, fmt.Errorf("max-ack-pending: %d is below batch-size %d", c.MaxAckPending, c.BatchSize))
 	}
@@ -188,6 +199,6 @@ func (c *Worker) Validate() error {
 		errs = append(errs, fmt.Errorf("member-ttl: %s must be whole seconds, at least 1s and above heartbeat %s", c.MemberTTL, c.Heartbeat))
 	}
 	errs = append(errs, positive("ack-wait", c.AckWait), positive("heartbeat", c.Heartbeat), positive("metrics-poll", c.MetricsPoll), positive("result-ttl", c.ResultTTL),
-		positive("shutdown-timeout", c.ShutdownTimeout))
+		positive("shutdown-timeout", c.ShutdownTimeout), positive("tenant-scan", c.TenantScan))
 	return errors.Join(errs...)
 }

@@ -101,8 +101,9 @@ func TestDocumentsFullQueue(t *testing.T) {
 		t.Fatalf("lines before next_line %d not all accepted: %+v", a.NextLine, a)
 	}
 	accepted := a.Accepted
-	// Drain the queue as a worker would, then resend from next_line.
-	p, err := q.Pull(ctx, job.LaneBackfill, "sentiment", queue.DefaultConsumerConfig(), 64)
+	// Drain the queue as a worker would (from the tenant's consumer), then
+	// resend from next_line.
+	p, err := q.PullTenant(ctx, job.LaneBackfill, "sentiment", "acme", queue.DefaultConsumerConfig(), 64)
 	if err != nil {
 		t.Fatal(err)
 	}

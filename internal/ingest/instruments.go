@@ -147,7 +147,7 @@ func (s *Server) publish(r *http.Request, j *job.Job, reply string) (bool, error
 	}
 	s.ins.submitted.Add(ctx, 1, s.ins.set(submitKey{tenant: j.Tenant, task: j.Task, lane: j.Lane, status: status})...)
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String("messaging.destination.name", job.Subject(j.Lane, j.Task)),
+		span.SetAttributes(attribute.String("messaging.destination.name", job.SubjectOf(j)),
 			attribute.String("jetinfer.job.id", j.ID), attribute.String("jetinfer.status", status))
 	}
 	span.End()

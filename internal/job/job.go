@@ -249,16 +249,53 @@ func ParseWebhookSubject(subject string) (tenantToken, endpoint string, ok bool)
 	return tenantToken, endpoint, true
 }
 
-// Subject returns the subject a job for task on lane is published to.
+// Subject returns the lane subject of task: jobs.<lane>.<task>. Interactive
+// jobs are published to it; bulk and backfill jobs go to their tenant's
+// subject (TenantSubject), and their lane subject holds only what an older
+// ingest published there.
 func Subject(l Lane, task string) string { return "jobs." + string(l) + "." + task }
 
-// ParseSubject splits a jobs.<lane>.<task> subject.
-func ParseSubject(subj string) (Lane, string, error) {
-	parts := strings.Split(subj, ".")
-	if len(parts) != 3 || parts[0] != "jobs" || !Lane(parts[1]).Valid() || parts[2] == "" {
-		return "", "", fmt.Errorf("not a job subject: %q", subj)
+// Shared reports whether the lane's capacity is shared between tenants:
+// its jobs wait on one subject per tenant (TenantSubject), each with its own
+// consumer, which workers serve in fair shares. Interactive jobs are served
+// first, in arrival order, and are not shared.
+func (l Lane) Shared() bool { return l == LaneBulk || l == LaneBackfill }
+
+// TenantSubject is where tenant's jobs of task on a shared lane wait:
+// jobs.<lane>.<task>.<tenant token>, the token being DLQTenantToken's.
+func TenantSubject(l Lane, task, tenant string) string {
+	return Subject(l, task) + "." + DLQTenantToken(tenant)
+}
+
+// SubjectOf is the subject j is published to: its tenant's subject on a
+// shared lane, its lane subject otherwise.
+func SubjectOf(j *Job) string {
+	if j.Lane.Shared() {
+		return TenantSubject(j.Lane, j.Task, j.Tenant)
 	}
-	return Lane(parts[1]), parts[2], nil
+	return Subject(j.Lane, j.Task)
+}
+
+// ParseSubject splits a job subject, jobs.<lane>.<task> or (on a shared
+// lane) jobs.<lane>.<task>.<tenant token>.
+func ParseSubject(subj string) (Lane, string, error) {
+	l, task, _, err := ParseTenantSubject(subj)
+	return l, task, err
+}
+
+// ParseTenantSubject splits a job subject into its lane, task and tenant
+// token; the token is empty for a lane subject.
+func ParseTenantSubject(subj string) (l Lane, task, tenantToken string, err error) {
+	parts := strings.Split(subj, ".")
+	ok := (len(parts) == 3 || len(parts) == 4 && Lane(parts[1]).Shared() && parts[3] != "") &&
+		parts[0] == "jobs" && Lane(parts[1]).Valid() && parts[2] != ""
+	if !ok {
+		return "", "", "", fmt.Errorf("not a job subject: %q", subj)
+	}
+	if len(parts) == 4 {
+		tenantToken = parts[3]
+	}
+	return Lane(parts[1]), parts[2], tenantToken, nil
 }
 
 // ResultsSubject is where the results of backfill documents are published.

@@ -28,7 +28,7 @@ func (c *Client) PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*
 			out[i].Err = fmt.Errorf("encode job: %w", err)
 			continue
 		}
-		msg := &nats.Msg{Subject: job.Subject(j.Lane, j.Task), Data: data, Header: nats.Header{}}
+		msg := &nats.Msg{Subject: job.SubjectOf(j), Data: data, Header: nats.Header{}}
 		msg.Header.Set(job.HeaderTenant, j.Tenant)
 		if r := reply(j); r != "" {
 			msg.Header.Set(job.HeaderReply, r)
@@ -47,6 +47,7 @@ func (c *Client) PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*
 		select {
 		case ack := <-f.Ok():
 			out[i].Dup = ack.Duplicate
+			c.hintWork(jobs[i])
 		case err := <-f.Err():
 			out[i].Err = classify(fmt.Errorf("publish %s: %w", f.Msg().Subject, err))
 		case <-ctx.Done():

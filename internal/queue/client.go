@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +31,11 @@ type Client struct {
 	nc           *nats.Conn
 	js           jetstream.JetStream
 	publishRetry time.Duration
+
+	mu   sync.Mutex
+	jobs jetstream.Stream // looked up once (jobsStream)
+	// hinted is when each tenant subject was last hinted at (hintWork).
+	hinted map[string]time.Time
 }
 
 // New wraps a connection. The caller owns nc and closes it.
@@ -88,7 +94,8 @@ func (c *Client) Ready(ctx context.Context) error {
 // Header carries W3C trace context and other per-message metadata.
 type Header = map[string][]string
 
-// Publish enqueues j on its lane and task subject with j.MsgID() as the
+// Publish enqueues j on its subject (job.SubjectOf: its lane and task, and
+// on a shared lane its tenant) with j.MsgID() as the
 // de-duplication id, and waits for JetStream to confirm it. reply is where the
 // worker sends the result. It reports whether JetStream saw the message as a
 // duplicate of one already accepted. Concurrent calls share the connection's
@@ -116,7 +123,7 @@ func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, h
 	if err != nil {
 		return false, fmt.Errorf("encode job: %w", err)
 	}
-	subj := job.Subject(j.Lane, j.Task)
+	subj := job.SubjectOf(j)
 	giveUp := time.Now().Add(c.publishRetry)
 	wait := 50 * time.Millisecond
 	for {
@@ -136,6 +143,9 @@ func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, h
 		// hold the caller past it.
 		attempt := max(time.Until(giveUp), time.Second)
 		dup, err := c.publishOnce(ctx, msg, msgID, attempt)
+		if err == nil {
+			c.hintWork(j)
+		}
 		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
 			return dup, err
 		}

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -16,26 +18,142 @@ import (
 // drained and no buffered message is left.
 var ErrStopped = job.ErrStopped
 
-// Puller pulls the jobs of one lane and task from its durable consumer.
+// Puller pulls the jobs of one lane and task (of one tenant, on a shared
+// lane) from its durable consumer.
 type Puller struct {
 	Lane job.Lane
 	Task string
+	name string
 	it   jetstream.MessagesContext
 }
 
 // Pull ensures the durable consumer of lane and task exists with cfg and
 // starts pulling from it, keeping up to prefetch messages buffered (about one
-// batch: prefetched messages age in the client while they wait).
+// batch: prefetched messages age in the client while they wait). On a
+// shared lane it serves what an older ingest queued on the lane subject;
+// PullTenant serves each tenant's subject.
 func (c *Client) Pull(ctx context.Context, l job.Lane, task string, cfg ConsumerConfig, prefetch int) (*Puller, error) {
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, job.StreamJobs, cfg.consumer(l, task))
+	return c.pull(ctx, l, task, cfg.consumer(l, task), prefetch)
+}
+
+// PullTenant is Pull for the consumer of tenantToken's jobs of a shared
+// lane and task, which it creates when missing (the server removes it once
+// idle: ConsumerConfig.TenantIdle).
+func (c *Client) PullTenant(ctx context.Context, l job.Lane, task, tenantToken string, cfg ConsumerConfig, prefetch int) (*Puller, error) {
+	if !l.Shared() {
+		return nil, fmt.Errorf("lane %s is not shared between tenants", l)
+	}
+	return c.pull(ctx, l, task, cfg.tenantConsumer(l, task, tenantToken), prefetch)
+}
+
+func (c *Client) pull(ctx context.Context, l job.Lane, task string, cfg jetstream.ConsumerConfig, prefetch int) (*Puller, error) {
+	cons, err := c.js.CreateOrUpdateConsumer(ctx, job.StreamJobs, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", ConsumerName(l, task), err)
+		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(max(prefetch, 1)), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("pull %s: %w", ConsumerName(l, task), err)
+		return nil, fmt.Errorf("pull %s: %w", cfg.Durable, err)
 	}
-	return &Puller{Lane: l, Task: task, it: it}, nil
+	return &Puller{Lane: l, Task: task, name: cfg.Durable, it: it}, nil
+}
+
+// hintEvery is how often at most a client hints at work on one tenant
+// subject: a tenant that submits steadily is pulled already, and its hints
+// would only make workers list tenants for nothing.
+const hintEvery = time.Second
+
+// maxHinted bounds the subjects a client remembers hinting at; past it, it
+// forgets them all, which costs a few hints.
+const maxHinted = 10_000
+
+// WorkHintSubject is the core NATS subject on which publishers hint that
+// jobs of shared lane l and task arrived on a tenant's subject
+// (WatchTenants). Its payload is the tenant token.
+func WorkHintSubject(l job.Lane, task string) string {
+	return "jetinfer.work." + string(l) + "." + task
+}
+
+// hintWork tells the workers, fire-and-forget and at most every hintEvery
+// per tenant subject, that j is queued on a shared lane, so that a tenant
+// with no worker pulling its consumer is pulled at once rather than at the
+// workers' next scan. It costs no round trip.
+func (c *Client) hintWork(j *job.Job) {
+	if !j.Lane.Shared() {
+		return
+	}
+	subj, now := job.SubjectOf(j), time.Now()
+	c.mu.Lock()
+	if now.Sub(c.hinted[subj]) < hintEvery {
+		c.mu.Unlock()
+		return
+	}
+	if c.hinted == nil || len(c.hinted) >= maxHinted {
+		c.hinted = map[string]time.Time{}
+	}
+	c.hinted[subj] = now
+	c.mu.Unlock()
+	_ = c.nc.Publish(WorkHintSubject(j.Lane, j.Task), []byte(job.DLQTenantToken(j.Tenant)))
+}
+
+// WatchTenants calls fn whenever a publisher hints that jobs of shared lane
+// l and task arrived on a tenant's subject, until stop is called. A hint may
+// be lost or come for a tenant already pulled: callers still look for
+// tenants every so often (TenantsWaiting).
+func (c *Client) WatchTenants(l job.Lane, task string, fn func()) (stop func(), err error) {
+	sub, err := c.nc.Subscribe(WorkHintSubject(l, task), func(*nats.Msg) { fn() })
+	if err != nil {
+		return nil, fmt.Errorf("watch tenants of %s: %w", job.Subject(l, task), err)
+	}
+	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// TenantsWaiting lists the tokens of the tenants whose jobs of shared lane
+// l and task are in JOBS, waiting or in a worker's hands, in one round
+// trip: the subjects JOBS holds messages on are what each tenant's
+// consumer filters on, so this needs no consumer to exist.
+func (c *Client) TenantsWaiting(ctx context.Context, l job.Lane, task string) ([]string, error) {
+	counts, err := c.subjectCounts(ctx, job.Subject(l, task)+".*")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(counts))
+	for subj, n := range counts {
+		if _, _, tok, err := job.ParseTenantSubject(subj); err == nil && tok != "" && n > 0 {
+			out = append(out, tok)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// subjectCounts is how many messages JOBS holds on each subject matching
+// filter.
+func (c *Client) subjectCounts(ctx context.Context, filter string) (map[string]uint64, error) {
+	s, err := c.jobsStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s subjects %s: %w", job.StreamJobs, filter, err))
+	}
+	return info.State.Subjects, nil
+}
+
+// jobsStream is the JOBS stream's handle, looked up once.
+func (c *Client) jobsStream(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.jobs != nil {
+		return c.jobs, nil
+	}
+	s, err := c.js.Stream(ctx, job.StreamJobs)
+	if err != nil {
+		return nil, classify(fmt.Errorf("stream %s: %w", job.StreamJobs, err))
+	}
+	c.jobs = s
+	return s, nil
 }
 
 // Next blocks until a message arrives. It returns ErrStopped after Stop or
@@ -46,7 +164,7 @@ func (p *Puller) Next() (*Msg, error) {
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return nil, job.ErrStopped
 		}
-		return nil, fmt.Errorf("next %s: %w", ConsumerName(p.Lane, p.Task), err)
+		return nil, fmt.Errorf("next %s: %w", p.name, err)
 	}
 	return newMsg(m), nil
 }

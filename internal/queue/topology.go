@@ -66,7 +66,7 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 	streams := []jetstream.StreamConfig{
 		{
 			Name:        job.StreamJobs,
-			Description: "jetinfer jobs, one subject per lane and task: jobs.<lane>.<task>",
+			Description: "jetinfer jobs: jobs.interactive.<task>, and jobs.<lane>.<task>.<tenant> on the shared lanes",
 			Subjects:    []string{"jobs.>"},
 			Retention:   jetstream.WorkQueuePolicy,
 			Storage:     t.Storage,
@@ -128,17 +128,56 @@ type ConsumerConfig struct {
 	// Defaults to 5.
 	MaxDeliver int
 	// MaxAckPending bounds the jobs handed out and not yet acknowledged across
-	// all workers; keep it ≥ workers × batch size. Defaults to 1024.
+	// all workers; keep it ≥ workers × batch size. Defaults to 1024. A
+	// tenant's consumer of a shared lane has the same bound.
 	MaxAckPending int
+	// TenantIdle is how long a tenant's consumer of a shared lane lives
+	// without a worker pulling from it (workers stop once its subject is
+	// empty) before the server removes it. Defaults to
+	// DefaultTenantIdle.
+	TenantIdle time.Duration
 }
+
+// DefaultTenantIdle is the default ConsumerConfig.TenantIdle: long enough
+// that a tenant submitting every few minutes keeps its consumer, short
+// enough that a fleet serving thousands of tenants does not keep a
+// consumer for each one that ever submitted.
+const DefaultTenantIdle = 10 * time.Minute
 
 // DefaultConsumerConfig returns the defaults documented on ConsumerConfig.
 func DefaultConsumerConfig() ConsumerConfig {
-	return ConsumerConfig{AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 1024}
+	return ConsumerConfig{AckWait: 30 * time.Second, MaxDeliver: 5, MaxAckPending: 1024, TenantIdle: DefaultTenantIdle}
 }
 
 // ConsumerName is the durable name of the consumer for lane and task.
 func ConsumerName(l job.Lane, task string) string { return "jobs-" + string(l) + "-" + task }
+
+// tenantSep separates the task from the tenant token in the name of a
+// tenant's consumer; no task name or tenant token holds it.
+const tenantSep = "@"
+
+// TenantConsumerName is the durable name of the consumer of tenantToken's
+// jobs of lane and task (job.TenantSubject): jobs-<lane>-<task>@<token>.
+func TenantConsumerName(l job.Lane, task, tenantToken string) string {
+	return ConsumerName(l, task) + tenantSep + tenantToken
+}
+
+// tenantConsumer is the consumer configuration of tenantToken's jobs of a
+// shared lane and task: the lane consumer's, filtered to the tenant's
+// subject, and removed by the server once no worker pulls from it for
+// TenantIdle.
+func (c ConsumerConfig) tenantConsumer(l job.Lane, task, tenantToken string) jetstream.ConsumerConfig {
+	cfg := c.consumer(l, task)
+	cfg.Durable = TenantConsumerName(l, task, tenantToken)
+	cfg.FilterSubject = job.Subject(l, task) + "." + tenantToken
+	cfg.Description = "jetinfer workers for " + cfg.FilterSubject
+	cfg.InactiveThreshold = c.TenantIdle
+	if cfg.InactiveThreshold <= 0 {
+		cfg.InactiveThreshold = DefaultTenantIdle
+	}
+	cfg.Metadata = map[string]string{"jetinfer_lane": string(l), "jetinfer_task": task, "jetinfer_tenant": tenantToken}
+	return cfg
+}
 
 // consumer returns the consumer configuration for lane and task. Redeliveries
 // back off: the first waits AckWait, later ones longer, so a job that crashes

@@ -1,10 +1,17 @@
 // Package worker runs jetinfer's pull → batch → infer → deliver → ack loop.
 //
-// For each model it serves, a worker pulls from three durable consumers, one
-// per lane, and fills each batch from the interactive lane first, so that bulk
-// work never starves interactive traffic; the bulk and backfill lanes it
-// serves alike, so that a backfill of millions of documents does not hold up
-// the bulk jobs queued after it. Documents are tokenized as
+// For each model it serves, a worker pulls from three lanes and fills each
+// batch from the interactive lane first, so that bulk work never starves
+// interactive traffic; the bulk and backfill lanes it serves alike, so that a
+// backfill of millions of documents does not hold up the bulk jobs queued
+// after it. Within the bulk lane and within the backfill lane, tenants share
+// the worker: when the queue is a TenantQueue, each tenant's jobs wait on a
+// consumer of their own, and the lane's Puller (fairPuller, fair.go) pulls
+// from every tenant with work and hands their messages out in the order the
+// deficit round robin of batch.Fair picks, so a tenant's small backfill is
+// not stuck behind another's archive. It finds tenants from the queue's
+// hints and a periodic scan (Config.TenantScan) and lets go of a tenant with
+// nothing queued. Documents are tokenized as
 // they arrive, so the batch's token budget is known before the model runs; the
 // batch then goes through three stages that overlap: the next batch is being
 // collected while this one runs and the previous one is delivered.

@@ -37,7 +37,9 @@ import (
 // jetinfer_worker_store_retries_total, jetinfer_worker_results_full_retries_total,
 // jetinfer_worker_results_held,
 // jetinfer_worker_redeliveries_total{task,model_version,lane},
-// jetinfer_worker_dead_letters_total{task,model_version,lane} and
+// jetinfer_worker_dead_letters_total{task,model_version,lane},
+// jetinfer_worker_tenants{task,lane} (the tenants' consumers a worker pulls
+// on a shared lane) and
 // jetinfer_consumer_pending{task,lane} / jetinfer_consumer_ack_pending{task,lane}.
 type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
@@ -65,6 +67,7 @@ type Metrics struct {
 	mu      sync.Mutex
 	jobs    map[[2]string]int64
 	pending map[[2]string][2]int64 // task, lane → pending, ack pending
+	tenants map[[2]string]int64    // task, lane → tenants pulled
 }
 
 // laneSets are the pre-built attribute sets of one task and lane, as the
@@ -110,7 +113,7 @@ func NewMetrics() *Metrics {
 
 // NewExportedMetrics returns metrics whose instruments are created on meter.
 func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
-	m := &Metrics{jobs: map[[2]string]int64{}, pending: map[[2]string][2]int64{},
+	m := &Metrics{jobs: map[[2]string]int64{}, pending: map[[2]string][2]int64{}, tenants: map[[2]string]int64{},
 		versions: map[string]string{}, finSets: map[finishedKey][]metric.AddOption{}, laneSets: map[laneKey]*laneSets{},
 		taskSets: map[string][]metric.RecordOption{}}
 	var err error
@@ -179,6 +182,9 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 	ackPending, e := meter.Int64ObservableGauge("jetinfer.consumer.ack_pending",
 		metric.WithDescription("jobs handed out and not yet acknowledged, per task and lane (polled)"))
 	must(e)
+	tenants, e := meter.Int64ObservableGauge("jetinfer.worker.tenants",
+		metric.WithDescription("tenants whose consumers of a shared lane (bulk, backfill) this worker pulls in fair shares"))
+	must(e)
 	if err != nil {
 		return nil, err
 	}
@@ -190,8 +196,11 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 			o.ObserveInt64(pending, v[0], set)
 			o.ObserveInt64(ackPending, v[1], set)
 		}
+		for k, v := range m.tenants {
+			o.ObserveInt64(tenants, v, metric.WithAttributes(attribute.String("task", k[0]), attribute.String("lane", k[1])))
+		}
 		return nil
-	}, pending, ackPending)
+	}, pending, ackPending, tenants)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +211,14 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 func (m *Metrics) SetPending(task string, lane job.Lane, pending, ackPending int64) {
 	m.mu.Lock()
 	m.pending[[2]string{task, string(lane)}] = [2]int64{pending, ackPending}
+	m.mu.Unlock()
+}
+
+// SetTenants records how many tenants' consumers of a shared lane the
+// worker pulls.
+func (m *Metrics) SetTenants(task string, lane job.Lane, n int64) {
+	m.mu.Lock()
+	m.tenants[[2]string{task, string(lane)}] = n
 	m.mu.Unlock()
 }
 

@@ -174,7 +174,7 @@ func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *Msg) {
 // and registers it with the worker so that a soft stop drains it.
 func (pl *pipeline) repull(ctx context.Context) (Puller, error) {
 	for {
-		p, err := pl.w.q.Pull(ctx, job.LaneBackfill, pl.model.Task(), pl.w.cfg.BatchSize)
+		p, err := pl.w.pull(ctx, job.LaneBackfill, pl.model.Task())
 		if err == nil {
 			if pl.w.addPuller(p, pl.soft) {
 				p.Drain()

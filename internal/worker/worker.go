@@ -142,6 +142,15 @@ type Config struct {
 	// Webhooks queues the webhook events of finished jobs that ask for
 	// one. Defaults to none.
 	Webhooks Webhooks
+	// TenantScan is how often a pipeline asks the queue which tenants have
+	// work on the shared lanes (when the queue is a TenantQueue): a
+	// tenant's first jobs wait up to this long for a worker to pull them.
+	// Defaults to batch.DefaultTenantScan.
+	TenantScan time.Duration
+	// FairQuantum is the credit, in bytes of job data, a tenant gains per
+	// turn in a shared lane's deficit round robin (batch.Fair). Defaults to
+	// batch.DefaultQuantum.
+	FairQuantum int
 }
 
 func (c Config) withDefaults() Config {
@@ -159,6 +168,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = time.Second
+	}
+	if c.FairQuantum <= 0 {
+		c.FairQuantum = batch.DefaultQuantum
+	}
+	if c.TenantScan <= 0 {
+		c.TenantScan = batch.DefaultTenantScan
 	}
 	return c
 }
@@ -212,7 +227,7 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 	for _, m := range w.models {
 		lanes := map[job.Lane]Puller{}
 		for _, l := range job.Lanes {
-			p, err := w.q.Pull(gctx, l, m.Task(), w.cfg.BatchSize)
+			p, err := w.pull(gctx, l, m.Task())
 			if err != nil {
 				w.stopPullers()
 				return err
@@ -255,6 +270,19 @@ func (w *Worker) Run(ctx, hard context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// pull starts pulling lane l of task: from the lane's consumer, and on a
+// shared lane of a TenantQueue from each tenant's too, in fair shares.
+func (w *Worker) pull(ctx context.Context, l job.Lane, task string) (Puller, error) {
+	p, err := w.q.Pull(ctx, l, task, w.cfg.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	if tq, ok := w.q.(TenantQueue); ok && l.Shared() {
+		return newFairPuller(ctx, w, tq, l, task, p), nil
+	}
+	return p, nil
 }
 
 // addPuller registers a puller started after Run began, so that a soft

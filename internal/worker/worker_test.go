@@ -111,12 +111,20 @@ type fakePuller struct {
 	stop    chan struct{}
 	once    sync.Once
 	drained bool
+	// src, when set, is a tenant's channel (fairQueue); nil pulls the
+	// lane's, and counts the lane's Next calls.
+	src     chan *worker.Msg
+	onDrain func()
 }
 
 func (p *fakePuller) Next() (*worker.Msg, error) {
-	p.q.nexts <- p.lane
+	src := p.src
+	if src == nil {
+		p.q.nexts <- p.lane
+		src = p.q.lanes[p.lane]
+	}
 	select {
-	case m := <-p.q.lanes[p.lane]:
+	case m := <-src:
 		return m, nil
 	case <-p.stop:
 		return nil, job.ErrStopped
@@ -130,6 +138,9 @@ func (p *fakePuller) Drain() {
 	p.drained = true
 	p.q.mu.Unlock()
 	p.Stop()
+	if p.onDrain != nil {
+		p.onDrain()
+	}
 }
 
 type fakeSettler struct {
@@ -236,16 +247,23 @@ type testBundle struct {
 // configured by cfg (and gated when gated is true).
 func setup(t *testing.T, cfg worker.Config, gated bool) *testBundle {
 	t.Helper()
+	q := newFakeQueue()
+	return start(t, cfg, gated, q, q)
+}
+
+// start starts a worker over wq, a queue built on q, as setup does.
+func start(t *testing.T, cfg worker.Config, gated bool, q *fakeQueue, wq worker.Queue) *testBundle {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	b := &testBundle{ctx: ctx, q: newFakeQueue(), st: store.New(testenv.StartRedis(t).Client(t), time.Hour),
+	b := &testBundle{ctx: ctx, q: q, st: store.New(testenv.StartRedis(t).Client(t), time.Hour),
 		model: &fakeModel{started: make(chan []string, 256)}, done: make(chan error, 1), nexts: map[job.Lane]int{}}
 	if gated {
 		b.model.gate = make(chan struct{})
 	}
 	soft, stop := context.WithCancel(ctx)
 	b.stop = stop
-	w := worker.New(cfg, b.q, b.st, []worker.Model{b.model}, nil, nil)
+	w := worker.New(cfg, wq, b.st, []worker.Model{b.model}, nil, nil)
 	go func() { b.done <- w.Run(soft, ctx) }()
 	t.Cleanup(func() {
 		stop()
