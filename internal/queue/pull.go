@@ -51,7 +51,11 @@ func (c *Client) pull(ctx context.Context, l job.Lane, task string, cfg jetstrea
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", cfg.Durable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(prefetch, 1)), jetstream.PullExpiry(5*time.Second))
+	// A missed heartbeat (a busy machine, a leader election) is a hiccup
+	// the iterator recovers from by pulling again; surfaced, it would make
+	// callers back off and log for nothing.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(prefetch, 1)), jetstream.PullExpiry(5*time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(false))
 	if err != nil {
 		return nil, fmt.Errorf("pull %s: %w", cfg.Durable, err)
 	}
