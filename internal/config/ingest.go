@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jetinfer/jetinfer/internal/ingest"
+	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // Auth configures how ingest verifies bearer tokens.
@@ -120,7 +121,21 @@ type Ingest struct {
 	// MetricsPoll is how often the streams' usage is polled for
 	// jetinfer_stream_*. Defaults to 5s.
 	MetricsPoll time.Duration
+	// StreamReplicas is how many NATS servers hold a copy of every stream
+	// and of the models bucket when EnsureStreams creates or updates them:
+	// 3 on a 3-node cluster, so that nothing accepted is lost and jobs are
+	// still accepted while one node is down. Defaults to
+	// queue.DefaultReplicas (one server).
+	StreamReplicas int
+	// PublishRetry is how long a job's publish is retried while JetStream
+	// does not answer (a restart, a stream leader election) before ingest
+	// answers 503 with Retry-After. 0 picks it from the JOBS stream's
+	// replicas (queue.PublishRetryFor). Defaults to 0.
+	PublishRetry time.Duration
 }
+
+// MaxStreamReplicas is the most replicas JetStream allows a stream.
+const MaxStreamReplicas = 5
 
 // RegisterFlags registers every ingest flag.
 func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
@@ -147,6 +162,8 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.ResultsMaxBytes, "results-max-bytes", 4<<30, "most bytes of backfill results the RESULTS stream holds; when full, workers hold backfill documents until exports purge results (with -ensure-streams)")
 	fs.DurationVar(&c.ResultsMaxAge, "results-max-age", 7*24*time.Hour, "how long backfill results are kept (with -ensure-streams)")
 	fs.DurationVar(&c.MetricsPoll, "metrics-poll", 5*time.Second, "how often the streams' usage is polled for metrics")
+	fs.DurationVar(&c.PublishRetry, "publish-retry", 0, "how long a job's publish is retried while JetStream does not answer before 503; 0: 5s on one server, 15s on replicated streams (a leader election)")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", queue.DefaultReplicas, "servers holding a copy of every stream and bucket: 3 on a 3-node NATS cluster (with -ensure-streams)")
 }
 
 // Validate checks the configuration; errors name the field.
@@ -179,6 +196,12 @@ func (c *Ingest) Validate() error {
 		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
 	}
 	errs = append(errs, positive("results-max-age", c.ResultsMaxAge), positive("metrics-poll", c.MetricsPoll))
+	if c.PublishRetry < 0 {
+		errs = append(errs, fmt.Errorf("publish-retry: must not be negative, got %s (0 picks it from the streams' replicas)", c.PublishRetry))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
+		errs = append(errs, fmt.Errorf("stream-replicas: %d must be between 1 and %d (3 on a 3-node cluster)", c.StreamReplicas, MaxStreamReplicas))
+	}
 	errs = append(errs, c.HTTP.Validate(max(c.MaxWait, c.InferWait)))
 	return errors.Join(errs...)
 }

@@ -104,8 +104,34 @@ func (c *Client) Publish(ctx context.Context, j *job.Job, reply string, hdr Head
 }
 
 // DefaultPublishRetry is how long Publish retries while JetStream is
-// unavailable, unless SetPublishRetry says otherwise.
+// unavailable, unless SetPublishRetry says otherwise: a single server's
+// restart.
 const DefaultPublishRetry = 5 * time.Second
+
+// ClusterPublishRetry is how long Publish should retry on replicated
+// streams: it spans the election of a new stream leader after the old one
+// died, which JetStream starts 4 to 9 seconds after the last heartbeat it
+// heard, plus the client's reconnect to another node.
+const ClusterPublishRetry = 15 * time.Second
+
+// publishAttempt bounds the wait for one attempt's acknowledgement: a
+// stream leader answers in milliseconds, and one that died never will.
+const publishAttempt = 3 * time.Second
+
+// PublishRetryFor is the publish retry for streams of replicas replicas:
+// DefaultPublishRetry on one server, ClusterPublishRetry on a cluster.
+func PublishRetryFor(replicas int) time.Duration {
+	if replicas > 1 {
+		return ClusterPublishRetry
+	}
+	return DefaultPublishRetry
+}
+
+// StreamReplicas is the replication factor of the JOBS stream, or
+// DefaultReplicas when it cannot be read.
+func (c *Client) StreamReplicas(ctx context.Context) int {
+	return streamReplicas(ctx, c.js, job.StreamJobs)
+}
 
 // SetPublishRetry sets how long Publish retries while JetStream is
 // unavailable; 0 tries once. Call it before the client is shared.
@@ -131,10 +157,12 @@ func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, h
 		if !j.Deadline.IsZero() {
 			msg.Header.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
 		}
-		// One attempt waits at most until the retry time runs out (and at
-		// least a little), so a publish buffered while NATS is away does not
-		// hold the caller past it.
-		attempt := max(time.Until(giveUp), time.Second)
+		// One attempt waits at most publishAttempt, and not past the retry
+		// time (but at least a little), so a publish buffered while NATS is
+		// away does not hold the caller past it, and one whose stream
+		// leader died before it answered is sent again to the next leader
+		// instead of waiting out the retry time.
+		attempt := max(min(time.Until(giveUp), publishAttempt), time.Second)
 		dup, err := c.publishOnce(ctx, msg, msgID, attempt)
 		if err == nil || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
 			return dup, err
