@@ -30,8 +30,10 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 ## run: start NATS, Redis, a worker and ingest on this machine with the default model.
+## NATS_NODES=3 runs NATS as the 3-node cluster of nats/cluster on loopback, with R3 streams.
+NATS_NODES ?= 1
 run: deps models build
-	@scripts/run.sh
+	@JETINFER_RUN_NATS_NODES=$(NATS_NODES) scripts/run.sh
 
 ## test: run every test against real NATS, Redis and ONNX Runtime.
 test: deps models

@@ -20,7 +20,8 @@ import (
 // worker that opens the bucket keeps it so. Then publishers send jobs while
 // the JOBS stream's leader is SIGKILLed: every Publish succeeds (it retries
 // through the election with the same message id) and JOBS holds each job
-// exactly once. The publish retry is the one ingest picks for R3 streams.
+// exactly once; so does every PublishBatch. The publish retry is the one
+// ingest picks for R3 streams.
 func TestClusterReplicasAndLeaderKill(t *testing.T) {
 	cl := testenv.StartNATSCluster(t)
 	nc := cl.Connect(t)
@@ -79,12 +80,46 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 			}
 		}()
 	}
+	// A backfill upload's chunks go through PublishBatch: they ride out
+	// the election the same way.
+	const batch = 50
+	var batches atomic.Int64
+	singlesDone := make(chan struct{})
+	var bwg sync.WaitGroup
+	bwg.Add(1)
+	go func() {
+		defer bwg.Done()
+		<-killed
+		for b := 0; ; b++ {
+			select {
+			case <-singlesDone:
+				if b >= 3 {
+					return
+				}
+			default:
+			}
+			batches.Add(1)
+			jobs := make([]*job.Job, batch)
+			for i := range jobs {
+				jobs[i] = &job.Job{ID: fmt.Sprintf("b%d-%d", b, i), Tenant: "acme", Task: "sentiment", Lane: job.LaneBackfill,
+					Backfill: "bf", DocID: fmt.Sprintf("%d-%d", b, i), Input: job.Input{Text: "x"}, Created: time.Now()}
+			}
+			for i, p := range q.PublishBatch(ctx, jobs, func(*job.Job) string { return "" }) {
+				if p.Err != nil || p.Dup {
+					t.Errorf("batch %d job %d: dup %v, %v", b, i, p.Dup, p.Err)
+					return
+				}
+			}
+		}
+	}()
 	<-killed
 	start := time.Now()
 	cl.Kill(leader)
 	wg.Wait()
-	t.Logf("SIGKILLed %s (the JOBS leader) after %d publishes; the rest took %s", cl.Nodes[leader].Name,
-		publishers*each/3, time.Since(start).Round(time.Millisecond))
+	close(singlesDone)
+	bwg.Wait()
+	t.Logf("SIGKILLed %s (the JOBS leader) after %d publishes; the rest took %s, with %d batches", cl.Nodes[leader].Name,
+		publishers*each/3, time.Since(start).Round(time.Millisecond), batches.Load())
 	if newLeader := cl.Leader(t, nc, job.StreamJobs); newLeader == leader {
 		t.Errorf("JOBS is still led by the killed %s", cl.Nodes[leader].Name)
 	}
@@ -92,8 +127,8 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.CachedInfo().State.Msgs; got != publishers*each {
-		t.Errorf("JOBS holds %d messages, want each of the %d jobs once", got, publishers*each)
+	if got := s.CachedInfo().State.Msgs; got != uint64(publishers*each+batches.Load()*batch) {
+		t.Errorf("JOBS holds %d messages, want each of the %d jobs once", got, publishers*each+batches.Load()*batch)
 	}
 	// The killed node comes back and catches up.
 	cl.Start(leader)
