@@ -133,6 +133,8 @@ type cluster struct {
 	token      string // tenant acme: jobs and dlq:admin
 	replies    *replyCounter
 	logDir     string
+	// replicas is ingest's --stream-replicas: 3 on a NATS cluster.
+	replicas int
 
 	mu      sync.Mutex
 	workers []*workerProc
@@ -144,9 +146,12 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // newClusterOn is newCluster on a given nats-server.
-func newClusterOn(t *testing.T, ns natsServer) *cluster {
+func newClusterOn(t *testing.T, ns natsServer) *cluster { return newClusterR(t, ns, 1) }
+
+// newClusterR is newCluster on ns with streams of replicas replicas.
+func newClusterR(t *testing.T, ns natsServer, replicas int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nats: ns, redis: startAOFRedis(t), logDir: t.TempDir()}
+	c := &cluster{t: t, nats: ns, redis: startAOFRedis(t), logDir: t.TempDir(), replicas: replicas}
 	if d := os.Getenv("JETINFER_CHAOS_LOGS"); d != "" {
 		// Keep the processes' logs for a look after the run.
 		c.logDir = filepath.Join(d, t.Name())
@@ -205,6 +210,7 @@ func (c *cluster) startIngest() {
 	cfg.Addr, cfg.OpsAddr = c.ingestAddr, "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = c.secret
 	cfg.Tenants = false
+	cfg.StreamReplicas = max(c.replicas, 1)
 	cfg.Log.Level = "warn"
 	logf, err := os.OpenFile(filepath.Join(c.logDir, "ingest.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -834,6 +840,13 @@ func (o outcome) report(t *testing.T, name string, extra string) {
 	if extra != "" {
 		line += "; " + extra
 	}
+	reportLine(t, line)
+}
+
+// reportLine logs a scenario's CHAOS line and appends it to the report file
+// `make chaos` prints at the end.
+func reportLine(t *testing.T, line string) {
+	t.Helper()
 	t.Log(line)
 	if f := os.Getenv("JETINFER_CHAOS_REPORT"); f != "" {
 		if fh, err := os.OpenFile(f, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
