@@ -54,7 +54,8 @@ test-device: deps-cuda models
 
 ## chaos: the fault-injection suite in full (internal/chaos): SIGKILL and SIGTERM workers,
 ## restart nats-server and redis-server, duplicates, poison documents, inference slower than
-## AckWait, with more jobs and rounds than the short form `make test` runs. One CHAOS line per
+## AckWait, and on a 3-node NATS cluster with R3 streams the JOBS leader killed, a rolling
+## restart and a wiped node, with more jobs and rounds than the short form `make test` runs. One CHAOS line per
 ## scenario (jobs sent, accounted for, duplicates) is printed at the end.
 chaos: deps models
 	@rm -f $(JETINFER_HOME)/chaos-report.txt

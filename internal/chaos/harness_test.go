@@ -595,12 +595,17 @@ func (l *load) submit(key string, d doc) {
 }
 
 func (c *cluster) post(path, token, idemKey string, body []byte) (int, map[string]any, error) {
+	return c.postAs(path, token, idemKey, "application/json", body)
+}
+
+// postAs posts body of contentType.
+func (c *cluster) postAs(path, token, idemKey, contentType string, body []byte) (int, map[string]any, error) {
 	req, err := http.NewRequest(http.MethodPost, c.url+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	if idemKey != "" {
 		req.Header.Set("Idempotency-Key", idemKey)
 	}

@@ -49,7 +49,7 @@ func TestChaosClusterKillLeaderSync(t *testing.T) {
 	c, ns := newR3(t)
 	n := scale(300, 2000)
 	l := c.send("r3-leader-sync", n, 10*time.Millisecond, sentimentDoc)
-	sync := c.probeSync(2)
+	probe := c.probeSync(2)
 	kills := scale(1, 3)
 	var desc []string
 	for k := range kills {
@@ -58,12 +58,12 @@ func TestChaosClusterKillLeaderSync(t *testing.T) {
 		i := killLeader(c, ns)
 		// Wait for a synchronous answer after the kill, so the window is
 		// measured before the node returns.
-		sync.awaitOKAfter(at, 2*time.Minute)
+		probe.awaitOKAfter(at, 2*time.Minute)
 		ns.Start(i)
 		desc = append(desc, fmt.Sprintf("killed leader %s", ns.Nodes[i].Name))
 	}
 	l.wait()
-	st := sync.stop()
+	st := probe.stop()
 	o := l.verify(3 * time.Minute)
 	c.awaitDrained(time.Minute)
 	o.report(t, "r3-leader-sync", strings.Join(desc, ", ")+"; "+st.String())
@@ -98,7 +98,7 @@ func TestChaosClusterKillLeaderBackfill(t *testing.T) {
 				body.WriteByte('\n')
 			}
 			for try := 0; ; try++ {
-				status, m, err := c.postAs("/v1/backfills/"+id+"/documents", "application/x-ndjson", body.Bytes())
+				status, m, err := c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", body.Bytes())
 				if err == nil && status == http.StatusOK {
 					break
 				}
@@ -319,17 +319,6 @@ func (p *syncProbe) stop() syncStats {
 		p.st.maxGap = max(p.st.maxGap, p.ok[i].Sub(p.ok[i-1]))
 	}
 	return p.st
-}
-
-// postAs posts body with contentType as the cluster's tenant.
-func (c *cluster) postAs(path, contentType string, body []byte) (int, map[string]any, error) {
-	req, err := http.NewRequest(http.MethodPost, c.url+path, bytes.NewReader(body))
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", contentType)
-	return c.do(req)
 }
 
 // awaitBackfill waits until backfill id is completed and returns its
