@@ -18,15 +18,10 @@ import (
 
 // newR3 starts a real 3-node NATS cluster (testenv.Cluster: the
 // nats/cluster configurations as processes), and the system on it with R3
-// streams and two workers. The nodes' logs are printed when the test fails.
+// streams and two workers.
 func newR3(t *testing.T) (*cluster, *testenv.Cluster) {
 	t.Helper()
 	ns := testenv.StartNATSCluster(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("NATS nodes:\n%s", ns.Logs(40))
-		}
-	})
 	c := newClusterR(t, ns, testenv.ClusterSize)
 	c.startWorkers(2, sentimentWorker(t))
 	return c, ns

@@ -26,7 +26,7 @@ const ClusterSize = 3
 // command line and each node's store directory written into its copy of the
 // file (nats-server refuses -sd next to a store_dir). Being processes, its nodes can be
 // SIGKILLed, stopped, wiped and started again; they are killed when the
-// test ends.
+// test ends, after their logs are printed if it failed.
 type Cluster struct {
 	t     testing.TB
 	bin   string
@@ -79,6 +79,9 @@ func StartNATSCluster(t testing.TB) *Cluster {
 		c.Nodes = append(c.Nodes, n)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("NATS nodes' logs:\n%s", c.Logs(40))
+		}
 		for i := range c.Nodes {
 			c.Kill(i)
 		}
@@ -89,7 +92,42 @@ func StartNATSCluster(t testing.TB) *Cluster {
 	for i := range c.Nodes {
 		c.AwaitHealthy(i)
 	}
+	c.awaitMetaLeader()
 	return c
+}
+
+// awaitMetaLeader waits until every node answers JetStream's account info
+// without an error: a meta leader is elected and known cluster-wide, so
+// streams can be created. /healthz can answer before that.
+func (c *Cluster) awaitMetaLeader() {
+	c.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for i := range c.Nodes {
+		nc, err := nats.Connect(c.NodeURL(i), nats.Timeout(2*time.Second))
+		if err != nil {
+			c.t.Fatalf("%s: %v", c.Nodes[i].Name, err)
+		}
+		for {
+			var info struct {
+				Error *struct {
+					Description string `json:"description"`
+				} `json:"error"`
+			}
+			msg, err := nc.Request("$JS.API.INFO", nil, 2*time.Second)
+			if err == nil {
+				err = json.Unmarshal(msg.Data, &info)
+			}
+			if err == nil && info.Error == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				nc.Close()
+				c.t.Fatalf("JetStream on %s not ready after 90s (%v %+v); logs:\n%s", c.Nodes[i].Name, err, info.Error, c.Logs(30))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		nc.Close()
+	}
 }
 
 // ClusterStoreLine is the store_dir line of the files in nats/cluster, which
