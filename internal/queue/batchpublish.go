@@ -26,6 +26,8 @@ type Published = job.Published
 // the same message ids, for up to the client's publish retry time: a stream
 // leader election on a cluster is ridden out instead of failing the chunk.
 func (c *Client) PublishBatch(ctx context.Context, jobs []*job.Job, reply func(*job.Job) string) []Published {
+	c.begin()
+	defer c.end()
 	out := make([]Published, len(jobs))
 	msgs := make([]*nats.Msg, len(jobs))
 	todo := make([]int, 0, len(jobs))

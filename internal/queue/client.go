@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,6 +31,30 @@ type Client struct {
 	nc           *nats.Conn
 	js           jetstream.JetStream
 	publishRetry time.Duration
+
+	// The Publish and PublishBatch calls in flight, for WaitPublished.
+	mu       sync.Mutex
+	inflight int
+	idle     chan struct{} // closed when inflight drops to zero
+}
+
+// begin counts a publish call in flight; end ends it.
+func (c *Client) begin() {
+	c.mu.Lock()
+	if c.inflight == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.inflight++
+	c.mu.Unlock()
+}
+
+func (c *Client) end() {
+	c.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 {
+		close(c.idle)
+	}
+	c.mu.Unlock()
 }
 
 // New wraps a connection. The caller owns nc and closes it.
@@ -138,6 +163,8 @@ func (c *Client) StreamReplicas(ctx context.Context) int {
 func (c *Client) SetPublishRetry(d time.Duration) { c.publishRetry = max(d, 0) }
 
 func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, hdr Header) (bool, error) {
+	c.begin()
+	defer c.end()
 	data, err := json.Marshal(j)
 	if err != nil {
 		return false, fmt.Errorf("encode job: %w", err)
@@ -197,14 +224,24 @@ func (c *Client) publishOnce(ctx context.Context, msg *nats.Msg, msgID string, t
 	}
 }
 
-// WaitPublished blocks until every asynchronous publish is confirmed or ctx
-// ends; ingest calls it while draining.
+// WaitPublished blocks until no Publish or PublishBatch call is in flight,
+// so every job was confirmed or refused to its caller, or ctx ends; ingest
+// calls it while draining. It does not wait for the asynchronous pipeline
+// to empty: an attempt abandoned after publishAttempt (its stream leader
+// died) stays pending there until its timeout although a retry with the
+// same message id has long been confirmed.
 func (c *Client) WaitPublished(ctx context.Context) error {
+	c.mu.Lock()
+	n, idle := c.inflight, c.idle
+	c.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
 	select {
-	case <-c.js.PublishAsyncComplete():
+	case <-idle:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for %d publishes: %w", c.js.PublishAsyncPending(), ctx.Err())
+		return fmt.Errorf("wait for %d publishes: %w", n, ctx.Err())
 	}
 }
 
