@@ -30,8 +30,10 @@ build:
 	$(GO) build -o bin/ ./cmd/...
 
 ## run: start NATS, Redis, a worker and ingest on this machine with the default model.
+## NATS_NODES=3 runs NATS as the 3-node cluster of nats/cluster on loopback, with R3 streams.
+NATS_NODES ?= 1
 run: deps models build
-	@scripts/run.sh
+	@JETINFER_RUN_NATS_NODES=$(NATS_NODES) scripts/run.sh
 
 ## test: run every test against real NATS, Redis and ONNX Runtime.
 test: deps models
@@ -56,7 +58,8 @@ test-device: deps-cuda models
 
 ## chaos: the fault-injection suite in full (internal/chaos): SIGKILL and SIGTERM workers,
 ## restart nats-server and redis-server, duplicates, poison documents, inference slower than
-## AckWait, with more jobs and rounds than the short form `make test` runs. One CHAOS line per
+## AckWait, and on a 3-node NATS cluster with R3 streams the JOBS leader killed, a rolling
+## restart and a wiped node, with more jobs and rounds than the short form `make test` runs. One CHAOS line per
 ## scenario (jobs sent, accounted for, duplicates) is printed at the end.
 chaos: deps models
 	@rm -f $(JETINFER_HOME)/chaos-report.txt

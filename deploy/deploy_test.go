@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/common/model"
@@ -322,6 +323,9 @@ func TestNATSClusterManifest(t *testing.T) {
 	}
 	if !strings.Contains(string(mustRead(t, "k8s/nats.yaml")), "ldm="+o.PidFile) || o.PidFile == "" {
 		t.Errorf("the preStop lame-duck signal must use the config's pid_file %q", o.PidFile)
+	}
+	if o.SyncInterval != 2*time.Minute {
+		t.Errorf("sync_interval is %s, want 2m (a bare 2m parses as 2,000,000 seconds: quote it)", o.SyncInterval)
 	}
 	if o.ServerName != "nats-1" || !o.JetStream || o.Cluster.Name == "" || len(o.Routes) != 3 {
 		t.Fatalf("server_name %q jetstream %v cluster %q routes %d", o.ServerName, o.JetStream, o.Cluster.Name, len(o.Routes))

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -78,6 +79,11 @@ func checkLimits(t *testing.T, o *server.Options) {
 	}
 	if o.JetStreamMaxStore < topo.JobsMaxBytes+topo.ResultsMaxBytes {
 		t.Errorf("max_file_store %d cannot hold JOBS and RESULTS at their limits", o.JetStreamMaxStore)
+	}
+	// docs/durability.md promises an fsync every two minutes; an unquoted
+	// 2m parses as the number 2,000,000 and so as that many seconds.
+	if o.SyncInterval != 2*time.Minute {
+		t.Errorf("sync_interval is %s, want 2m (quote the value)", o.SyncInterval)
 	}
 }
 

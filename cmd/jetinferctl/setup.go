@@ -20,7 +20,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) func(context.Context, *env) error {
 			var nc config.NATS
 			nc.RegisterFlags(fs)
-			replicas := fs.Int("replicas", 1, "stream replicas (3 on a cluster)")
+			replicas := fs.Int("replicas", queue.DefaultReplicas, "servers holding a copy of every stream and bucket (3 on a 3-node cluster)")
 			return func(ctx context.Context, e *env) error {
 				q, closeFn, err := connectQueue(nc)
 				if err != nil {

@@ -23,13 +23,16 @@ const devSecret = "0123456789abcdef0123456789abcdef-test-secret"
 
 // stack is a running ingest (and optionally worker) on real NATS and Redis.
 type stack struct {
-	t      *testing.T
-	nats   *testenv.NATS
-	redis  *testenv.Redis
-	url    string
-	opsURL string // ingest's operations listener (metrics, detailed readiness)
-	token  string
-	secret string
+	t    *testing.T
+	nats *testenv.NATS
+	// natsURL is what ingest and workers are given: nats's URL, or every
+	// node of a cluster.
+	natsURL string
+	redis   *testenv.Redis
+	url     string
+	opsURL  string // ingest's operations listener (metrics, detailed readiness)
+	token   string
+	secret  string
 }
 
 func defaults[T interface{ RegisterFlags(*flag.FlagSet) }](cfg T) {
@@ -40,7 +43,16 @@ func defaults[T interface{ RegisterFlags(*flag.FlagSet) }](cfg T) {
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{t: t, nats: testenv.StartNATS(t), redis: testenv.StartRedis(t)}
+	n := testenv.StartNATS(t)
+	s := newStackOn(t, n.URL())
+	s.nats = n
+	return s
+}
+
+// newStackOn is newStack on the NATS servers at natsURL.
+func newStackOn(t *testing.T, natsURL string) *stack {
+	t.Helper()
+	s := &stack{t: t, natsURL: natsURL, redis: testenv.StartRedis(t)}
 	s.secret = filepath.Join(t.TempDir(), "dev.secret")
 	if err := os.WriteFile(s.secret, []byte(devSecret), 0o600); err != nil {
 		t.Fatal(err)

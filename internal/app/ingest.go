@@ -53,12 +53,18 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		topo := queue.DefaultTopology()
 		topo.JobsMaxMsgs, topo.JobsMaxBytes = cfg.JobsMaxMsgs, cfg.JobsMaxBytes
 		topo.ResultsMaxBytes, topo.ResultsMaxAge = cfg.ResultsMaxBytes, cfg.ResultsMaxAge
+		topo.Replicas = cfg.StreamReplicas
 		if err := q.EnsureStreams(startCtx, topo); err != nil {
 			return err
 		}
 	} else if err := q.CheckStreams(startCtx); err != nil {
 		return err
 	}
+	publishRetry := cfg.PublishRetry
+	if publishRetry == 0 {
+		publishRetry = queue.PublishRetryFor(q.StreamReplicas(startCtx))
+	}
+	q.SetPublishRetry(publishRetry)
 	replies, err := queue.NewReplies(nc)
 	if err != nil {
 		return err

@@ -22,7 +22,7 @@ func (s *stack) startWorkerTuned(tune func(*config.Worker)) (stop func()) {
 	t := s.t
 	var cfg config.Worker
 	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
+	cfg.NATS.URL = s.natsURL
 	cfg.Redis.URL = s.redis.URL()
 	cfg.ORTLib = testenv.ORTLib(t)
 	cfg.Models = testenv.ModelDir(t, "sentiment")

@@ -32,7 +32,7 @@ func (s *stack) startIngestWith(mod func(*config.Ingest)) {
 	t := s.t
 	var cfg config.Ingest
 	defaults(&cfg)
-	cfg.NATS.URL = s.nats.URL()
+	cfg.NATS.URL = s.natsURL
 	cfg.Redis.URL = s.redis.URL()
 	cfg.Addr, cfg.OpsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = s.secret

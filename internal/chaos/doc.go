@@ -8,6 +8,14 @@
 // model slower than AckWait) and then check the reliability promise: every accepted job
 // reaches exactly one final state, with its result.
 //
+// The TestChaosCluster scenarios run the same system on a real 3-node NATS
+// cluster (testenv.Cluster, the nats/cluster configurations) with R3
+// streams: the JOBS stream's leader SIGKILLed under synchronous calls and
+// under a backfill, a rolling restart of the three nodes, and a node that
+// comes back with its store wiped. Synchronous calls must be answered or
+// get 503 with Retry-After, and each backfill document must have exactly
+// one result.
+//
 // `go test ./internal/chaos` runs a short form of every scenario (a few
 // hundred jobs, one or two faults each); `make chaos` sets JETINFER_CHAOS=full
 // for more jobs and more rounds. Each scenario logs a line with the jobs

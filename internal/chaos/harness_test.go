@@ -136,6 +136,8 @@ type cluster struct {
 	token      string // tenant acme: jobs and dlq:admin
 	replies    *replyCounter
 	logDir     string
+	// replicas is ingest's --stream-replicas: 3 on a NATS cluster.
+	replicas int
 
 	mu      sync.Mutex
 	workers []*workerProc
@@ -147,10 +149,13 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // newClusterOn is newCluster on a given nats-server.
-func newClusterOn(t *testing.T, ns natsServer) *cluster {
+func newClusterOn(t *testing.T, ns natsServer) *cluster { return newClusterR(t, ns, 1) }
+
+// newClusterR is newCluster on ns with streams of replicas replicas.
+func newClusterR(t *testing.T, ns natsServer, replicas int) *cluster {
 	t.Helper()
 	r := startAOFRedis(t)
-	return newSystem(t, &cluster{t: t, nats: ns, redis: r, redisURL: r.url()})
+	return newSystem(t, &cluster{t: t, nats: ns, redis: r, redisURL: r.url(), replicas: replicas})
 }
 
 // newSentinelCluster is newCluster on a Redis master with a replica and
@@ -228,6 +233,7 @@ func (c *cluster) startIngest() {
 	cfg.Addr, cfg.OpsAddr = c.ingestAddr, "127.0.0.1:0"
 	cfg.Auth.HS256SecretFile = c.secret
 	cfg.Tenants = false
+	cfg.StreamReplicas = max(c.replicas, 1)
 	cfg.Log.Level = "warn"
 	logf, err := os.OpenFile(filepath.Join(c.logDir, "ingest.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {

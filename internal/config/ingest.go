@@ -9,6 +9,7 @@ import (
 
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/ingest"
+	"github.com/jetinfer/jetinfer/internal/queue"
 )
 
 // Auth configures how ingest verifies bearer tokens.
@@ -144,7 +145,21 @@ type Ingest struct {
 	// and none finish before its progress says it is stalled; 0 never
 	// does. Defaults to backfill.DefaultStallAfter.
 	BackfillStallAfter time.Duration
+	// StreamReplicas is how many NATS servers hold a copy of every stream
+	// and of the models bucket when EnsureStreams creates or updates them:
+	// 3 on a 3-node cluster, so that nothing accepted is lost and jobs are
+	// still accepted while one node is down. Defaults to
+	// queue.DefaultReplicas (one server).
+	StreamReplicas int
+	// PublishRetry is how long a job's publish is retried while JetStream
+	// does not answer (a restart, a stream leader election) before ingest
+	// answers 503 with Retry-After. 0 picks it from the JOBS stream's
+	// replicas (queue.PublishRetryFor). Defaults to 0.
+	PublishRetry time.Duration
 }
+
+// MaxStreamReplicas is the most replicas JetStream allows a stream.
+const MaxStreamReplicas = 5
 
 // RegisterFlags registers every ingest flag.
 func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
@@ -177,6 +192,8 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BreakerFailures, "breaker-failures", ingest.DefaultBreakerFailures, "synchronous calls of a task failing in a row (model errors, timeouts) that open its circuit breaker (0: no breaker)")
 	fs.DurationVar(&c.BreakerOpenFor, "breaker-open-for", ingest.DefaultBreakerOpenFor, "how long an open circuit breaker answers 503 task_unavailable before it lets a probe call through")
 	fs.DurationVar(&c.BackfillStallAfter, "backfill-stall-after", backfill.DefaultStallAfter, "quiet time after which a backfill with pending documents and none finishing is reported stalled (0: never)")
+	fs.DurationVar(&c.PublishRetry, "publish-retry", 0, "how long a job's publish is retried while JetStream does not answer before 503; 0: 5s on one server, 15s on replicated streams (a leader election)")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", queue.DefaultReplicas, "servers holding a copy of every stream and bucket: 3 on a 3-node NATS cluster (with -ensure-streams)")
 }
 
 // Validate checks the configuration; errors name the field.
@@ -212,6 +229,12 @@ func (c *Ingest) Validate() error {
 		errs = append(errs, fmt.Errorf("results-max-bytes: %d is below 1 MiB", c.ResultsMaxBytes))
 	}
 	errs = append(errs, positive("results-max-age", c.ResultsMaxAge), positive("metrics-poll", c.MetricsPoll))
+	if c.PublishRetry < 0 {
+		errs = append(errs, fmt.Errorf("publish-retry: must not be negative, got %s (0 picks it from the streams' replicas)", c.PublishRetry))
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > MaxStreamReplicas {
+		errs = append(errs, fmt.Errorf("stream-replicas: %d must be between 1 and %d (3 on a 3-node cluster)", c.StreamReplicas, MaxStreamReplicas))
+	}
 	if c.BreakerFailures < 0 {
 		errs = append(errs, fmt.Errorf("breaker-failures: %d is negative; 0 turns the breakers off", c.BreakerFailures))
 	}

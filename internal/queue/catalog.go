@@ -16,12 +16,21 @@ import (
 // ModelsBucket is the key-value bucket where workers announce their models.
 const ModelsBucket = "jetinfer-models"
 
+// modelsKV opens the models bucket. A bucket that is missing (ingest with
+// --ensure-streams creates it) is created with the replicas of the JOBS
+// stream, so that a worker started first on a cluster does not leave it on
+// one node; an existing bucket is used as it is, never scaled down.
 func (c *Client) modelsKV(ctx context.Context) (jetstream.KeyValue, error) {
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      ModelsBucket,
-		Description: "tasks served by jetinfer workers",
-		History:     1,
-	})
+	kv, err := c.js.KeyValue(ctx, ModelsBucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("bucket %s: %w", ModelsBucket, err)
+	}
+	t := DefaultTopology()
+	t.Replicas = streamReplicas(ctx, c.js, job.StreamJobs)
+	kv, err = c.js.CreateOrUpdateKeyValue(ctx, t.ModelsBucket())
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", ModelsBucket, err)
 	}

@@ -36,6 +36,28 @@ type Client struct {
 	jobs jetstream.Stream // looked up once (jobsStream)
 	// hinted is when each tenant subject was last hinted at (hintWork).
 	hinted map[string]time.Time
+	// The Publish and PublishBatch calls in flight, for WaitPublished.
+	inflight int
+	idle     chan struct{} // closed when inflight drops to zero
+}
+
+// begin counts a publish call in flight; end ends it.
+func (c *Client) begin() {
+	c.mu.Lock()
+	if c.inflight == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.inflight++
+	c.mu.Unlock()
+}
+
+func (c *Client) end() {
+	c.mu.Lock()
+	c.inflight--
+	if c.inflight == 0 {
+		close(c.idle)
+	}
+	c.mu.Unlock()
 }
 
 // New wraps a connection. The caller owns nc and closes it.
@@ -111,14 +133,42 @@ func (c *Client) Publish(ctx context.Context, j *job.Job, reply string, hdr Head
 }
 
 // DefaultPublishRetry is how long Publish retries while JetStream is
-// unavailable, unless SetPublishRetry says otherwise.
+// unavailable, unless SetPublishRetry says otherwise: a single server's
+// restart.
 const DefaultPublishRetry = 5 * time.Second
+
+// ClusterPublishRetry is how long Publish should retry on replicated
+// streams: it spans the election of a new stream leader after the old one
+// died, which JetStream starts 4 to 9 seconds after the last heartbeat it
+// heard, plus the client's reconnect to another node.
+const ClusterPublishRetry = 15 * time.Second
+
+// publishAttempt bounds the wait for one attempt's acknowledgement: a
+// stream leader answers in milliseconds, and one that died never will.
+const publishAttempt = 3 * time.Second
+
+// PublishRetryFor is the publish retry for streams of replicas replicas:
+// DefaultPublishRetry on one server, ClusterPublishRetry on a cluster.
+func PublishRetryFor(replicas int) time.Duration {
+	if replicas > 1 {
+		return ClusterPublishRetry
+	}
+	return DefaultPublishRetry
+}
+
+// StreamReplicas is the replication factor of the JOBS stream, or
+// DefaultReplicas when it cannot be read.
+func (c *Client) StreamReplicas(ctx context.Context) int {
+	return streamReplicas(ctx, c.js, job.StreamJobs)
+}
 
 // SetPublishRetry sets how long Publish retries while JetStream is
 // unavailable; 0 tries once. Call it before the client is shared.
 func (c *Client) SetPublishRetry(d time.Duration) { c.publishRetry = max(d, 0) }
 
 func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, hdr Header) (bool, error) {
+	c.begin()
+	defer c.end()
 	data, err := json.Marshal(j)
 	if err != nil {
 		return false, fmt.Errorf("encode job: %w", err)
@@ -138,10 +188,12 @@ func (c *Client) publish(ctx context.Context, j *job.Job, msgID, reply string, h
 		if !j.Deadline.IsZero() {
 			msg.Header.Set(job.HeaderDeadline, j.Deadline.UTC().Format(time.RFC3339Nano))
 		}
-		// One attempt waits at most until the retry time runs out (and at
-		// least a little), so a publish buffered while NATS is away does not
-		// hold the caller past it.
-		attempt := max(time.Until(giveUp), time.Second)
+		// One attempt waits at most publishAttempt, and not past the retry
+		// time (but at least a little), so a publish buffered while NATS is
+		// away does not hold the caller past it, and one whose stream
+		// leader died before it answered is sent again to the next leader
+		// instead of waiting out the retry time.
+		attempt := max(min(time.Until(giveUp), publishAttempt), time.Second)
 		dup, err := c.publishOnce(ctx, msg, msgID, attempt)
 		if err == nil {
 			c.hintWork(j)
@@ -179,14 +231,24 @@ func (c *Client) publishOnce(ctx context.Context, msg *nats.Msg, msgID string, t
 	}
 }
 
-// WaitPublished blocks until every asynchronous publish is confirmed or ctx
-// ends; ingest calls it while draining.
+// WaitPublished blocks until no Publish or PublishBatch call is in flight,
+// so every job was confirmed or refused to its caller, or ctx ends; ingest
+// calls it while draining. It does not wait for the asynchronous pipeline
+// to empty: an attempt abandoned after publishAttempt (its stream leader
+// died) stays pending there until its timeout although a retry with the
+// same message id has long been confirmed.
 func (c *Client) WaitPublished(ctx context.Context) error {
+	c.mu.Lock()
+	n, idle := c.inflight, c.idle
+	c.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
 	select {
-	case <-c.js.PublishAsyncComplete():
+	case <-idle:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("wait for %d publishes: %w", c.js.PublishAsyncPending(), ctx.Err())
+		return fmt.Errorf("wait for %d publishes: %w", n, ctx.Err())
 	}
 }
 

@@ -38,11 +38,17 @@ type Topology struct {
 	// full endpoint refuses its new events (workers drop them, counted)
 	// and no other endpoint's. Defaults to 10,000.
 	WebhooksMaxPerEndpoint int64
-	// Replicas is the stream replication factor (3 on a cluster). Defaults to 1.
+	// Replicas is how many servers hold a copy of every stream and bucket:
+	// 1 on one server, 3 on a 3-node cluster, where each stream keeps
+	// every acknowledged message and answers while any one node is down.
+	// Defaults to DefaultReplicas.
 	Replicas int
 	// Storage is file or memory. Defaults to file.
 	Storage jetstream.StorageType
 }
+
+// DefaultReplicas is the replication factor of a single server.
+const DefaultReplicas = 1
 
 // DefaultTopology returns the defaults documented on Topology's fields.
 func DefaultTopology() Topology {
@@ -56,7 +62,7 @@ func DefaultTopology() Topology {
 		WebhooksMaxAge:         3 * 24 * time.Hour,
 		WebhooksMaxBytes:       1 << 30,
 		WebhooksMaxPerEndpoint: 10_000,
-		Replicas:               1,
+		Replicas:               DefaultReplicas,
 		Storage:                jetstream.FileStorage,
 	}
 }
@@ -117,6 +123,28 @@ func (t Topology) Streams() []jetstream.StreamConfig {
 		},
 	}
 	return append(streams, t.webhookStream())
+}
+
+// ModelsBucket returns the configuration of the key-value bucket where
+// workers announce their models, on the topology's replicas.
+func (t Topology) ModelsBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      ModelsBucket,
+		Description: "tasks served by jetinfer workers",
+		History:     1,
+		Storage:     t.Storage,
+		Replicas:    t.Replicas,
+	}
+}
+
+// streamReplicas is the replication factor of stream name, or
+// DefaultReplicas when it cannot be read.
+func streamReplicas(ctx context.Context, js jetstream.JetStream, name string) int {
+	s, err := js.Stream(ctx, name)
+	if err != nil || s.CachedInfo().Config.Replicas < 1 {
+		return DefaultReplicas
+	}
+	return s.CachedInfo().Config.Replicas
 }
 
 // ConsumerConfig tunes the durable pull consumers that workers share.
@@ -205,12 +233,16 @@ func (c ConsumerConfig) consumer(l job.Lane, task string) jetstream.ConsumerConf
 	return cfg
 }
 
-// EnsureStreams creates the streams of t, or updates them to t.
+// EnsureStreams creates the streams and the models bucket of t, or updates
+// them to t (raising or lowering their replicas too).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	for _, cfg := range t.Streams() {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
+	}
+	if _, err := js.CreateOrUpdateKeyValue(ctx, t.ModelsBucket()); err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", ModelsBucket, err)
 	}
 	return nil
 }

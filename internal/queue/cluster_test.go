@@ -1,0 +1,150 @@
+package queue_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+	"github.com/jetinfer/jetinfer/internal/queue"
+	"github.com/jetinfer/jetinfer/internal/testenv"
+)
+
+// TestClusterReplicasAndLeaderKill creates the topology with 3 replicas on
+// a real 3-node cluster: every stream and the models bucket are R3, and a
+// worker that opens the bucket keeps it so. Then publishers send jobs while
+// the JOBS stream's leader is SIGKILLed: every Publish succeeds (it retries
+// through the election with the same message id) and JOBS holds each job
+// exactly once; so does every PublishBatch. The publish retry is the one
+// ingest picks for R3 streams.
+func TestClusterReplicasAndLeaderKill(t *testing.T) {
+	cl := testenv.StartNATSCluster(t)
+	nc := cl.Connect(t)
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	topo := queue.DefaultTopology()
+	topo.Replicas = testenv.ClusterSize
+	if err := q.EnsureStreams(ctx, topo); err != nil {
+		t.Fatal(err)
+	}
+	js := q.JetStream()
+	for _, cfg := range topo.Streams() {
+		s, err := js.Stream(ctx, cfg.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.CachedInfo().Config.Replicas; got != testenv.ClusterSize {
+			t.Errorf("stream %s has %d replicas, want %d", cfg.Name, got, testenv.ClusterSize)
+		}
+	}
+	// A worker's client announces into the bucket ingest created; it must
+	// not scale it back to one replica.
+	wq, err := queue.New(testenv.ConnectNATS(t, cl.NodeURL(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wq.Announce(ctx, job.ModelInfo{Task: "sentiment"}); err != nil {
+		t.Fatal(err)
+	}
+	checkBucketReplicas(ctx, t, js, testenv.ClusterSize)
+
+	q.SetPublishRetry(queue.PublishRetryFor(q.StreamReplicas(ctx)))
+	leader := cl.Leader(t, nc, job.StreamJobs)
+	const publishers, each = 4, 150
+	var published atomic.Int64
+	killed := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				j := &job.Job{ID: fmt.Sprintf("p%d-%d", p, i), Tenant: "acme", Task: "sentiment", Lane: job.LaneBulk,
+					Input: job.Input{Text: "x"}, Created: time.Now()}
+				if _, err := q.Publish(ctx, j, "", nil); err != nil {
+					t.Errorf("publish %s: %v", j.ID, err)
+					return
+				}
+				if published.Add(1) == publishers*each/3 {
+					close(killed)
+				}
+			}
+		}()
+	}
+	// A backfill upload's chunks go through PublishBatch: they ride out
+	// the election the same way.
+	const batch = 50
+	var batches atomic.Int64
+	singlesDone := make(chan struct{})
+	var bwg sync.WaitGroup
+	bwg.Add(1)
+	go func() {
+		defer bwg.Done()
+		<-killed
+		for b := 0; ; b++ {
+			select {
+			case <-singlesDone:
+				if b >= 3 {
+					return
+				}
+			default:
+			}
+			batches.Add(1)
+			jobs := make([]*job.Job, batch)
+			for i := range jobs {
+				jobs[i] = &job.Job{ID: fmt.Sprintf("b%d-%d", b, i), Tenant: "acme", Task: "sentiment", Lane: job.LaneBackfill,
+					Backfill: "bf", DocID: fmt.Sprintf("%d-%d", b, i), Input: job.Input{Text: "x"}, Created: time.Now()}
+			}
+			for i, p := range q.PublishBatch(ctx, jobs, func(*job.Job) string { return "" }) {
+				if p.Err != nil || p.Dup {
+					t.Errorf("batch %d job %d: dup %v, %v", b, i, p.Dup, p.Err)
+					return
+				}
+			}
+		}
+	}()
+	<-killed
+	start := time.Now()
+	cl.Kill(leader)
+	wg.Wait()
+	close(singlesDone)
+	bwg.Wait()
+	t.Logf("SIGKILLed %s (the JOBS leader) after %d publishes; the rest took %s, with %d batches", cl.Nodes[leader].Name,
+		publishers*each/3, time.Since(start).Round(time.Millisecond), batches.Load())
+	if newLeader := cl.Leader(t, nc, job.StreamJobs); newLeader == leader {
+		t.Errorf("JOBS is still led by the killed %s", cl.Nodes[leader].Name)
+	}
+	s, err := js.Stream(ctx, job.StreamJobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().State.Msgs; got != uint64(publishers*each+batches.Load()*batch) {
+		t.Errorf("JOBS holds %d messages, want each of the %d jobs once", got, publishers*each+batches.Load()*batch)
+	}
+	// The killed node comes back and catches up.
+	cl.Start(leader)
+}
+
+func checkBucketReplicas(ctx context.Context, t *testing.T, js jetstream.JetStream, want int) {
+	t.Helper()
+	kv, err := js.KeyValue(ctx, queue.ModelsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; got != want {
+		t.Errorf("bucket %s has %d replicas, want %d", queue.ModelsBucket, got, want)
+	}
+}
