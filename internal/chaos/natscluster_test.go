@@ -333,4 +333,3 @@ func (c *cluster) awaitBackfill(id string, timeout time.Duration) map[string]any
 		time.Sleep(200 * time.Millisecond)
 	}
 }
-
