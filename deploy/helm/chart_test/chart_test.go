@@ -293,7 +293,8 @@ func triggers(so map[string]any) []string {
 		m, _ := tr.(map[string]any)
 		md, _ := m["metadata"].(map[string]any)
 		out = append(out, strings.Join([]string{str(m["type"]), str(md["stream"]), str(md["consumer"]), str(md["lagThreshold"]),
-			str(md["natsServerMonitoringEndpoint"]), str(md["account"])}, " "))
+			str(md["natsServerMonitoringEndpoint"]), str(md["account"]),
+			str(md["serverAddress"]), str(md["query"]), str(md["threshold"])}, " "))
 	}
 	return out
 }
@@ -392,7 +393,8 @@ func TestChartMonitoring(t *testing.T) {
 }
 
 // A worker added in values gets its Deployment, ops Service and a
-// ScaledObject on its own task's three consumers.
+// ScaledObject on its own task's interactive consumer and shared lanes'
+// backlog.
 func TestChartWorkerPerTask(t *testing.T) {
 	got := render(t, map[string]any{"workers": []any{map[string]any{
 		"name": "worker-embed", "task": "embed", "image": "jetinfer/worker-cpu:latest", "models": "/models/embed", "device": "cpu",
@@ -410,9 +412,13 @@ func TestChartWorkerPerTask(t *testing.T) {
 	}
 	so := typed(t, got["ScaledObject/worker-embed"]).(*map[string]any)
 	tr := triggers(*so)
-	for i, lane := range []string{"interactive", "bulk", "backfill"} {
-		if !strings.Contains(tr[i], "JOBS jobs-"+lane+"-embed ") {
-			t.Errorf("trigger %d: %s", i, tr[i])
+	want := []string{"JOBS jobs-interactive-embed 10 ", `{lane="bulk",task="embed"}) 100`, `{lane="backfill",task="embed"}) 100`}
+	if len(tr) != len(want) {
+		t.Fatalf("triggers %v, want %d", tr, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(tr[i], w) {
+			t.Errorf("trigger %d: %s, want it to hold %s", i, tr[i], w)
 		}
 	}
 }
