@@ -25,12 +25,7 @@ import (
 func TestClusterReplicasAndLeaderKill(t *testing.T) {
 	cl := testenv.StartNATSCluster(t)
 	nc := cl.Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	q, ctx := newClient(t, nc, 2*time.Minute)
 	topo := queue.DefaultTopology()
 	topo.Replicas = testenv.ClusterSize
 	if err := q.EnsureStreams(ctx, topo); err != nil {

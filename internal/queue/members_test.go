@@ -1,7 +1,6 @@
 package queue_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -15,13 +14,7 @@ import (
 // bucket directly; an entry left without heartbeats expires by its own
 // TTL while its neighbour, with a longer one, stays.
 func TestMembershipRegistry(t *testing.T) {
-	nc := testenv.StartNATS(t).Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	q, ctx := newClient(t, testenv.StartNATS(t).Connect(t), 30*time.Second)
 	reg, err := q.Membership(ctx)
 	if err != nil {
 		t.Fatal(err)

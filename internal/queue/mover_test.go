@@ -25,17 +25,25 @@ func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
 	return s.CachedInfo().State.Msgs
 }
 
+// newClient wraps nc in a queue client and returns it with a context that
+// ends with the test or after d.
+func newClient(t *testing.T, nc *nats.Conn, d time.Duration) (*queue.Client, context.Context) {
+	t.Helper()
+	q, err := queue.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return q, ctx
+}
+
 // moverEnv starts NATS with jetinfer's streams and Redis with a result
 // store, and returns a context that ends with the test (at most 30s).
 func moverEnv(t *testing.T) (*nats.Conn, *queue.Client, *store.Store, context.Context) {
 	t.Helper()
 	nc := testenv.StartNATS(t).Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
+	q, ctx := newClient(t, nc, 30*time.Second)
 	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
 		t.Fatal(err)
 	}

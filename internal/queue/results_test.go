@@ -1,7 +1,6 @@
 package queue_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,13 +17,7 @@ import (
 // instead of dropping the oldest, that a reader resumes after a sequence,
 // and that purging what was read frees the space for the refused results.
 func TestResultsFullRefusesThenPurges(t *testing.T) {
-	nc := testenv.StartNATS(t).Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	q, ctx := newClient(t, testenv.StartNATS(t).Connect(t), 30*time.Second)
 	topo := queue.DefaultTopology()
 	topo.ResultsMaxBytes = 16 << 10
 	if err := q.EnsureStreams(ctx, topo); err != nil {

@@ -1,7 +1,6 @@
 package queue_test
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"testing"
@@ -21,13 +20,7 @@ import (
 // the queued count sum the tenants, and the lane subject an older ingest
 // published to still counts and is served.
 func TestTenantSubjectsAndConsumers(t *testing.T) {
-	nc := testenv.StartNATS(t).Connect(t)
-	q, err := queue.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	q, ctx := newClient(t, testenv.StartNATS(t).Connect(t), 30*time.Second)
 	if err := q.EnsureStreams(ctx, queue.DefaultTopology()); err != nil {
 		t.Fatal(err)
 	}
