@@ -55,38 +55,36 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 	}
 	in := &instruments{tracer: tp.Tracer("github.com/jetinfer/jetinfer/internal/ingest")}
 	var err error
-	in.submitted, err = meter.Int64Counter("jetinfer.ingest.jobs.submitted",
-		metric.WithDescription("jobs submitted, by tenant, task, lane and status (queued, duplicate, rejected)"))
-	if err != nil {
-		in.submitted, _ = noop.Meter{}.Int64Counter("")
-	}
+	in.submitted = counter(meter, "jetinfer.ingest.jobs.submitted",
+		"jobs submitted, by tenant, task, lane and status (queued, duplicate, rejected)")
 	in.publish, err = meter.Float64Histogram("jetinfer.ingest.publish", metric.WithUnit("s"),
 		metric.WithDescription("time for JetStream to confirm a job's publish, by lane"),
 		metric.WithExplicitBucketBoundaries(telemetry.LatencyBuckets...))
 	if err != nil {
 		in.publish, _ = noop.Meter{}.Float64Histogram("")
 	}
-	in.refusedSync, err = meter.Int64Counter("jetinfer.ingest.sync_refused",
-		metric.WithDescription("synchronous calls refused before they were queued, by task and code (no_workers, task_unavailable)"))
-	if err != nil {
-		in.refusedSync, _ = noop.Meter{}.Int64Counter("")
-	}
-	in.dlqKept, err = meter.Int64Counter("jetinfer.ingest.dlq.kept",
-		metric.WithDescription("dead-letter replays whose job was queued again but whose dead letter could not be deleted"))
-	if err != nil {
-		in.dlqKept, _ = noop.Meter{}.Int64Counter("")
-	}
+	in.refusedSync = counter(meter, "jetinfer.ingest.sync_refused",
+		"synchronous calls refused before they were queued, by task and code (no_workers, task_unavailable)")
+	in.dlqKept = counter(meter, "jetinfer.ingest.dlq.kept",
+		"dead-letter replays whose job was queued again but whose dead letter could not be deleted")
 	in.exportsActive, err = meter.Int64UpDownCounter("jetinfer.ingest.exports.active",
 		metric.WithDescription("result exports streaming from this instance now"))
 	if err != nil {
 		in.exportsActive, _ = noop.Meter{}.Int64UpDownCounter("")
 	}
-	in.exportsRefused, err = meter.Int64Counter("jetinfer.ingest.exports.refused",
-		metric.WithDescription("result exports refused because their tenant ran its limit of concurrent exports"))
-	if err != nil {
-		in.exportsRefused, _ = noop.Meter{}.Int64Counter("")
-	}
+	in.exportsRefused = counter(meter, "jetinfer.ingest.exports.refused",
+		"result exports refused because their tenant ran its limit of concurrent exports")
 	return in
+}
+
+// counter is meter's counter name, or one that records nothing where the
+// meter refuses it (an invalid name): metrics never stop ingest.
+func counter(meter metric.Meter, name, description string) metric.Int64Counter {
+	c, err := meter.Int64Counter(name, metric.WithDescription(description))
+	if err != nil {
+		c, _ = noop.Meter{}.Int64Counter("")
+	}
+	return c
 }
 
 // refused counts a synchronous call of task refused with code.
