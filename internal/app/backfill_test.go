@@ -114,6 +114,26 @@ func (s *stack) progress(id, token string) progress {
 	return p
 }
 
+// completeBackfill creates a backfill of create's fields as tok, sends it
+// the NDJSON documents docs (n of them, all to be accepted), seals it and
+// waits for it to complete; it returns its id and final progress.
+func (s *stack) completeBackfill(tok string, create map[string]any, docs []byte, n int) (string, progress) {
+	t := s.t
+	t.Helper()
+	r := s.do("POST", "/v1/backfills", tok, create)
+	if r.status != http.StatusCreated {
+		t.Fatalf("create backfill: %d %s", r.status, r.body)
+	}
+	id := r.json(t)["id"].(string)
+	if a := s.sendDocs(id, tok, "application/x-ndjson", docs); a.Accepted != int64(n) {
+		t.Fatalf("documents: %+v", a)
+	}
+	if r := s.post("/v1/backfills/"+id+"/seal", tok, "application/json", nil); r.status != http.StatusOK {
+		t.Fatalf("seal: %d %s", r.status, r.body)
+	}
+	return id, s.awaitBackfill(id, tok, func(p progress) bool { return p.State == "completed" })
+}
+
 // awaitBackfill polls the progress until until says so.
 func (s *stack) awaitBackfill(id, token string, until func(progress) bool) progress {
 	s.t.Helper()

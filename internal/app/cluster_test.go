@@ -65,19 +65,8 @@ func TestClusterR3(t *testing.T) {
 	}
 
 	tok := s.issue(t, "acme", auth.ScopeBackfillsWrite)
-	r = s.do("POST", "/v1/backfills", tok, map[string]any{"task": "sentiment"})
-	if r.status != http.StatusCreated {
-		t.Fatalf("create backfill: %d %s", r.status, r.body)
-	}
-	id := r.json(t)["id"].(string)
 	const n = 600
-	if a := s.sendDocs(id, tok, "application/x-ndjson", archive(0, n, n)); a.Accepted != n {
-		t.Fatalf("documents: %+v", a)
-	}
-	if r := s.post("/v1/backfills/"+id+"/seal", tok, "application/json", nil); r.status != http.StatusOK {
-		t.Fatalf("seal: %d %s", r.status, r.body)
-	}
-	p := s.awaitBackfill(id, tok, func(p progress) bool { return p.State == "completed" })
+	id, p := s.completeBackfill(tok, map[string]any{"task": "sentiment"}, archive(0, n, n), n)
 	if p.Succeeded != n {
 		t.Fatalf("completed with %+v", p)
 	}

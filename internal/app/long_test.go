@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,18 +53,7 @@ func TestBackfillOfLongArticlesEndsWithNoneDead(t *testing.T) {
 	}
 	for _, task := range []string{"sentiment", "bench-classify", "bench-embed"} {
 		t.Run(task, func(t *testing.T) {
-			r := s.do("POST", "/v1/backfills", tok, map[string]any{"task": task})
-			if r.status != http.StatusCreated {
-				t.Fatalf("create: %d %s", r.status, r.body)
-			}
-			id := r.json(t)["id"].(string)
-			if a := s.sendDocs(id, tok, "application/x-ndjson", body.Bytes()); a.Accepted != int64(n) {
-				t.Fatalf("documents: %+v", a)
-			}
-			if r := s.post("/v1/backfills/"+id+"/seal", tok, "application/json", nil); r.status != http.StatusOK {
-				t.Fatalf("seal: %d %s", r.status, r.body)
-			}
-			p := s.awaitBackfill(id, tok, func(p progress) bool { return p.State == "completed" })
+			_, p := s.completeBackfill(tok, map[string]any{"task": task}, body.Bytes(), n)
 			if p.Succeeded != int64(n) || p.Dead != 0 || p.Failed != 0 {
 				t.Fatalf("completed with %+v, want all %d succeeded", p, n)
 			}
