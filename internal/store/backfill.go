@@ -117,10 +117,22 @@ return 'running'
 // backfill.progress due. Counts move by one per call, so every multiple is
 // met exactly once. A due event is answered as a table (see bfEventOf):
 // the status, the event, and the hash's fields the event reports.
+//
+// A document already final in a completed backfill that has a webhook
+// makes backfill.completed due again. That is the redelivery of a batch
+// whose worker stored the completion and died before it queued the event
+// and acknowledged the documents: without it the event would be lost. A
+// repeat queues the same event id, which WEBHOOKS de-duplicates within its
+// window and receivers by webhook-id after it.
 var bfFinishScript = redis.NewScript(`
 local v = redis.call('HGET', KEYS[2], ARGV[1])
-if v == 's' then return 'succeeded' elseif v == 'f' then return 'failed'
-elseif v == 'd' then return 'dead' elseif v == 'c' then return 'canceled' end
+local final = ({s = 'succeeded', f = 'failed', d = 'dead', c = 'canceled'})[v]
+if final then
+  local g = redis.call('HMGET', KEYS[1], 'state', 'webhook')
+  if g[1] ~= 'completed' or not g[2] or g[2] == '' then return final end
+  local status, ev = final, 'completed'
+` + BackfillEventLua + `
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return ARGV[2] end
 redis.call('HSET', KEYS[2], ARGV[1], string.sub(ARGV[2], 1, 1))
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
