@@ -27,6 +27,7 @@ type tenantFlags struct {
 	resultTTL    time.Duration
 	maxWindows   int
 	maxExports   int
+	weight       int
 }
 
 func (t *tenantFlags) register(fs *flag.FlagSet) {
@@ -37,6 +38,7 @@ func (t *tenantFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&t.maxBodyBytes, "max-body-bytes", 0, "largest request body; 0 = ingest's default")
 	fs.DurationVar(&t.resultTTL, "result-ttl", 0, "how long results are kept; 0 = ingest's default")
 	fs.IntVar(&t.maxWindows, "max-windows", 0, "most windows one long document is cut into; lowers a job's options.max_windows; 0 = no tenant cap")
+	fs.IntVar(&t.weight, "weight", 0, "share of the bulk and backfill lanes against other tenants with work there; 0 = 1, every tenant's default")
 	fs.IntVar(&t.maxExports, "max-exports", 0, "most result exports the tenant streams from one ingest at once; lowers --max-exports-per-tenant; 0 = the server's ceiling")
 }
 
@@ -62,6 +64,8 @@ func (t *tenantFlags) patch(fs *flag.FlagSet) tenant.Patch {
 			p.MaxWindows = &t.maxWindows
 		case "max-exports":
 			p.MaxExports = &t.maxExports
+		case "weight":
+			p.Weight = &t.weight
 		}
 	})
 	return p
@@ -130,13 +134,14 @@ type tenantView struct {
 	ResultTTL    string  `json:"result_ttl"`
 	MaxWindows   int     `json:"max_windows"`
 	MaxExports   int     `json:"max_exports"`
+	Weight       int     `json:"weight"`
 	Created      string  `json:"created_at"`
 }
 
 func tenantJSON(t tenant.Tenant) tenantView {
 	return tenantView{ID: t.ID, Name: t.Name, Enabled: t.Enabled, DailyQuota: t.DailyQuota,
 		RatePerSec: t.RatePerSec, Burst: t.Burst, MaxBodyBytes: t.MaxBodyBytes,
-		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, MaxExports: t.MaxExports, Created: t.Created.Format(time.RFC3339)}
+		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, MaxExports: t.MaxExports, Weight: t.Weight, Created: t.Created.Format(time.RFC3339)}
 }
 
 func writeTenantHeader(tw *tabwriter.Writer) {
@@ -181,7 +186,7 @@ func init() {
 					t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
 						DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
 						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL, MaxWindows: tf.maxWindows,
-						MaxExports: tf.maxExports})
+						MaxExports: tf.maxExports, Weight: tf.weight})
 					if errors.Is(err, tenant.ErrExists) && *ifNotExists {
 						if t, err = st.Get(ctx, tid); err != nil {
 							return err

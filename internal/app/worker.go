@@ -20,6 +20,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/queue"
 	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/telemetry"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 	"github.com/jetinfer/jetinfer/internal/webhook"
 	"github.com/jetinfer/jetinfer/internal/worker"
 )
@@ -148,6 +149,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		ReuseAcrossTenants: cfg.ReuseAcrossTenants,
 		TenantScan:         cfg.TenantScan,
 		FairQuantum:        cfg.FairQuantum,
+		Weights:            tenantWeights{tenant.NewStore(rdb)},
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 
@@ -288,4 +290,18 @@ func (d deadStore) MarkDead(ctx context.Context, j *job.Job, e *job.Error, attem
 		}
 	}
 	return sts[0], nil
+}
+
+var _ worker.Weights = tenantWeights{}
+
+// tenantWeights reads each tenant's weight in the shared lanes from its
+// record; a tenant it cannot read, or one with no weight set, weighs 1.
+type tenantWeights struct{ st *tenant.Store }
+
+func (w tenantWeights) Weight(ctx context.Context, id string) int {
+	t, err := w.st.Get(ctx, id)
+	if err != nil || t.Weight < 1 {
+		return 1
+	}
+	return t.Weight
 }

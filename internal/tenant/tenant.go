@@ -59,6 +59,10 @@ type Tenant struct {
 	// instance; 0 means the server's ceiling (--max-exports-per-tenant),
 	// which a tenant's cap can only lower.
 	MaxExports int
+	// Weight is the tenant's share of the bulk and backfill lanes against
+	// the other tenants with work waiting there (deficit round robin in the
+	// workers); 0 means 1, the default every tenant has.
+	Weight int
 	// Created is when the tenant was created; Create sets it when zero.
 	Created time.Time
 }
@@ -71,7 +75,7 @@ func (t Tenant) Validate() error {
 	return Patch{
 		Name: &t.Name, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
-		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports,
+		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports, Weight: &t.Weight,
 	}.Validate()
 }
 
@@ -96,6 +100,8 @@ type Patch struct {
 	MaxWindows *int
 	// MaxExports, when not nil, replaces Tenant.MaxExports.
 	MaxExports *int
+	// Weight, when not nil, replaces Tenant.Weight.
+	Weight *int
 }
 
 // MaxWindowsLimit is the largest Tenant.MaxWindows; it matches the largest
@@ -105,6 +111,9 @@ const MaxWindowsLimit = 1 << 16
 
 // MaxExportsLimit is the largest Tenant.MaxExports.
 const MaxExportsLimit = 1024
+
+// MaxWeight is the largest Tenant.Weight.
+const MaxWeight = 1000
 
 // Validate checks the fields p sets.
 func (p Patch) Validate() error {
@@ -136,6 +145,9 @@ func (p Patch) Validate() error {
 	}
 	if p.MaxExports != nil && (*p.MaxExports < 0 || *p.MaxExports > MaxExportsLimit) {
 		return bad("MaxExports", *p.MaxExports, fmt.Sprintf("between 0 (the server's ceiling) and %d", MaxExportsLimit))
+	}
+	if p.Weight != nil && (*p.Weight < 0 || *p.Weight > MaxWeight) {
+		return bad("Weight", *p.Weight, fmt.Sprintf("between 0 (the default, 1) and %d", MaxWeight))
 	}
 	return nil
 }
@@ -170,6 +182,9 @@ func (p Patch) fields() []any {
 	if p.MaxExports != nil {
 		f = append(f, "max_exports", strconv.Itoa(*p.MaxExports))
 	}
+	if p.Weight != nil {
+		f = append(f, "weight", strconv.Itoa(*p.Weight))
+	}
 	return f
 }
 
@@ -200,6 +215,7 @@ func fromHash(id string, h map[string]string) (Tenant, error) {
 	t.ResultTTL = time.Duration(num("result_ttl_ms")) * time.Millisecond
 	t.MaxWindows = int(num("max_windows"))
 	t.MaxExports = int(num("max_exports"))
+	t.Weight = int(num("weight"))
 	if ms := num("created_ms"); ms > 0 {
 		t.Created = time.UnixMilli(ms).UTC()
 	}
@@ -262,7 +278,7 @@ func (s *Store) Create(ctx context.Context, t Tenant) (Tenant, error) {
 	p := Patch{
 		Name: &t.Name, Enabled: &t.Enabled, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
-		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports,
+		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports, Weight: &t.Weight,
 	}
 	args := append(p.fields(), "id", t.ID, "created_ms", strconv.FormatInt(t.Created.UnixMilli(), 10))
 	created, err := createScript.Run(ctx, s.rdb, []string{hashKey(t.ID)}, args...).Int()

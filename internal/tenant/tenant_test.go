@@ -43,7 +43,7 @@ func TestStoreCRUD(t *testing.T) {
 	s, _ := newStore(t)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
 	want := Tenant{ID: "acme", Name: "Acme News", Enabled: true, DailyQuota: 1000, RatePerSec: 2.5,
-		MaxBodyBytes: 1 << 20, ResultTTL: 36 * time.Hour, MaxWindows: 8, Created: created}
+		MaxBodyBytes: 1 << 20, ResultTTL: 36 * time.Hour, MaxWindows: 8, Weight: 2, Created: created}
 	got := mustCreate(t, s, want)
 	want.Burst = 3 // ceil(2.5)
 	if got != want {
@@ -114,6 +114,8 @@ func TestStoreRefusesInvalid(t *testing.T) {
 		"negative body":    {ID: "a", MaxBodyBytes: -1},
 		"negative windows": {ID: "a", MaxWindows: -1},
 		"too many windows": {ID: "a", MaxWindows: MaxWindowsLimit + 1},
+		"negative weight":  {ID: "a", Weight: -1},
+		"too heavy":        {ID: "a", Weight: MaxWeight + 1},
 		"negative ttl":     {ID: "a", ResultTTL: -time.Second},
 		"sub-ms ttl":       {ID: "a", ResultTTL: time.Microsecond},
 		"tiny rate":        {ID: "a", RatePerSec: 1e-9},

@@ -73,6 +73,7 @@ type fairPuller struct {
 // member is one consumer a fairPuller pulls from.
 type member struct {
 	tenant string
+	weight int // its share against the other members (batch.Waiting.Weight)
 	p      Puller
 	// heads are the messages pulled and not yet handed out, oldest first;
 	// free holds a token per place left in heads, which the member's pump
@@ -90,15 +91,15 @@ func newFairPuller(ctx context.Context, w *Worker, q TenantQueue, l job.Lane, ta
 	sctx, cancel := context.WithCancel(ctx)
 	f := &fairPuller{w: w, q: q, lane: l, task: task, fair: &batch.Fair{Quantum: w.cfg.FairQuantum}, members: map[string]*member{},
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), closeScan: cancel}
-	f.join("", base)
+	f.join("", base, 1)
 	go f.scanLoop(sctx)
 	return f
 }
 
-// join adds a member pulling from p and starts its pump. The caller holds
-// no lock.
-func (f *fairPuller) join(tenant string, p Puller) {
-	m := &member{tenant: tenant, p: p, free: make(chan struct{}, lookahead)}
+// join adds a member of weight pulling from p and starts its pump. The
+// caller holds no lock.
+func (f *fairPuller) join(tenant string, p Puller, weight int) {
+	m := &member{tenant: tenant, weight: weight, p: p, free: make(chan struct{}, lookahead)}
 	for range lookahead {
 		m.free <- struct{}{}
 	}
@@ -189,10 +190,10 @@ func (f *fairPuller) Next() (*Msg, error) {
 		for _, m := range f.members {
 			switch {
 			case len(m.heads) > 0:
-				f.waiting = append(f.waiting, batch.Waiting{Tenant: m.tenant, Cost: len(m.heads[0].Data)})
+				f.waiting = append(f.waiting, batch.Waiting{Tenant: m.tenant, Weight: m.weight, Cost: len(m.heads[0].Data)})
 			case !m.leaving && !m.done:
 				// Its pump is pulling the next one: it keeps its place.
-				f.waiting = append(f.waiting, batch.Waiting{Tenant: m.tenant, Arriving: true})
+				f.waiting = append(f.waiting, batch.Waiting{Tenant: m.tenant, Weight: m.weight, Arriving: true})
 			default:
 				continue
 			}
@@ -352,6 +353,10 @@ func (f *fairPuller) scan(ctx context.Context) {
 			}
 			continue
 		}
-		f.join(t, p)
+		weight := 1
+		if f.w.cfg.Weights != nil {
+			weight = f.w.cfg.Weights.Weight(ctx, t)
+		}
+		f.join(t, p, weight)
 	}
 }

@@ -84,6 +84,25 @@ func (q *fairQueue) subject(k string) chan *worker.Msg {
 	return q.subj[k]
 }
 
+// awaitTaken waits until at most left of k's jobs wait on its subject: the
+// worker's puller of k has joined and taken the others.
+func (q *fairQueue) awaitTaken(t *testing.T, ctx context.Context, k string, left int) {
+	t.Helper()
+	for {
+		q.tmu.Lock()
+		n := len(q.subject(k))
+		q.tmu.Unlock()
+		if n <= left {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %d jobs still wait", k, n)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // pushTenant queues j on its tenant's subject.
 func (q *fairQueue) pushTenant(j *job.Job, reply string) {
 	k := tenantKey(j.Lane, j.Tenant)
@@ -126,6 +145,11 @@ func setupFair(t *testing.T, cfg worker.Config, gated bool) (*testBundle, *fairQ
 	return start(t, cfg, gated, q.fakeQueue, q), q
 }
 
+// weights are tenants' weights in the shared lanes, 1 where unset.
+type weights map[string]int
+
+func (w weights) Weight(_ context.Context, tenant string) int { return max(w[tenant], 1) }
+
 // backfillDoc is a document of tenant's backfill bf; every document has the
 // same text, so that each costs the same share.
 func backfillDoc(tenant, bf string, i int) *job.Job {
@@ -164,6 +188,7 @@ func TestWorkerFair(t *testing.T) {
 			q.pushTenant(backfillDoc("small", "bfsmall", i), job.ResultsSubject("bfsmall"))
 		}
 		waitFor(t, b.ctx, q.pulled, tenantKey(job.LaneBackfill, "small"))
+		q.awaitTaken(t, b.ctx, tenantKey(job.LaneBackfill, "small"), 0)
 		b.model.release()
 		b.settled(t, 45)
 		// The order the documents reached the model, by backfill.
@@ -184,6 +209,42 @@ func TestWorkerFair(t *testing.T) {
 		// window of four calls, 8) and then takes every other turn.
 		if last < 0 || last >= 1+8+2*4+2 {
 			t.Fatalf("small's last document was result %d of %d (order %v); want it within the first 19", last, len(order), order)
+		}
+	})
+
+	t.Run("WeightsShareTheLane", func(t *testing.T) {
+		t.Parallel()
+		b, q := setupFair(t, worker.Config{BatchSize: 2, TenantScan: time.Hour, FairQuantum: 1,
+			Weights: weights{"heavy": 3, "light": 1}}, true)
+		q.pushTenant(backfillDoc("heavy", "bfheavy", 0), job.ResultsSubject("bfheavy"))
+		<-b.model.started // the model is busy with heavy's first document
+		for i := 1; i <= 40; i++ {
+			q.pushTenant(backfillDoc("heavy", "bfheavy", i), job.ResultsSubject("bfheavy"))
+			q.pushTenant(backfillDoc("light", "bflight", i), job.ResultsSubject("bflight"))
+		}
+		waitFor(t, b.ctx, q.pulled, tenantKey(job.LaneBackfill, "light"))
+		q.awaitTaken(t, b.ctx, tenantKey(job.LaneBackfill, "light"), 39)
+		b.model.release()
+		b.settled(t, 81)
+		var order []string
+		b.q.mu.Lock()
+		for _, d := range b.q.results {
+			order = append(order, strings.TrimPrefix(d.Subject, "results."))
+		}
+		b.q.mu.Unlock()
+		first := slices.Index(order, "bflight")
+		if first < 0 || first+20 > len(order) {
+			t.Fatalf("light's first document was result %d of %d", first, len(order))
+		}
+		// While both have work, heavy takes three turns to light's one.
+		heavy := 0
+		for _, bf := range order[first : first+20] {
+			if bf == "bfheavy" {
+				heavy++
+			}
+		}
+		if heavy < 13 || heavy > 17 {
+			t.Fatalf("heavy had %d of the 20 results from light's first on (order %v); want about 15", heavy, order)
 		}
 	})
 

@@ -151,6 +151,16 @@ type Config struct {
 	// turn in a shared lane's deficit round robin (batch.Fair). Defaults to
 	// batch.DefaultQuantum.
 	FairQuantum int
+	// Weights gives each tenant's weight in the shared lanes' deficit round
+	// robin, read when the worker starts pulling the tenant's consumer.
+	// Defaults to weight 1 for every tenant.
+	Weights Weights
+}
+
+// Weights is where a worker reads a tenant's weight in the shared lanes
+// (tenant.Tenant.Weight); a tenant it cannot read gets weight 1.
+type Weights interface {
+	Weight(ctx context.Context, tenant string) int
 }
 
 func (c Config) withDefaults() Config {
