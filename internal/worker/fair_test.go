@@ -157,6 +157,26 @@ func backfillDoc(tenant, bf string, i int) *job.Job {
 		DocID: fmt.Sprintf("d%03d", i), Input: job.Input{Text: "a news document"}, Created: time.Now()}
 }
 
+// runInOrder waits until the worker pulls tenant's backfill consumer and
+// its puller has taken all but left of its documents, releases the gated
+// model, waits for n messages settled, and returns the order the documents
+// reached the model, by backfill.
+func runInOrder(t *testing.T, b *testBundle, q *fairQueue, tenant string, left, n int) []string {
+	t.Helper()
+	k := tenantKey(job.LaneBackfill, tenant)
+	waitFor(t, b.ctx, q.pulled, k)
+	q.awaitTaken(t, b.ctx, k, left)
+	b.model.release()
+	b.settled(t, n)
+	var order []string
+	b.q.mu.Lock()
+	defer b.q.mu.Unlock()
+	for _, d := range b.q.results {
+		order = append(order, strings.TrimPrefix(d.Subject, "results."))
+	}
+	return order
+}
+
 // waitFor waits until want arrives on ch.
 func waitFor(t *testing.T, ctx context.Context, ch <-chan string, want string) {
 	t.Helper()
@@ -187,17 +207,7 @@ func TestWorkerFair(t *testing.T) {
 		for i := range 4 {
 			q.pushTenant(backfillDoc("small", "bfsmall", i), job.ResultsSubject("bfsmall"))
 		}
-		waitFor(t, b.ctx, q.pulled, tenantKey(job.LaneBackfill, "small"))
-		q.awaitTaken(t, b.ctx, tenantKey(job.LaneBackfill, "small"), 0)
-		b.model.release()
-		b.settled(t, 45)
-		// The order the documents reached the model, by backfill.
-		var order []string
-		b.q.mu.Lock()
-		for _, d := range b.q.results {
-			order = append(order, strings.TrimPrefix(d.Subject, "results."))
-		}
-		b.q.mu.Unlock()
+		order := runInOrder(t, b, q, "small", 0, 45)
 		last := -1
 		for i, bf := range order {
 			if bf == "bfsmall" {
@@ -222,16 +232,7 @@ func TestWorkerFair(t *testing.T) {
 			q.pushTenant(backfillDoc("heavy", "bfheavy", i), job.ResultsSubject("bfheavy"))
 			q.pushTenant(backfillDoc("light", "bflight", i), job.ResultsSubject("bflight"))
 		}
-		waitFor(t, b.ctx, q.pulled, tenantKey(job.LaneBackfill, "light"))
-		q.awaitTaken(t, b.ctx, tenantKey(job.LaneBackfill, "light"), 39)
-		b.model.release()
-		b.settled(t, 81)
-		var order []string
-		b.q.mu.Lock()
-		for _, d := range b.q.results {
-			order = append(order, strings.TrimPrefix(d.Subject, "results."))
-		}
-		b.q.mu.Unlock()
+		order := runInOrder(t, b, q, "light", 39, 81)
 		first := slices.Index(order, "bflight")
 		if first < 0 || first+20 > len(order) {
 			t.Fatalf("light's first document was result %d of %d", first, len(order))
