@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,15 +85,9 @@ func TestChaosClusterKillLeaderBackfill(t *testing.T) {
 	go func() {
 		defer close(done)
 		for from := 0; from < n; from += chunk {
-			var body bytes.Buffer
-			for i := from; i < min(from+chunk, n); i++ {
-				d := sentimentDoc(i)
-				line, _ := json.Marshal(map[string]any{"id": "doc-" + strconv.Itoa(i), "text": d.text})
-				body.Write(line)
-				body.WriteByte('\n')
-			}
+			body := docsChunk(from, min(from+chunk, n))
 			for try := 0; ; try++ {
-				status, m, err := c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", body.Bytes())
+				status, m, err := c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", body)
 				if err == nil && status == http.StatusOK {
 					break
 				}
@@ -210,9 +205,16 @@ func TestChaosClusterWipedNode(t *testing.T) {
 // syncProbe sends synchronous calls back to back from a few clients and
 // records every answer.
 type syncProbe struct {
-	c    *cluster
-	mu   sync.Mutex
-	ok   []time.Time // when each answered call was answered
+	c  *cluster
+	mu sync.Mutex
+	ok []time.Time // when each answered call was answered
+	// ids are the jobs of the answered calls, from their Location.
+	ids []string
+	// unavail are the times of the 503 answers.
+	unavail answers
+	// down is set while the test has its ingest stopped: a call that
+	// cannot connect then is expected, not a failure.
+	down atomic.Bool
 	st   syncStats
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -222,13 +224,14 @@ type syncProbe struct {
 type syncStats struct {
 	calls, ok, unavailable int
 	noRetryAfter           int            // 503s without Retry-After
+	refused                int            // calls that found their ingest stopped
 	other                  map[string]int // anything else, by status or error
 	maxGap                 time.Duration  // the longest time without an answered call
 }
 
 func (s syncStats) String() string {
-	return fmt.Sprintf("sync calls %d: %d answered, %d answered 503 with Retry-After, %d 503 without, other %v; unavailable for at most %s",
-		s.calls, s.ok, s.unavailable-s.noRetryAfter, s.noRetryAfter, s.other, s.maxGap.Round(time.Millisecond))
+	return fmt.Sprintf("sync calls %d: %d answered, %d answered 503 with Retry-After, %d 503 without, %d refused while their ingest was down, other %v; unavailable for at most %s",
+		s.calls, s.ok, s.unavailable-s.noRetryAfter, s.noRetryAfter, s.refused, s.other, s.maxGap.Round(time.Millisecond))
 }
 
 // check fails the test on a synchronous call that was neither answered nor
@@ -264,13 +267,17 @@ func (c *cluster) probeSync(clients int) *syncProbe {
 				p.mu.Lock()
 				p.st.calls++
 				switch {
+				case err != nil && p.down.Load():
+					p.st.refused++
 				case err != nil:
 					p.st.other["error"]++
 				case resp.StatusCode == http.StatusOK:
 					p.st.ok++
 					p.ok = append(p.ok, time.Now())
+					p.ids = append(p.ids, strings.TrimPrefix(resp.Header.Get("Location"), "/v1/jobs/"))
 				case resp.StatusCode == http.StatusServiceUnavailable:
 					p.st.unavailable++
+					p.unavail = append(p.unavail, time.Now())
 					if resp.Header.Get("Retry-After") == "" {
 						p.st.noRetryAfter++
 					}
@@ -280,9 +287,9 @@ func (c *cluster) probeSync(clients int) *syncProbe {
 				p.mu.Unlock()
 				if err == nil {
 					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						time.Sleep(100 * time.Millisecond)
-					}
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					time.Sleep(100 * time.Millisecond)
 				}
 			}
 		}()
@@ -332,4 +339,16 @@ func (c *cluster) awaitBackfill(id string, timeout time.Duration) map[string]any
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// docsChunk is the NDJSON body of backfill documents doc-from to doc-(to-1),
+// sentiment texts.
+func docsChunk(from, to int) []byte {
+	var b bytes.Buffer
+	for i := from; i < to; i++ {
+		line, _ := json.Marshal(map[string]any{"id": "doc-" + strconv.Itoa(i), "text": sentimentDoc(i).text})
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
 }
