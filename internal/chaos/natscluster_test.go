@@ -246,6 +246,11 @@ func (s syncStats) check(t *testing.T) {
 	}
 }
 
+// syncClient outwaits ingest's --infer-wait (30s by default), so that a
+// slow synchronous call gets ingest's own answer rather than the client's
+// timeout.
+var syncClient = &http.Client{Timeout: 40 * time.Second}
+
 func (c *cluster) probeSync(clients int) *syncProbe {
 	p := &syncProbe{c: c, quit: make(chan struct{}), st: syncStats{other: map[string]int{}}}
 	for k := range clients {
@@ -263,7 +268,7 @@ func (c *cluster) probeSync(clients int) *syncProbe {
 				req, _ := http.NewRequest(http.MethodPost, c.url+"/v1/infer/sentiment", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+c.token)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := httpClient.Do(req)
+				resp, err := syncClient.Do(req)
 				p.mu.Lock()
 				p.st.calls++
 				switch {
