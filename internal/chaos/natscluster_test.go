@@ -86,21 +86,11 @@ func TestChaosClusterKillLeaderBackfill(t *testing.T) {
 		defer close(done)
 		for from := 0; from < n; from += chunk {
 			body := docsChunk(from, min(from+chunk, n))
-			for try := 0; ; try++ {
-				status, m, err := c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", body)
-				if err == nil && status == http.StatusOK {
-					break
-				}
-				if err == nil && status != http.StatusServiceUnavailable {
-					t.Errorf("documents from %d: %d %v", from, status, m)
-					return
-				}
-				if try > 100 {
-					t.Errorf("documents from %d never taken: %d %v %v", from, status, m, err)
-					return
-				}
-				retried++
-				time.Sleep(200 * time.Millisecond)
+			_, resent, err := uploadChunk(c, id, body)
+			retried += resent
+			if err != nil {
+				t.Errorf("documents from %d: %v", from, err)
+				return
 			}
 			uploaded <- from + chunk
 		}
