@@ -16,6 +16,13 @@
 // get 503 with Retry-After, and each backfill document must have exactly
 // one result.
 //
+// TestChaosFleet runs all of it together: two ingest instances, two worker
+// processes, the 3-node cluster and Redis under Sentinel, under sync calls,
+// async jobs and a backfill through both instances, and breaks one of each
+// in turn (an ingest stopped and started, a worker SIGKILLed, the JOBS
+// leader SIGKILLed, the Redis master SIGKILLed). Synchronous answers must
+// come back on the inbox of the instance they were sent to.
+//
 // `go test ./internal/chaos` runs a short form of every scenario (a few
 // hundred jobs, one or two faults each); `make chaos` sets JETINFER_CHAOS=full
 // for more jobs and more rounds. Each scenario logs a line with the jobs

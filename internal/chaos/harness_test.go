@@ -132,10 +132,12 @@ type cluster struct {
 	// RunIngest's error.
 	ingestAddr string
 	stopIngest func() error
-	secret     string
-	token      string // tenant acme: jobs and dlq:admin
-	replies    *replyCounter
-	logDir     string
+	// ingestLog names ingest's log file in logDir; "ingest.log" when empty.
+	ingestLog string
+	secret    string
+	token     string // tenant acme: jobs and dlq:admin
+	replies   *replyCounter
+	logDir    string
 	// replicas is ingest's --stream-replicas: 3 on a NATS cluster.
 	replicas int
 
@@ -235,7 +237,11 @@ func (c *cluster) startIngest() {
 	cfg.Tenants = false
 	cfg.StreamReplicas = max(c.replicas, 1)
 	cfg.Log.Level = "warn"
-	logf, err := os.OpenFile(filepath.Join(c.logDir, "ingest.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	logName := c.ingestLog
+	if logName == "" {
+		logName = "ingest.log"
+	}
+	logf, err := os.OpenFile(filepath.Join(c.logDir, logName), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,11 +492,14 @@ func tail(path string, n int) string {
 type replyCounter struct {
 	mu   sync.Mutex
 	seen map[string][]job.Status
+	// inbox is the inbox prefix each job's replies came to: one per ingest
+	// instance (and per start of one).
+	inbox map[string][]string
 }
 
 func newReplyCounter(t *testing.T, nc *nats.Conn) *replyCounter {
 	t.Helper()
-	r := &replyCounter{seen: map[string][]job.Status{}}
+	r := &replyCounter{seen: map[string][]job.Status{}, inbox: map[string][]string{}}
 	// Only the four-token inboxes ingest makes for results
 	// (_INBOX.<mux>.<token>.<job id>): a wider subscription such as
 	// _INBOX.> would also show interest in every worker's pull-request
@@ -506,6 +515,7 @@ func newReplyCounter(t *testing.T, nc *nats.Conn) *replyCounter {
 		}
 		r.mu.Lock()
 		r.seen[rec.ID] = append(r.seen[rec.ID], rec.Status)
+		r.inbox[rec.ID] = append(r.inbox[rec.ID], strings.TrimSuffix(m.Subject, "."+rec.ID))
 		r.mu.Unlock()
 	})
 	if err != nil {
@@ -517,6 +527,13 @@ func newReplyCounter(t *testing.T, nc *nats.Conn) *replyCounter {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// inboxes are the inbox prefixes job id's replies came to.
+func (r *replyCounter) inboxes(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.inbox[id]...)
 }
 
 func (r *replyCounter) get(id string) []job.Status {

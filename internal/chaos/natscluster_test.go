@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,28 +85,12 @@ func TestChaosClusterKillLeaderBackfill(t *testing.T) {
 	go func() {
 		defer close(done)
 		for from := 0; from < n; from += chunk {
-			var body bytes.Buffer
-			for i := from; i < min(from+chunk, n); i++ {
-				d := sentimentDoc(i)
-				line, _ := json.Marshal(map[string]any{"id": "doc-" + strconv.Itoa(i), "text": d.text})
-				body.Write(line)
-				body.WriteByte('\n')
-			}
-			for try := 0; ; try++ {
-				status, m, err := c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", body.Bytes())
-				if err == nil && status == http.StatusOK {
-					break
-				}
-				if err == nil && status != http.StatusServiceUnavailable {
-					t.Errorf("documents from %d: %d %v", from, status, m)
-					return
-				}
-				if try > 100 {
-					t.Errorf("documents from %d never taken: %d %v %v", from, status, m, err)
-					return
-				}
-				retried++
-				time.Sleep(200 * time.Millisecond)
+			body := docsChunk(from, min(from+chunk, n))
+			_, resent, err := uploadChunk(c, id, body)
+			retried += resent
+			if err != nil {
+				t.Errorf("documents from %d: %v", from, err)
+				return
 			}
 			uploaded <- from + chunk
 		}
@@ -210,9 +195,16 @@ func TestChaosClusterWipedNode(t *testing.T) {
 // syncProbe sends synchronous calls back to back from a few clients and
 // records every answer.
 type syncProbe struct {
-	c    *cluster
-	mu   sync.Mutex
-	ok   []time.Time // when each answered call was answered
+	c  *cluster
+	mu sync.Mutex
+	ok []time.Time // when each answered call was answered
+	// ids are the jobs of the answered calls, from their Location.
+	ids []string
+	// unavail are the times of the 503 answers.
+	unavail answers
+	// down is set while the test has its ingest stopped: a call that
+	// cannot connect then is expected, not a failure.
+	down atomic.Bool
 	st   syncStats
 	quit chan struct{}
 	wg   sync.WaitGroup
@@ -222,13 +214,14 @@ type syncProbe struct {
 type syncStats struct {
 	calls, ok, unavailable int
 	noRetryAfter           int            // 503s without Retry-After
+	refused                int            // calls that found their ingest stopped
 	other                  map[string]int // anything else, by status or error
 	maxGap                 time.Duration  // the longest time without an answered call
 }
 
 func (s syncStats) String() string {
-	return fmt.Sprintf("sync calls %d: %d answered, %d answered 503 with Retry-After, %d 503 without, other %v; unavailable for at most %s",
-		s.calls, s.ok, s.unavailable-s.noRetryAfter, s.noRetryAfter, s.other, s.maxGap.Round(time.Millisecond))
+	return fmt.Sprintf("sync calls %d: %d answered, %d answered 503 with Retry-After, %d 503 without, %d refused while their ingest was down, other %v; unavailable for at most %s",
+		s.calls, s.ok, s.unavailable-s.noRetryAfter, s.noRetryAfter, s.refused, s.other, s.maxGap.Round(time.Millisecond))
 }
 
 // check fails the test on a synchronous call that was neither answered nor
@@ -242,6 +235,11 @@ func (s syncStats) check(t *testing.T) {
 		t.Error("no synchronous call was answered")
 	}
 }
+
+// syncClient outwaits ingest's --infer-wait (30s by default), so that a
+// slow synchronous call gets ingest's own answer rather than the client's
+// timeout.
+var syncClient = &http.Client{Timeout: 40 * time.Second}
 
 func (c *cluster) probeSync(clients int) *syncProbe {
 	p := &syncProbe{c: c, quit: make(chan struct{}), st: syncStats{other: map[string]int{}}}
@@ -260,17 +258,21 @@ func (c *cluster) probeSync(clients int) *syncProbe {
 				req, _ := http.NewRequest(http.MethodPost, c.url+"/v1/infer/sentiment", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+c.token)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := httpClient.Do(req)
+				resp, err := syncClient.Do(req)
 				p.mu.Lock()
 				p.st.calls++
 				switch {
+				case err != nil && p.down.Load():
+					p.st.refused++
 				case err != nil:
 					p.st.other["error"]++
 				case resp.StatusCode == http.StatusOK:
 					p.st.ok++
 					p.ok = append(p.ok, time.Now())
+					p.ids = append(p.ids, strings.TrimPrefix(resp.Header.Get("Location"), "/v1/jobs/"))
 				case resp.StatusCode == http.StatusServiceUnavailable:
 					p.st.unavailable++
+					p.unavail = append(p.unavail, time.Now())
 					if resp.Header.Get("Retry-After") == "" {
 						p.st.noRetryAfter++
 					}
@@ -280,9 +282,9 @@ func (c *cluster) probeSync(clients int) *syncProbe {
 				p.mu.Unlock()
 				if err == nil {
 					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						time.Sleep(100 * time.Millisecond)
-					}
+				}
+				if err != nil || resp.StatusCode != http.StatusOK {
+					time.Sleep(100 * time.Millisecond)
 				}
 			}
 		}()
@@ -332,4 +334,16 @@ func (c *cluster) awaitBackfill(id string, timeout time.Duration) map[string]any
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// docsChunk is the NDJSON body of backfill documents doc-from to doc-(to-1),
+// sentiment texts.
+func docsChunk(from, to int) []byte {
+	var b bytes.Buffer
+	for i := from; i < to; i++ {
+		line, _ := json.Marshal(map[string]any{"id": "doc-" + strconv.Itoa(i), "text": sentimentDoc(i).text})
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
 }

@@ -2,7 +2,6 @@ package chaos_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -106,14 +105,9 @@ func TestChaosSentinelBackfill(t *testing.T) {
 		if from == n/3 {
 			go func() { defer close(fault); killed, took = c.failover() }()
 		}
-		var b bytes.Buffer
-		for i := from; i < from+chunk; i++ {
-			line, _ := json.Marshal(map[string]any{"id": fmt.Sprint("doc-", i), "text": sentimentDoc(i).text})
-			b.Write(line)
-			b.WriteByte('\n')
-		}
+		b := docsChunk(from, from+chunk)
 		m := retry("documents", func() (int, map[string]any, error) {
-			return c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", b.Bytes())
+			return c.postAs("/v1/backfills/"+id+"/documents", c.token, "", "application/x-ndjson", b)
 		})
 		a, _ := m["accepted"].(float64)
 		accepted += int(a)

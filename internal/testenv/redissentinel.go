@@ -166,20 +166,29 @@ func (s *RedisSentinel) AwaitFailover(old *Redis, timeout time.Duration) *Redis 
 }
 
 // Rejoin starts a data node that was stopped (an old master) again and
-// waits until it serves as a replica in sync with the current master: the
-// sentinels turn a returning master into a replica, and the setup can lose
-// a node once more.
+// waits until the other data node serves as a replica in sync with the
+// current master: the sentinels turn a returning master into a replica, and
+// the setup can lose a node once more. Under load the sentinels may fail
+// over once more, back to d (the new master missed its down-after time);
+// then the new master is the replica.
 func (s *RedisSentinel) Rejoin(d *Redis, timeout time.Duration) {
 	s.t.Helper()
 	d.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	rc := redis.NewClient(&redis.Options{Addr: d.Addr(), MaxRetries: -1})
-	defer rc.Close()
+	clients := map[*Redis]*redis.Client{}
+	for _, n := range s.Data {
+		clients[n] = redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1})
+		defer clients[n].Close()
+	}
 	err := awaitCond(ctx, func() (bool, error) {
 		m, err := s.Master(ctx)
-		if err != nil || m == d {
+		if err != nil {
 			return false, err
+		}
+		rc := clients[s.Data[0]]
+		if m == s.Data[0] {
+			rc = clients[s.Data[1]]
 		}
 		info, err := rc.Info(ctx, "replication").Result()
 		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_port:"+strconv.Itoa(m.Port)+"\r") &&
