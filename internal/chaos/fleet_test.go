@@ -45,6 +45,7 @@ type fault struct {
 // calls are answered through the inbox of the instance they were sent to,
 // or get 503 with Retry-After, or find their instance down.
 func TestChaosFleet(t *testing.T) {
+	skipUnlessFull(t)
 	ns := testenv.StartNATSCluster(t)
 	// The data nodes keep an append-only file, as the promises require
 	// (docs/durability.md): the old master returns with its data, not

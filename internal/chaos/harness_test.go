@@ -939,26 +939,41 @@ func reportLine(t *testing.T, line string) {
 // streamMsgs is the number of messages in a stream.
 func (c *cluster) streamMsgs(name string) uint64 {
 	c.t.Helper()
+	n, err := c.streamMsgsErr(name)
+	if err != nil {
+		c.t.Fatalf("stream %s: %v", name, err)
+	}
+	return n
+}
+
+// streamMsgsErr is streamMsgs that returns the error (a stream leader
+// election in progress) instead of failing.
+func (c *cluster) streamMsgsErr(name string) (uint64, error) {
 	js, err := jetstreamOf(c.nc)
 	if err != nil {
-		c.t.Fatal(err)
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, name)
 	if err != nil {
-		c.t.Fatalf("stream %s: %v", name, err)
+		return 0, err
 	}
-	return s.CachedInfo().State.Msgs
+	return s.CachedInfo().State.Msgs, nil
 }
 
 // awaitDrained waits until JOBS is empty: every job acknowledged or moved.
 func (c *cluster) awaitDrained(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
-	for c.streamMsgs(job.StreamJobs) != 0 {
+	for {
+		// Stream info may time out while the stream elects a leader.
+		n, err := c.streamMsgsErr(job.StreamJobs)
+		if err == nil && n == 0 {
+			return
+		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("JOBS still holds %d messages", c.streamMsgs(job.StreamJobs))
+			c.t.Fatalf("JOBS still holds %d messages (%v)", n, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
