@@ -88,23 +88,34 @@ func init() {
 			var a apiClient
 			a.register(fs, "dlq:admin")
 			return func(ctx context.Context, e *env) error {
-				if len(e.args) == 0 {
-					return errors.New("usage: jetinferctl dlq replay [flags] <job id or webhook id> [...]")
-				}
-				var errs []error
-				for _, id := range e.args {
+				return eachID(e, "usage: jetinferctl dlq replay [flags] <job id or webhook id> [...]", func(id string) (string, error) {
 					var rec struct {
 						ID        string `json:"id"`
 						WebhookID string `json:"webhook_id"`
 						Status    string `json:"status"`
 					}
-					if err := a.do(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(id)+"/replay", "", nil, &rec); err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					fmt.Fprintf(e.stdout, "%s %s\n", cmp.Or(rec.ID, rec.WebhookID), rec.Status)
-				}
-				return errors.Join(errs...)
+					err := a.do(ctx, http.MethodPost, "/v1/dlq/"+url.PathEscape(id)+"/replay", "", nil, &rec)
+					return cmp.Or(rec.ID, rec.WebhookID) + " " + rec.Status, err
+				})
 			}
 		}})
+}
+
+// eachID runs do for each id on the command line, printing the line it
+// returns for each that succeeds, and goes on past failures, which it
+// returns together; with no ids it returns usage.
+func eachID(e *env, usage string, do func(id string) (string, error)) error {
+	if len(e.args) == 0 {
+		return errors.New(usage)
+	}
+	var errs []error
+	for _, id := range e.args {
+		line, err := do(id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintln(e.stdout, line)
+	}
+	return errors.Join(errs...)
 }

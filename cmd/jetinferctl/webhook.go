@@ -101,18 +101,10 @@ func init() {
 			var a apiClient
 			a.register(fs, "webhooks:admin")
 			return func(ctx context.Context, e *env) error {
-				if len(e.args) == 0 {
-					return errors.New("usage: jetinferctl webhook delete [flags] <endpoint id> [<endpoint id> ...]")
-				}
-				var errs []error
-				for _, id := range e.args {
-					if err := a.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), "", nil, nil); err != nil {
-						errs = append(errs, err)
-						continue
-					}
-					fmt.Fprintf(e.stdout, "%s deleted\n", id)
-				}
-				return errors.Join(errs...)
+				return eachID(e, "usage: jetinferctl webhook delete [flags] <endpoint id> [<endpoint id> ...]", func(id string) (string, error) {
+					err := a.do(ctx, http.MethodDelete, "/v1/webhooks/"+url.PathEscape(id), "", nil, nil)
+					return id + " deleted", err
+				})
 			}
 		}})
 }
