@@ -28,9 +28,18 @@ func TestMetricsOnlyOnOpsListener(t *testing.T) {
 	if code, body := get(t, s.url+"/metrics"); code != http.StatusNotFound || strings.Contains(body, "jetinfer_") {
 		t.Fatalf("API port GET /metrics: %d, want 404 and no series:\n%.300s", code, body)
 	}
-	code, body := get(t, s.opsURL+"/metrics")
-	if code != http.StatusOK || !strings.Contains(body, "jetinfer_") {
-		t.Fatalf("ops port GET /metrics: %d, want 200 with jetinfer_ series:\n%.300s", code, body)
+	// The stream gauges appear once ingest's first poll of the streams
+	// has run, which may be just after it starts listening.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get(t, s.opsURL+"/metrics")
+		if code == http.StatusOK && strings.Contains(body, "jetinfer_") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ops port GET /metrics: %d, want 200 with jetinfer_ series:\n%.300s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if code, _ := get(t, s.url+"/healthz"); code != http.StatusOK {
 		t.Fatalf("API port GET /healthz: %d, want 200", code)
