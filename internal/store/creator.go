@@ -65,14 +65,23 @@ func (c *Creator) args(call createCall) ([]string, []any) {
 // error answers its call only.
 func (c *Creator) run(ctx context.Context, batch []createCall, out []createResult) {
 	cmds := make([]*redis.Cmd, len(batch))
+	var wait *redis.IntCmd
 	_ = pipeline(ctx, c.s.rdb, func(p redis.Pipeliner) {
 		for i, call := range batch {
 			keys, args := c.args(call)
 			cmds[i] = createScript.EvalSha(ctx, p, keys, args...)
 		}
+		wait = c.s.confirm.queue(ctx, p)
 	}, createScript)
+	// A record the replicas have not confirmed could vanish in a failover
+	// after ingest answered 202: every call fails, and a retry finds its
+	// record queued and publishes again.
+	unconfirmed := c.s.confirm.check(wait)
 	for i, call := range batch {
 		res, err := cmds[i].Slice()
+		if err == nil && unconfirmed != nil {
+			err = unconfirmed
+		}
 		if err != nil {
 			out[i] = createResult{err: fmt.Errorf("create job %s: %w", call.j.ID, err)}
 		} else {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/jetinfer/jetinfer/internal/coalesce"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/testenv"
@@ -59,5 +60,46 @@ func TestFinishWaitsForReplicas(t *testing.T) {
 	}
 	if _, err := store.New(mc, time.Hour).Finish(ctx, []store.Final{final("e")}, time.Now()); err != nil {
 		t.Fatalf("finish without waiting: %v", err)
+	}
+}
+
+// TestCreatorWaitsForReplicas: with WithWait, a record the Creator reports
+// created is on the replica already; with the replica gone every call of
+// the round trip fails with ErrNotReplicated (ingest answers 503), and the
+// retry finds the record queued, as a retry after a lost answer does.
+func TestCreatorWaitsForReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a replica")
+	}
+	ctx := context.Background()
+	master := testenv.StartRedis(t)
+	replica := testenv.StartRedisReplica(t, master)
+	mc := master.Client(t)
+	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
+	defer rc.Close()
+	c := store.NewCreator(store.New(mc, time.Hour).WithWait(1, 300*time.Millisecond), coalesce.Options{})
+	defer c.Close()
+	if cr, err := c.Create(ctx, newJob("acme", "a"), "h"); err != nil || !cr.New {
+		t.Fatalf("create with the replica up: %+v %v", cr, err)
+	}
+	if st := rc.HGet(ctx, store.Key("acme", "a"), "status").Val(); st != "queued" {
+		t.Fatalf("replica has status %q right after Create, want queued", st)
+	}
+	replica.Stop()
+	errs := make(chan error, 3)
+	for _, id := range []string{"b", "c", "d"} {
+		go func() {
+			_, err := c.Create(ctx, newJob("acme", id), "h")
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; !errors.Is(err, store.ErrNotReplicated) {
+			t.Fatalf("create with the replica down: %v, want ErrNotReplicated", err)
+		}
+	}
+	cr, err := store.NewCreator(store.New(mc, time.Hour), coalesce.Options{}).Create(ctx, newJob("acme", "b"), "h")
+	if err != nil || cr.New || cr.Status != job.StatusQueued || cr.ReqHash != "h" {
+		t.Fatalf("retry without waiting: %+v %v, want the queued record found", cr, err)
 	}
 }

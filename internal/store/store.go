@@ -21,9 +21,9 @@ type Store struct {
 	rdb        redis.UniversalClient
 	defaultTTL time.Duration
 	docTTL     time.Duration // backfill marks and hashes; 0 is DocTTL
-	// waitReplicas and waitTimeout make Finish wait for replicas (WithWait).
-	waitReplicas int
-	waitTimeout  time.Duration
+	// confirm is how many replicas Finish and the Creator wait for
+	// (WithWait).
+	confirm Confirm
 }
 
 // New returns a store on rdb. defaultTTL is how long a record lives when the
@@ -214,12 +214,12 @@ func (s *Store) Finish(ctx context.Context, fs []Final, now time.Time) ([]job.St
 				string(f.Status), []byte(f.Result), code, msg, f.Attempts, now.UnixMilli(), s.ttl(j).Milliseconds(),
 				timings, j.Task, string(j.Lane), ms(j.Created), j.Backfill, j.DocID, ms(f.Started))
 		}
-		wait = s.wait(ctx, p)
+		wait = s.confirm.queue(ctx, p)
 	}
 	if err := pipeline(ctx, s.rdb, run, finishScript, bfFinishScript); err != nil {
 		return nil, fmt.Errorf("finish %d jobs: %w", len(fs), err)
 	}
-	if err := s.waited(wait); err != nil {
+	if err := s.confirm.check(wait); err != nil {
 		return nil, fmt.Errorf("finish %d jobs: %w", len(fs), err)
 	}
 	out := make([]job.Status, len(fs))
