@@ -82,10 +82,25 @@ func (c Counters) Pending() int64 { return max(c.Submitted-c.Done(), 0) }
 type Store struct {
 	rdb redis.UniversalClient
 	ttl time.Duration
+	// confirm is how many replicas must have a write that ingest answers
+	// for (WithWait).
+	confirm store.Confirm
 }
 
 // NewStore returns a store on rdb.
 func NewStore(rdb redis.UniversalClient) *Store { return &Store{rdb: rdb, ttl: store.DocTTL} }
+
+// WithWait returns a copy of s whose writes that ingest acknowledges (a
+// new backfill, documents marked submitted, a seal or a cancel) wait until
+// replicas replicas have them, up to timeout, and fail wrapping
+// store.ErrNotReplicated otherwise: a write acknowledged on the master
+// alone is lost if a failover promotes a replica that never got it. Each is
+// safe to repeat. replicas 0 does not wait.
+func (s *Store) WithWait(replicas int, timeout time.Duration) *Store {
+	c := *s
+	c.confirm = store.Confirm{Replicas: replicas, Timeout: timeout}
+	return &c
+}
 
 // WithTTL returns a copy of s whose writes keep the backfill hash and marks
 // d after the latest write instead of store.DocTTL (d <= 0 keeps DocTTL).
@@ -113,6 +128,21 @@ func NewID() string {
 	return "bf_" + job.IDEncoding.EncodeToString(b[:])
 }
 
+// createScript writes a new open backfill and indexes it, unless the id is
+// taken (false): one atomic step, so that no half-written backfill is left
+// by a failure between its writes. The index keeps the newest ARGV[13]
+// backfills; entries whose backfill expired are dropped as List meets them.
+var createScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'state', 'open') == 0 then return false end
+redis.call('HSET', KEYS[1], 'task', ARGV[1], 'name', ARGV[2], 'options', ARGV[3], 'created_ms', ARGV[4],
+  'webhook', ARGV[5], 'progress_every', ARGV[6], 'submitted', 0, 'succeeded', 0, 'failed', 0, 'dead', 0,
+  'canceled', 0, 'reused', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+redis.call('ZADD', KEYS[2], 0, ARGV[8])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[9]) - 1)
+return 1
+`)
+
 // Create stores a new open backfill and fills in its id and creation time.
 func (s *Store) Create(ctx context.Context, b *Backfill, now time.Time) error {
 	if b.ID == "" {
@@ -123,24 +153,14 @@ func (s *Store) Create(ctx context.Context, b *Backfill, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encode options: %w", err)
 	}
-	key := store.BackfillKey(b.Tenant, b.ID)
-	ok, err := s.rdb.HSetNX(ctx, key, "state", string(StateOpen)).Result()
-	if err != nil {
-		return fmt.Errorf("create backfill: %w", err)
-	}
-	if !ok {
+	_, err = s.confirm.Eval(ctx, s.rdb, createScript,
+		[]string{store.BackfillKey(b.Tenant, b.ID), store.BackfillIndexKey(b.Tenant)},
+		b.Task, b.Name, opts, now.UnixMilli(), b.Webhook, b.ProgressEvery, s.ttl.Milliseconds(),
+		indexMember(b.Created, b.ID), maxIndexed)
+	if errors.Is(err, redis.Nil) {
 		return fmt.Errorf("create backfill %s: id in use", b.ID)
 	}
-	p := s.rdb.TxPipeline()
-	p.HSet(ctx, key, "task", b.Task, "name", b.Name, "options", opts, "created_ms", now.UnixMilli(),
-		"webhook", b.Webhook, "progress_every", b.ProgressEvery, "submitted", 0, "succeeded", 0, "failed", 0, "dead", 0, "canceled", 0, "reused", 0)
-	p.PExpire(ctx, key, s.ttl)
-	index := store.BackfillIndexKey(b.Tenant)
-	p.ZAdd(ctx, index, redis.Z{Member: indexMember(b.Created, b.ID)})
-	// The index keeps the newest maxIndexed backfills; entries whose
-	// backfill expired are dropped as List meets them.
-	p.ZRemRangeByRank(ctx, index, 0, -maxIndexed-1)
-	if _, err := p.Exec(ctx); err != nil {
+	if err != nil {
 		return fmt.Errorf("create backfill: %w", err)
 	}
 	return nil
@@ -217,7 +237,8 @@ func (s *Store) Cancel(ctx context.Context, tenant, id string, now time.Time) (S
 }
 
 func (s *Store) transition(ctx context.Context, sc *redis.Script, tenant, id string, now time.Time) (State, error) {
-	v, err := sc.Run(ctx, s.rdb, []string{store.BackfillKey(tenant, id)}, now.UnixMilli(), s.ttl.Milliseconds()).Result()
+	cmd, err := s.confirm.Eval(ctx, s.rdb, sc, []string{store.BackfillKey(tenant, id)}, now.UnixMilli(), s.ttl.Milliseconds())
+	v := cmd.Val()
 	if errors.Is(err, redis.Nil) {
 		return "", ErrNotFound
 	}
@@ -281,14 +302,16 @@ func (e *NotOpenError) Unwrap() error { return ErrNotOpen }
 // knownScript answers the backfill's state and, when it is open, whether
 // each document is marked already: one atomic read, so that a chunk is
 // never admitted (nor charged quota) for a backfill sealed or canceled
-// since the request began.
+// since the request began. An open backfill's expiry restarts, as Mark's
+// does: a write that a WAIT after it can wait on (see Known).
 var knownScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
 local out = {st}
 if st ~= 'open' then return out end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 for i = 2, #KEYS do
-  out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i - 1])
+  out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i])
 end
 return out
 `)
@@ -296,19 +319,30 @@ return out
 // Known reports, for each document id, whether the backfill has it
 // already (submitted or final), in one round trip. It answers ErrNotFound
 // for a missing backfill and a *NotOpenError for one that is not open.
+//
+// With WithWait, what it reports known is on the replicas too: its own
+// write (the expiry) comes after every mark it reads in Redis's
+// replication stream, so the WAIT that follows it covers them. A chunk
+// resent after a Mark the replicas did not confirm is thus not answered
+// as stored until they have it.
 func (s *Store) Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error) {
 	keys := make([]string, 1, len(docIDs)+1)
 	keys[0] = store.BackfillKey(tenant, id)
-	args := make([]any, 0, len(docIDs))
+	args := make([]any, 1, len(docIDs)+1)
+	args[0] = s.ttl.Milliseconds()
 	for _, d := range docIDs {
 		m := store.MarkOf(tenant, id, d)
 		keys = append(keys, m.Key)
 		args = append(args, m.Field)
 	}
-	v, err := knownScript.Run(ctx, s.rdb, keys, args...).Slice()
+	cmd, err := s.confirm.Eval(ctx, s.rdb, knownScript, keys, args...)
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
+	if err != nil {
+		return nil, fmt.Errorf("known documents: %w", err)
+	}
+	v, err := cmd.Slice()
 	if err != nil {
 		return nil, fmt.Errorf("known documents: %w", err)
 	}
@@ -366,7 +400,11 @@ func (s *Store) Mark(ctx context.Context, tenant, id string, docIDs []string) (i
 		keys = append(keys, m.Key)
 		args = append(args, m.Field)
 	}
-	v, err := markScript.Run(ctx, s.rdb, keys, args...).Slice()
+	cmd, err := s.confirm.Eval(ctx, s.rdb, markScript, keys, args...)
+	if err != nil {
+		return 0, fmt.Errorf("mark documents: %w", err)
+	}
+	v, err := cmd.Slice()
 	if err != nil {
 		return 0, fmt.Errorf("mark documents: %w", err)
 	}
