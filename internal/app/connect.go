@@ -25,11 +25,12 @@ func openQueue(c config.NATS, name string, log *slog.Logger) (*nats.Conn, *queue
 // openStore connects to Redis (one node, Sentinel or Cluster, as the URL
 // says) and checks it answers. A Redis that is loading
 // its data set or failing over is waited for (c.StartWait, saying so in the
-// log); one that keeps failing, or fails otherwise, fails the start.
-func openStore(ctx context.Context, c config.Redis, ttl time.Duration, log *slog.Logger) (redis.UniversalClient, *store.Store, error) {
+// log); one that keeps failing, or fails otherwise, fails the start. The
+// store's acknowledging writes wait for replicas as w says.
+func openStore(ctx context.Context, c config.Redis, w config.RedisWait, ttl time.Duration, log *slog.Logger) (redis.UniversalClient, *store.Store, error) {
 	rdb, err := store.Open(ctx, c.URL, c.StartWait, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	return rdb, store.New(rdb, ttl), nil
+	return rdb, store.New(rdb, ttl).WithWait(w.Replicas, w.Timeout), nil
 }

@@ -85,7 +85,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		return err
 	}
 
-	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
+	rdb, st, err := openStore(ctx, cfg.Redis, cfg.RedisWait, cfg.ResultTTL, log)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		DeadRecords: st,
 		Meter:       prom.Meter("github.com/jetinfer/jetinfer/internal/ingest"),
 		Tracer:      tp,
-		Backfills: ingest.BackfillDeps{Store: backfill.NewStore(rdb), Publisher: q, Results: q, List: backfill.NewStore(rdb),
+		Backfills: ingest.BackfillDeps{Store: backfill.NewStore(rdb).WithWait(cfg.RedisWait.Replicas, cfg.RedisWait.Timeout), Publisher: q, Results: q, List: backfill.NewStore(rdb),
 			Events: webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook"))},
 		Usage:    usage,
 		Fleet:    q,

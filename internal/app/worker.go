@@ -96,12 +96,11 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		return err
 	}
 	defer nc.Close()
-	rdb, st, err := openStore(ctx, cfg.Redis, cfg.ResultTTL, log)
+	rdb, st, err := openStore(ctx, cfg.Redis, cfg.RedisWait, cfg.ResultTTL, log)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
-	st = st.WithWait(cfg.RedisWait.Replicas, cfg.RedisWait.Timeout)
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := q.CheckStreams(startCtx); err != nil {

@@ -64,9 +64,11 @@ const DefaultOpsAddr = ":9090"
 type Ingest struct {
 	NATS  NATS
 	Redis Redis
-	Log   Log
-	Auth  Auth
-	Trace Trace
+	// RedisWait makes the writes ingest acknowledges wait for replicas.
+	RedisWait RedisWait
+	Log       Log
+	Auth      Auth
+	Trace     Trace
 	// Webhooks says which webhook endpoints tenants may register.
 	Webhooks WebhookTargets
 	// HTTP bounds how long clients may hold connections.
@@ -165,6 +167,7 @@ const MaxStreamReplicas = 5
 func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 	c.NATS.RegisterFlags(fs)
 	c.Redis.RegisterFlags(fs)
+	c.RedisWait.RegisterFlags(fs)
 	c.Log.RegisterFlags(fs)
 	c.Auth.RegisterFlags(fs)
 	c.Trace.RegisterFlags(fs)
@@ -198,7 +201,7 @@ func (c *Ingest) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate checks the configuration; errors name the field.
 func (c *Ingest) Validate() error {
-	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.Log.Validate(), c.Auth.Validate(), c.Trace.Validate()}
+	errs := []error{c.NATS.Validate(), c.Redis.Validate(), c.RedisWait.Validate(c.Redis), c.Log.Validate(), c.Auth.Validate(), c.Trace.Validate()}
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr: must be set"))
 	}

@@ -9,24 +9,26 @@ import (
 
 // Defaults of RedisWait.
 const (
-	// RedisWaitReplicasDefault asks no replica to confirm a final state:
-	// Redis's asynchronous replication, as without jetinfer.
+	// RedisWaitReplicasDefault asks no replica to confirm a write: Redis's
+	// asynchronous replication, as without jetinfer.
 	RedisWaitReplicasDefault = 0
-	// RedisWaitTimeoutDefault is how long a batch's final states wait for
-	// the replicas.
+	// RedisWaitTimeoutDefault is how long a write waits for the replicas.
 	RedisWaitTimeoutDefault = time.Second
 )
 
-// RedisWait makes the worker wait, after writing a batch's final states,
-// until that many replicas have them (Redis's WAIT) before it acknowledges
-// the jobs, so that a failover to a replica cannot lose a final state
-// whose job is gone from JetStream. See docs/durability.md.
+// RedisWait makes a write that is about to be acknowledged wait until that
+// many replicas have it (Redis's WAIT), so that a failover to a replica
+// cannot lose it: in the worker, a batch's final states before their jobs
+// are acknowledged to JetStream (the jobs are gone from the queue then); in
+// ingest, a job's record and a backfill's creation, document marks, seal
+// and cancel before the client gets its answer. See docs/durability.md.
 type RedisWait struct {
 	// Replicas is how many replicas must confirm. Defaults to
 	// RedisWaitReplicasDefault (none).
 	Replicas int
 	// Timeout is how long to wait for them; fewer in time fails the
-	// batch's write, and its jobs are delivered again. Defaults to
+	// write: the worker's jobs are delivered again, ingest answers 503 and
+	// the client's retry finds what was written. Defaults to
 	// RedisWaitTimeoutDefault.
 	Timeout time.Duration
 }
@@ -34,9 +36,9 @@ type RedisWait struct {
 // RegisterFlags registers the flags of RedisWait.
 func (c *RedisWait) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "redis-wait-replicas", RedisWaitReplicasDefault,
-		"replicas that must confirm a batch's final states (Redis WAIT) before its jobs are acknowledged; 0 does not wait (not with redis+cluster://)")
+		"Redis replicas that must confirm a write (WAIT) before it is acknowledged: final states before their jobs (worker), records and backfill marks before the answer (ingest); 0 does not wait (not with redis+cluster://)")
 	fs.DurationVar(&c.Timeout, "redis-wait-timeout", RedisWaitTimeoutDefault,
-		"how long final states wait for --redis-wait-replicas; fewer in time and the jobs are delivered again")
+		"how long a write waits for --redis-wait-replicas; fewer in time and the worker's jobs are delivered again, ingest answers 503")
 }
 
 // Validate checks the settings against the Redis they apply to.

@@ -569,9 +569,9 @@ func (u *upload) flush() *apiError {
 	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.s.cfg.StoreTimeout)
 	_, merr := u.s.bf.Store.Mark(mctx, u.c.Tenant, u.b.ID, confirmed)
 	cancel()
-	u.resp.Accepted += fresh
 	var noe *backfill.NotOpenError
 	if errors.As(merr, &noe) {
+		u.resp.Accepted += fresh
 		// Sealed or canceled between this chunk's Known and its Mark: the
 		// chunk is enqueued (workers count it, or cancel it), the rest of
 		// the body is refused.
@@ -580,11 +580,18 @@ func (u *upload) flush() *apiError {
 		}
 		return notOpen(noe.ID, noe.State)
 	}
-	if merr != nil {
-		// JetStream holds them; a worker that finishes one counts it, and
-		// a resend within the duplicate window is dropped by JetStream.
-		u.s.log.WarnContext(ctx, "mark backfill documents", "backfill", u.b.ID, "error", merr)
+	if merr != nil && len(confirmed) > 0 {
+		// JetStream holds the documents, but the backfill does not count
+		// them submitted (or its replicas do not have the count yet, and a
+		// failover would lose it): a seal could then complete the backfill
+		// with documents still queued. The chunk is refused from its first
+		// new line; the resend finds the marks that did land (Known waits
+		// for the replicas as Mark does) and JetStream drops the copies of
+		// the rest by their message ids.
+		u.resp.NextLine = jlines[0]
+		return u.storeError(merr)
 	}
+	u.resp.Accepted += fresh
 	if firstErr != nil {
 		if errors.Is(firstErr, job.ErrFull) {
 			e := errorf(http.StatusServiceUnavailable, "queue_full", "the job queue is full; resend from line %d later", u.resp.NextLine)
