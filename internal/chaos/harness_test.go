@@ -236,6 +236,11 @@ func (c *cluster) startIngest() {
 	cfg.Auth.HS256SecretFile = c.secret
 	cfg.Tenants = false
 	cfg.StreamReplicas = max(c.replicas, 1)
+	if c.sentinel != nil {
+		// What ingest acknowledges is on the replica too, as the
+		// promises under Sentinel require (docs/durability.md).
+		cfg.RedisWait.Replicas = 1
+	}
 	cfg.Log.Level = "warn"
 	logName := c.ingestLog
 	if logName == "" {

@@ -11,21 +11,6 @@ import (
 	"time"
 )
 
-// skipUnlessFull skips a scenario with a Redis failover outside `make
-// chaos`. Such a scenario can lose accepted jobs today: ingest writes a
-// job's record without waiting for the replica, and under load the
-// sentinels have failed back to the restarted old master before it synced,
-// dropping records the interim master took (151 of 300 in one run). Until
-// ingest's writes wait for replicas and a restarted master rejoins as a
-// replica, these runs find that defect rather than guard against a
-// regression, so they stay out of `make test`.
-func skipUnlessFull(t *testing.T) {
-	t.Helper()
-	if !full {
-		t.Skip("Redis failover scenarios run in make chaos (JETINFER_CHAOS=full); see skipUnlessFull")
-	}
-}
-
 // sentinelWorker is sentimentWorker with final states confirmed by the
 // replica (--redis-wait-replicas 1): without it a failover may promote a
 // replica that lacks a final state whose job was acknowledged.
@@ -59,7 +44,6 @@ func (c *cluster) failover() (killed time.Time, took time.Duration) {
 // replica; submissions answer 503 for the seconds of the failover and are
 // retried; every accepted job ends in exactly one final state.
 func TestChaosSentinelFailover(t *testing.T) {
-	skipUnlessFull(t)
 	c := newSentinelCluster(t)
 	c.startWorkers(2, sentinelWorker(t))
 	n := scale(300, 3000)
@@ -89,7 +73,6 @@ func TestChaosSentinelFailover(t *testing.T) {
 // sent again (ingest skips the documents it has); the backfill completes
 // with every document counted once and exactly one result line each.
 func TestChaosSentinelBackfill(t *testing.T) {
-	skipUnlessFull(t)
 	c := newSentinelCluster(t)
 	c.startWorkers(2, sentinelWorker(t))
 	n, chunk := scale(600, 6000), 50

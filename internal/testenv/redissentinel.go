@@ -30,12 +30,16 @@ type RedisSentinel struct {
 
 // StartRedisSentinel starts the setup, stopped when the test ends, and
 // returns once the replica is in sync and every sentinel knows the replica
-// and the other sentinels (a failover needs all of that). dataArgs are
-// extra redis-server arguments for the data nodes (persistence, say).
+// and the other sentinels (a failover needs all of that). The data nodes
+// keep an append-only file (fsync every second), as a master that can
+// restart must: one that came back empty could be failed back to before it
+// synced, taking every key with it. dataArgs are further redis-server
+// arguments for the data nodes (another fsync policy, say).
 func StartRedisSentinel(t testing.TB, dataArgs ...string) *RedisSentinel {
 	t.Helper()
 	s := &RedisSentinel{t: t}
 	dir := t.TempDir()
+	dataArgs = append([]string{"--appendonly", "yes"}, dataArgs...)
 	master := startRedis(t, filepath.Join(mkdir(t, dir, "data0")), dataArgs...)
 	replica := startReplica(t, mkdir(t, dir, "data1"), master, dataArgs...)
 	s.Data = []*Redis{master, replica}
@@ -165,17 +169,28 @@ func (s *RedisSentinel) AwaitFailover(old *Redis, timeout time.Duration) *Redis 
 	return m
 }
 
-// Rejoin starts a data node that was stopped (an old master) again and
-// waits until the other data node serves as a replica in sync with the
-// current master: the sentinels turn a returning master into a replica, and
-// the setup can lose a node once more. Under load the sentinels may fail
-// over once more, back to d (the new master missed its down-after time);
-// then the new master is the replica.
+// Rejoin starts a data node that was stopped (an old master) again as a
+// replica of the master the sentinels name now, as a deployment's start
+// script does (asking the sentinels first), rather than as the master it
+// was: the sentinels would demote it in time, but until then it answers
+// as a master with its old data. Rejoin returns once a data node serves as
+// a replica in sync with the current master, so the setup can lose a node
+// once more. Under load the sentinels may fail over once more, back to d
+// (the new master missed its down-after time); then the new master is the
+// replica.
 func (s *RedisSentinel) Rejoin(d *Redis, timeout time.Duration) {
 	s.t.Helper()
-	d.Start()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	var m *Redis
+	if err := awaitCond(ctx, func() (bool, error) {
+		var err error
+		m, err = s.Master(ctx)
+		return err == nil && m != d, err
+	}); err != nil {
+		s.t.Fatalf("no master to rejoin %s to: %v", d.Addr(), err)
+	}
+	d.start([]string{"--replicaof", "127.0.0.1", strconv.Itoa(m.Port)}, true)
 	clients := map[*Redis]*redis.Client{}
 	for _, n := range s.Data {
 		clients[n] = redis.NewClient(&redis.Options{Addr: n.Addr(), MaxRetries: -1})
