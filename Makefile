@@ -8,7 +8,7 @@ export JETINFER_ORT_LIB ?= $(JETINFER_HOME)/lib/libonnxruntime.so.1
 GO ?= go
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench bench-sizing bench-fair
+.PHONY: all deps deps-cuda models build run test test-device test-short fuzz bench bench-model chaos vet lint fmt clean backfill-bench lanes-bench bench-sizing bench-fair bench-compare
 
 all: build
 
@@ -142,6 +142,10 @@ bench: deps models
 	@mkdir -p bin && $(GO) test -c -o bin/jetinfer-bench.test ./internal/bench
 	@bin/jetinfer-bench.test -test.run '^TestBench$$' -test.timeout 30m -jetinfer.bench \
 		-jetinfer.write BENCHMARKS.md $(BENCH_FLAGS)
+
+## bench-compare: `make bench`'s benchmark for BASE (a commit) and this tree, alternately, PAIRS (3) times each.
+bench-compare: deps models
+	@BASE=$(BASE) PAIRS=$(PAIRS) scripts/bench-compare.sh
 
 vet:
 	$(GO) vet ./...
