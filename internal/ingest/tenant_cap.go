@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/jetinfer/jetinfer/internal/job"
+import (
+	"sync"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
 
 // capWindows lowers o.MaxWindows to a tenant's cap on the windows of one
 // document (tenantCap 0: the tenant sets none). A request may ask for fewer
@@ -14,4 +18,10 @@ func capWindows(o *job.Options, tenantCap int) {
 	if o.MaxWindows == 0 || o.MaxWindows > tenantCap {
 		o.MaxWindows = tenantCap
 	}
+}
+
+// remember keeps v as what tenant's last admission said in m (the
+// server's tenantTTL or tenantWindows), for the tenant's next request.
+func remember[V comparable](m *sync.Map, tenant string, v V) {
+	m.Store(tenant, v)
 }
