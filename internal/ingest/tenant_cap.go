@@ -21,7 +21,14 @@ func capWindows(o *job.Options, tenantCap int) {
 }
 
 // remember keeps v as what tenant's last admission said in m (the
-// server's tenantTTL or tenantWindows), for the tenant's next request.
+// server's tenantTTL or tenantWindows), for the tenant's next request. It
+// stores only a change: a store allocates, and nearly every admission says
+// what the last one did.
 func remember[V comparable](m *sync.Map, tenant string, v V) {
+	if old, ok := m.Load(tenant); ok {
+		if prev, ok := old.(V); ok && prev == v {
+			return
+		}
+	}
 	m.Store(tenant, v)
 }

@@ -40,6 +40,22 @@ func TestExportLimit(t *testing.T) {
 	}
 }
 
+// TestRememberKeepsTheLastAdmission: what remember keeps is what the
+// tenant's last admission said, changed or not, and each tenant's own.
+func TestRememberKeepsTheLastAdmission(t *testing.T) {
+	var s Server
+	for _, ttl := range []int64{60, 60, 3600, 60} {
+		remember(&s.tenantTTL, "acme", ttl)
+		if got, _ := s.tenantTTL.Load("acme"); got != ttl {
+			t.Fatalf("remembered ttl %v, want %d", got, ttl)
+		}
+	}
+	remember(&s.tenantTTL, "globex", int64(5))
+	if a, _ := s.tenantTTL.Load("acme"); a != int64(60) {
+		t.Fatalf("acme's ttl %v after globex's admission, want 60", a)
+	}
+}
+
 // BenchmarkRememberAdmission is what every job admitted costs the
 // server's memory of its tenant's last admission (admitAndRecord): its
 // result TTL and cap on windows remembered, nearly always the same as
