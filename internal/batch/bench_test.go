@@ -57,3 +57,45 @@ func BenchmarkPadding(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFairPick is one pick of a worker's shared lane (batch.Fair), as
+// the worker makes one per document handed to a pipeline: n tenants
+// waiting, of mixed weights and document sizes, one in eight with its next
+// document still arriving. In "steady" the same tenants wait at every pick;
+// in "churn" one tenant leaves and comes back at every other pick.
+func BenchmarkFairPick(b *testing.B) {
+	for _, n := range []int{4, 64} {
+		waiting := make([]Waiting, n)
+		for i := range waiting {
+			waiting[i] = Waiting{
+				Tenant:   fmt.Sprintf("tenant-%03d", i),
+				Weight:   1 + i%3,
+				Cost:     500 + 1500*(i%4),
+				Arriving: i%8 == 7,
+			}
+		}
+		fewer := waiting[1:]
+		b.Run(fmt.Sprintf("tenants=%d/steady", n), func(b *testing.B) {
+			f := NewFair()
+			b.ReportAllocs()
+			for b.Loop() {
+				if f.Pick(waiting) < 0 {
+					b.Fatal("no pick")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("tenants=%d/churn", n), func(b *testing.B) {
+			f := NewFair()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				w := waiting
+				if i%2 == 1 {
+					w = fewer
+				}
+				if f.Pick(w) < 0 {
+					b.Fatal("no pick")
+				}
+			}
+		})
+	}
+}

@@ -55,7 +55,19 @@ type Fair struct {
 	credit   map[string]int
 	turn     int  // index in round of the tenant whose turn it is
 	credited bool // whether round[turn] has had this turn's credit
+
+	// idx and inRound are sync's scratch, kept from pick to pick so that a
+	// pick allocates nothing: each waiting tenant's index in waiting, and
+	// whether waiting[i] is in the round already.
+	idx     map[string]int
+	idxPeak int // the most tenants idx has held since it was made
+	inRound []bool
 }
+
+// maxIdleIdx is how many times more tenants than wait now idx may once
+// have held before sync drops it for a smaller one: clearing a map costs
+// what it once held, not what it holds.
+const maxIdleIdx = 8
 
 // NewFair returns a Fair with the default quantum.
 func NewFair() *Fair { return &Fair{Quantum: DefaultQuantum} }
@@ -100,16 +112,27 @@ func (f *Fair) sync(waiting []Waiting) map[string]int {
 	if f.credit == nil {
 		f.credit = map[string]int{}
 	}
-	idx := make(map[string]int, len(waiting))
+	if f.idx == nil || f.idxPeak > maxIdleIdx*max(len(waiting), 8) {
+		f.idx, f.idxPeak = make(map[string]int, len(waiting)), 0
+	} else {
+		clear(f.idx)
+	}
+	f.idxPeak = max(f.idxPeak, len(waiting))
+	idx := f.idx
 	for i, w := range waiting {
 		idx[w.Tenant] = i
 	}
+	in := slices.Grow(f.inRound[:0], len(waiting))[:len(waiting)]
+	clear(in)
+	f.inRound = in
 	kept, turn := f.round[:0], -1
 	for i, t := range f.round {
-		if _, ok := idx[t]; !ok {
+		j, ok := idx[t]
+		if !ok {
 			delete(f.credit, t)
 			continue
 		}
+		in[j] = true
 		switch {
 		case i == f.turn:
 			turn = len(kept)
@@ -121,14 +144,12 @@ func (f *Fair) sync(waiting []Waiting) map[string]int {
 	if turn < 0 {
 		turn, f.credited = 0, false
 	}
-	in := make(map[string]bool, len(kept))
-	for _, t := range kept {
-		in[t] = true
-	}
-	for _, w := range waiting {
-		if !in[w.Tenant] {
+	for i, w := range waiting {
+		// A tenant's index is its last in waiting: a tenant listed twice
+		// joins once.
+		if j := idx[w.Tenant]; !in[j] && j == i {
 			kept = append(kept, w.Tenant)
-			in[w.Tenant] = true
+			in[j] = true
 		}
 	}
 	f.round, f.turn = kept, turn

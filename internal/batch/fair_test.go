@@ -1,6 +1,7 @@
 package batch_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -86,6 +87,32 @@ func TestFairRoundChanges(t *testing.T) {
 	run(t, f, steps)
 	if f.Tenants() != 2 {
 		t.Errorf("%d tenants in the round, want 2", f.Tenants())
+	}
+}
+
+// TestFairAfterACrowd drives one Fair from a crowd of tenants down to two
+// and back: the round it keeps from pick to pick follows each time.
+func TestFairAfterACrowd(t *testing.T) {
+	t.Parallel()
+	var crowd []batch.Waiting
+	for i := range 200 {
+		crowd = append(crowd, batch.Waiting{Tenant: fmt.Sprintf("t%03d", i), Cost: 1})
+	}
+	f := &batch.Fair{Quantum: 1}
+	picked := pickRun(f, crowd, 400)
+	for i, got := range picked {
+		if want := crowd[i%200].Tenant; got != want {
+			t.Fatalf("pick %d of the crowd: %s, want %s", i, got, want)
+		}
+	}
+	a := batch.Waiting{Tenant: "a", Cost: 1}
+	b := batch.Waiting{Tenant: "b", Cost: 1}
+	run(t, f, []fairStep{{[]batch.Waiting{b, a}, 4, "baba"}})
+	if f.Tenants() != 2 {
+		t.Fatalf("%d tenants in the round after the crowd left, want 2", f.Tenants())
+	}
+	if got := strings.Join(pickRun(f, append([]batch.Waiting{a, b}, crowd[:3]...), 5), ","); got != "t000,t001,t002,b,a" {
+		t.Fatalf("picked %s after part of the crowd came back, want t000,t001,t002,b,a (a had its turn)", got)
 	}
 }
 

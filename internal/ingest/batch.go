@@ -105,7 +105,7 @@ func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ttl := int64(adm.ResultTTL / time.Second)
-	s.tenantTTL.Store(c.Tenant, ttl)
+	remember(&s.tenantTTL, c.Tenant, ttl)
 
 	resp := BatchResponse{Jobs: make([]BatchItem, n)}
 	var next atomic.Int64

@@ -381,8 +381,8 @@ func (s *Server) admitAndRecord(w http.ResponseWriter, r *http.Request, c *auth.
 		// The admission named the tenant's TTL: remember it for the
 		// next request, and use it now if the record is yet to be made.
 		ttl := int64(adm.ResultTTL / time.Second)
-		s.tenantTTL.Store(c.Tenant, ttl)
-		s.tenantWindows.Store(c.Tenant, adm.MaxWindows)
+		remember(&s.tenantTTL, c.Tenant, ttl)
+		remember(&s.tenantWindows, c.Tenant, adm.MaxWindows)
 		if done == nil {
 			j.ResultTTLSeconds = ttl
 		}

@@ -164,7 +164,7 @@ func (s *Server) openAIEmbeddings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ttl := int64(adm.ResultTTL / time.Second)
-	s.tenantTTL.Store(c.Tenant, ttl)
+	remember(&s.tenantTTL, c.Tenant, ttl)
 
 	results := make([]embedded, len(jobs))
 	var next atomic.Int64

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
@@ -325,54 +326,85 @@ func (s *Server) resolve(r *http.Request, c *auth.Claims, src TaskSource) (*subj
 	case TaskPath:
 		sub.task = r.PathValue("task")
 	case TaskJob:
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
-		defer cancel()
-		rec, err := s.recs.Get(ctx, c.Tenant, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, errorf(http.StatusNotFound, "not_found", "no job %q", id)
-		}
-		if err != nil {
-			return nil, s.unavailable(r, "result store", err)
+		rec, apiErr := lookup(s, r, s.cfg.StoreTimeout, "result store", store.ErrNotFound, "job",
+			func(ctx context.Context) (*job.Record, error) { return s.recs.Get(ctx, c.Tenant, id) })
+		if apiErr != nil {
+			return nil, apiErr
 		}
 		sub.rec, sub.task = rec, rec.Task
 	case TaskBackfill:
 		if s.bf.Store == nil {
 			return nil, errorf(http.StatusNotImplemented, "not_implemented", "backfills are not served here")
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
-		defer cancel()
-		b, err := s.bf.Store.Get(ctx, c.Tenant, id)
-		if errors.Is(err, backfill.ErrNotFound) {
-			return nil, errorf(http.StatusNotFound, "not_found", "no backfill %q", id)
-		}
-		if err != nil {
-			return nil, s.unavailable(r, "backfill store", err)
+		b, apiErr := lookup(s, r, s.cfg.StoreTimeout, "backfill store", backfill.ErrNotFound, "backfill",
+			func(ctx context.Context) (*backfill.Backfill, error) { return s.bf.Store.Get(ctx, c.Tenant, id) })
+		if apiErr != nil {
+			return nil, apiErr
 		}
 		sub.bf, sub.task = b, b.Task
 	case TaskDeadLetter:
 		if s.dlq == nil || s.deadRecs == nil {
 			return nil, errorf(http.StatusNotImplemented, "not_implemented", "this ingest has no DLQ access")
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), dlqTimeout)
-		defer cancel()
-		e, err := s.dlq.FindDead(ctx, c.Tenant, id)
-		if err == nil && e.Kind == job.DeadKindWebhook {
-			// A webhook event's dead letter holds the event, not a job;
-			// its task is the reported job's, kept on the letter.
-			sub.dead, sub.task = e, e.Task
-			return sub, nil
+		d, apiErr := lookup(s, r, dlqTimeout, "dead-letter queue", job.ErrDeadNotFound, "dead letter for job",
+			func(ctx context.Context) (deadLetter, error) { return s.findDeadLetter(ctx, c.Tenant, id) })
+		if apiErr != nil {
+			return nil, apiErr
 		}
-		if err == nil {
-			sub.dead = e
-			sub.dj, err = s.dlq.DeadJob(ctx, e)
-		}
-		if errors.Is(err, job.ErrDeadNotFound) {
-			return nil, errorf(http.StatusNotFound, "not_found", "no dead letter for job %q", id)
-		}
-		if err != nil {
-			return nil, s.unavailable(r, "dead-letter queue", err)
-		}
-		sub.task = sub.dj.Task
+		sub.dead, sub.dj, sub.task = d.entry, d.job, d.task()
 	}
 	return sub, nil
+}
+
+// lookup runs fetch, under timeout, for the object a route acts on. An
+// error that is notFound answers 404 "no <what> <id>"; any other answers
+// 503 naming dep, what fetch reads from.
+func lookup[T any](s *Server, r *http.Request, timeout time.Duration, dep string, notFound error, what string,
+	fetch func(context.Context) (T, error)) (T, *apiError) {
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	v, err := fetch(ctx)
+	if errors.Is(err, notFound) {
+		var zero T
+		return zero, errorf(http.StatusNotFound, "not_found", "no %s %q", what, r.PathValue("id"))
+	}
+	if err != nil {
+		var zero T
+		return zero, s.unavailable(r, dep, err)
+	}
+	return v, nil
+}
+
+// deadLetter is a dead letter as the gate loads it: the entry and, unless
+// it is a webhook event's, the job it holds.
+type deadLetter struct {
+	entry *job.DeadEntry
+	job   *job.Job
+}
+
+// task is the task the letter's routes act on. A webhook event's dead
+// letter holds the event, not a job; its task is the reported job's, kept
+// on the letter.
+func (d deadLetter) task() string {
+	if d.job == nil {
+		return d.entry.Task
+	}
+	return d.job.Task
+}
+
+// findDeadLetter loads the tenant's dead letter for job id, with its job
+// unless it is a webhook event's.
+func (s *Server) findDeadLetter(ctx context.Context, tenant, id string) (deadLetter, error) {
+	e, err := s.dlq.FindDead(ctx, tenant, id)
+	if err != nil {
+		return deadLetter{}, err
+	}
+	if e.Kind == job.DeadKindWebhook {
+		return deadLetter{entry: e}, nil
+	}
+	dj, err := s.dlq.DeadJob(ctx, e)
+	if err != nil {
+		return deadLetter{}, err
+	}
+	return deadLetter{entry: e, job: dj}, nil
 }

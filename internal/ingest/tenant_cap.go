@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/jetinfer/jetinfer/internal/job"
+import (
+	"sync"
+
+	"github.com/jetinfer/jetinfer/internal/job"
+)
 
 // capWindows lowers o.MaxWindows to a tenant's cap on the windows of one
 // document (tenantCap 0: the tenant sets none). A request may ask for fewer
@@ -14,4 +18,17 @@ func capWindows(o *job.Options, tenantCap int) {
 	if o.MaxWindows == 0 || o.MaxWindows > tenantCap {
 		o.MaxWindows = tenantCap
 	}
+}
+
+// remember keeps v as what tenant's last admission said in m (the
+// server's tenantTTL or tenantWindows), for the tenant's next request. It
+// stores only a change: a store allocates, and nearly every admission says
+// what the last one did.
+func remember[V comparable](m *sync.Map, tenant string, v V) {
+	if old, ok := m.Load(tenant); ok {
+		if prev, ok := old.(V); ok && prev == v {
+			return
+		}
+	}
+	m.Store(tenant, v)
 }

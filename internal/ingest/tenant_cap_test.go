@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/jetinfer/jetinfer/internal/job"
 )
@@ -36,5 +37,36 @@ func TestExportLimit(t *testing.T) {
 		if got := exportLimit(tc.tenantCap, tc.ceiling); got != tc.want {
 			t.Errorf("exportLimit(%d, %d) = %d, want %d", tc.tenantCap, tc.ceiling, got, tc.want)
 		}
+	}
+}
+
+// TestRememberKeepsTheLastAdmission: what remember keeps is what the
+// tenant's last admission said, changed or not, and each tenant's own.
+func TestRememberKeepsTheLastAdmission(t *testing.T) {
+	var s Server
+	for _, ttl := range []int64{60, 60, 3600, 60} {
+		remember(&s.tenantTTL, "acme", ttl)
+		if got, _ := s.tenantTTL.Load("acme"); got != ttl {
+			t.Fatalf("remembered ttl %v, want %d", got, ttl)
+		}
+	}
+	remember(&s.tenantTTL, "globex", int64(5))
+	if a, _ := s.tenantTTL.Load("acme"); a != int64(60) {
+		t.Fatalf("acme's ttl %v after globex's admission, want 60", a)
+	}
+}
+
+// BenchmarkRememberAdmission is what every job admitted costs the
+// server's memory of its tenant's last admission (admitAndRecord): its
+// result TTL and cap on windows remembered, nearly always the same as
+// the last job's.
+func BenchmarkRememberAdmission(b *testing.B) {
+	var s Server
+	tenant := string([]byte("acme")) // a claim's, made at run time
+	ttl := int64(24 * time.Hour / time.Second)
+	b.ReportAllocs()
+	for b.Loop() {
+		remember(&s.tenantTTL, tenant, ttl)
+		remember(&s.tenantWindows, tenant, 16)
 	}
 }

@@ -32,10 +32,14 @@ type Client struct {
 	js           jetstream.JetStream
 	publishRetry time.Duration
 
+	// hintMu guards hinted, on its own: every published bulk job reads it,
+	// and need not wait on mu's publish counting.
+	hintMu sync.Mutex
+	// hinted is when each tenant subject was last hinted at (hintWork).
+	hinted map[hintKey]time.Time
+
 	mu   sync.Mutex
 	jobs jetstream.Stream // looked up once (jobsStream)
-	// hinted is when each tenant subject was last hinted at (hintWork).
-	hinted map[string]time.Time
 	// The Publish and PublishBatch calls in flight, for WaitPublished.
 	inflight int
 	idle     chan struct{} // closed when inflight drops to zero

@@ -78,26 +78,35 @@ func WorkHintSubject(l job.Lane, task string) string {
 	return "jetinfer.work." + string(l) + "." + task
 }
 
+// hintKey names a tenant subject of a shared lane by its parts, so that
+// hintWork looks it up without building the subject: a lane, a task and a
+// tenant token (job.TenantSubject).
+type hintKey struct {
+	lane        job.Lane
+	task, token string
+}
+
 // hintWork tells the workers, fire-and-forget and at most every hintEvery
 // per tenant subject, that j is queued on a shared lane, so that a tenant
 // with no worker pulling its consumer is pulled at once rather than at the
-// workers' next scan. It costs no round trip.
+// workers' next scan. It costs no round trip, and no allocation when the
+// subject was hinted at within hintEvery.
 func (c *Client) hintWork(j *job.Job) {
 	if !j.Lane.Shared() {
 		return
 	}
-	subj, now := job.SubjectOf(j), time.Now()
-	c.mu.Lock()
-	if now.Sub(c.hinted[subj]) < hintEvery {
-		c.mu.Unlock()
+	key, now := hintKey{j.Lane, j.Task, job.DLQTenantToken(j.Tenant)}, time.Now()
+	c.hintMu.Lock()
+	if now.Sub(c.hinted[key]) < hintEvery {
+		c.hintMu.Unlock()
 		return
 	}
 	if c.hinted == nil || len(c.hinted) >= maxHinted {
-		c.hinted = map[string]time.Time{}
+		c.hinted = map[hintKey]time.Time{}
 	}
-	c.hinted[subj] = now
-	c.mu.Unlock()
-	_ = c.nc.Publish(WorkHintSubject(j.Lane, j.Task), []byte(job.DLQTenantToken(j.Tenant)))
+	c.hinted[key] = now
+	c.hintMu.Unlock()
+	_ = c.nc.Publish(WorkHintSubject(j.Lane, j.Task), []byte(key.token))
 }
 
 // WatchTenants calls fn whenever a publisher hints that jobs of shared lane

@@ -3,13 +3,10 @@ package telemetry
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // TestHTTPMiddlewareFoldsUnknownMethods sends requests with long random
@@ -17,19 +14,7 @@ import (
 // span attribute, or a client could grow the server's memory and the
 // scrape without bound.
 func TestHTTPMiddlewareFoldsUnknownMethods(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp, err := NewTracerProvider(TraceConfig{Service: "test", SampleRatio: 1}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewMetrics()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := HTTPMiddleware(http.NotFoundHandler(), tp, m.Meter("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, rec, scrape := newMiddleware(t, 1, http.NotFoundHandler())
 	const n = 50
 	var methods []string
 	for range n {
@@ -42,15 +27,7 @@ func TestHTTPMiddlewareFoldsUnknownMethods(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("get", "/anything", nil))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("PATCH", "/anything", nil))
 
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
+	text := scrape()
 	want := `http_server_request_duration_seconds_count{http_request_method="_OTHER",http_response_status_code="404",http_route="unmatched"} 51`
 	if !strings.Contains(text, want) {
 		t.Fatalf("scrape lacks %s:\n%s", want, grepLines(text, "http_"))

@@ -56,25 +56,13 @@ func TestSampleRatioIsChecked(t *testing.T) {
 // names it by route, hands the span's context to the handler, and counts
 // the request by route pattern (never by raw path).
 func TestHTTPMiddleware(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tp, err := NewTracerProvider(TraceConfig{Service: "test", SampleRatio: 0}, rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewMetrics()
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	var inner trace.SpanContext
 	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
 		inner = trace.SpanContextFromContext(r.Context())
 		w.WriteHeader(http.StatusTeapot)
 	})
-	h, err := HTTPMiddleware(mux, tp, m.Meter("test"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, rec, scrape := newMiddleware(t, 0, mux)
 	req := httptest.NewRequest("GET", "/v1/jobs/abc123", nil)
 	req.Header.Set("Traceparent", parent)
 	h.ServeHTTP(httptest.NewRecorder(), req)
@@ -92,15 +80,7 @@ func TestHTTPMiddleware(t *testing.T) {
 		t.Fatal("handler did not see the server span in its context")
 	}
 
-	srv := httptest.NewServer(m.Handler())
-	defer srv.Close()
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	text := string(body)
+	text := scrape()
 	want := `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="418",http_route="GET /v1/jobs/{id}"} 1`
 	if !strings.Contains(text, want) {
 		t.Fatalf("scrape lacks %s:\n%s", want, grepLines(text, "http_"))
@@ -108,6 +88,42 @@ func TestHTTPMiddleware(t *testing.T) {
 	if strings.Contains(text, "abc123") {
 		t.Fatal("a path id became a label value")
 	}
+}
+
+// newMiddleware wraps next in HTTPMiddleware, tracing at sampleRatio into
+// the recorder it returns. scrape reads the Prometheus exposition of the
+// metrics the middleware records.
+func newMiddleware(t *testing.T, sampleRatio float64, next http.Handler) (h http.Handler, rec *tracetest.SpanRecorder, scrape func() string) {
+	t.Helper()
+	rec = tracetest.NewSpanRecorder()
+	tp, err := NewTracerProvider(TraceConfig{Service: "test", SampleRatio: sampleRatio}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err = HTTPMiddleware(next, tp, m.Meter("test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape = func() string {
+		t.Helper()
+		srv := httptest.NewServer(m.Handler())
+		defer srv.Close()
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(body)
+	}
+	return h, rec, scrape
 }
 
 func grepLines(text, sub string) string {
