@@ -242,6 +242,8 @@ func (c *cluster) startIngest() {
 		cfg.RedisWait.Replicas = 1
 	}
 	cfg.Log.Level = "warn"
+	// One line per request would bury the scenario's own lines.
+	cfg.Edge.AuditLog = "off"
 	logName := c.ingestLog
 	if logName == "" {
 		logName = "ingest.log"
