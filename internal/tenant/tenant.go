@@ -295,6 +295,7 @@ func (s *Store) Create(ctx context.Context, t Tenant) (Tenant, error) {
 		Name: &t.Name, Enabled: &t.Enabled, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
 		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports, Weight: &t.Weight,
+		ResultsMaxBytes: &t.ResultsMaxBytes,
 	}
 	args := append(p.fields(), "id", t.ID, "created_ms", strconv.FormatInt(t.Created.UnixMilli(), 10))
 	created, err := createScript.Run(ctx, s.rdb, []string{hashKey(t.ID)}, args...).Int()
