@@ -83,7 +83,7 @@ func TestResultsAccountPerTenant(t *testing.T) {
 	if n, _ := rdb.SCard(ctx, store.ResultsHeldKey("acme")).Result(); n != 0 {
 		t.Fatalf("acme's set keeps %d expired backfills", n)
 	}
-	left(b2, 0, 0) // a purge of an expired backfill frees nothing
+	left(b2, 0, 0)    // a purge of an expired backfill frees nothing
 	fin(b2, "d3", 70) // nor does a finish count into one
 	usage("acme", 0)
 	usage("globex", 30)
