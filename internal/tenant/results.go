@@ -93,14 +93,14 @@ func (r *ResultShares) Use(ctx context.Context, tenant string) (ResultsUse, erro
 		r.mu.Unlock()
 		return c.use, nil
 	}
-	max, fresh := r.max, r.maxOnce && now.Sub(r.maxAt) < maxBytesTTL
+	limit, fresh := r.max, r.maxOnce && now.Sub(r.maxAt) < maxBytesTTL
 	r.mu.Unlock()
 	if !fresh {
 		m, err := r.maxBytes(ctx)
 		if err != nil {
 			return ResultsUse{}, err
 		}
-		max = m
+		limit = m
 		r.mu.Lock()
 		r.max, r.maxAt, r.maxOnce = m, now, true
 		r.mu.Unlock()
@@ -110,7 +110,7 @@ func (r *ResultShares) Use(ctx context.Context, tenant string) (ResultsUse, erro
 		return ResultsUse{}, err
 	}
 	u := ResultsUse{Used: used}
-	u.Share = int64(ResultsBudget * DefaultResultsShare * float64(max))
+	u.Share = int64(ResultsBudget * DefaultResultsShare * float64(limit))
 	if r.records != nil {
 		if t, err := r.records.Get(ctx, tenant); err == nil && t.ResultsMaxBytes > 0 {
 			u.Share = t.ResultsMaxBytes

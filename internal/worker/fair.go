@@ -116,8 +116,14 @@ func (f *fairPuller) join(tenant string, p Puller, weight int) {
 	}
 	f.members[tenant] = m
 	draining := f.draining
+	// Held while a scan was starting it: it hands out what it has and
+	// leaves, as hold would have made it.
+	held := f.held[tenant]
+	if held {
+		m.leaving = true
+	}
 	f.mu.Unlock()
-	if draining {
+	if draining || held {
 		p.Drain()
 	}
 	go f.pump(m)
