@@ -35,7 +35,8 @@ import (
 // jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
 // jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
 // jetinfer_worker_store_retries_total, jetinfer_worker_results_full_retries_total,
-// jetinfer_worker_results_held, jetinfer_worker_tenants_held,
+// jetinfer_worker_results_held, jetinfer_worker_results_share_held,
+// jetinfer_worker_tenants_held,
 // jetinfer_worker_redeliveries_total{task,model_version,lane},
 // jetinfer_worker_dead_letters_total{task,model_version,lane},
 // jetinfer_worker_tenants{task,lane} (the tenants' consumers a worker pulls
@@ -45,9 +46,9 @@ type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
 	storeRetries, resultsFullRetries    atomic.Int64
-	// resultsHeld is the backfill documents held because RESULTS is full,
-	// or their tenant holds its share of it.
-	resultsHeld atomic.Int64
+	// resultsHeld is the backfill documents held because RESULTS is full;
+	// shareHeld, those held because their tenant holds its share of it.
+	resultsHeld, shareHeld atomic.Int64
 	// tenantsHeld is the tenants (per task) whose backfill lane consumers
 	// are stopped because they hold their share of RESULTS.
 	tenantsHeld atomic.Int64
@@ -174,9 +175,16 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		must(e)
 	}
 	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_held",
-		metric.WithDescription("backfill documents held because the RESULTS stream is full (their backfill lanes are paused) or their tenant holds its share of it (its consumer is paused)"),
+		metric.WithDescription("backfill documents held because the RESULTS stream is full (their backfill lanes are paused)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(m.resultsHeld.Load())
+			return nil
+		}))
+	must(e)
+	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_share_held",
+		metric.WithDescription("backfill documents held because their tenant holds its share of the RESULTS stream (only its backfill consumer is paused)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(m.shareHeld.Load())
 			return nil
 		}))
 	must(e)

@@ -55,7 +55,7 @@ type parking struct {
 // tenant over its share stops that tenant's consumer of it.
 func (pl *pipeline) park(ctx context.Context, its []*item) {
 	pk := &pl.parked
-	pl.w.m.resultsHeld.Add(int64(len(its)))
+	countHeld(pl.w.m, its, 1)
 	pk.mu.Lock()
 	pk.items = append(pk.items, its...)
 	full := slices.ContainsFunc(its, func(it *item) bool { return !it.heldShare })
@@ -129,7 +129,7 @@ func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error
 		its := pk.items
 		pk.items = nil
 		pk.mu.Unlock()
-		pl.w.m.resultsHeld.Add(-int64(len(its)))
+		countHeld(pl.w.m, its, -1)
 		pl.w.m.resultsFullRetries.Add(1)
 		for _, it := range its {
 			it.parked, it.heldShare = false, false
@@ -195,7 +195,7 @@ func (pl *pipeline) releaseParked(ctx context.Context) {
 	held := len(pk.held)
 	pk.held = nil
 	pk.mu.Unlock()
-	pl.w.m.resultsHeld.Add(-int64(len(its)))
+	countHeld(pl.w.m, its, -1)
 	pl.w.m.tenantsHeld.Add(-int64(held))
 	for _, it := range its {
 		it.parked, it.heldShare = false, false
@@ -271,4 +271,18 @@ func (pl *pipeline) repull(ctx context.Context) (Puller, error) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// countHeld adds sign × its to the gauges of held documents, by why each
+// is held: RESULTS full (resultsHeld) or its tenant over its share
+// (shareHeld).
+func countHeld(m *Metrics, its []*item, sign int64) {
+	var share int64
+	for _, it := range its {
+		if it.heldShare {
+			share++
+		}
+	}
+	m.resultsHeld.Add(sign * (int64(len(its)) - share))
+	m.shareHeld.Add(sign * share)
 }
