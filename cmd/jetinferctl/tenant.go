@@ -28,6 +28,7 @@ type tenantFlags struct {
 	maxWindows   int
 	maxExports   int
 	weight       int
+	resultsMax   int64
 }
 
 func (t *tenantFlags) register(fs *flag.FlagSet) {
@@ -39,6 +40,7 @@ func (t *tenantFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&t.resultTTL, "result-ttl", 0, "how long results are kept; 0 = ingest's default")
 	fs.IntVar(&t.maxWindows, "max-windows", 0, "most windows one long document is cut into; lowers a job's options.max_windows; 0 = no tenant cap")
 	fs.IntVar(&t.weight, "weight", 0, "share of the bulk and backfill lanes against other tenants with work there; 0 = 1, every tenant's default")
+	fs.Int64Var(&t.resultsMax, "results-max-bytes", 0, "most bytes of backfill results the tenant may hold unexported in RESULTS before its backfill documents are refused and held (its share); 0 = the default share, half of 90% of RESULTS' max bytes")
 	fs.IntVar(&t.maxExports, "max-exports", 0, "most result exports the tenant streams from one ingest at once; lowers --max-exports-per-tenant; 0 = the server's ceiling")
 }
 
@@ -66,6 +68,8 @@ func (t *tenantFlags) patch(fs *flag.FlagSet) tenant.Patch {
 			p.MaxExports = &t.maxExports
 		case "weight":
 			p.Weight = &t.weight
+		case "results-max-bytes":
+			p.ResultsMaxBytes = &t.resultsMax
 		}
 	})
 	return p
@@ -135,13 +139,16 @@ type tenantView struct {
 	MaxWindows   int     `json:"max_windows"`
 	MaxExports   int     `json:"max_exports"`
 	Weight       int     `json:"weight"`
-	Created      string  `json:"created_at"`
+	// ResultsMaxBytes is the tenant's RESULTS share; 0: the default.
+	ResultsMaxBytes int64  `json:"results_max_bytes"`
+	Created         string `json:"created_at"`
 }
 
 func tenantJSON(t tenant.Tenant) tenantView {
 	return tenantView{ID: t.ID, Name: t.Name, Enabled: t.Enabled, DailyQuota: t.DailyQuota,
 		RatePerSec: t.RatePerSec, Burst: t.Burst, MaxBodyBytes: t.MaxBodyBytes,
-		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, MaxExports: t.MaxExports, Weight: t.Weight, Created: t.Created.Format(time.RFC3339)}
+		ResultTTL: t.ResultTTL.String(), MaxWindows: t.MaxWindows, MaxExports: t.MaxExports, Weight: t.Weight,
+		ResultsMaxBytes: t.ResultsMaxBytes, Created: t.Created.Format(time.RFC3339)}
 }
 
 func writeTenantHeader(tw *tabwriter.Writer) {
@@ -186,7 +193,7 @@ func init() {
 					t, err := st.Create(ctx, tenant.Tenant{ID: tid, Name: tf.name, Enabled: !*disabled,
 						DailyQuota: tf.dailyQuota, RatePerSec: tf.rate, Burst: tf.burst,
 						MaxBodyBytes: tf.maxBodyBytes, ResultTTL: tf.resultTTL, MaxWindows: tf.maxWindows,
-						MaxExports: tf.maxExports, Weight: tf.weight})
+						MaxExports: tf.maxExports, Weight: tf.weight, ResultsMaxBytes: tf.resultsMax})
 					if errors.Is(err, tenant.ErrExists) && *ifNotExists {
 						if t, err = st.Get(ctx, tid); err != nil {
 							return err

@@ -149,6 +149,8 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		TenantScan:         cfg.TenantScan,
 		FairQuantum:        cfg.FairQuantum,
 		Weights:            tenantWeights{tenant.NewStore(rdb)},
+		// A tenant without a record has the default share.
+		ResultShares: resultShares(rdb, st, q, true),
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 

@@ -16,6 +16,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 	"github.com/jetinfer/jetinfer/internal/webhook"
 )
 
@@ -54,8 +55,20 @@ type ResultReader interface {
 	StreamUsage(ctx context.Context, name string) (job.Usage, error)
 }
 
-// resultsRoom remembers, for a second, whether RESULTS has room for the
-// results of more backfill documents.
+// ResultsAccount is each tenant's account of the bytes of backfill results
+// it holds in RESULTS (store.Store): a purge re-derives a backfill's from
+// what the stream still holds of it (ResultsHeld, the queue's count).
+type ResultsAccount interface {
+	ResultsLeft(ctx context.Context, tenant, backfill string, left uint64) (int64, error)
+}
+
+// ResultsHeldCounter counts what RESULTS holds of a backfill (the queue).
+type ResultsHeldCounter interface {
+	ResultsHeld(ctx context.Context, backfill string) (uint64, error)
+}
+
+// resultsRoom remembers, for a second, whether RESULTS as a whole has room
+// for the results of more backfill documents.
 type resultsRoom struct {
 	mu      sync.Mutex
 	checked time.Time
@@ -64,12 +77,13 @@ type resultsRoom struct {
 
 // resultsFullAt is the share of RESULTS at which new backfill documents are
 // refused: the documents already queued still need room for their results.
-const resultsFullAt = 0.9
+const resultsFullAt = tenant.ResultsBudget
 
 // resultsFull reports whether RESULTS is too full to take more backfill
-// documents. Workers hold the documents whose results a full RESULTS
-// refuses, and their backfill lanes stop; documents admitted meanwhile would
-// only fill JOBS, which every tenant's jobs share. A failed check admits.
+// documents from any tenant. Workers hold the documents whose results a
+// full RESULTS refuses, and their backfill lanes stop; documents admitted
+// meanwhile would only fill JOBS, which every tenant's jobs share. A failed
+// check admits.
 func (s *Server) resultsFull(ctx context.Context) bool {
 	rr := &s.resultsRoom
 	rr.mu.Lock()
@@ -92,6 +106,49 @@ func (s *Server) resultsFull(ctx context.Context) bool {
 	return rr.full
 }
 
+// resultsRefusal is the one check of RESULTS room before a tenant's
+// backfill documents are queued (POST /v1/backfills/{id}/documents and the
+// OpenAI batch upload), nil to admit; what says why names what to do
+// (how, for the route asking).
+//
+// The tenant's own share comes first: a tenant that holds its share of
+// unexported results (tenant.ResultShares) is refused alone, with 429
+// results_share_full naming its use and share, while the other tenants
+// are admitted. 429, not 503: the service is there and the refusal is the
+// tenant's own doing, like quota_exceeded; clients that wait out 429 and
+// 503 alike (jetinferctl) wait either. The stream as a whole at
+// resultsFullAt stays as the backstop, 503 results_full for everyone: the
+// tenants' shares may add up to more than the budget.
+func (s *Server) resultsRefusal(ctx context.Context, tenantID, how string) *apiError {
+	if s.bf.Results == nil {
+		return nil
+	}
+	if s.bf.Shares != nil {
+		sctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		u, err := s.bf.Shares.Use(sctx, tenantID)
+		cancel()
+		switch {
+		case err != nil:
+			s.log.WarnContext(ctx, "tenant's RESULTS use unknown; admitting backfill documents", "tenant", tenantID, "error", err)
+		case u.Over():
+			s.ins.resultsRefused(ctx, tenantID, "tenant")
+			e := errorf(http.StatusTooManyRequests, "results_share_full",
+				"tenant %s holds %d bytes of unexported backfill results in RESULTS, its share is %d: %s (or raise the tenant's results_max_bytes)",
+				tenantID, u.Used, u.Share, how)
+			e.RetryAfterS = 5
+			return e
+		}
+	}
+	if s.resultsFull(ctx) {
+		s.ins.resultsRefused(ctx, tenantID, "stream")
+		e := errorf(http.StatusServiceUnavailable, "results_full",
+			"the RESULTS stream is %.0f%%+ full: %s (or raise --results-max-bytes)", resultsFullAt*100, how)
+		e.RetryAfterS = 2
+		return e
+	}
+	return nil
+}
+
 var _ Backfills = (*backfill.Store)(nil)
 
 // BackfillDeps are what the /v1/backfills routes need; without them those
@@ -100,6 +157,12 @@ type BackfillDeps struct {
 	Store     Backfills
 	Publisher BatchPublisher
 	Results   ResultReader
+	// Account keeps each tenant's RESULTS bytes; a purge re-derives it
+	// (with Results' ResultsHeld). Nil keeps none.
+	Account ResultsAccount
+	// Shares tells a tenant's use of RESULTS against its share; nil
+	// refuses only when the whole stream is full.
+	Shares *tenant.ResultShares
 	// List serves GET /v1/backfills; nil answers 501.
 	List BackfillLister
 	// Events queues the backfill.completed event of a backfill that a seal
@@ -329,10 +392,8 @@ func (s *Server) addDocuments(w http.ResponseWriter, r *http.Request) {
 		writeError(w, notOpen(b.ID, b.State))
 		return
 	}
-	if s.bf.Results != nil && s.resultsFull(r.Context()) {
-		e := errorf(http.StatusServiceUnavailable, "results_full",
-			"the RESULTS stream is %.0f%%+ full: export and purge backfill results (jetinferctl backfill run does as it goes), or raise --results-max-bytes; resend from line 1 later", resultsFullAt*100)
-		e.RetryAfterS = 2
+	if e := s.resultsRefusal(r.Context(), c.Tenant,
+		"export and purge backfill results (jetinferctl backfill run does as it goes) and resend from line 1"); e != nil {
 		writeError(w, e)
 		return
 	}
@@ -796,5 +857,29 @@ func (s *Server) purgeBackfillResults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "results stream", err))
 		return
 	}
+	s.purgedResults(ctx, b.Tenant, b.ID)
 	writeJSON(w, http.StatusOK, map[string]any{"backfill": b.ID, "purged_through": through})
+}
+
+// purgedResults re-derives the tenant's RESULTS account of backfill from
+// what the stream still holds of it after a purge, so that a tenant over
+// its share is admitted again, and its held documents flow, once its
+// exports have purged enough. A failure is logged, not answered: the purge
+// is done, and the account is re-derived by the backfill's next purge.
+func (s *Server) purgedResults(ctx context.Context, tenantID, backfillID string) {
+	held, ok := s.bf.Results.(ResultsHeldCounter)
+	if s.bf.Account == nil || !ok {
+		return
+	}
+	left, err := held.ResultsHeld(ctx, backfillID)
+	if err == nil {
+		_, err = s.bf.Account.ResultsLeft(ctx, tenantID, backfillID, left)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "re-derive the tenant's RESULTS account after a purge", "tenant", tenantID, "backfill", backfillID, "error", err)
+		return
+	}
+	if s.bf.Shares != nil {
+		s.bf.Shares.Forget(tenantID)
+	}
 }

@@ -24,7 +24,9 @@ import (
 // jetinfer_ingest_dlq_kept_total (replays whose job was queued again but
 // whose dead letter could not be deleted), jetinfer_ingest_exports_active
 // (result exports streaming now) and jetinfer_ingest_exports_refused_total
-// (exports refused for their tenant's cap).
+// (exports refused for their tenant's cap) and
+// jetinfer_ingest_results_refused_total{tenant,scope} (backfill uploads
+// refused for want of RESULTS room).
 type instruments struct {
 	tracer    trace.Tracer
 	submitted metric.Int64Counter
@@ -37,7 +39,11 @@ type instruments struct {
 	// tenant is in the audit log, and the label set stays bounded.
 	exportsActive  metric.Int64UpDownCounter
 	exportsRefused metric.Int64Counter
-	sets           sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
+	// resultsRefusedN counts backfill uploads refused for want of RESULTS
+	// room, by tenant and scope (tenant: its own share; stream: the
+	// whole stream).
+	resultsRefusedN metric.Int64Counter
+	sets            sync.Map // submitKey → []metric.AddOption; job.Lane → []metric.RecordOption
 }
 
 type submitKey struct {
@@ -74,7 +80,15 @@ func newInstruments(meter metric.Meter, tp trace.TracerProvider) *instruments {
 	}
 	in.exportsRefused = counter(meter, "jetinfer.ingest.exports.refused",
 		"result exports refused because their tenant ran its limit of concurrent exports")
+	in.resultsRefusedN = counter(meter, "jetinfer.ingest.results_refused",
+		"backfill uploads refused for want of RESULTS room, by tenant and scope (tenant: over its share, 429 results_share_full; stream: RESULTS 90% full, 503 results_full)")
 	return in
+}
+
+// resultsRefused counts a backfill upload of tenant refused for want of
+// RESULTS room; scope is "tenant" (its share) or "stream".
+func (in *instruments) resultsRefused(ctx context.Context, tenant, scope string) {
+	in.resultsRefusedN.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(attribute.String("tenant", tenant), attribute.String("scope", scope))))
 }
 
 // counter is meter's counter name, or one that records nothing where the

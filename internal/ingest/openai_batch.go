@@ -140,12 +140,9 @@ func (s *Server) openAIUpload(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, aerr)
 		return
 	}
-	if s.bf.Results != nil && s.resultsFull(r.Context()) {
-		// As POST /v1/backfills/{id}/documents: the results of what is
-		// queued need the room first.
-		e := errorf(http.StatusServiceUnavailable, "results_full",
-			"the RESULTS stream is %.0f%%+ full: finished batches' results must be purged first; retry later", resultsFullAt*100)
-		e.RetryAfterS = 2
+	// As POST /v1/backfills/{id}/documents: the results of what is
+	// queued need the room first.
+	if e := s.resultsRefusal(r.Context(), c.Tenant, "finished batches' results must be purged first; retry later"); e != nil {
 		writeOpenAIError(w, e)
 		return
 	}

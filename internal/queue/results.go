@@ -117,4 +117,20 @@ func (c *Client) PurgeResults(ctx context.Context, backfill string, through uint
 	return nil
 }
 
+// ResultsHeld is how many results of backfill RESULTS holds now: after a
+// purge, what the tenant's RESULTS account (store.ResultsLeft) re-derives
+// the backfill's share from.
+func (c *Client) ResultsHeld(ctx context.Context, backfill string) (uint64, error) {
+	st, err := c.js.Stream(ctx, job.StreamResults)
+	if err != nil {
+		return 0, classify(fmt.Errorf("stream %s: %w", job.StreamResults, err))
+	}
+	subject := job.ResultsSubject(backfill)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		return 0, classify(fmt.Errorf("results held for %s: %w", backfill, err))
+	}
+	return info.State.Subjects[subject], nil
+}
+
 var _ job.ResultStream = (*Results)(nil)

@@ -118,6 +118,13 @@ return 'running'
 // met exactly once. A due event is answered as a table (see bfEventOf):
 // the status, the event, and the hash's fields the event reports.
 //
+// A document counted final whose result went to RESULTS (ARGV[6], its
+// bytes there, is above 0) adds those bytes to the tenant's RESULTS
+// account (results.go): the backfill hash's res_bytes and res_msgs, and the
+// backfill's membership of the tenant's set of backfills holding results,
+// KEYS[3]. Counting here, once per final, means a result republished by a
+// redelivery (which JetStream drops as a duplicate) is not counted twice.
+//
 // A document already final in a completed backfill that has a webhook
 // makes backfill.completed due again. That is the redelivery of a batch
 // whose worker stored the completion and died before it queued the event
@@ -139,6 +146,12 @@ redis.call('PEXPIRE', KEYS[2], ARGV[5])
 if not v then redis.call('HINCRBY', KEYS[1], 'submitted', 1) end
 redis.call('HINCRBY', KEYS[1], ARGV[2], 1)
 if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[1], 'reused', 1) end
+if tonumber(ARGV[6]) > 0 then
+  redis.call('HINCRBY', KEYS[1], 'res_bytes', ARGV[6])
+  redis.call('HINCRBY', KEYS[1], 'res_msgs', 1)
+  redis.call('SADD', KEYS[3], ARGV[7])
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+end
 redis.call('HSETNX', KEYS[1], 'first_ms', ARGV[3])
 redis.call('HSET', KEYS[1], 'last_ms', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -243,8 +256,8 @@ func (s *Store) bfFinish(ctx context.Context, p redis.Pipeliner, f Final, now ti
 	if f.ReuseKey != "" && f.Status == job.StatusSucceeded && !f.Reused {
 		p.Set(ctx, f.ReuseKey, []byte(f.Result), ReuseTTL)
 	}
-	return bfFinishScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key},
-		m.Field, string(f.Status), now.UnixMilli(), reused, s.docTTLOrDefault().Milliseconds())
+	return bfFinishScript.EvalSha(ctx, p, []string{BackfillKey(j.Tenant, j.Backfill), m.Key, ResultsHeldKey(j.Tenant)},
+		m.Field, string(f.Status), now.UnixMilli(), reused, s.docTTLOrDefault().Milliseconds(), max(f.ResultBytes, 0), j.Backfill)
 }
 
 // ReuseTTL is how long a cached result can be reused.

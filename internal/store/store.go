@@ -181,6 +181,10 @@ type Final struct {
 	// ReuseKey, for a backfill document, is where a successful result is
 	// cached for identical texts (see ReuseKey); empty for none.
 	ReuseKey string
+	// ResultBytes, for a backfill document, is the size of the result the
+	// worker published to RESULTS for it (0: none), which counting it final
+	// adds to its tenant's RESULTS account (ResultsUsage).
+	ResultBytes int64
 	// Due is set by Finish: the webhook event of the document's backfill
 	// that counting this document made due (nil for none). Exactly one
 	// Finish call, across every worker, sees each event due.

@@ -63,6 +63,12 @@ type Tenant struct {
 	// the other tenants with work waiting there (deficit round robin in the
 	// workers); 0 means 1, the default every tenant has.
 	Weight int
+	// ResultsMaxBytes is the tenant's share of the RESULTS stream: the
+	// most bytes of backfill results it may hold there unexported before
+	// ingest refuses its backfill documents and workers hold them (see
+	// ResultShares); 0 means the default share, DefaultResultsShare of the
+	// RESULTS budget.
+	ResultsMaxBytes int64
 	// Created is when the tenant was created; Create sets it when zero.
 	Created time.Time
 }
@@ -76,6 +82,7 @@ func (t Tenant) Validate() error {
 		Name: &t.Name, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
 		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports, Weight: &t.Weight,
+		ResultsMaxBytes: &t.ResultsMaxBytes,
 	}.Validate()
 }
 
@@ -102,6 +109,8 @@ type Patch struct {
 	MaxExports *int
 	// Weight, when not nil, replaces Tenant.Weight.
 	Weight *int
+	// ResultsMaxBytes, when not nil, replaces Tenant.ResultsMaxBytes.
+	ResultsMaxBytes *int64
 }
 
 // MaxWindowsLimit is the largest Tenant.MaxWindows; it matches the largest
@@ -149,6 +158,9 @@ func (p Patch) Validate() error {
 	if p.Weight != nil && (*p.Weight < 0 || *p.Weight > MaxWeight) {
 		return bad("Weight", *p.Weight, fmt.Sprintf("between 0 (the default, 1) and %d", MaxWeight))
 	}
+	if p.ResultsMaxBytes != nil && *p.ResultsMaxBytes < 0 {
+		return bad("ResultsMaxBytes", *p.ResultsMaxBytes, "≥ 0 (0 = the default share)")
+	}
 	return nil
 }
 
@@ -185,6 +197,9 @@ func (p Patch) fields() []any {
 	if p.Weight != nil {
 		f = append(f, "weight", strconv.Itoa(*p.Weight))
 	}
+	if p.ResultsMaxBytes != nil {
+		f = append(f, "results_max_bytes", strconv.FormatInt(*p.ResultsMaxBytes, 10))
+	}
 	return f
 }
 
@@ -216,6 +231,7 @@ func fromHash(id string, h map[string]string) (Tenant, error) {
 	t.MaxWindows = int(num("max_windows"))
 	t.MaxExports = int(num("max_exports"))
 	t.Weight = int(num("weight"))
+	t.ResultsMaxBytes = num("results_max_bytes")
 	if ms := num("created_ms"); ms > 0 {
 		t.Created = time.UnixMilli(ms).UTC()
 	}
@@ -279,6 +295,7 @@ func (s *Store) Create(ctx context.Context, t Tenant) (Tenant, error) {
 		Name: &t.Name, Enabled: &t.Enabled, DailyQuota: &t.DailyQuota, RatePerSec: &t.RatePerSec,
 		Burst: &t.Burst, MaxBodyBytes: &t.MaxBodyBytes, ResultTTL: &t.ResultTTL,
 		MaxWindows: &t.MaxWindows, MaxExports: &t.MaxExports, Weight: &t.Weight,
+		ResultsMaxBytes: &t.ResultsMaxBytes,
 	}
 	args := append(p.fields(), "id", t.ID, "created_ms", strconv.FormatInt(t.Created.UnixMilli(), 10))
 	created, err := createScript.Run(ctx, s.rdb, []string{hashKey(t.ID)}, args...).Int()

@@ -94,7 +94,8 @@ func (pl *pipeline) store(ctx context.Context, batch []*item, now time.Time) {
 		it.timings.Total = float64(now.Sub(it.received).Microseconds()+int64(math.Round(it.timings.Queue*1000))) / 1000
 		t := it.timings
 		f := store.Final{Job: &it.msg.Job, Status: it.status, Result: it.result,
-			Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey}
+			Error: it.err, Attempts: it.msg.Attempt, Timings: &t, Reused: it.reused, ReuseKey: it.reuseKey,
+			ResultBytes: it.resultBytes}
 		if it.unmarked {
 			f.Started = it.started
 		}
@@ -197,14 +198,26 @@ func parkedOf(batch []*item) []*item {
 // JetStream drops the copy by its message id. Items whose results a full
 // RESULTS refuses are marked parked; those whose publish fails otherwise
 // are retried later.
+//
+// Before that, a document whose tenant holds its share of RESULTS
+// (Config.ResultShares) is not published: it is parked as heldShare, so
+// that one tenant that does not export its results cannot fill the stream
+// every tenant's backfills share. What is published is sized for the
+// tenant's RESULTS account (item.resultBytes): the payload and the subject,
+// which make most of what JetStream counts of a message.
 func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now time.Time) {
 	var ds []job.Delivery
 	var its []*item
+	var over map[string]bool
 	for _, it := range batch {
 		if !it.final() {
 			continue
 		}
 		if d, ok := it.sink.before(it, now); ok {
+			if pl.overShare(ctx, it.msg.Job.Tenant, &over) {
+				it.parked, it.heldShare = true, true
+				continue
+			}
 			ds = append(ds, d)
 			its = append(its, it)
 		}
@@ -215,7 +228,11 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 	dctx, cancel := context.WithTimeout(actx, 10*time.Second)
 	err := pl.w.q.PublishResults(dctx, ds)
 	cancel()
+	size := func(d job.Delivery) int64 { return int64(len(d.Data) + len(d.Subject)) }
 	if err == nil {
+		for i, it := range its {
+			it.resultBytes = size(ds[i])
+		}
 		return
 	}
 	if errors.Is(err, job.ErrFull) {
@@ -225,6 +242,11 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 		if errors.As(err, &de) {
 			for _, i := range de.Failed {
 				its[i].parked = true
+			}
+			for i, it := range its {
+				if !it.parked {
+					it.resultBytes = size(ds[i])
+				}
 			}
 		} else {
 			for _, it := range its {
@@ -237,4 +259,27 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 	for _, it := range its {
 		it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
 	}
+}
+
+// overShare reports whether tenant holds its share of RESULTS, asking
+// Config.ResultShares once per tenant and batch (seen remembers the
+// answers). A use that cannot be read is not over: the publish itself
+// tells whether RESULTS has room.
+func (pl *pipeline) overShare(ctx context.Context, tenant string, seen *map[string]bool) bool {
+	rs := pl.w.cfg.ResultShares
+	if rs == nil || tenant == "" {
+		return false
+	}
+	if v, ok := (*seen)[tenant]; ok {
+		return v
+	}
+	if *seen == nil {
+		*seen = map[string]bool{}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	u, err := rs.Use(sctx, tenant)
+	cancel()
+	over := err == nil && u.Over()
+	(*seen)[tenant] = over
+	return over
 }

@@ -64,7 +64,12 @@ type fairPuller struct {
 	waiting  []batch.Waiting // Next's scratch
 	picks    []*member
 
+	// held are the tenants whose consumer is stopped while they hold their
+	// share of RESULTS (hold); a scan does not pull them.
+	held map[string]bool
+
 	wake      chan struct{} // a nudge to Next: a head arrived or a member ended
+	rescan    chan struct{} // a nudge to the scan loop: a held tenant was released
 	stop      chan struct{} // closed by Stop
 	stopOnce  sync.Once
 	closeScan context.CancelFunc
@@ -90,7 +95,7 @@ type member struct {
 func newFairPuller(ctx context.Context, w *Worker, q TenantQueue, l job.Lane, task string, base Puller) *fairPuller {
 	sctx, cancel := context.WithCancel(ctx)
 	f := &fairPuller{w: w, q: q, lane: l, task: task, fair: &batch.Fair{Quantum: w.cfg.FairQuantum}, members: map[string]*member{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), closeScan: cancel}
+		wake: make(chan struct{}, 1), rescan: make(chan struct{}, 1), stop: make(chan struct{}), closeScan: cancel}
 	f.join("", base, 1)
 	go f.scanLoop(sctx)
 	return f
@@ -111,8 +116,14 @@ func (f *fairPuller) join(tenant string, p Puller, weight int) {
 	}
 	f.members[tenant] = m
 	draining := f.draining
+	// Held while a scan was starting it: it hands out what it has and
+	// leaves, as hold would have made it.
+	held := f.held[tenant]
+	if held {
+		m.leaving = true
+	}
 	f.mu.Unlock()
-	if draining {
+	if draining || held {
 		p.Drain()
 	}
 	go f.pump(m)
@@ -261,6 +272,41 @@ func (f *fairPuller) pullers() []Puller {
 	return ps
 }
 
+// hold stops pulling tenant's consumer (by subject token) until release:
+// it holds its share of RESULTS. What the consumer had handed out is still
+// handed out (Drain), and is held by the parking too; the other tenants'
+// turns go on.
+func (f *fairPuller) hold(tenant string) {
+	if tenant == "" {
+		return
+	}
+	f.mu.Lock()
+	if f.held == nil {
+		f.held = map[string]bool{}
+	}
+	f.held[tenant] = true
+	var p Puller
+	if m := f.members[tenant]; m != nil && !m.leaving && !m.done {
+		m.leaving, p = true, m.p
+	}
+	f.mu.Unlock()
+	if p != nil {
+		p.Drain()
+	}
+}
+
+// release lets the next scan, which it asks for now, pull tenant's
+// consumer again.
+func (f *fairPuller) release(tenant string) {
+	f.mu.Lock()
+	delete(f.held, tenant)
+	f.mu.Unlock()
+	select {
+	case f.rescan <- struct{}{}:
+	default:
+	}
+}
+
 // tenants is how many tenants' consumers f pulls from now.
 func (f *fairPuller) tenants() int {
 	f.mu.Lock()
@@ -298,6 +344,7 @@ func (f *fairPuller) scanLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-f.rescan:
 		case <-hinted:
 			select {
 			case <-ctx.Done():
@@ -328,7 +375,7 @@ func (f *fairPuller) scan(ctx context.Context) {
 	}
 	for _, t := range queued {
 		want[t] = true
-		if _, ok := f.members[t]; !ok && t != "" {
+		if _, ok := f.members[t]; !ok && t != "" && !f.held[t] {
 			// A member still leaving is let be: it is pulled afresh once
 			// it has ended.
 			start = append(start, t)

@@ -35,7 +35,8 @@ import (
 // jetinfer_worker_padded_tokens_total, jetinfer_worker_splits_total,
 // jetinfer_worker_retries_total, jetinfer_worker_heartbeats_total,
 // jetinfer_worker_store_retries_total, jetinfer_worker_results_full_retries_total,
-// jetinfer_worker_results_held,
+// jetinfer_worker_results_held, jetinfer_worker_results_share_held,
+// jetinfer_worker_tenants_held,
 // jetinfer_worker_redeliveries_total{task,model_version,lane},
 // jetinfer_worker_dead_letters_total{task,model_version,lane},
 // jetinfer_worker_tenants{task,lane} (the tenants' consumers a worker pulls
@@ -45,8 +46,12 @@ type Metrics struct {
 	batches, rows, tokens, paddedTokens atomic.Int64
 	splits, retries, heartbeats         atomic.Int64
 	storeRetries, resultsFullRetries    atomic.Int64
-	// resultsHeld is the backfill documents held because RESULTS is full.
-	resultsHeld atomic.Int64
+	// resultsHeld is the backfill documents held because RESULTS is full;
+	// shareHeld, those held because their tenant holds its share of it.
+	resultsHeld, shareHeld atomic.Int64
+	// tenantsHeld is the tenants (per task) whose backfill lane consumers
+	// are stopped because they hold their share of RESULTS.
+	tenantsHeld atomic.Int64
 
 	finishedC   metric.Int64Counter
 	stage       metric.Float64Histogram
@@ -158,7 +163,7 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries},
 		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats},
 		{"jetinfer.worker.store_retries", "result-store operations retried while the store was away (the batch is held, not nak'ed)", &m.storeRetries},
-		{"jetinfer.worker.results_full_retries", "backfill results republished while the RESULTS stream was full (the batch is held, not nak'ed)", &m.resultsFullRetries},
+		{"jetinfer.worker.results_full_retries", "backfill results offered again while the RESULTS stream was full or their tenant held its share of it (the documents are held, not nak'ed)", &m.resultsFullRetries},
 	}
 	for _, c := range counters {
 		v := c.v
@@ -173,6 +178,20 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 		metric.WithDescription("backfill documents held because the RESULTS stream is full (their backfill lanes are paused)"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
 			o.Observe(m.resultsHeld.Load())
+			return nil
+		}))
+	must(e)
+	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_share_held",
+		metric.WithDescription("backfill documents held because their tenant holds its share of the RESULTS stream (only its backfill consumer is paused)"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(m.shareHeld.Load())
+			return nil
+		}))
+	must(e)
+	_, e = meter.Int64ObservableGauge("jetinfer.worker.tenants_held",
+		metric.WithDescription("tenants (counted per task) whose backfill documents this worker holds, and whose backfill consumers it stopped pulling, because they hold their share of the RESULTS stream"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(m.tenantsHeld.Load())
 			return nil
 		}))
 	must(e)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +25,17 @@ import (
 // A backfill document queued on the bulk lane (by an ingest older than the
 // backfill lane) parks too; that lane is not paused, and what it can hold
 // unacknowledged (the consumer's MaxAckPending) bounds what parks.
+//
+// A tenant that holds its share of RESULTS (tenant.ResultShares) parks the
+// same way, alone: its documents are held (heldShare) and only its
+// consumer of the backfill lane stops (fairPuller.hold), while the other
+// tenants' documents keep flowing. Its exports' purges bring it under its
+// share; the unparker's next offer then publishes its results, and its
+// consumer is pulled again. What a held tenant's documents take in a worker
+// is bounded by what its consumer had handed out when it stopped (the
+// fair puller's look-ahead and the consumer's prefetch). On a queue
+// without per-tenant consumers, nothing can be stopped for one tenant; its
+// documents park as they come, bounded by the consumer's MaxAckPending.
 type parking struct {
 	mu    sync.Mutex
 	items []*item
@@ -34,23 +46,47 @@ type parking struct {
 	paused  bool
 	resumed chan struct{}
 	lane    Puller
+	// held are the tenants (by subject token) whose backfill consumer is
+	// stopped because they hold their share of RESULTS.
+	held map[string]bool
 }
 
-// park keeps refused items and stops the backfill lane.
+// park keeps refused items; RESULTS full stops the backfill lane, a
+// tenant over its share stops that tenant's consumer of it.
 func (pl *pipeline) park(ctx context.Context, its []*item) {
 	pk := &pl.parked
-	pl.w.m.resultsHeld.Add(int64(len(its)))
+	countHeld(pl.w.m, its, 1)
 	pk.mu.Lock()
 	pk.items = append(pk.items, its...)
-	pause := !pk.paused
+	full := slices.ContainsFunc(its, func(it *item) bool { return !it.heldShare })
+	pause := full && !pk.paused
 	var p Puller
 	if pause {
 		pk.paused, pk.resumed, p = true, make(chan struct{}), pk.lane
 	}
+	var hold []string
+	for _, it := range its {
+		if t := job.DLQTenantToken(it.msg.Job.Tenant); it.heldShare && !pk.held[t] {
+			if pk.held == nil {
+				pk.held = map[string]bool{}
+			}
+			pk.held[t] = true
+			hold = append(hold, t)
+		}
+	}
+	lane := pk.lane
 	pk.mu.Unlock()
 	select {
 	case pk.wake <- struct{}{}:
 	default:
+	}
+	for _, t := range hold {
+		pl.w.m.tenantsHeld.Add(1)
+		pl.w.log.WarnContext(ctx, "tenant holds its share of the RESULTS stream; holding its backfill documents and pausing its backfill consumer until its exports purge results",
+			slog.String("task", pl.model.Task()), slog.String("tenant", t))
+		if f, ok := lane.(*fairPuller); ok {
+			f.hold(t)
+		}
 	}
 	if pause {
 		pl.w.log.WarnContext(ctx, "RESULTS stream is full; holding backfill documents and pausing the backfill lane until exports purge results",
@@ -93,26 +129,58 @@ func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error
 		its := pk.items
 		pk.items = nil
 		pk.mu.Unlock()
-		pl.w.m.resultsHeld.Add(-int64(len(its)))
+		countHeld(pl.w.m, its, -1)
 		pl.w.m.resultsFullRetries.Add(1)
 		for _, it := range its {
-			it.parked = false
+			it.parked, it.heldShare = false, false
 		}
 		pl.deliver(ctx, its) // parks again what is still refused
 		pk.mu.Lock()
 		left := len(pk.items)
-		resume := left == 0 && pk.paused
+		resume := pk.paused && !slices.ContainsFunc(pk.items, func(it *item) bool { return !it.heldShare })
 		if resume {
 			pk.paused = false
 			close(pk.resumed)
 		}
+		release := pk.releasable()
+		lane := pk.lane
 		pk.mu.Unlock()
+		pl.release(ctx, lane, release)
 		if resume {
 			pl.w.log.InfoContext(ctx, "RESULTS stream takes results again; resuming the backfill lane",
 				slog.String("task", pl.model.Task()), slog.Int("attempts", attempt))
-		} else if attempt%30 == 0 {
-			pl.w.log.WarnContext(ctx, "RESULTS stream is still full; backfill documents held",
+		} else if attempt%30 == 0 && left > 0 {
+			pl.w.log.WarnContext(ctx, "RESULTS stream is still full, or tenants still hold their share of it; backfill documents held",
 				slog.String("task", pl.model.Task()), slog.Int("held", left), slog.Int("attempts", attempt))
+		}
+	}
+}
+
+// releasable takes out of held the tenants none of whose documents is
+// parked any more (their results were taken), and returns them. The caller
+// holds pk.mu.
+func (pk *parking) releasable() []string {
+	var out []string
+	for t := range pk.held {
+		if !slices.ContainsFunc(pk.items, func(it *item) bool {
+			return it.heldShare && job.DLQTenantToken(it.msg.Job.Tenant) == t
+		}) {
+			delete(pk.held, t)
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// release pulls the tenants' backfill consumers again: they are under
+// their shares of RESULTS once more.
+func (pl *pipeline) release(ctx context.Context, lane Puller, tenants []string) {
+	for _, t := range tenants {
+		pl.w.m.tenantsHeld.Add(-1)
+		pl.w.log.InfoContext(ctx, "tenant is under its share of the RESULTS stream again; resuming its backfill consumer",
+			slog.String("task", pl.model.Task()), slog.String("tenant", t))
+		if f, ok := lane.(*fairPuller); ok {
+			f.release(t)
 		}
 	}
 }
@@ -124,10 +192,13 @@ func (pl *pipeline) releaseParked(ctx context.Context) {
 	pk.mu.Lock()
 	its := pk.items
 	pk.items = nil
+	held := len(pk.held)
+	pk.held = nil
 	pk.mu.Unlock()
-	pl.w.m.resultsHeld.Add(-int64(len(its)))
+	countHeld(pl.w.m, its, -1)
+	pl.w.m.tenantsHeld.Add(-int64(held))
 	for _, it := range its {
-		it.parked = false
+		it.parked, it.heldShare = false, false
 		it.retryLater(pl.w.retryDelay(it.msg.Attempt), nil)
 		pl.settle(ctx, it)
 	}
@@ -163,9 +234,19 @@ func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *Msg) {
 		pk.mu.Lock()
 		pk.lane, p = np, np
 		again := pk.paused // parked again before np was known to park
+		held := make([]string, 0, len(pk.held))
+		for t := range pk.held {
+			held = append(held, t)
+		}
 		pk.mu.Unlock()
 		if again {
 			np.Drain()
+		}
+		// The tenants over their shares stay stopped on the new puller.
+		if f, ok := np.(*fairPuller); ok {
+			for _, t := range held {
+				f.hold(t)
+			}
 		}
 	}
 }
@@ -190,4 +271,18 @@ func (pl *pipeline) repull(ctx context.Context) (Puller, error) {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// countHeld adds sign × its to the gauges of held documents, by why each
+// is held: RESULTS full (resultsHeld) or its tenant over its share
+// (shareHeld).
+func countHeld(m *Metrics, its []*item, sign int64) {
+	var share int64
+	for _, it := range its {
+		if it.heldShare {
+			share++
+		}
+	}
+	m.resultsHeld.Add(sign * (int64(len(its)) - share))
+	m.shareHeld.Add(sign * share)
 }

@@ -35,8 +35,12 @@ type item struct {
 	// the model.
 	reuseKey string
 	reused   bool
-	// parked: RESULTS refused the result; the item waits in pl.parked.
-	parked bool
+	// parked: RESULTS refused the result, or (heldShare) its tenant holds
+	// its share of RESULTS; the item waits in pl.parked.
+	parked, heldShare bool
+	// resultBytes is the size of the result published to RESULTS for it,
+	// which the store adds to its tenant's RESULTS account.
+	resultBytes int64
 	// inferred is when the model call that ran the job returned; span is
 	// the job's trace span in this worker, parent its remote parent.
 	inferred time.Time

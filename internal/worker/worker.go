@@ -15,6 +15,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/batch"
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 )
 
 // Msg is one delivery of a job.
@@ -155,6 +156,17 @@ type Config struct {
 	// robin, read when the worker starts pulling the tenant's consumer.
 	// Defaults to weight 1 for every tenant.
 	Weights Weights
+	// ResultShares tells a tenant's use of the RESULTS stream against its
+	// share: a tenant that holds its share has its backfill documents held
+	// and its backfill consumer stopped (park.go) until its exports purge.
+	// Nil holds only when RESULTS as a whole is full.
+	ResultShares ResultShares
+}
+
+// ResultShares is where a worker reads a tenant's use of RESULTS against
+// its share (tenant.ResultShares).
+type ResultShares interface {
+	Use(ctx context.Context, tenant string) (tenant.ResultsUse, error)
 }
 
 // Weights is where a worker reads a tenant's weight in the shared lanes

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/jetinfer/jetinfer/internal/job"
 	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/testenv"
@@ -254,9 +256,15 @@ func setup(t *testing.T, cfg worker.Config, gated bool) *testBundle {
 // start starts a worker over wq, a queue built on q, as setup does.
 func start(t *testing.T, cfg worker.Config, gated bool, q *fakeQueue, wq worker.Queue) *testBundle {
 	t.Helper()
+	return startOn(t, cfg, gated, q, wq, testenv.StartRedis(t).Client(t))
+}
+
+// startOn is start with the store on rdb.
+func startOn(t *testing.T, cfg worker.Config, gated bool, q *fakeQueue, wq worker.Queue, rdb redis.UniversalClient) *testBundle {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	b := &testBundle{ctx: ctx, q: q, st: store.New(testenv.StartRedis(t).Client(t), time.Hour),
+	b := &testBundle{ctx: ctx, q: q, st: store.New(rdb, time.Hour),
 		model: &fakeModel{started: make(chan []string, 256)}, done: make(chan error, 1), nexts: map[job.Lane]int{}}
 	if gated {
 		b.model.gate = make(chan struct{})
