@@ -151,50 +151,39 @@ func NewExportedMetrics(meter metric.Meter) (*Metrics, error) {
 	m.deadC, e = meter.Int64Counter("jetinfer.worker.dead_letters",
 		metric.WithDescription("jobs dead-lettered by a worker, by task and lane (the error code is in the DLQ message and the log)"))
 	must(e)
-	counters := []struct {
+	// The worker's own tallies, read when metrics are collected: counters
+	// only grow, gauges go up and down.
+	observed := []struct {
 		name, desc string
 		v          *atomic.Int64
+		gauge      bool
 	}{
-		{"jetinfer.worker.batches", "model calls", &m.batches},
-		{"jetinfer.worker.rows", "model rows (windows) run", &m.rows},
-		{"jetinfer.worker.tokens", "real tokens run, special tokens included", &m.tokens},
-		{"jetinfer.worker.padded_tokens", "tokens computed, padding included", &m.paddedTokens},
-		{"jetinfer.worker.splits", "failed model calls split in halves and retried", &m.splits},
-		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries},
-		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats},
-		{"jetinfer.worker.store_retries", "result-store operations retried while the store was away (the batch is held, not nak'ed)", &m.storeRetries},
-		{"jetinfer.worker.results_full_retries", "backfill results offered again while the RESULTS stream was full or their tenant held its share of it (the documents are held, not nak'ed)", &m.resultsFullRetries},
+		{"jetinfer.worker.batches", "model calls", &m.batches, false},
+		{"jetinfer.worker.rows", "model rows (windows) run", &m.rows, false},
+		{"jetinfer.worker.tokens", "real tokens run, special tokens included", &m.tokens, false},
+		{"jetinfer.worker.padded_tokens", "tokens computed, padding included", &m.paddedTokens, false},
+		{"jetinfer.worker.splits", "failed model calls split in halves and retried", &m.splits, false},
+		{"jetinfer.worker.retries", "jobs nak'ed for a later retry", &m.retries, false},
+		{"jetinfer.worker.heartbeats", "InProgress heartbeats sent while a long batch ran", &m.heartbeats, false},
+		{"jetinfer.worker.store_retries", "result-store operations retried while the store was away (the batch is held, not nak'ed)", &m.storeRetries, false},
+		{"jetinfer.worker.results_full_retries", "backfill results offered again while the RESULTS stream was full or their tenant held its share of it (the documents are held, not nak'ed)", &m.resultsFullRetries, false},
+		{"jetinfer.worker.results_held", "backfill documents held because the RESULTS stream is full (their backfill lanes are paused)", &m.resultsHeld, true},
+		{"jetinfer.worker.results_share_held", "backfill documents held because their tenant holds its share of the RESULTS stream (only its backfill consumer is paused)", &m.shareHeld, true},
+		{"jetinfer.worker.tenants_held", "tenants (counted per task) whose backfill documents this worker holds, and whose backfill consumers it stopped pulling, because they hold their share of the RESULTS stream", &m.tenantsHeld, true},
 	}
-	for _, c := range counters {
+	for _, c := range observed {
 		v := c.v
-		_, e = meter.Int64ObservableCounter(c.name, metric.WithDescription(c.desc),
-			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-				o.Observe(v.Load())
-				return nil
-			}))
+		observe := metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(v.Load())
+			return nil
+		})
+		if c.gauge {
+			_, e = meter.Int64ObservableGauge(c.name, metric.WithDescription(c.desc), observe)
+		} else {
+			_, e = meter.Int64ObservableCounter(c.name, metric.WithDescription(c.desc), observe)
+		}
 		must(e)
 	}
-	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_held",
-		metric.WithDescription("backfill documents held because the RESULTS stream is full (their backfill lanes are paused)"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(m.resultsHeld.Load())
-			return nil
-		}))
-	must(e)
-	_, e = meter.Int64ObservableGauge("jetinfer.worker.results_share_held",
-		metric.WithDescription("backfill documents held because their tenant holds its share of the RESULTS stream (only its backfill consumer is paused)"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(m.shareHeld.Load())
-			return nil
-		}))
-	must(e)
-	_, e = meter.Int64ObservableGauge("jetinfer.worker.tenants_held",
-		metric.WithDescription("tenants (counted per task) whose backfill documents this worker holds, and whose backfill consumers it stopped pulling, because they hold their share of the RESULTS stream"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(m.tenantsHeld.Load())
-			return nil
-		}))
-	must(e)
 	pending, e := meter.Int64ObservableGauge("jetinfer.consumer.pending",
 		metric.WithDescription("jobs waiting in the durable consumer of a task and lane (polled)"))
 	must(e)
