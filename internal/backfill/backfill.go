@@ -130,7 +130,7 @@ func NewID() string {
 
 // createScript writes a new open backfill and indexes it, unless the id is
 // taken (false): one atomic step, so that no half-written backfill is left
-// by a failure between its writes. The index keeps the newest ARGV[13]
+// by a failure between its writes. The index keeps the newest ARGV[9]
 // backfills; entries whose backfill expired are dropped as List meets them.
 var createScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'state', 'open') == 0 then return false end
@@ -303,7 +303,7 @@ func (e *NotOpenError) Unwrap() error { return ErrNotOpen }
 // each document is marked already: one atomic read, so that a chunk is
 // never admitted (nor charged quota) for a backfill sealed or canceled
 // since the request began. An open backfill's expiry restarts, as Mark's
-// does: a write that a WAIT after it can wait on (see Known).
+// does.
 var knownScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
@@ -320,11 +320,10 @@ return out
 // already (submitted or final), in one round trip. It answers ErrNotFound
 // for a missing backfill and a *NotOpenError for one that is not open.
 //
-// With WithWait, what it reports known is on the replicas too: its own
-// write (the expiry) comes after every mark it reads in Redis's
-// replication stream, so the WAIT that follows it covers them. A chunk
-// resent after a Mark the replicas did not confirm is thus not answered
-// as stored until they have it.
+// With WithWait, what it reports known is on the replicas too: the WAIT
+// that follows it (behind a fence write, see store.Confirm) covers every
+// mark written before it. A chunk resent after a Mark the replicas did not
+// confirm is thus not answered as stored until they have it.
 func (s *Store) Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error) {
 	keys := make([]string, 1, len(docIDs)+1)
 	keys[0] = store.BackfillKey(tenant, id)

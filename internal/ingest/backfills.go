@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"mime"
@@ -525,6 +526,8 @@ type upload struct {
 	// from on.
 	scanned, from int64
 	resp          DocumentsResponse
+	// readAtEnd marks the documents job.Job.ReadAtEnd (an OpenAI batch).
+	readAtEnd bool
 }
 
 func (u *upload) reject(le backfill.LineError) {
@@ -583,7 +586,7 @@ func (u *upload) flush() *apiError {
 		}
 		inChunk[d.ID] = true
 		jobs = append(jobs, &job.Job{ID: u.b.ID + ":" + d.ID, Tenant: u.c.Tenant, Task: u.b.Task, Lane: job.LaneBackfill,
-			Input: job.Input{Text: d.Text, TextPair: d.TextPair}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, Created: now})
+			Input: job.Input{Text: d.Text, TextPair: d.TextPair}, Options: u.b.Options, Backfill: u.b.ID, DocID: d.ID, Meta: d.Meta, ReadAtEnd: u.readAtEnd, Created: now})
 		jlines = append(jlines, lines[i])
 	}
 	// Every chunk of lines scanned is one request of the rate limit, new
@@ -857,29 +860,34 @@ func (s *Server) purgeBackfillResults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.unavailable(r, "results stream", err))
 		return
 	}
-	s.purgedResults(ctx, b.Tenant, b.ID)
+	if err := s.purgedResults(ctx, b.Tenant, b.ID); err != nil {
+		// The purge is done, but the tenant's account still counts what it
+		// freed, and the backfill's last purge may be this one: the client
+		// repeats it (a purge is idempotent), which counts again.
+		writeError(w, s.unavailable(r, "backfill store", err))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"backfill": b.ID, "purged_through": through})
 }
 
 // purgedResults re-derives the tenant's RESULTS account of backfill from
 // what the stream still holds of it after a purge, so that a tenant over
 // its share is admitted again, and its held documents flow, once its
-// exports have purged enough. A failure is logged, not answered: the purge
-// is done, and the account is re-derived by the backfill's next purge.
-func (s *Server) purgedResults(ctx context.Context, tenantID, backfillID string) {
+// exports have purged enough.
+func (s *Server) purgedResults(ctx context.Context, tenantID, backfillID string) error {
 	held, ok := s.bf.Results.(ResultsHeldCounter)
 	if s.bf.Account == nil || !ok {
-		return
+		return nil
 	}
 	left, err := held.ResultsHeld(ctx, backfillID)
 	if err == nil {
 		_, err = s.bf.Account.ResultsLeft(ctx, tenantID, backfillID, left)
 	}
 	if err != nil {
-		s.log.WarnContext(ctx, "re-derive the tenant's RESULTS account after a purge", "tenant", tenantID, "backfill", backfillID, "error", err)
-		return
+		return fmt.Errorf("re-derive the RESULTS account of %s after a purge: %w", backfillID, err)
 	}
 	if s.bf.Shares != nil {
 		s.bf.Shares.Forget(tenantID)
 	}
+	return nil
 }

@@ -296,7 +296,7 @@ func (fu *fileUpload) start(w http.ResponseWriter, r *http.Request) *apiError {
 		return fu.s.unavailable(r, "backfill store", err)
 	}
 	noteAudit(r, func(a *auditRecord) { a.task, a.backfillID = b.Task, b.ID })
-	fu.up = &upload{s: fu.s, w: w, r: r, c: fu.c, b: b, resp: DocumentsResponse{Rejected: []backfill.LineError{}}}
+	fu.up = &upload{s: fu.s, w: w, r: r, c: fu.c, b: b, resp: DocumentsResponse{Rejected: []backfill.LineError{}}, readAtEnd: true}
 	return nil
 }
 

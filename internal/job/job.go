@@ -152,8 +152,15 @@ type Job struct {
 	DocID    string  `json:"doc_id,omitempty"`
 	// Meta is a backfill document's metadata (a JSON object), carried to
 	// its result untouched.
-	Meta    json.RawMessage `json:"meta,omitempty"`
-	Created time.Time       `json:"created_at"`
+	Meta json.RawMessage `json:"meta,omitempty"`
+	// ReadAtEnd marks a backfill document whose results are read only
+	// once its backfill completes, in one piece, with nothing purged
+	// before (an OpenAI batch's output file). Holding it for its tenant's
+	// share of RESULTS could never end, so workers neither hold it nor
+	// count its result to the share; ingest refuses the tenant's next
+	// uploads instead, and the stream-wide limit still applies.
+	ReadAtEnd bool      `json:"read_at_end,omitempty"`
+	Created   time.Time `json:"created_at"`
 	// Deadline, when set, is the time after which the job's result is of no
 	// use to anyone; a worker fails such a job instead of running it.
 	Deadline time.Time `json:"deadline,omitzero"`

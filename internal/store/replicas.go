@@ -28,14 +28,43 @@ type Confirm struct {
 	Timeout  time.Duration
 }
 
+// FenceKey is the counter Confirm increments before each WAIT.
+const FenceKey = "ji:wait-fence"
+
 // queue queues the WAIT after a pipeline's writes, or nothing.
+//
+// A fence write goes first: newer Redis versions make WAIT wait for the
+// offset of its connection's last write that reached the replication
+// stream (not the server's offset after its last command), and a script that
+// changed nothing (a retry that finds its record queued, its job final, its
+// backfill sealed) leaves that offset where an older command put it, so a
+// lagging replica would confirm at once. Redis replicates one stream in
+// one order: once a replica acknowledges the fence, it has every write
+// made before it on any connection, the earlier attempt's included.
 func (c Confirm) queue(ctx context.Context, p redis.Pipeliner) *redis.IntCmd {
 	if c.Replicas <= 0 {
 		return nil
 	}
+	p.Incr(ctx, FenceKey)
 	w := redis.NewIntCmd(ctx, "wait", c.Replicas, c.Timeout.Milliseconds())
 	_ = p.Process(ctx, w)
 	return w
+}
+
+// Sync waits, in one round trip of its own, until the replicas have every
+// write made so far (the fence and WAIT of queue); nil when c asks for
+// none. It is for a read that is about to be acknowledged as done: a
+// redelivered job found final is acknowledged only once the replicas have
+// the final state an earlier attempt wrote.
+func (c Confirm) Sync(ctx context.Context, rdb redis.UniversalClient) error {
+	if c.Replicas <= 0 {
+		return nil
+	}
+	var w *redis.IntCmd
+	if _, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error { w = c.queue(ctx, p); return nil }); err != nil {
+		return err
+	}
+	return c.check(w)
 }
 
 // check checks a WAIT's answer.

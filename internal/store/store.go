@@ -125,6 +125,9 @@ return 'running'
 
 // Start marks each job running, in one round trip, and returns the status
 // each now has: running, or a final status when the job must be skipped.
+// With WithWait, a final status is returned only once the replicas have it
+// (one more round trip, only then), since the caller acknowledges the job
+// on it.
 func (s *Store) Start(ctx context.Context, jobs []*job.Job, attempts []int, now time.Time) ([]job.Status, error) {
 	cmds := make([]*redis.Cmd, len(jobs))
 	run := func(p redis.Pipeliner) {
@@ -141,8 +144,18 @@ func (s *Store) Start(ctx context.Context, jobs []*job.Job, attempts []int, now 
 		return nil, fmt.Errorf("start %d jobs: %w", len(jobs), err)
 	}
 	out := make([]job.Status, len(jobs))
+	final := false
 	for i, c := range cmds {
 		out[i] = job.Status(c.Val().(string))
+		final = final || out[i].Final()
+	}
+	// A job found final is acknowledged next, without a write of its own:
+	// the final state an earlier delivery wrote (whose WAIT may have
+	// failed) must be on the replicas first.
+	if final {
+		if err := s.confirm.Sync(ctx, s.rdb); err != nil {
+			return nil, fmt.Errorf("start %d jobs: %w", len(jobs), err)
+		}
 	}
 	return out, nil
 }

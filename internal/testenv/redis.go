@@ -165,6 +165,24 @@ func (r *Redis) Stop() {
 	r.cmd = nil
 }
 
+// Pause stops the server's process (SIGSTOP) without closing its
+// connections: a replica paused so falls behind its master, as a slow one
+// does. Resume continues it.
+func (r *Redis) Pause() { r.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (r *Redis) Resume() { r.signal(syscall.SIGCONT) }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.t.Helper()
+	if r.cmd == nil || r.cmd.Process == nil {
+		r.t.Fatalf("redis-server on %s is not running", r.Addr())
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signal redis-server: %v", err)
+	}
+}
+
 // Addr is host:port of the server.
 func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
 

@@ -214,7 +214,7 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 			continue
 		}
 		if d, ok := it.sink.before(it, now); ok {
-			if pl.overShare(ctx, it.msg.Job.Tenant, &over) {
+			if !it.msg.Job.ReadAtEnd && pl.overShare(ctx, it.msg.Job.Tenant, &over) {
 				it.parked, it.heldShare = true, true
 				continue
 			}
@@ -229,9 +229,15 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 	err := pl.w.q.PublishResults(dctx, ds)
 	cancel()
 	size := func(d job.Delivery) int64 { return int64(len(d.Data) + len(d.Subject)) }
+	counted := func(it *item, d job.Delivery) int64 {
+		if it.msg.Job.ReadAtEnd {
+			return 0 // not the tenant's share to free: see job.Job.ReadAtEnd
+		}
+		return size(d)
+	}
 	if err == nil {
 		for i, it := range its {
-			it.resultBytes = size(ds[i])
+			it.resultBytes = counted(it, ds[i])
 		}
 		return
 	}
@@ -245,7 +251,7 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 			}
 			for i, it := range its {
 				if !it.parked {
-					it.resultBytes = size(ds[i])
+					it.resultBytes = counted(it, ds[i])
 				}
 			}
 		} else {
