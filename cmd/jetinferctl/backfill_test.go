@@ -22,6 +22,7 @@ import (
 	"github.com/jetinfer/jetinfer/internal/auth"
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/config"
+	"github.com/jetinfer/jetinfer/internal/tenant"
 	"github.com/jetinfer/jetinfer/internal/testenv"
 )
 
@@ -43,6 +44,7 @@ func startStack(t *testing.T) (string, string) {
 
 // ctlStack is ingest and a worker for the CLI's tests.
 type ctlStack struct {
+	redis *testenv.Redis
 	url, token string
 	natsURL    string // the stack's NATS, for tests that write to RESULTS
 	// restartWorker stops the worker softly, checks that it stopped within
@@ -94,7 +96,7 @@ func startStackWith(t *testing.T, edit func(*config.Ingest, *config.Worker), wor
 	stopIngest := serve(func(ctx context.Context) error {
 		return app.RunIngest(ctx, ing, quiet, app.Hooks{Listening: func(a string) { addr <- a }})
 	})
-	s := &ctlStack{natsURL: n.URL()}
+	s := &ctlStack{natsURL: n.URL(), redis: r}
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
@@ -235,6 +237,12 @@ func TestBackfillOutgrowsResults(t *testing.T) {
 		wk.ShutdownTimeout = 5 * time.Second
 	}, &wlog)
 	url, tok := stack.url, stack.token
+	// acme's share of RESULTS is the whole stream: this is the stream-wide
+	// limit at work, not the tenant's (TestResultsShareRefusesOnlyTheTenantOver
+	// in internal/app is).
+	if _, err := tenant.NewStore(stack.redis.Client(t)).Create(context.Background(), tenant.Tenant{ID: "acme", ResultsMaxBytes: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "archive.ndjson")
 	var b bytes.Buffer

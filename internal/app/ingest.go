@@ -130,7 +130,7 @@ func RunIngest(ctx context.Context, cfg config.Ingest, log *slog.Logger, hooks H
 		Meter:       prom.Meter("github.com/jetinfer/jetinfer/internal/ingest"),
 		Tracer:      tp,
 		Backfills: ingest.BackfillDeps{Store: backfill.NewStore(rdb).WithWait(cfg.RedisWait.Replicas, cfg.RedisWait.Timeout), Publisher: q, Results: q, List: backfill.NewStore(rdb),
-			Account: st, Shares: resultShares(rdb, st, q, cfg.Tenants),
+			Account: st, Shares: resultShares(rdb, st, q),
 			Events: webhook.NewPublisher(q, log, prom.Meter("github.com/jetinfer/jetinfer/internal/webhook"))},
 		Usage:    usage,
 		Fleet:    q,

@@ -150,7 +150,7 @@ func RunWorker(ctx context.Context, cfg config.Worker, log *slog.Logger, hooks H
 		FairQuantum:        cfg.FairQuantum,
 		Weights:            tenantWeights{tenant.NewStore(rdb)},
 		// A tenant without a record has the default share.
-		ResultShares: resultShares(rdb, st, q, true),
+		ResultShares: resultShares(rdb, st, q),
 	}, workerQueue{q, queue.ConsumerConfig{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}},
 		st, models, log, metrics)
 
