@@ -37,7 +37,7 @@ func TestHeldTenantConsumerOutlivesItsIdleThreshold(t *testing.T) {
 		}
 	}
 	const idle = time.Second
-	cfg := queue.ConsumerConfig{AckWait: time.Second, MaxDeliver: 5, MaxAckPending: 100, TenantIdle: idle}
+	cfg := queue.ConsumerConfig{AckWait: 3 * time.Second, MaxDeliver: 5, MaxAckPending: 100, TenantIdle: idle}
 	name := queue.TenantConsumerName(job.LaneBackfill, "sentiment", "acme")
 	exists := func() bool {
 		t.Helper()
