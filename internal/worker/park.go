@@ -36,6 +36,22 @@ import (
 // fair puller's look-ahead and the consumer's prefetch). On a queue
 // without per-tenant consumers, nothing can be stopped for one tenant; its
 // documents park as they come, bounded by the consumer's MaxAckPending.
+//
+// A hold may outlast the tenant consumer's InactiveThreshold
+// (queue.ConsumerConfig.TenantIdle), since nothing pulls the consumer
+// meanwhile, and that is safe as long as documents are parked: the server
+// counts every acknowledgement, the in-hand heartbeat's InProgress
+// included, as the consumer's activity, and does not remove a consumer
+// while it has deliveries within their ack wait. So the consumer, and the
+// parked documents' deliveries with it, live as long as this worker holds
+// them, and pulling it again on release hands none of them out a second
+// time (queue's TestHeldTenantConsumerOutlivesItsIdleThreshold pins this).
+// A worker that dies holding them stops its heartbeats: the consumer is
+// then removed once idle, and the documents go to the next worker.
+//
+// Lock order: pk.mu before fairPuller.mu. The fair puller's hold and
+// release are called under pk.mu only (park, releaseDone, pumpBackfill),
+// so that they reach it in the order held changed; it never takes pk.mu.
 type parking struct {
 	mu    sync.Mutex
 	items []*item
@@ -74,7 +90,10 @@ func (pl *pipeline) park(ctx context.Context, its []*item) {
 			hold = append(hold, t)
 		}
 	}
-	lane := pk.lane
+	// Stopped before the unparker can see the hold: it releases under
+	// pk.mu too, so the fair puller's held tenants follow pk.held in the
+	// order the two were changed.
+	pk.holdLane(hold)
 	pk.mu.Unlock()
 	select {
 	case pk.wake <- struct{}{}:
@@ -84,9 +103,6 @@ func (pl *pipeline) park(ctx context.Context, its []*item) {
 		pl.w.m.tenantsHeld.Add(1)
 		pl.w.log.WarnContext(ctx, "tenant holds its share of the RESULTS stream; holding its backfill documents and pausing its backfill consumer until its exports purge results",
 			slog.String("task", pl.model.Task()), slog.String("tenant", t))
-		if f, ok := lane.(*fairPuller); ok {
-			f.hold(t)
-		}
 	}
 	if pause {
 		pl.w.log.WarnContext(ctx, "RESULTS stream is full; holding backfill documents and pausing the backfill lane until exports purge results",
@@ -142,10 +158,8 @@ func (pl *pipeline) unpark(ctx context.Context, delivered <-chan struct{}) error
 			pk.paused = false
 			close(pk.resumed)
 		}
-		release := pk.releasable()
-		lane := pk.lane
 		pk.mu.Unlock()
-		pl.release(ctx, lane, release)
+		pl.releaseDone(ctx)
 		if resume {
 			pl.w.log.InfoContext(ctx, "RESULTS stream takes results again; resuming the backfill lane",
 				slog.String("task", pl.model.Task()), slog.Int("attempts", attempt))
@@ -172,15 +186,37 @@ func (pk *parking) releasable() []string {
 	return out
 }
 
-// release pulls the tenants' backfill consumers again: they are under
-// their shares of RESULTS once more.
-func (pl *pipeline) release(ctx context.Context, lane Puller, tenants []string) {
-	for _, t := range tenants {
+// releaseDone pulls again the backfill consumers of the held tenants none
+// of whose documents is parked any more: they are under their shares of
+// RESULTS once more.
+func (pl *pipeline) releaseDone(ctx context.Context) {
+	pk := &pl.parked
+	pk.mu.Lock()
+	release := pk.releasable()
+	// Under pk.mu, like park's hold: a tenant parked again meanwhile is
+	// held again after this release, not before it.
+	if f, ok := pk.lane.(*fairPuller); ok {
+		for _, t := range release {
+			f.release(t)
+		}
+	}
+	pk.mu.Unlock()
+	for _, t := range release {
 		pl.w.m.tenantsHeld.Add(-1)
 		pl.w.log.InfoContext(ctx, "tenant is under its share of the RESULTS stream again; resuming its backfill consumer",
 			slog.String("task", pl.model.Task()), slog.String("tenant", t))
-		if f, ok := lane.(*fairPuller); ok {
-			f.release(t)
+	}
+}
+
+// holdLane stops the consumers of tenants in the backfill lane's fair
+// puller. The caller holds pk.mu: a fairPuller's hold and release are only
+// called under it, so that they reach the fair puller in the order pk.held
+// changed (fairPuller.mu is taken inside pk.mu, never the other way
+// round).
+func (pk *parking) holdLane(tenants []string) {
+	if f, ok := pk.lane.(*fairPuller); ok {
+		for _, t := range tenants {
+			f.hold(t)
 		}
 	}
 }
@@ -234,19 +270,16 @@ func (pl *pipeline) pumpBackfill(ctx context.Context, out chan<- *Msg) {
 		pk.mu.Lock()
 		pk.lane, p = np, np
 		again := pk.paused // parked again before np was known to park
+		// The tenants over their shares stay stopped on the new puller,
+		// under pk.mu so that no release slips in between.
 		held := make([]string, 0, len(pk.held))
 		for t := range pk.held {
 			held = append(held, t)
 		}
+		pk.holdLane(held)
 		pk.mu.Unlock()
 		if again {
 			np.Drain()
-		}
-		// The tenants over their shares stay stopped on the new puller.
-		if f, ok := np.(*fairPuller); ok {
-			for _, t := range held {
-				f.hold(t)
-			}
 		}
 	}
 }
