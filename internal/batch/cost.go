@@ -1,6 +1,9 @@
 package batch
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // DefaultCostWeight is the weight Cost gives the newest model call.
 const DefaultCostWeight = 0.1
@@ -20,7 +23,16 @@ type Cost struct {
 	// padded·d and rows·d (d in seconds), and of padded and rows.
 	tt, tr, rr, td, rd, t, r float64
 	calls                    int
+	// Exponentially weighted mean and mean square of how long each call
+	// took against what the fit expected of it just before (the spread
+	// TokensWithin leaves room for).
+	q, qq float64
 }
+
+// spreadSigmas is how many standard deviations of a call's time over its
+// estimate TokensWithin leaves room for: with calls' times spread about
+// normally, 2 keeps about 98% of capped calls within the budget.
+const spreadSigmas = 2
 
 // Observe records a call of rows rows and padded padded tokens that took d.
 func (c *Cost) Observe(rows, padded int, d time.Duration) {
@@ -36,6 +48,17 @@ func (c *Cost) Observe(rows, padded int, d time.Duration) {
 	}
 	T, R, D := float64(padded), float64(rows), d.Seconds()
 	ew := func(s *float64, v float64) { *s = (1-w)**s + w*v }
+	if c.calls > 0 {
+		if e := c.Estimate(rows, padded).Seconds(); e > 0 {
+			ratio := D / e
+			if c.q == 0 {
+				c.q, c.qq = ratio, ratio*ratio
+			} else {
+				ew(&c.q, ratio)
+				ew(&c.qq, ratio*ratio)
+			}
+		}
+	}
 	ew(&c.tt, T*T)
 	ew(&c.tr, T*R)
 	ew(&c.rr, R*R)
@@ -80,19 +103,34 @@ func (c *Cost) Estimate(rows, padded int) time.Duration {
 }
 
 // TokensWithin is the most padded tokens a call of rows of the recent
-// average length may hold to take at most budget; 0 when nothing is known
-// yet (no cap).
+// average length may hold to take at most budget, nearly always: the
+// expected cost is scaled by Spread, so that a call slower than its
+// estimate (a busy machine, a cold cache) still fits, and what an
+// interactive job waits behind it stays within the budget at a high
+// quantile, not only on average. 0 when nothing is known yet (no cap).
 func (c *Cost) TokensWithin(budget time.Duration) int {
 	if c.calls == 0 || budget <= 0 || c.r <= 0 {
 		return 0
 	}
 	a, b := c.fit()
 	rowLen := c.t / c.r // padded tokens per row, recently
-	perToken := a + b/rowLen
+	perToken := (a + b/rowLen) * c.Spread()
 	if perToken <= 0 {
 		return 0
 	}
 	return max(1, int(budget.Seconds()/perToken))
+}
+
+// Spread is how much slower than its estimate a call may well be: the
+// recent calls' mean ratio of actual to expected time plus spreadSigmas
+// standard deviations of it, at least 1 (calls that keep to their
+// estimates).
+func (c *Cost) Spread() float64 {
+	if c.q == 0 {
+		return 1
+	}
+	v := max(c.qq-c.q*c.q, 0)
+	return max(1, c.q+spreadSigmas*math.Sqrt(v))
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -72,6 +72,27 @@ func TestCost(t *testing.T) {
 			t.Errorf("TokensWithin(1µs) = %d, want 1 (a lone row always runs)", got)
 		}
 	})
+	t.Run("leaves room for calls slower than their estimate", func(t *testing.T) {
+		var even, uneven Cost
+		for i := range 40 {
+			even.Observe(4, 400, 40*time.Millisecond)
+			d := 40 * time.Millisecond
+			if i%4 == 0 {
+				d = 60 * time.Millisecond // every fourth call half as slow again
+			}
+			uneven.Observe(4, 400, d)
+		}
+		if s := even.Spread(); s != 1 {
+			t.Errorf("Spread of calls that keep to their estimate = %.3f, want 1", s)
+		}
+		if s := uneven.Spread(); s < 1.2 || s > 1.8 {
+			t.Errorf("Spread of calls up to 1.5× their mean = %.3f, want about 1.3 to 1.5", s)
+		}
+		e, u := even.TokensWithin(100*time.Millisecond), uneven.TokensWithin(100*time.Millisecond)
+		if u >= e || float64(u) > float64(e)/1.1 {
+			t.Errorf("TokensWithin(100ms): %d for uneven calls, %d for even ones; want clearly fewer", u, e)
+		}
+	})
 	t.Run("ignores empty calls", func(t *testing.T) {
 		var c Cost
 		c.Observe(0, 0, time.Second)
