@@ -44,7 +44,7 @@ func startStack(t *testing.T) (string, string) {
 
 // ctlStack is ingest and a worker for the CLI's tests.
 type ctlStack struct {
-	redis *testenv.Redis
+	redis      *testenv.Redis
 	url, token string
 	natsURL    string // the stack's NATS, for tests that write to RESULTS
 	// restartWorker stops the worker softly, checks that it stopped within
