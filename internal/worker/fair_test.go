@@ -158,15 +158,41 @@ func backfillDoc(tenant, bf string, i int) *job.Job {
 }
 
 // runInOrder waits until the worker pulls tenant's backfill consumer and
-// its puller has taken all but left of its documents, releases the gated
-// model, waits for n messages settled, and returns the order the documents
-// reached the model, by backfill.
+// its puller has taken all but left of its documents, then lets the gated
+// model take its calls one at a time until n messages are settled, and
+// returns the order the documents reached the model, by backfill.
+//
+// Before each call, every tenant with documents on its subject has its
+// look-ahead full (awaitLookahead). Between two such checks the pipeline
+// takes at most three documents (the next batch of two and the one its
+// feeder holds), fewer than the look-ahead, so no tenant is ever passed
+// over because its pump has not run yet, as a real model's calls, which
+// take milliseconds, leave the pumps time to refill. Released all at once,
+// the instant fake model raced the pumps, and on a loaded machine a
+// tenant's turns went by while its next document was on its way.
 func runInOrder(t *testing.T, b *testBundle, q *fairQueue, tenant string, left, n int) []string {
 	t.Helper()
 	k := tenantKey(job.LaneBackfill, tenant)
 	waitFor(t, b.ctx, q.pulled, k)
 	q.awaitTaken(t, b.ctx, k, left)
-	b.model.release()
+	for b.results() < n {
+		q.awaitLookahead(t, b)
+		select {
+		case b.model.gate <- struct{}{}: // one call goes
+		case <-b.ctx.Done():
+			t.Fatalf("the model's next call never came; %d of %d results", b.results(), n)
+		}
+		// Wait for the next call to be at the gate, or for the last result.
+		for started := false; !started && b.results() < n; {
+			select {
+			case <-b.model.started:
+				started = true
+			case <-time.After(time.Millisecond):
+			case <-b.ctx.Done():
+				t.Fatalf("%d of %d results", b.results(), n)
+			}
+		}
+	}
 	b.settled(t, n)
 	var order []string
 	b.q.mu.Lock()
@@ -175,6 +201,38 @@ func runInOrder(t *testing.T, b *testBundle, q *fairQueue, tenant string, left, 
 		order = append(order, strings.TrimPrefix(d.Subject, "results."))
 	}
 	return order
+}
+
+// results is how many results the worker has published.
+func (b *testBundle) results() int {
+	b.q.mu.Lock()
+	defer b.q.mu.Unlock()
+	return len(b.q.results)
+}
+
+// awaitLookahead waits until each tenant consumer the worker pulls has its
+// look-ahead full, or nothing left on its subject to fill it with.
+func (q *fairQueue) awaitLookahead(t *testing.T, b *testBundle) {
+	t.Helper()
+	for {
+		heads := worker.FairHeads(b.w)
+		var short []string
+		q.tmu.Lock()
+		for k, n := range heads {
+			if n < worker.Lookahead && len(q.subject(k)) > 0 {
+				short = append(short, fmt.Sprintf("%s has %d", k, n))
+			}
+		}
+		q.tmu.Unlock()
+		if len(short) == 0 {
+			return
+		}
+		select {
+		case <-b.ctx.Done():
+			t.Fatalf("look-ahead never refilled: %v", short)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // waitFor waits until want arrives on ch.

@@ -162,7 +162,8 @@ func (s *fakeSettler) InProgress() error { return nil }
 // fakeModel runs documents whose text decides what happens: "poison" fails
 // any call it is in, "flaky" fails alone with a transient error, "later"
 // asks to be retried after 7s, "toolong" cannot be prepared. A gate, when
-// set, holds each call until the test lets it go.
+// set, holds each call until the test lets it go: a send on it lets one
+// call through, release all of them.
 type fakeModel struct {
 	gate    chan struct{}
 	opened  sync.Once
@@ -233,6 +234,7 @@ func (m *fakeModel) callsSoFar() [][]string {
 
 type testBundle struct {
 	ctx   context.Context
+	w     *worker.Worker
 	q     *fakeQueue
 	st    *store.Store
 	model *fakeModel
@@ -264,6 +266,7 @@ func start(t *testing.T, cfg worker.Config, gated bool, q *fakeQueue, wq worker.
 	soft, stop := context.WithCancel(ctx)
 	b.stop = stop
 	w := worker.New(cfg, wq, b.st, []worker.Model{b.model}, nil, nil)
+	b.w = w
 	go func() { b.done <- w.Run(soft, ctx) }()
 	t.Cleanup(func() {
 		stop()
