@@ -123,6 +123,14 @@ func (p *fakePuller) Next() (*worker.Msg, error) {
 		p.q.nexts <- p.lane
 		src = p.q.lanes[p.lane]
 	}
+	// A stopped puller takes nothing more, as a drained consumer pulls
+	// nothing more from the server: select alone would pick at random
+	// between the stop and a message queued meanwhile for the next puller.
+	select {
+	case <-p.stop:
+		return nil, job.ErrStopped
+	default:
+	}
 	select {
 	case m := <-src:
 		return m, nil
