@@ -143,3 +143,25 @@ func checkBucketReplicas(ctx context.Context, t *testing.T, js jetstream.JetStre
 		t.Errorf("bucket %s has %d replicas, want %d", queue.ModelsBucket, got, want)
 	}
 }
+
+// TestEnsureStreamsWhileClusterForms creates the R3 topology while one
+// node is shut down, as when ingest starts together with its NATS cluster:
+// the meta leader refuses to place a replicated stream until every peer
+// has reported ("no suitable peers for placement, peer offline"), and
+// EnsureStreams retries through that instead of failing, so it finishes
+// once the node is back.
+func TestEnsureStreamsWhileClusterForms(t *testing.T) {
+	cl := testenv.StartNATSCluster(t)
+	const down = testenv.ClusterSize - 1
+	cl.Stop(down)
+	q, ctx := newClient(t, testenv.ConnectNATS(t, cl.NodeURL(0)), 2*time.Minute)
+	topo := queue.DefaultTopology()
+	topo.Replicas = testenv.ClusterSize
+	done := make(chan error, 1)
+	go func() { done <- q.EnsureStreams(ctx, topo) }()
+	cl.Start(down)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkBucketReplicas(ctx, t, q.JetStream(), testenv.ClusterSize)
+}
