@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,9 +29,24 @@ const ClusterSize = 3
 // SIGKILLed, stopped, wiped and started again; they are killed when the
 // test ends, after their logs are printed if it failed.
 type Cluster struct {
-	t     testing.TB
-	bin   string
+	t   testing.TB
+	bin string
+	// name is the cluster's name, its own (clusterName).
+	name  string
 	Nodes []*ClusterNode
+}
+
+// clusters numbers the clusters this process starts, for clusterName.
+var clusters atomic.Int64
+
+// clusterName is a name for a new cluster that no other test's cluster on
+// this machine has. nats/cluster names every cluster "jetinfer"; with that
+// name, a node of another test's (or package's) cluster that still dials a
+// port its killed peer had, which FreePort has since handed to this
+// cluster, would be taken in as a peer and spoil the meta group's
+// elections. Under another name its route is refused.
+func clusterName() string {
+	return fmt.Sprintf("jetinfer-%d-%d", os.Getpid(), clusters.Add(1))
 }
 
 // ClusterNode is one node of a Cluster.
@@ -66,7 +82,7 @@ func NATSServerPath(t testing.TB) string {
 // meta leader, so streams can be created at once.
 func StartNATSCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: NATSServerPath(t)}
+	c := &Cluster{t: t, bin: NATSServerPath(t), name: clusterName()}
 	dir := t.TempDir()
 	for i := 1; i <= ClusterSize; i++ {
 		n := &ClusterNode{
@@ -162,7 +178,7 @@ func (c *Cluster) args(i int) []string {
 		routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(m.ClusterPort))
 	}
 	return []string{"-c", n.conf, "-a", "127.0.0.1", "-p", strconv.Itoa(n.Port), "-m", strconv.Itoa(n.HTTPPort),
-		"--cluster", "nats://127.0.0.1:" + strconv.Itoa(n.ClusterPort),
+		"--cluster", "nats://127.0.0.1:" + strconv.Itoa(n.ClusterPort), "--cluster_name", c.name,
 		"--routes", strings.Join(routes, ",")}
 }
 
@@ -338,11 +354,28 @@ func (c *Cluster) Logs(n int) string {
 	return b.String()
 }
 
+// tailFile is the last n lines of a node's log at path, less the warnings
+// that answer AwaitHealthy's polls (20 a second while a node is not
+// healthy, they would fill the tail and hide why): it ends with the last of
+// those and how many there were.
 func tailFile(path string, n int) string {
 	data, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	var lines []string
+	var polls int
+	var lastPoll string
+	for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if strings.Contains(l, "Healthcheck failed") {
+			polls++
+			lastPoll = l
+			continue
+		}
+		lines = append(lines, l)
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
+	}
+	if polls > 0 {
+		lines = append(lines, fmt.Sprintf("%s (and %d health checks failed in all)", lastPoll, polls))
 	}
 	return strings.Join(lines, "\n")
 }
