@@ -61,10 +61,11 @@ type ClusterNode struct {
 	// Log is where its output goes.
 	Log string
 
-	conf string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	conf  string
+	logAt int64 // the size of Log when the node was last launched
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // NATSServerPath returns the nats-server binary `make deps` installed,
@@ -86,8 +87,7 @@ func StartNATSCluster(t testing.TB) *Cluster {
 	dir := t.TempDir()
 	for i := 1; i <= ClusterSize; i++ {
 		n := &ClusterNode{
-			Name: fmt.Sprintf("nats-%d", i),
-			Port: FreePort(t), ClusterPort: FreePort(t), HTTPPort: FreePort(t),
+			Name:     fmt.Sprintf("nats-%d", i),
 			StoreDir: filepath.Join(dir, fmt.Sprintf("nats-%d", i), "jetstream"),
 			Log:      filepath.Join(dir, fmt.Sprintf("nats-%d.log", i)),
 		}
@@ -102,11 +102,36 @@ func StartNATSCluster(t testing.TB) *Cluster {
 			c.Kill(i)
 		}
 	})
-	for i := range c.Nodes {
-		c.launch(i)
-	}
-	for i := range c.Nodes {
-		c.AwaitHealthy(i)
+	// FreePort's ports are free when it returns, but any process on the
+	// machine may take one before the node binds it; the node then exits,
+	// and the cluster starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		for _, n := range c.Nodes {
+			n.Port, n.ClusterPort, n.HTTPPort = FreePort(t), FreePort(t), FreePort(t)
+		}
+		for i := range c.Nodes {
+			c.launch(i)
+		}
+		bound := true
+		for i := range c.Nodes {
+			if bound = c.awaitHealthy(i); !bound {
+				break
+			}
+		}
+		if bound {
+			break
+		}
+		for i := range c.Nodes {
+			c.Kill(i)
+		}
+		if attempt == 5 {
+			t.Fatalf("a node found one of its ports taken %d times in a row; logs:\n%s", attempt, c.Logs(10))
+		}
+		for _, n := range c.Nodes {
+			if err := os.RemoveAll(n.StoreDir); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	c.awaitMetaLeader()
 	return c
@@ -191,6 +216,7 @@ func (c *Cluster) launch(i int) {
 		c.t.Fatal(err)
 	}
 	defer logf.Close()
+	n.logAt = fileSize(n.Log)
 	cmd := exec.Command(c.bin, c.args(i)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -281,6 +307,16 @@ func (c *Cluster) Start(i int) {
 // current. Restarting the next node before that could take a quorum away.
 func (c *Cluster) AwaitHealthy(i int) {
 	c.t.Helper()
+	if !c.awaitHealthy(i) {
+		c.t.Fatalf("%s cannot listen again: one of its ports was taken while it was down; its log:\n%s", c.Nodes[i].Name,
+			tailFile(c.Nodes[i].Log, 30))
+	}
+}
+
+// awaitHealthy is AwaitHealthy, but reports false when the node exited
+// because one of its ports was taken.
+func (c *Cluster) awaitHealthy(i int) bool {
+	c.t.Helper()
 	n := c.Nodes[i]
 	client := &http.Client{Timeout: time.Second}
 	url := "http://127.0.0.1:" + strconv.Itoa(n.HTTPPort) + "/healthz"
@@ -290,7 +326,7 @@ func (c *Cluster) AwaitHealthy(i int) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		n.mu.Lock()
@@ -298,6 +334,9 @@ func (c *Cluster) AwaitHealthy(i int) {
 		n.mu.Unlock()
 		select {
 		case <-done:
+			if strings.Contains(logSince(n.Log, n.logAt), "address already in use") {
+				return false
+			}
 			c.t.Fatalf("%s exited; its log:\n%s", n.Name, tailFile(n.Log, 30))
 		default:
 		}
