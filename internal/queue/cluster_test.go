@@ -53,9 +53,9 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 	checkBucketReplicas(ctx, t, js, testenv.ClusterSize)
 
 	q.SetPublishRetry(queue.PublishRetryFor(q.StreamReplicas(ctx)))
-	leader := cl.Leader(t, nc, job.StreamJobs)
 	const publishers, each = 4, 150
 	var published atomic.Int64
+	var slowest atomic.Int64 // the longest Publish, in nanoseconds
 	killed := make(chan struct{})
 	var wg sync.WaitGroup
 	for p := range publishers {
@@ -65,9 +65,15 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 			for i := range each {
 				j := &job.Job{ID: fmt.Sprintf("p%d-%d", p, i), Tenant: "acme", Task: "sentiment", Lane: job.LaneBulk,
 					Input: job.Input{Text: "x"}, Created: time.Now()}
+				start := time.Now()
 				if _, err := q.Publish(ctx, j, "", nil); err != nil {
-					t.Errorf("publish %s: %v", j.ID, err)
+					t.Errorf("publish %s after %s: %v", j.ID, time.Since(start).Round(time.Millisecond), err)
 					return
+				}
+				for d := int64(time.Since(start)); ; {
+					if old := slowest.Load(); d <= old || slowest.CompareAndSwap(old, d) {
+						break
+					}
 				}
 				if published.Add(1) == publishers*each/3 {
 					close(killed)
@@ -75,6 +81,10 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 			}
 		}()
 	}
+	// stopped is closed once every publisher has returned: one that failed
+	// early must not leave the test waiting for a kill that never comes.
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
 	// A backfill upload's chunks go through PublishBatch: they ride out
 	// the election the same way.
 	const batch = 50
@@ -84,7 +94,11 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 	bwg.Add(1)
 	go func() {
 		defer bwg.Done()
-		<-killed
+		select {
+		case <-killed:
+		case <-stopped:
+			return
+		}
 		for b := 0; ; b++ {
 			select {
 			case <-singlesDone:
@@ -107,14 +121,26 @@ func TestClusterReplicasAndLeaderKill(t *testing.T) {
 			}
 		}
 	}()
-	<-killed
-	start := time.Now()
+	select {
+	case <-killed:
+	case <-stopped:
+	}
+	if published.Load() < publishers*each/3 {
+		bwg.Wait()
+		t.Fatalf("the publishers stopped after %d jobs, before the kill", published.Load())
+	}
+	// The leader is looked up now, not before the publishes: a leader that
+	// changed meanwhile would have the test kill a follower and prove
+	// nothing.
+	leader := cl.Leader(t, nc, job.StreamJobs)
+	start, at := time.Now(), published.Load()
 	cl.Kill(leader)
 	wg.Wait()
 	close(singlesDone)
 	bwg.Wait()
-	t.Logf("SIGKILLed %s (the JOBS leader) after %d publishes; the rest took %s, with %d batches", cl.Nodes[leader].Name,
-		publishers*each/3, time.Since(start).Round(time.Millisecond), batches.Load())
+	t.Logf("SIGKILLed %s (the JOBS leader) after %d publishes; the rest took %s, with %d batches; the slowest publish took %s of its %s",
+		cl.Nodes[leader].Name, at, time.Since(start).Round(time.Millisecond), batches.Load(),
+		time.Duration(slowest.Load()).Round(time.Millisecond), queue.ClusterPublishRetry)
 	if newLeader := cl.Leader(t, nc, job.StreamJobs); newLeader == leader {
 		t.Errorf("JOBS is still led by the killed %s", cl.Nodes[leader].Name)
 	}
@@ -142,4 +168,26 @@ func checkBucketReplicas(ctx context.Context, t *testing.T, js jetstream.JetStre
 	if got := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas; got != want {
 		t.Errorf("bucket %s has %d replicas, want %d", queue.ModelsBucket, got, want)
 	}
+}
+
+// TestEnsureStreamsWhileClusterForms creates the R3 topology while one
+// node is shut down, as when ingest starts together with its NATS cluster:
+// the meta leader refuses to place a replicated stream until every peer
+// has reported ("no suitable peers for placement, peer offline"), and
+// EnsureStreams retries through that instead of failing, so it finishes
+// once the node is back.
+func TestEnsureStreamsWhileClusterForms(t *testing.T) {
+	cl := testenv.StartNATSCluster(t)
+	const down = testenv.ClusterSize - 1
+	cl.Stop(down)
+	q, ctx := newClient(t, testenv.ConnectNATS(t, cl.NodeURL(0)), 2*time.Minute)
+	topo := queue.DefaultTopology()
+	topo.Replicas = testenv.ClusterSize
+	done := make(chan error, 1)
+	go func() { done <- q.EnsureStreams(ctx, topo) }()
+	cl.Start(down)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	checkBucketReplicas(ctx, t, q.JetStream(), testenv.ClusterSize)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/jetinfer/jetinfer/internal/job"
@@ -235,16 +236,88 @@ func (c ConsumerConfig) consumer(l job.Lane, task string) jetstream.ConsumerConf
 
 // EnsureStreams creates the streams and the models bucket of t, or updates
 // them to t (raising or lowering their replicas too).
+//
+// A cluster that has just formed, or whose membership is changing, refuses
+// to place replicated streams for a moment ("no suitable peers for
+// placement, peer offline" until every server's report has reached the
+// meta leader; "JetStream system temporarily unavailable" while it has no
+// leader), and can leave a request unanswered across a leader change.
+// EnsureStreams asks again after those answers, and after formingAttempt
+// without one, until ctx ends, so that ingest started together with its
+// NATS cluster starts instead of exiting (or waiting forever).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	for _, cfg := range t.Streams() {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		err := whileForming(ctx, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, cfg)
+			return err
+		})
+		if err != nil {
 			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
 		}
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, t.ModelsBucket()); err != nil {
+	err := whileForming(ctx, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, t.ModelsBucket())
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("ensure bucket %s: %w", ModelsBucket, err)
 	}
 	return nil
+}
+
+// formingAttempt bounds the wait for JetStream's answer to one request of
+// whileForming; formingRetry is the pause before the next.
+const (
+	formingAttempt = 5 * time.Second
+	formingRetry   = 250 * time.Millisecond
+)
+
+// whileForming calls f, each time with a context that ends after
+// formingAttempt, until it returns nil, an error that is not one of a
+// forming cluster's (formingErr) or a timeout of that attempt, or ctx
+// ends; then it returns f's last error, saying for how long it retried.
+// f must be idempotent.
+func whileForming(ctx context.Context, f func(context.Context) error) error {
+	start := time.Now()
+	for {
+		actx, cancel := context.WithTimeout(ctx, formingAttempt)
+		err := f(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil && !formingErr(err) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (retried for %s while the NATS cluster formed; check that every node is up and routed: nats server list)",
+				err, time.Since(start).Round(time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(formingRetry):
+		}
+	}
+}
+
+// JetStream's error codes (nats-server's JSClusterNoPeersErrF and
+// JSClusterNotAvailErr), which nats.go does not name.
+const (
+	errCodeClusterNoPeers  jetstream.ErrorCode = 10005 // no suitable peers for placement
+	errCodeClusterNotAvail jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable
+)
+
+// formingErr reports whether err is JetStream's answer while a cluster
+// forms or elects its meta leader, which passes by itself.
+func formingErr(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeClusterNoPeers, errCodeClusterNotAvail:
+			return true
+		}
+	}
+	return errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders)
 }
 
 // CheckStreams reports an error naming the first stream of the topology that

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,9 +29,24 @@ const ClusterSize = 3
 // SIGKILLed, stopped, wiped and started again; they are killed when the
 // test ends, after their logs are printed if it failed.
 type Cluster struct {
-	t     testing.TB
-	bin   string
+	t   testing.TB
+	bin string
+	// name is the cluster's name, its own (clusterName).
+	name  string
 	Nodes []*ClusterNode
+}
+
+// clusters numbers the clusters this process starts, for clusterName.
+var clusters atomic.Int64
+
+// clusterName is a name for a new cluster that no other test's cluster on
+// this machine has. nats/cluster names every cluster "jetinfer"; with that
+// name, a node of another test's (or package's) cluster that still dials a
+// port its killed peer had, which FreePort has since handed to this
+// cluster, would be taken in as a peer and spoil the meta group's
+// elections. Under another name its route is refused.
+func clusterName() string {
+	return fmt.Sprintf("jetinfer-%d-%d", os.Getpid(), clusters.Add(1))
 }
 
 // ClusterNode is one node of a Cluster.
@@ -45,10 +61,11 @@ type ClusterNode struct {
 	// Log is where its output goes.
 	Log string
 
-	conf string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	conf  string
+	logAt int64 // the size of Log when the node was last launched
+	mu    sync.Mutex
+	cmd   *exec.Cmd
+	done  chan struct{}
 }
 
 // NATSServerPath returns the nats-server binary `make deps` installed,
@@ -66,12 +83,11 @@ func NATSServerPath(t testing.TB) string {
 // meta leader, so streams can be created at once.
 func StartNATSCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: NATSServerPath(t)}
+	c := &Cluster{t: t, bin: NATSServerPath(t), name: clusterName()}
 	dir := t.TempDir()
 	for i := 1; i <= ClusterSize; i++ {
 		n := &ClusterNode{
-			Name: fmt.Sprintf("nats-%d", i),
-			Port: FreePort(t), ClusterPort: FreePort(t), HTTPPort: FreePort(t),
+			Name:     fmt.Sprintf("nats-%d", i),
 			StoreDir: filepath.Join(dir, fmt.Sprintf("nats-%d", i), "jetstream"),
 			Log:      filepath.Join(dir, fmt.Sprintf("nats-%d.log", i)),
 		}
@@ -86,11 +102,36 @@ func StartNATSCluster(t testing.TB) *Cluster {
 			c.Kill(i)
 		}
 	})
-	for i := range c.Nodes {
-		c.launch(i)
-	}
-	for i := range c.Nodes {
-		c.AwaitHealthy(i)
+	// FreePort's ports are free when it returns, but any process on the
+	// machine may take one before the node binds it; the node then exits,
+	// and the cluster starts again on other ports.
+	for attempt := 1; ; attempt++ {
+		for _, n := range c.Nodes {
+			n.Port, n.ClusterPort, n.HTTPPort = FreePort(t), FreePort(t), FreePort(t)
+		}
+		for i := range c.Nodes {
+			c.launch(i)
+		}
+		bound := true
+		for i := range c.Nodes {
+			if bound = c.awaitHealthy(i); !bound {
+				break
+			}
+		}
+		if bound {
+			break
+		}
+		for i := range c.Nodes {
+			c.Kill(i)
+		}
+		if attempt == 5 {
+			t.Fatalf("a node found one of its ports taken %d times in a row; logs:\n%s", attempt, c.Logs(10))
+		}
+		for _, n := range c.Nodes {
+			if err := os.RemoveAll(n.StoreDir); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	c.awaitMetaLeader()
 	return c
@@ -162,7 +203,7 @@ func (c *Cluster) args(i int) []string {
 		routes = append(routes, "nats://127.0.0.1:"+strconv.Itoa(m.ClusterPort))
 	}
 	return []string{"-c", n.conf, "-a", "127.0.0.1", "-p", strconv.Itoa(n.Port), "-m", strconv.Itoa(n.HTTPPort),
-		"--cluster", "nats://127.0.0.1:" + strconv.Itoa(n.ClusterPort),
+		"--cluster", "nats://127.0.0.1:" + strconv.Itoa(n.ClusterPort), "--cluster_name", c.name,
 		"--routes", strings.Join(routes, ",")}
 }
 
@@ -175,6 +216,7 @@ func (c *Cluster) launch(i int) {
 		c.t.Fatal(err)
 	}
 	defer logf.Close()
+	n.logAt = fileSize(n.Log)
 	cmd := exec.Command(c.bin, c.args(i)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -265,6 +307,16 @@ func (c *Cluster) Start(i int) {
 // current. Restarting the next node before that could take a quorum away.
 func (c *Cluster) AwaitHealthy(i int) {
 	c.t.Helper()
+	if !c.awaitHealthy(i) {
+		c.t.Fatalf("%s cannot listen again: one of its ports was taken while it was down; its log:\n%s", c.Nodes[i].Name,
+			tailFile(c.Nodes[i].Log, 30))
+	}
+}
+
+// awaitHealthy is AwaitHealthy, but reports false when the node exited
+// because one of its ports was taken.
+func (c *Cluster) awaitHealthy(i int) bool {
+	c.t.Helper()
 	n := c.Nodes[i]
 	client := &http.Client{Timeout: time.Second}
 	url := "http://127.0.0.1:" + strconv.Itoa(n.HTTPPort) + "/healthz"
@@ -274,7 +326,7 @@ func (c *Cluster) AwaitHealthy(i int) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		n.mu.Lock()
@@ -282,6 +334,9 @@ func (c *Cluster) AwaitHealthy(i int) {
 		n.mu.Unlock()
 		select {
 		case <-done:
+			if strings.Contains(logSince(n.Log, n.logAt), "address already in use") {
+				return false
+			}
 			c.t.Fatalf("%s exited; its log:\n%s", n.Name, tailFile(n.Log, 30))
 		default:
 		}
@@ -338,11 +393,28 @@ func (c *Cluster) Logs(n int) string {
 	return b.String()
 }
 
+// tailFile is the last n lines of a node's log at path, less the warnings
+// that answer AwaitHealthy's polls (20 a second while a node is not
+// healthy, they would fill the tail and hide why): it ends with the last of
+// those and how many there were.
 func tailFile(path string, n int) string {
 	data, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	var lines []string
+	var polls int
+	var lastPoll string
+	for _, l := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
+		if strings.Contains(l, "Healthcheck failed") {
+			polls++
+			lastPoll = l
+			continue
+		}
+		lines = append(lines, l)
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
+	}
+	if polls > 0 {
+		lines = append(lines, fmt.Sprintf("%s (and %d health checks failed in all)", lastPoll, polls))
 	}
 	return strings.Join(lines, "\n")
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,8 +57,19 @@ func StartRedis(t testing.TB) *Redis {
 // arguments, stopped when the test ends.
 func startRedis(t testing.TB, dir string, extra ...string) *Redis {
 	t.Helper()
-	r := &Redis{t: t, Port: FreePort(t), dir: dir, extra: extra}
-	r.Start()
+	r := &Redis{t: t, dir: dir, extra: extra}
+	// FreePort's port is free when it returns, but any process on the
+	// machine (another test's server, an outgoing connection) may take it
+	// before redis-server binds it: then it is tried on another.
+	for attempt := 1; ; attempt++ {
+		r.Port = FreePort(t)
+		if r.launch(nil, true) {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("redis-server found its port taken %d times in a row; see %s", attempt, r.Log())
+		}
+	}
 	t.Cleanup(r.Stop)
 	return r
 }
@@ -99,6 +111,18 @@ func (r *Redis) RestartLoading(keys int, perKey time.Duration) {
 
 func (r *Redis) start(extra []string, wantPong bool) {
 	r.t.Helper()
+	if !r.launch(extra, wantPong) {
+		r.t.Fatalf("redis-server cannot listen on %s again: the port was taken meanwhile; see %s", r.Addr(), r.Log())
+	}
+}
+
+// launch starts the server on r.Port and waits until it accepts
+// connections (and answers PING when wantPong). It reports false when the
+// server exited because the port was taken, and fails the test on any
+// other failure.
+func (r *Redis) launch(extra []string, wantPong bool) bool {
+	r.t.Helper()
+	logAt := fileSize(r.Log())
 	bin, err := RedisServerPath()
 	if err != nil {
 		r.t.Fatal(err)
@@ -125,15 +149,23 @@ func (r *Redis) start(extra []string, wantPong bool) {
 	for {
 		c, err := net.DialTimeout("tcp", r.Addr(), 100*time.Millisecond)
 		if err == nil {
-			ok := !wantPong || ping(c)
+			// With PING, a data node's log must say it is ready too: what
+			// answers may be another server that took the port. (A
+			// sentinel logs no such line.)
+			ok := !wantPong || (ping(c) && (slices.Contains(r.extra, "--sentinel") ||
+				strings.Contains(logSince(r.Log(), logAt), "Ready to accept connections")))
 			c.Close()
 			if ok {
-				return
+				return true
 			}
 		}
 		select {
 		case <-r.done:
-			r.t.Fatalf("redis-server exited at start; see %s", filepath.Join(r.dir, "redis.log"))
+			log := logSince(r.Log(), logAt)
+			if strings.Contains(log, "Address already in use") {
+				return false
+			}
+			r.t.Fatalf("redis-server exited at start; its log (%s):\n%s", r.Log(), log)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -141,6 +173,24 @@ func (r *Redis) start(extra []string, wantPong bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// fileSize is the size of the file at path, 0 when it is missing.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logSince is what the file at path holds from offset at on.
+func logSince(path string, at int64) string {
+	data, _ := os.ReadFile(path)
+	if int64(len(data)) < at {
+		return string(data)
+	}
+	return string(data[at:])
 }
 
 func ping(c net.Conn) bool {

@@ -24,6 +24,7 @@ type fairQueue struct {
 	tmu     sync.Mutex
 	subj    map[string]chan *worker.Msg // lane/tenant → its jobs
 	queued  map[string]int              // lane/tenant → pushed, not settled
+	pushed  map[string]int              // lane/tenant → pushed in all
 	tpulls  map[string][]*fakePuller    // lane/tenant → its pullers so far
 	pulled  chan string                 // lane/tenant of each PullTenant
 	drained chan string                 // lane/tenant of each tenant puller drained
@@ -33,7 +34,7 @@ type fairQueue struct {
 var _ worker.TenantQueue = (*fairQueue)(nil)
 
 func newFairQueue() *fairQueue {
-	return &fairQueue{fakeQueue: newFakeQueue(), subj: map[string]chan *worker.Msg{}, queued: map[string]int{},
+	return &fairQueue{fakeQueue: newFakeQueue(), subj: map[string]chan *worker.Msg{}, queued: map[string]int{}, pushed: map[string]int{},
 		tpulls: map[string][]*fakePuller{}, pulled: make(chan string, 256), drained: make(chan string, 256),
 		watches: map[job.Lane][]func(){}}
 }
@@ -109,6 +110,7 @@ func (q *fairQueue) pushTenant(j *job.Job, reply string) {
 	data, _ := json.Marshal(j)
 	q.tmu.Lock()
 	q.queued[k]++
+	q.pushed[k]++
 	ch := q.subject(k)
 	hints := slices.Clone(q.watches[j.Lane])
 	q.tmu.Unlock()
@@ -158,15 +160,42 @@ func backfillDoc(tenant, bf string, i int) *job.Job {
 }
 
 // runInOrder waits until the worker pulls tenant's backfill consumer and
-// its puller has taken all but left of its documents, releases the gated
-// model, waits for n messages settled, and returns the order the documents
-// reached the model, by backfill.
+// its puller has taken all but left of its documents, then lets the gated
+// model take its calls one at a time until n messages are settled, and
+// returns the order the documents reached the model, by backfill.
+//
+// Before each call the pipeline is still (awaitStill): every tenant with
+// documents on its subject has its look-ahead full, and the pipeline has
+// taken all it takes while the model is busy. Each call then lets the
+// pipeline take one batch (two documents), fewer than the look-ahead, so no
+// tenant is ever passed over because its pump has not run yet, as a real
+// model's calls, which take milliseconds, leave the pumps time to refill.
+// Released all at once, the instant fake model raced the pumps, and on a
+// loaded machine a tenant's turns went by while its next document was on
+// its way.
 func runInOrder(t *testing.T, b *testBundle, q *fairQueue, tenant string, left, n int) []string {
 	t.Helper()
 	k := tenantKey(job.LaneBackfill, tenant)
 	waitFor(t, b.ctx, q.pulled, k)
 	q.awaitTaken(t, b.ctx, k, left)
-	b.model.release()
+	for b.results() < n {
+		q.awaitStill(t, b)
+		select {
+		case b.model.gate <- struct{}{}: // one call goes
+		case <-b.ctx.Done():
+			t.Fatalf("the model's next call never came; %d of %d results", b.results(), n)
+		}
+		// Wait for the next call to be at the gate, or for the last result.
+		for started := false; !started && b.results() < n; {
+			select {
+			case <-b.model.started:
+				started = true
+			case <-time.After(time.Millisecond):
+			case <-b.ctx.Done():
+				t.Fatalf("%d of %d results", b.results(), n)
+			}
+		}
+	}
 	b.settled(t, n)
 	var order []string
 	b.q.mu.Lock()
@@ -175,6 +204,53 @@ func runInOrder(t *testing.T, b *testBundle, q *fairQueue, tenant string, left, 
 		order = append(order, strings.TrimPrefix(d.Subject, "results."))
 	}
 	return order
+}
+
+// results is how many results the worker has published.
+func (b *testBundle) results() int {
+	b.q.mu.Lock()
+	defer b.q.mu.Unlock()
+	return len(b.q.results)
+}
+
+// held is how many documents the pipeline of a worker with BatchSize 2
+// takes while its model is busy: the next batch, and the one its feeder
+// holds out for the batch after.
+const held = 2 + 1
+
+// awaitStill waits until each tenant consumer the worker pulls has its
+// look-ahead full, or nothing left on its subject to fill it with, and the
+// worker has taken all it takes while its model is busy: held documents
+// beyond those the model has been called with, or every one pushed.
+func (q *fairQueue) awaitStill(t *testing.T, b *testBundle) {
+	t.Helper()
+	for {
+		called := 0
+		for _, c := range b.model.callsSoFar() {
+			called += len(c)
+		}
+		heads := worker.FairHeads(b.w)
+		var short []string
+		taken, pushed := 0, 0
+		q.tmu.Lock()
+		for k, n := range q.pushed {
+			pushed += n
+			left := len(q.subject(k))
+			taken += n - left - heads[k]
+			if heads[k] < worker.Lookahead && left > 0 {
+				short = append(short, fmt.Sprintf("%s has %d", k, heads[k]))
+			}
+		}
+		q.tmu.Unlock()
+		if len(short) == 0 && taken >= min(pushed, called+held) {
+			return
+		}
+		select {
+		case <-b.ctx.Done():
+			t.Fatalf("never still: look-aheads short %v; %d documents taken, %d called, %d pushed", short, taken, called, pushed)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 // waitFor waits until want arrives on ch.

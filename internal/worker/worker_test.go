@@ -125,6 +125,14 @@ func (p *fakePuller) Next() (*worker.Msg, error) {
 		p.q.nexts <- p.lane
 		src = p.q.lanes[p.lane]
 	}
+	// A stopped puller takes nothing more, as a drained consumer pulls
+	// nothing more from the server: select alone would pick at random
+	// between the stop and a message queued meanwhile for the next puller.
+	select {
+	case <-p.stop:
+		return nil, job.ErrStopped
+	default:
+	}
 	select {
 	case m := <-src:
 		return m, nil
@@ -164,7 +172,8 @@ func (s *fakeSettler) InProgress() error { return nil }
 // fakeModel runs documents whose text decides what happens: "poison" fails
 // any call it is in, "flaky" fails alone with a transient error, "later"
 // asks to be retried after 7s, "toolong" cannot be prepared. A gate, when
-// set, holds each call until the test lets it go.
+// set, holds each call until the test lets it go: a send on it lets one
+// call through, release all of them.
 type fakeModel struct {
 	gate    chan struct{}
 	opened  sync.Once
@@ -235,6 +244,7 @@ func (m *fakeModel) callsSoFar() [][]string {
 
 type testBundle struct {
 	ctx   context.Context
+	w     *worker.Worker
 	q     *fakeQueue
 	st    *store.Store
 	model *fakeModel
@@ -272,6 +282,7 @@ func startOn(t *testing.T, cfg worker.Config, gated bool, q *fakeQueue, wq worke
 	soft, stop := context.WithCancel(ctx)
 	b.stop = stop
 	w := worker.New(cfg, wq, b.st, []worker.Model{b.model}, nil, nil)
+	b.w = w
 	go func() { b.done <- w.Run(soft, ctx) }()
 	t.Cleanup(func() {
 		stop()
