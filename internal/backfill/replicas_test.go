@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/jetinfer/jetinfer/internal/backfill"
 	"github.com/jetinfer/jetinfer/internal/store"
 	"github.com/jetinfer/jetinfer/internal/testenv"
@@ -19,14 +17,9 @@ import (
 // 503) instead of acknowledging what a failover could lose, and repeating
 // them once the write is on the master does no harm.
 func TestWritesWaitForReplicas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a replica")
-	}
 	ctx := context.Background()
-	master := testenv.StartRedis(t)
-	replica := testenv.StartRedisReplica(t, master)
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	defer rc.Close()
+	master, replica := testenv.StartRedisWithReplica(t)
+	rc := replica.Client(t)
 	bs := backfill.NewStore(master.Client(t)).WithWait(1, 300*time.Millisecond)
 	b := &backfill.Backfill{Tenant: "acme", Task: "sentiment", Name: "wire"}
 	if err := bs.Create(ctx, b, time.Now()); err != nil {

@@ -20,15 +20,10 @@ import (
 // worker leaves the jobs to be delivered again) instead of acknowledging a
 // state a failover could lose. Without WithWait it does not wait.
 func TestFinishWaitsForReplicas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a replica")
-	}
 	ctx := context.Background()
-	master := testenv.StartRedis(t)
-	replica := testenv.StartRedisReplica(t, master)
+	master, replica := testenv.StartRedisWithReplica(t)
 	mc := master.Client(t)
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	defer rc.Close()
+	rc := replica.Client(t)
 	s := store.New(mc, time.Hour).WithWait(1, 500*time.Millisecond)
 	final := func(id string) store.Final {
 		return store.Final{Job: newJob("acme", id), Status: job.StatusSucceeded, Result: json.RawMessage(`{}`), Attempts: 1}
@@ -68,15 +63,10 @@ func TestFinishWaitsForReplicas(t *testing.T) {
 // the round trip fails with ErrNotReplicated (ingest answers 503), and the
 // retry finds the record queued, as a retry after a lost answer does.
 func TestCreatorWaitsForReplicas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a replica")
-	}
 	ctx := context.Background()
-	master := testenv.StartRedis(t)
-	replica := testenv.StartRedisReplica(t, master)
+	master, replica := testenv.StartRedisWithReplica(t)
 	mc := master.Client(t)
-	rc := redis.NewClient(&redis.Options{Addr: replica.Addr()})
-	defer rc.Close()
+	rc := replica.Client(t)
 	c := store.NewCreator(store.New(mc, time.Hour).WithWait(1, 300*time.Millisecond), coalesce.Options{})
 	defer c.Close()
 	if cr, err := c.Create(ctx, newJob("acme", "a"), "h"); err != nil || !cr.New {
@@ -113,12 +103,8 @@ func TestCreatorWaitsForReplicas(t *testing.T) {
 // this test passes without the fence too; the fence is for Redis versions
 // that move a connection's offset only on its own replicated writes.
 func TestRetriesWaitForReplicas(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a replica")
-	}
 	ctx := context.Background()
-	master := testenv.StartRedis(t)
-	replica := testenv.StartRedisReplica(t, master)
+	master, replica := testenv.StartRedisWithReplica(t)
 	mc := master.Client(t)
 	s := store.New(mc, time.Hour).WithWait(1, 300*time.Millisecond)
 	final := store.Final{Job: newJob("acme", "a"), Status: job.StatusSucceeded, Result: json.RawMessage(`{}`), Attempts: 1}

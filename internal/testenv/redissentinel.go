@@ -77,6 +77,18 @@ func StartRedisSentinel(t testing.TB, dataArgs ...string) *RedisSentinel {
 	return s
 }
 
+// StartRedisWithReplica starts a master and a replica of it in sync,
+// stopped when the test ends, for tests of writes that wait for replicas;
+// it skips the test under -short.
+func StartRedisWithReplica(t testing.TB) (master, replica *Redis) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a Redis master and a replica")
+	}
+	master = StartRedis(t)
+	return master, StartRedisReplica(t, master)
+}
+
 // StartRedisReplica starts a replica of master, stopped when the test
 // ends, and returns once it is in sync.
 func StartRedisReplica(t testing.TB, master *Redis) *Redis {
