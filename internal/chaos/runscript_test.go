@@ -29,7 +29,7 @@ import (
 // and checks that the script restarts it as an orchestrator would and that
 // jobs succeed before and after; then that SIGTERM stops the whole stack.
 func TestRunScriptRestartsWorker(t *testing.T) {
-	rs := startRunScript(t, "JETINFER_RUN_NATS_PORT="+strconv.Itoa(testenv.FreePort(t)))
+	rs := startRunScript(t)
 	infer, output := rs.infer, rs.output
 	workerPort := rs.workerPort
 	// Metrics are on ingest's operations port, and run.sh says where.
@@ -168,7 +168,7 @@ type runScript struct {
 }
 
 // startRunScript starts scripts/run.sh with env added to its environment
-// and returns once it has printed the development token (everything is
+// (where it names a variable set here, it wins) and returns once it has printed the development token (everything is
 // ready then). It is SIGKILLed, with its process group, when the test ends
 // unless stop stopped it.
 func startRunScript(t *testing.T, env ...string) *runScript {
@@ -180,14 +180,18 @@ func startRunScript(t *testing.T, env ...string) *runScript {
 			t.Fatal(err)
 		}
 	}
-	rs := &runScript{t: t, workerPort: testenv.FreePort(t), opsPort: testenv.FreePort(t), exited: make(chan error, 1)}
-	ingestPort := testenv.FreePort(t)
+	// Distinct ports: run.sh binds them only later, so ports chosen one
+	// by one could repeat.
+	ports := testenv.FreePorts(t, 5)
+	rs := &runScript{t: t, workerPort: ports[0], opsPort: ports[1], exited: make(chan error, 1)}
+	ingestPort := ports[2]
 	rs.base = "http://127.0.0.1:" + strconv.Itoa(ingestPort)
 	cmd := exec.Command("bash", filepath.Join(testenv.RepoRoot(), "scripts", "run.sh"))
 	cmd.Env = append(os.Environ(),
 		"JETINFER_HOME="+home,
 		"JETINFER_ADDR=127.0.0.1:"+strconv.Itoa(ingestPort),
-		"JETINFER_RUN_REDIS_PORT="+strconv.Itoa(testenv.FreePort(t)),
+		"JETINFER_RUN_REDIS_PORT="+strconv.Itoa(ports[3]),
+		"JETINFER_RUN_NATS_PORT="+strconv.Itoa(ports[4]),
 		"JETINFER_RUN_WORKER_PORT="+strconv.Itoa(rs.workerPort),
 		"JETINFER_RUN_OPS_PORT="+strconv.Itoa(rs.opsPort),
 		"JETINFER_RUN_BIN="+bins.dir,

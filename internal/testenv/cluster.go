@@ -102,23 +102,18 @@ func StartNATSCluster(t testing.TB) *Cluster {
 			c.Kill(i)
 		}
 	})
-	// FreePort's ports are free when it returns, but any process on the
-	// machine may take one before the node binds it; the node then exits,
-	// and the cluster starts again on other ports.
+	// FreePorts' ports are free and distinct when it returns, but any
+	// process on the machine may take one before the node binds it; the
+	// node then exits, and the cluster starts again on other ports.
 	for attempt := 1; ; attempt++ {
-		for _, n := range c.Nodes {
-			n.Port, n.ClusterPort, n.HTTPPort = FreePort(t), FreePort(t), FreePort(t)
+		ports := FreePorts(t, 3*len(c.Nodes))
+		for i, n := range c.Nodes {
+			n.Port, n.ClusterPort, n.HTTPPort = ports[3*i], ports[3*i+1], ports[3*i+2]
 		}
 		for i := range c.Nodes {
 			c.launch(i)
 		}
-		bound := true
-		for i := range c.Nodes {
-			if bound = c.awaitHealthy(i); !bound {
-				break
-			}
-		}
-		if bound {
+		if c.awaitAllHealthy() {
 			break
 		}
 		for i := range c.Nodes {
@@ -310,6 +305,48 @@ func (c *Cluster) AwaitHealthy(i int) {
 	if !c.awaitHealthy(i) {
 		c.t.Fatalf("%s cannot listen again: one of its ports was taken while it was down; its log:\n%s", c.Nodes[i].Name,
 			tailFile(c.Nodes[i].Log, 30))
+	}
+}
+
+// awaitAllHealthy waits until every node is healthy, watching them all at
+// once: a node's health needs the others (a meta leader), so a node that
+// exited because one of its ports was taken must be seen while the others
+// wait for it. It reports false for such a node.
+func (c *Cluster) awaitAllHealthy() bool {
+	c.t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	healthy := make([]bool, len(c.Nodes))
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		all := true
+		for i, n := range c.Nodes {
+			if healthy[i] {
+				continue
+			}
+			if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(n.HTTPPort) + "/healthz"); err == nil {
+				resp.Body.Close()
+				healthy[i] = resp.StatusCode == http.StatusOK
+			}
+			n.mu.Lock()
+			done := n.done
+			n.mu.Unlock()
+			select {
+			case <-done:
+				if strings.Contains(logSince(n.Log, n.logAt), "address already in use") {
+					return false
+				}
+				c.t.Fatalf("%s exited; its log:\n%s", n.Name, tailFile(n.Log, 30))
+			default:
+			}
+			all = all && healthy[i]
+		}
+		if all {
+			return true
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the cluster is not healthy after 90s (healthy: %v)", healthy)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

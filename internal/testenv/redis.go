@@ -252,6 +252,23 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 	return c
 }
 
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago: each is held open until all are chosen, so that no two are the same
+// (FreePort called n times may return one port twice).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	return ports
+}
+
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
