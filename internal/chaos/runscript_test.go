@@ -86,7 +86,8 @@ func TestRunScriptRestartsWorker(t *testing.T) {
 // stands on three nodes, a job still succeeds with the stream's leader
 // SIGKILLed, and SIGTERM stops every node.
 func TestRunScriptNATSCluster(t *testing.T) {
-	clientPort, routes, mon := consecutivePorts(t, 3), consecutivePorts(t, 3), consecutivePorts(t, 3)
+	base := consecutivePorts(t, 9)
+	clientPort, routes, mon := base, base+3, base+6
 	rs := startRunScript(t, "JETINFER_RUN_NATS_NODES=3",
 		"JETINFER_RUN_NATS_PORT="+strconv.Itoa(clientPort),
 		"JETINFER_RUN_NATS_CLUSTER_PORT="+strconv.Itoa(routes),
@@ -287,10 +288,23 @@ func (rs *runScript) stop() {
 
 // consecutivePorts returns the first of n consecutive loopback ports that
 // were free a moment ago (run.sh numbers a cluster's nodes from a base).
+// They are below the kernel's ephemeral range, where FreePorts (port 0)
+// never picks, so the test's other ports cannot land among them.
 func consecutivePorts(t *testing.T, n int) int {
 	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				low = v
+			}
+		}
+	}
+	if low-n <= 10000 {
+		t.Fatalf("no room below the ephemeral port range (from %d) for %d ports", low, n)
+	}
 	for range 100 {
-		base := 20000 + rand.IntN(30000)
+		base := 10000 + rand.IntN(low-n-10000)
 		ok := true
 		for p := base; p < base+n && ok; p++ {
 			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
