@@ -113,7 +113,7 @@ func StartNATSCluster(t testing.TB) *Cluster {
 		for i := range c.Nodes {
 			c.launch(i)
 		}
-		if c.awaitAllHealthy() {
+		if c.awaitHealthy() {
 			break
 		}
 		for i := range c.Nodes {
@@ -308,24 +308,30 @@ func (c *Cluster) AwaitHealthy(i int) {
 	}
 }
 
-// awaitAllHealthy waits until every node is healthy, watching them all at
-// once: a node's health needs the others (a meta leader), so a node that
-// exited because one of its ports was taken must be seen while the others
-// wait for it. It reports false for such a node.
-func (c *Cluster) awaitAllHealthy() bool {
+// awaitHealthy waits until the nodes with the given indices (every node
+// when none is given) are healthy, watching them all at once: a node's
+// health needs the others (a meta leader), so a node that exited because
+// one of its ports was taken must be seen while the others wait for it. It
+// reports false for such a node; any other exit, or 90 s without health,
+// fails the test.
+func (c *Cluster) awaitHealthy(nodes ...int) bool {
 	c.t.Helper()
+	if len(nodes) == 0 {
+		for i := range c.Nodes {
+			nodes = append(nodes, i)
+		}
+	}
 	client := &http.Client{Timeout: time.Second}
-	healthy := make([]bool, len(c.Nodes))
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		all := true
-		for i, n := range c.Nodes {
-			if healthy[i] {
-				continue
-			}
+		waiting := nodes[:0:0]
+		for _, i := range nodes {
+			n := c.Nodes[i]
 			if resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(n.HTTPPort) + "/healthz"); err == nil {
 				resp.Body.Close()
-				healthy[i] = resp.StatusCode == http.StatusOK
+				if resp.StatusCode == http.StatusOK {
+					continue
+				}
 			}
 			n.mu.Lock()
 			done := n.done
@@ -338,48 +344,16 @@ func (c *Cluster) awaitAllHealthy() bool {
 				c.t.Fatalf("%s exited; its log:\n%s", n.Name, tailFile(n.Log, 30))
 			default:
 			}
-			all = all && healthy[i]
+			waiting = append(waiting, i)
 		}
-		if all {
+		if len(waiting) == 0 {
 			return true
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("the cluster is not healthy after 90s (healthy: %v)", healthy)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// awaitHealthy is AwaitHealthy, but reports false when the node exited
-// because one of its ports was taken.
-func (c *Cluster) awaitHealthy(i int) bool {
-	c.t.Helper()
-	n := c.Nodes[i]
-	client := &http.Client{Timeout: time.Second}
-	url := "http://127.0.0.1:" + strconv.Itoa(n.HTTPPort) + "/healthz"
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return true
-			}
-		}
-		n.mu.Lock()
-		done := n.done
-		n.mu.Unlock()
-		select {
-		case <-done:
-			if strings.Contains(logSince(n.Log, n.logAt), "address already in use") {
-				return false
-			}
-			c.t.Fatalf("%s exited; its log:\n%s", n.Name, tailFile(n.Log, 30))
-		default:
-		}
-		if time.Now().After(deadline) {
+			n := c.Nodes[waiting[0]]
 			c.t.Fatalf("%s not healthy after 90s; its log:\n%s", n.Name, tailFile(n.Log, 30))
 		}
+		nodes = waiting
 		time.Sleep(50 * time.Millisecond)
 	}
 }
