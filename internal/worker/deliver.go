@@ -203,8 +203,10 @@ func parkedOf(batch []*item) []*item {
 // (Config.ResultShares) is not published: it is parked as heldShare, so
 // that one tenant that does not export its results cannot fill the stream
 // every tenant's backfills share. What is published is sized for the
-// tenant's RESULTS account (item.resultBytes): the payload and the subject,
-// which make most of what JetStream counts of a message.
+// tenant's RESULTS account (item.resultBytes): the payload and the subject.
+// The headers and JetStream's own per-message record are not counted, so
+// for small results (a classification's few hundred bytes) the account
+// runs low by tens of percent.
 func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now time.Time) {
 	var ds []job.Delivery
 	var its []*item
@@ -220,6 +222,11 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 			}
 			ds = append(ds, d)
 			its = append(its, it)
+			// Read by Finish only once RESULTS has stored the result
+			// (a parked or retried item is not finished yet).
+			if !it.msg.Job.ReadAtEnd { // not the tenant's share to free: see job.Job.ReadAtEnd
+				it.resultBytes = int64(len(d.Data) + len(d.Subject))
+			}
 		}
 	}
 	if len(ds) == 0 {
@@ -228,17 +235,7 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 	dctx, cancel := context.WithTimeout(actx, 10*time.Second)
 	err := pl.w.q.PublishResults(dctx, ds)
 	cancel()
-	size := func(d job.Delivery) int64 { return int64(len(d.Data) + len(d.Subject)) }
-	counted := func(it *item, d job.Delivery) int64 {
-		if it.msg.Job.ReadAtEnd {
-			return 0 // not the tenant's share to free: see job.Job.ReadAtEnd
-		}
-		return size(d)
-	}
 	if err == nil {
-		for i, it := range its {
-			it.resultBytes = counted(it, ds[i])
-		}
 		return
 	}
 	if errors.Is(err, job.ErrFull) {
@@ -248,11 +245,6 @@ func (pl *pipeline) publishFirst(ctx, actx context.Context, batch []*item, now t
 		if errors.As(err, &de) {
 			for _, i := range de.Failed {
 				its[i].parked = true
-			}
-			for i, it := range its {
-				if !it.parked {
-					it.resultBytes = counted(it, ds[i])
-				}
 			}
 		} else {
 			for _, it := range its {
