@@ -302,16 +302,14 @@ func (e *NotOpenError) Unwrap() error { return ErrNotOpen }
 // knownScript answers the backfill's state and, when it is open, whether
 // each document is marked already: one atomic read, so that a chunk is
 // never admitted (nor charged quota) for a backfill sealed or canceled
-// since the request began. An open backfill's expiry restarts, as Mark's
-// does.
+// since the request began.
 var knownScript = redis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return false end
 local out = {st}
 if st ~= 'open' then return out end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
 for i = 2, #KEYS do
-  out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i])
+  out[i] = redis.call('HEXISTS', KEYS[i], ARGV[i - 1])
 end
 return out
 `)
@@ -327,8 +325,7 @@ return out
 func (s *Store) Known(ctx context.Context, tenant, id string, docIDs []string) ([]bool, error) {
 	keys := make([]string, 1, len(docIDs)+1)
 	keys[0] = store.BackfillKey(tenant, id)
-	args := make([]any, 1, len(docIDs)+1)
-	args[0] = s.ttl.Milliseconds()
+	args := make([]any, 0, len(docIDs))
 	for _, d := range docIDs {
 		m := store.MarkOf(tenant, id, d)
 		keys = append(keys, m.Key)
