@@ -20,7 +20,7 @@ trap cleanup EXIT
 git worktree add --detach -q "$tmp/base" "$BASE"
 (cd "$tmp/base" && go test -c -o "$tmp/before.test" ./internal/bench)
 go test -c -o "$tmp/after.test" ./internal/bench
-rows='e2e/raw|sync p50 overhead|ingest acceptance'
+rows='e2e/raw|sync p50 overhead|sync call breakdown|ingest acceptance'
 for i in $(seq 1 "$PAIRS"); do
 	for side in before after; do
 		dir="$ROOT"
